@@ -1,0 +1,53 @@
+"""m4ml_xp — the Mathematics for Machine Learning algorithms, written once for every array library.
+
+Every function takes its array namespace (NumPy, CuPy, JAX, PyTorch, Dask,
+array-api-strict) from its inputs and returns arrays of the same library,
+dtype family and device.
+"""
+
+from m4ml_xp.errors import ConvergenceWarning, RankWarning
+from m4ml_xp.linalg import (
+    EigResult,
+    change_of_basis,
+    gram_schmidt,
+    is_singular,
+    power_iteration,
+    reflection_matrix,
+    rotation_matrix,
+    row_echelon,
+    scaling_matrix,
+    shear_matrix,
+    span_dimension,
+    transform_image,
+)
+from m4ml_xp.pagerank import (
+    PageRankResult,
+    generate_internet,
+    generate_internet_edges,
+    pagerank,
+    pagerank_edges,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "EigResult",
+    "PageRankResult",
+    "RankWarning",
+    "change_of_basis",
+    "generate_internet",
+    "generate_internet_edges",
+    "gram_schmidt",
+    "is_singular",
+    "pagerank",
+    "pagerank_edges",
+    "power_iteration",
+    "reflection_matrix",
+    "rotation_matrix",
+    "row_echelon",
+    "scaling_matrix",
+    "shear_matrix",
+    "span_dimension",
+    "transform_image",
+]

@@ -1,0 +1,188 @@
+"""Input validation: every error message m4ml_xp raises is built here.
+
+Messages name the offending argument in backticks and say what was expected
+and what was received.  ``TypeError`` is for a wrong kind of object or dtype,
+``ValueError`` for a wrong shape, value, option or device.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+from array_api_compat import is_array_api_obj
+
+from m4ml_xp._xp import (
+    array_namespace,
+    device,
+    float_dtype,
+    is_lazy_array,
+    library_name,
+)
+
+Array = Any
+Namespace = Any
+
+__all__ = [
+    "check_bool_result",
+    "check_choice",
+    "check_index_array",
+    "check_int",
+    "check_real",
+    "check_real_array",
+    "namespace",
+]
+
+
+def namespace(**arrays: Array | None) -> Namespace:
+    """The common namespace of the named arrays (``None`` entries are ignored).
+
+    Rejects non-arrays, arrays of different libraries and arrays on different
+    devices, naming the arguments involved.
+    """
+    present = {name: x for name, x in arrays.items() if x is not None}
+    for name, x in present.items():
+        if not is_array_api_obj(x) or isinstance(x, bool | int | float | complex):
+            msg = (
+                f"`{name}` must be an array (NumPy, CuPy, JAX, PyTorch, Dask, ...); "
+                f"got {type(x).__name__}"
+            )
+            raise TypeError(msg)
+    try:
+        xp = array_namespace(*present.values())
+    except TypeError:
+        libraries = ", ".join(f"`{n}` is a {library_name(x)} array" for n, x in present.items())
+        msg = f"arrays from different libraries were mixed: {libraries}; pass arrays of one library"
+        raise TypeError(msg) from None
+    items = list(present.items())
+    first_name, first = items[0]
+    for name, x in items[1:]:
+        if device(x) != device(first):
+            msg = (
+                f"`{first_name}` and `{name}` are on different devices "
+                f"({device(first)} and {device(x)}); move them to one device"
+            )
+            raise ValueError(msg)
+    return xp
+
+
+def _shape_text(x: Array) -> str:
+    return "(" + ", ".join(str(s) for s in x.shape) + ("," if x.ndim == 1 else "") + ")"
+
+
+def check_real_array(
+    x: Array,
+    name: str,
+    *,
+    xp: Namespace,
+    ndim: int | Iterable[int] | None = None,
+    square: bool = False,
+    allow_empty: bool = False,
+    finite: bool = True,
+    allow_bool: bool = False,
+) -> Array:
+    """Validate a real-valued array and return it in its working float dtype.
+
+    Integers (and booleans when `allow_bool`) are promoted to the device's
+    default float; float32 stays float32.  Finiteness is checked unless the
+    array is lazy (Dask, or a JAX tracer under ``jit``), where it would force
+    evaluation; that case is documented by the public functions.
+    """
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in allowed:
+            want = " or ".join(f"{d}-D" for d in allowed)
+            msg = f"`{name}` must be a {want} array; got shape {_shape_text(x)}"
+            raise ValueError(msg)
+    if square and (x.ndim < 2 or x.shape[-1] != x.shape[-2]):
+        msg = f"`{name}` must be a square matrix; got shape {_shape_text(x)}"
+        raise ValueError(msg)
+    if not allow_empty and any(s == 0 for s in x.shape):
+        msg = f"`{name}` must not be empty; got shape {_shape_text(x)}"
+        raise ValueError(msg)
+    dtype = x.dtype
+    is_bool = xp.isdtype(dtype, "bool")
+    if not (xp.isdtype(dtype, ("real floating", "integral")) or (allow_bool and is_bool)):
+        kinds = "a real floating or integer" + (" or boolean" if allow_bool else "")
+        msg = f"`{name}` must have {kinds} dtype; got {dtype}"
+        raise TypeError(msg)
+    target = float_dtype(xp, dtype, device(x))
+    if dtype != target:
+        x = xp.astype(x, target)
+    if finite and not is_lazy_array(x) and not bool(xp.all(xp.isfinite(x))):
+        msg = f"`{name}` must contain only finite values; it has NaN or infinity"
+        raise ValueError(msg)
+    return x
+
+
+def check_index_array(x: Array, name: str, *, xp: Namespace, n: int, n_name: str) -> Array:
+    """Validate a 1-D integer index array with values in ``[0, n)``."""
+    if x.ndim != 1:
+        msg = f"`{name}` must be a 1-D array of node indices; got shape {_shape_text(x)}"
+        raise ValueError(msg)
+    if not xp.isdtype(x.dtype, "integral"):
+        msg = f"`{name}` must have an integer dtype; got {x.dtype}"
+        raise TypeError(msg)
+    if x.shape[0] and not is_lazy_array(x):
+        low, high = int(xp.min(x)), int(xp.max(x))
+        if low < 0 or high >= n:
+            msg = (
+                f"`{name}` must hold node indices in [0, {n_name}) = [0, {n}); "
+                f"got values in [{low}, {high}]"
+            )
+            raise ValueError(msg)
+    return x
+
+
+def check_real(
+    value: Any,
+    name: str,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Validate a real Python (or 0-d NumPy) scalar in an interval; returns a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        msg = f"`{name}` must be a real number; got {type(value).__name__}"
+        raise TypeError(msg)
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if math.isnan(value) or too_low or too_high:
+        interval = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
+        msg = f"`{name}` must be in {interval}; got {value}"
+        raise ValueError(msg)
+    return value
+
+
+def check_int(value: Any, name: str, *, low: int = 0) -> int:
+    """Validate an integer option ``>= low``; returns an int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        msg = f"`{name}` must be an integer; got {type(value).__name__}"
+        raise TypeError(msg)
+    if value < low:
+        msg = f"`{name}` must be >= {low}; got {value}"
+        raise ValueError(msg)
+    return int(value)
+
+
+def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
+    """Validate an option against its allowed values."""
+    allowed = tuple(choices)
+    if value not in allowed:
+        msg = f"`{name}` must be one of {', '.join(repr(c) for c in allowed)}; got {value!r}"
+        raise ValueError(msg)
+    return value
+
+
+def check_bool_result(condition: Array, message: str) -> None:
+    """Raise ``ValueError(message)`` when the 0-d array `condition` is false.
+
+    Skipped for lazy arrays, where reading the value would force evaluation.
+    """
+    if not is_lazy_array(condition) and not bool(condition):
+        raise ValueError(message)

@@ -1,0 +1,410 @@
+"""The one module that knows array backends exist.
+
+Everything else in m4ml_xp is written once against the Python Array API
+standard and asks this module for: the namespace of its inputs, dtype choices,
+host synchronisation, and the few native fast paths (sparse mat-vec and
+segment sums) that the standard cannot express efficiently.  Each fast path
+has the array-api-extra shape "delegate where a native path exists, else an
+agnostic fallback written with standard functions".
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from array_api_compat import (
+    array_namespace,
+    device,
+    is_array_api_strict_namespace,
+    is_cupy_array,
+    is_cupy_namespace,
+    is_dask_array,
+    is_dask_namespace,
+    is_jax_array,
+    is_jax_namespace,
+    is_lazy_array,
+    is_numpy_namespace,
+    is_torch_array,
+    is_torch_namespace,
+    size,
+)
+
+__all__ = [
+    "BACKENDS",
+    "EdgeOperator",
+    "array_namespace",
+    "available_backends",
+    "check_interval",
+    "default_float",
+    "device",
+    "evaluate",
+    "float_dtype",
+    "is_array_api_strict_namespace",
+    "is_dask_namespace",
+    "is_jax_namespace",
+    "is_lazy_array",
+    "is_numpy_namespace",
+    "is_torch_namespace",
+    "library_name",
+    "namespace_for",
+    "resolve_backend",
+    "segment_sum",
+    "size",
+    "supports_float64",
+    "sync",
+]
+
+Array = Any
+Namespace = Any
+
+#: Backend names accepted by the CLI and benchmarks, with the module each needs.
+BACKENDS: dict[str, str] = {
+    "numpy": "numpy",
+    "array_api_strict": "array_api_strict",
+    "jax": "jax.numpy",
+    "torch": "torch",
+    "dask": "dask.array",
+    "cupy": "cupy",
+}
+
+
+# --------------------------------------------------------------------------- namespaces
+def library_name(x: object) -> str:
+    """Short name of the library an object belongs to, for error messages."""
+    module = type(x).__module__.split(".")[0]
+    return {"builtins": type(x).__name__}.get(module, module)
+
+
+def namespace_for(xp: Namespace | None = None) -> Namespace:
+    """The array-api-compat namespace for `xp` (NumPy when None)."""
+    if xp is None:
+        import numpy as np
+
+        xp = np
+    return array_namespace(xp.empty(0))
+
+
+def resolve_backend(name: str, device_name: str | None = None) -> tuple[Namespace, Any]:
+    """Import backend `name` (a key of :data:`BACKENDS`) and resolve a device.
+
+    Returns the compat namespace and a device object usable as ``device=``.
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {sorted(BACKENDS)}; got {name!r}")
+    module = importlib.import_module(BACKENDS[name])
+    if name == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    xp = array_namespace(module.empty(0))
+    if device_name is None:
+        return xp, device(xp.empty(0))
+    if name == "torch":
+        import torch
+
+        return xp, torch.device(device_name)
+    if name == "jax":
+        import jax
+
+        platform, _, index = device_name.partition(":")
+        return xp, jax.devices(platform)[int(index or 0)]
+    if name == "cupy":
+        import cupy
+
+        return xp, cupy.cuda.Device(int(device_name.rpartition(":")[2] or 0))
+    if name == "array_api_strict":
+        return xp, module.Device(device_name)
+    if device_name != "cpu":
+        raise ValueError(f"backend {name!r} only has device 'cpu'; got {device_name!r}")
+    return xp, device(xp.empty(0))
+
+
+def available_backends() -> dict[str, dict[str, Any]]:
+    """Which backends import here, with version, devices and float64 support."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in BACKENDS:
+        try:
+            xp, dev = resolve_backend(name)
+        except Exception as exc:
+            found[name] = {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
+            continue
+        module = importlib.import_module(BACKENDS[name].split(".")[0])
+        devices: list[str] = [str(dev)]
+        if name == "torch":
+            import torch
+
+            devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        elif name == "jax":
+            import jax
+
+            devices = [str(d) for d in jax.devices()]
+        elif name == "cupy":
+            import cupy
+
+            devices = [f"cuda:{i}" for i in range(cupy.cuda.runtime.getDeviceCount())]
+        found[name] = {
+            "available": True,
+            "version": getattr(module, "__version__", "?"),
+            "devices": devices,
+            "float64": supports_float64(xp, dev),
+        }
+    return found
+
+
+# --------------------------------------------------------------------------- dtypes
+def supports_float64(xp: Namespace, dev: Any = None) -> bool:
+    """Whether `xp` can hold float64 arrays on device `dev`."""
+    try:
+        dtypes = xp.__array_namespace_info__().dtypes(device=dev, kind="real floating")
+    except (AttributeError, TypeError, ValueError):
+        return True
+    return "float64" in dtypes
+
+
+def default_float(xp: Namespace, dev: Any = None) -> Any:
+    """The default real floating dtype of `xp` on device `dev`."""
+    try:
+        return xp.__array_namespace_info__().default_dtypes(device=dev)["real floating"]
+    except (AttributeError, TypeError, ValueError):
+        return xp.float64
+
+
+def float_dtype(xp: Namespace, dtype: Any, dev: Any = None) -> Any:
+    """The floating dtype an algorithm computes in for inputs of `dtype`.
+
+    Real floating dtypes are kept (float32 is never silently upcast); integers
+    and booleans become the device's default float.
+    """
+    if xp.isdtype(dtype, "real floating"):
+        return dtype
+    return default_float(xp, dev)
+
+
+# --------------------------------------------------------------------------- evaluation
+def sync(tree: Any) -> Any:
+    """Block until every array in `tree` (arrays, tuples, lists) is computed.
+
+    Used for timing: GPU and lazy backends return before the work is done.
+    Dask arrays are computed, so the result is returned rather than synced in place.
+    """
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        return type(tree)(*(sync(leaf) for leaf in tree))
+    if isinstance(tree, list | tuple):
+        return type(tree)(sync(leaf) for leaf in tree)
+    if is_torch_array(tree):
+        if tree.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(tree.device)
+    elif is_cupy_array(tree):
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()
+    elif is_jax_array(tree):
+        tree.block_until_ready()
+    elif is_dask_array(tree):
+        return tree.compute()
+    return tree
+
+
+def evaluate(*arrays: Array) -> tuple[Array, ...]:
+    """Materialise lazy arrays between iterations of a host-driven loop.
+
+    Dask graphs would otherwise grow with every iteration; other libraries are
+    already eager and are returned unchanged.
+    """
+    if arrays and is_dask_array(arrays[0]):
+        import dask
+
+        return dask.persist(*arrays)
+    return arrays
+
+
+def check_interval(xp: Namespace, dev: Any = None) -> int:
+    """How many iterations to run between host-side convergence checks.
+
+    Reading a device scalar on a GPU waits for all queued work, so GPU
+    backends batch several iterations per check; CPU backends check every step.
+    """
+    text = str(dev).lower()
+    if is_cupy_namespace(xp) or "cuda" in text or "gpu" in text or "tpu" in text:
+        return 8
+    return 1
+
+
+# --------------------------------------------------------------------------- segment sums
+def segment_sum(values: Array, ids: Array, n: int, *, xp: Namespace) -> Array:
+    """``out[k] = sum(values[ids == k])`` for ``k in range(n)``.
+
+    `ids` is a 1-D integer array in ``[0, n)``, `values` a 1-D float array of the
+    same length.  Native scatter-adds where the backend has one; otherwise a
+    sort + cumulative-sum fallback written with standard functions.
+    """
+    if is_numpy_namespace(xp):
+        import numpy as np
+
+        return np.bincount(ids, weights=values, minlength=n).astype(values.dtype, copy=False)
+    if is_torch_namespace(xp):
+        import torch
+
+        out = torch.zeros(n, dtype=values.dtype, device=values.device)
+        return out.index_add_(0, ids.to(torch.int64), values)
+    if is_jax_namespace(xp):
+        import jax
+
+        return jax.ops.segment_sum(values, ids, num_segments=n)
+    if is_cupy_namespace(xp):
+        import cupy
+        import cupyx
+
+        out = cupy.zeros(n, dtype=values.dtype)
+        cupyx.scatter_add(out, ids, values)
+        return out
+    if is_dask_namespace(xp):
+        return _dask_edge_sum(lambda v: v, [values], ids, n, values.dtype)
+    return _SortedSegments(ids, n, xp=xp).sum(values)
+
+
+class _SortedSegments:
+    """Agnostic segment sums: sort once, then one cumulative sum per call.
+
+    The cumulative sum runs in float64 where the device has it, so that the
+    difference of two running totals keeps the precision of small segments.
+    """
+
+    def __init__(self, ids: Array, n: int, *, xp: Namespace):
+        dev = device(ids)
+        self.xp = xp
+        self.order = xp.argsort(ids, stable=True)
+        sorted_ids = xp.take(ids, self.order)
+        nodes = xp.arange(n, dtype=ids.dtype, device=dev)
+        self.starts = xp.searchsorted(sorted_ids, nodes, side="left")
+        self.ends = xp.searchsorted(sorted_ids, nodes, side="right")
+        self.accumulate = xp.float64 if supports_float64(xp, dev) else None
+
+    def sum(self, values: Array, *, presorted: bool = False) -> Array:
+        xp = self.xp
+        dtype = values.dtype
+        ordered = values if presorted else xp.take(values, self.order)
+        if self.accumulate is not None:
+            ordered = xp.astype(ordered, self.accumulate)
+        totals = xp.cumulative_sum(ordered, include_initial=True)
+        sums = xp.take(totals, self.ends) - xp.take(totals, self.starts)
+        return xp.astype(sums, dtype)
+
+
+def _dask_edge_sum(
+    per_edge: Callable[..., Array],
+    edge_arrays: Sequence[Array],
+    ids: Array,
+    n: int,
+    dtype: Any,
+    whole: Sequence[Array] = (),
+) -> Array:
+    """Dask: one partial segment sum of length n per edge chunk, then a tree sum.
+
+    Memory per task is one edge chunk plus the `whole` arrays (length-n vectors
+    every task needs), so the edge list can be far larger than any worker's
+    memory.  ``per_edge`` maps the blocks of `edge_arrays` (aligned with `ids`)
+    followed by the `whole` arrays to per-edge values.
+    """
+    import dask.array as da
+
+    args: list[Any] = [ids, "e"]
+    for a in edge_arrays:
+        args += [a.rechunk(ids.chunks), "e"]
+    for a, index in zip(whole, "uvwxyz", strict=False):
+        args += [a.rechunk(-1), index]
+
+    def partial(ids_block: Array, *blocks: Array) -> Array:
+        values = per_edge(*blocks)
+        return segment_sum(values, ids_block, n, xp=array_namespace(ids_block))[None, :]
+
+    meta_xp = array_namespace(ids._meta)
+    partials = da.blockwise(
+        partial,
+        "ej",
+        *args,
+        new_axes={"j": n},
+        adjust_chunks={"e": 1},
+        concatenate=True,
+        dtype=dtype,
+        meta=meta_xp.empty((0, 0), dtype=dtype),
+    )
+    return partials.sum(axis=0)
+
+
+# --------------------------------------------------------------------------- sparse mat-vec
+class EdgeOperator:
+    """The linear map ``y[rows[e]] += values[e] * x[cols[e]]`` on n-vectors.
+
+    Built once from an edge list (duplicate edges add), applied many times by
+    :meth:`matvec`: SciPy/CuPy CSR, torch sparse CSR, a jitted JAX segment sum,
+    chunked Dask reductions, or sorted segment sums in the standard.
+    """
+
+    def __init__(self, rows: Array, cols: Array, values: Array, n: int, *, xp: Namespace):
+        self.n = n
+        self.xp = xp
+        self._matvec: Callable[[Array], Array]
+        if is_numpy_namespace(xp):
+            self._matvec = self._scipy(rows, cols, values, n)
+        elif is_cupy_namespace(xp):
+            import cupyx.scipy.sparse as cusparse
+
+            csr = cusparse.csr_matrix((values, (rows, cols)), shape=(n, n))
+            self._matvec = csr.dot
+        elif is_torch_namespace(xp):
+            import torch
+
+            coo = torch.sparse_coo_tensor(
+                torch.stack([rows.to(torch.int64), cols.to(torch.int64)]), values, (n, n)
+            )
+            csr = coo.coalesce().to_sparse_csr()
+            self._matvec = functools.partial(torch.mv, csr)
+        elif is_jax_namespace(xp):
+            order = xp.argsort(rows, stable=True)
+            args = (xp.take(rows, order), xp.take(cols, order), xp.take(values, order))
+            kernel = _jax_sorted_matvec(n)
+            self._matvec = lambda x: kernel(x, *args)
+        elif is_dask_namespace(xp):
+            self._matvec = lambda x: _dask_edge_sum(
+                lambda c, v, xs: v * xs[c], [cols, values], rows, n, x.dtype, whole=[x]
+            )
+        else:
+            segments = _SortedSegments(rows, n, xp=xp)
+            cols_sorted = xp.take(cols, segments.order)
+            values_sorted = xp.take(values, segments.order)
+            self._matvec = lambda x: segments.sum(
+                values_sorted * xp.take(x, cols_sorted), presorted=True
+            )
+
+    @staticmethod
+    def _scipy(rows: Array, cols: Array, values: Array, n: int) -> Callable[[Array], Array]:
+        try:
+            import scipy.sparse as sparse
+        except ImportError:  # SciPy is optional: bincount is nearly as fast
+            import numpy as np
+
+            return lambda x: np.bincount(rows, weights=values * x[cols], minlength=n).astype(
+                x.dtype, copy=False
+            )
+        csr = sparse.csr_array((values, (rows, cols)), shape=(n, n))
+        return csr.__matmul__
+
+    def matvec(self, x: Array) -> Array:
+        """Apply the operator to the n-vector `x`."""
+        return self._matvec(x)
+
+
+@functools.lru_cache(maxsize=32)
+def _jax_sorted_matvec(n: int) -> Callable[..., Array]:
+    import jax
+
+    def kernel(x: Array, rows: Array, cols: Array, values: Array) -> Array:
+        return jax.ops.segment_sum(values * x[cols], rows, num_segments=n, indices_are_sorted=True)
+
+    return jax.jit(kernel)
