@@ -18,7 +18,8 @@ from m4ml_xp._xp import (
     array_namespace,
     device,
     float_dtype,
-    is_lazy_array,
+    is_lazy,
+    is_traced,
     library_name,
 )
 
@@ -36,13 +37,15 @@ __all__ = [
 ]
 
 
-def namespace(**arrays: Array | None) -> Namespace:
-    """The common namespace of the named arrays (``None`` entries are ignored).
+def namespace(optional: Iterable[str] = (), **arrays: Array | None) -> Namespace:
+    """The common namespace of the named arrays.
 
     Rejects non-arrays, arrays of different libraries and arrays on different
-    devices, naming the arguments involved.
+    devices, naming the arguments involved.  Arguments named in `optional` may be
+    ``None`` and are then ignored.
     """
-    present = {name: x for name, x in arrays.items() if x is not None}
+    skip = set(optional)
+    present = {name: x for name, x in arrays.items() if not (x is None and name in skip)}
     for name, x in present.items():
         if not is_array_api_obj(x) or isinstance(x, bool | int | float | complex):
             msg = (
@@ -82,13 +85,16 @@ def check_real_array(
     allow_empty: bool = False,
     finite: bool = True,
     allow_bool: bool = False,
+    small: bool = False,
 ) -> Array:
     """Validate a real-valued array and return it in its working float dtype.
 
     Integers (and booleans when `allow_bool`) are promoted to the device's
     default float; float32 stays float32.  Finiteness is checked unless the
     array is lazy (Dask, or a JAX tracer under ``jit``), where it would force
-    evaluation; that case is documented by the public functions.
+    evaluation; that case is documented by the public functions.  `small` marks
+    arrays cheap to inspect (matrices the algorithm reads anyway): they are
+    checked on Dask too, and skipped only under ``jit``.
     """
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
@@ -111,7 +117,8 @@ def check_real_array(
     target = float_dtype(xp, dtype, device(x))
     if dtype != target:
         x = xp.astype(x, target)
-    if finite and not is_lazy_array(x) and not bool(xp.all(xp.isfinite(x))):
+    inspect = not is_traced(x) if small else not is_lazy(x)
+    if finite and inspect and not bool(xp.all(xp.isfinite(x))):
         msg = f"`{name}` must contain only finite values; it has NaN or infinity"
         raise ValueError(msg)
     return x
@@ -125,7 +132,7 @@ def check_index_array(x: Array, name: str, *, xp: Namespace, n: int, n_name: str
     if not xp.isdtype(x.dtype, "integral"):
         msg = f"`{name}` must have an integer dtype; got {x.dtype}"
         raise TypeError(msg)
-    if x.shape[0] and not is_lazy_array(x):
+    if x.shape[0] and not is_lazy(x):
         low, high = int(xp.min(x)), int(xp.max(x))
         if low < 0 or high >= n:
             msg = (
@@ -179,10 +186,12 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     return value
 
 
-def check_bool_result(condition: Array, message: str) -> None:
+def check_bool_result(condition: Array, message: str, *, small: bool = False) -> None:
     """Raise ``ValueError(message)`` when the 0-d array `condition` is false.
 
-    Skipped for lazy arrays, where reading the value would force evaluation.
+    Skipped for lazy arrays, where reading the value would force evaluation
+    (for Dask only unless `small`: the condition is cheap to compute).
     """
-    if not is_lazy_array(condition) and not bool(condition):
+    inspect = not is_traced(condition) if small else not is_lazy(condition)
+    if inspect and not bool(condition):
         raise ValueError(message)

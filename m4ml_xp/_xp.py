@@ -45,9 +45,11 @@ __all__ = [
     "is_array_api_strict_namespace",
     "is_dask_namespace",
     "is_jax_namespace",
+    "is_lazy",
     "is_lazy_array",
     "is_numpy_namespace",
     "is_torch_namespace",
+    "is_traced",
     "library_name",
     "namespace_for",
     "resolve_backend",
@@ -152,6 +154,25 @@ def available_backends() -> dict[str, dict[str, Any]]:
             "float64": supports_float64(xp, dev),
         }
     return found
+
+
+def is_traced(x: Array) -> bool:
+    """Whether `x` is a JAX tracer inside ``jit``: its values cannot be read at all."""
+    if is_jax_array(x):
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    return False
+
+
+def is_lazy(x: Array) -> bool:
+    """Whether reading values of `x` would force a computation or is impossible.
+
+    True for Dask arrays and JAX tracers; concrete JAX arrays count as eager
+    (array-api-compat's ``is_lazy_array`` treats every JAX array as lazy, which
+    would skip input checks outside ``jit`` too).
+    """
+    return is_traced(x) or (not is_jax_array(x) and is_lazy_array(x))
 
 
 # --------------------------------------------------------------------------- dtypes

@@ -18,7 +18,6 @@ from m4ml_xp._xp import (
     default_float,
     device,
     evaluate,
-    is_lazy_array,
     namespace_for,
 )
 from m4ml_xp.errors import ConvergenceWarning
@@ -52,6 +51,12 @@ class EigResult(NamedTuple):
 
 
 # --------------------------------------------------------------------------- helpers
+#: Factor on ``max(m, n) · eps · scale`` in the default rank tolerances: rounding
+#: in elimination and orthogonalisation grows with the conditioning of the leading
+#: columns, and 64 separated the rank of every well-posed random case we tried.
+_RANK_SAFETY = 64
+
+
 def _parameter(
     value: Any, name: str, *, xp: Namespace | None, device_: Any, dtype: Any
 ) -> tuple[Array, Namespace]:
@@ -71,7 +76,7 @@ def _parameter(
         dtype = dtype or default_float(xp, device_)
         return xp.asarray(float(value), dtype=dtype, device=device_), xp
     xp = _checks.namespace(**{name: value})
-    array = _checks.check_real_array(value, name, xp=xp, allow_empty=True)
+    array = _checks.check_real_array(value, name, xp=xp, allow_empty=True, small=True)
     if dtype is not None:
         array = xp.astype(array, dtype)
     return array, xp
@@ -84,7 +89,7 @@ def _eps(x: Array, xp: Namespace) -> float:
 def _flip_sign(v: Array, xp: Namespace) -> Array:
     """Make the largest-|component| entry of the vector `v` positive (like ``svd_flip``)."""
     largest = xp.take(v, xp.argmax(xp.abs(v))[None])[0]
-    return v * xp.where(largest < 0, -1.0, 1.0)
+    return xp.where(largest < 0, -v, v)
 
 
 # --------------------------------------------------------------------------- transformations
@@ -222,14 +227,14 @@ def reflection_matrix(basis: Array) -> Array:
     array([ 3., -4.])
     """
     xp = _checks.namespace(basis=basis)
-    basis = _checks.check_real_array(basis, "basis", xp=xp, ndim=2, square=True)
+    basis = _checks.check_real_array(basis, "basis", xp=xp, ndim=2, square=True, small=True)
     E = gram_schmidt(basis)
     n = basis.shape[0]
-    if not is_lazy_array(E) and _count_nonzero_columns(E, xp) < n:
+    if not _xp.is_traced(E) and _count_nonzero_columns(E, xp) < n:
         msg = "`basis` must have linearly independent columns; they span fewer than n dimensions"
         raise ValueError(msg)
-    signs = xp.where(xp.arange(n, device=device(E)) == n - 1, -1.0, 1.0)
-    return (E * xp.astype(signs, E.dtype)[None, :]) @ E.T
+    flipped = xp.arange(n, device=device(E)) == n - 1
+    return (xp.where(flipped[None, :], -E, E)) @ E.T
 
 
 # --------------------------------------------------------------------------- images
@@ -283,13 +288,14 @@ def transform_image(
     if tuple(T.shape) != (2, 2):
         msg = f"`T` must be a 2×2 matrix; got shape {tuple(T.shape)}"
         raise ValueError(msg)
-    T = xp.astype(_checks.check_real_array(T, "T", xp=xp), images.dtype)
+    T = xp.astype(_checks.check_real_array(T, "T", xp=xp, small=True), images.dtype)
     a, b, c, d = T[0, 0], T[0, 1], T[1, 0], T[1, 1]
     det = a * d - b * c
     scale = xp.max(xp.abs(T))
     _checks.check_bool_result(
         xp.abs(det) > 4 * _eps(T, xp) * scale * scale,
         "`T` must be invertible; its determinant is 0",
+        small=True,
     )
     height, width = images.shape[-2], images.shape[-1]
     dev = device(images)
@@ -349,8 +355,17 @@ def gram_schmidt(A: Array, *, tol: float | None = None) -> Array:
         Columns to orthonormalise.
     tol : float, optional
         Absolute norm below which a column counts as dependent.  The course uses
-        ``1e-14``; the default is relative, ``max(m, n) · eps · max column norm``,
-        so that it works for float32 and for matrices of any scale.
+        ``1e-14``; the default is relative, ``64 · max(m, n) · eps · max column
+        norm``, so that it works for float32 and for matrices of any scale.
+
+    Notes
+    -----
+    Each column is projected twice against the earlier ones ("twice is
+    enough"): in exact arithmetic the second pass removes nothing, in floating
+    point it keeps the output orthonormal to working precision.  Because the
+    column order is fixed (as in the course), a column that is *nearly*
+    dependent on earlier ones amplifies rounding in later ones; the rank it
+    reveals is then less reliable than an SVD's.
 
     Returns
     -------
@@ -370,13 +385,18 @@ def gram_schmidt(A: Array, *, tol: float | None = None) -> Array:
     m, n = A.shape
     if tol is None:
         column_norms = xp.linalg.vector_norm(A, axis=0) if n and m else xp.zeros(1, dtype=A.dtype)
-        threshold = max(m, n, 1) * _eps(A, xp) * xp.max(column_norms)
+        threshold = _RANK_SAFETY * max(m, n, 1) * _eps(A, xp) * xp.max(column_norms)
     else:
         threshold = _checks.check_real(tol, "tol", low=0.0)
-    columns = []
+    columns: list[Array] = []
     remaining = A
     for _ in range(n):
         v = remaining[:, 0]
+        if columns:
+            # A second projection pass ("twice is enough") removes what rounding left
+            # of the earlier directions; exact arithmetic would remove nothing.
+            Q = xp.stack(columns, axis=1)
+            v = v - Q @ (v @ Q)
         norm = xp.linalg.vector_norm(v)
         keep = norm > threshold
         e = xp.where(keep, v / xp.where(keep, norm, 1.0), 0.0)
@@ -426,7 +446,7 @@ def _echelon(A: Array, tol: float | None, xp: Namespace) -> tuple[Array, int]:
     dev = device(A)
     if tol is None:
         scale = float(xp.max(xp.abs(A)))
-        threshold = 8 * max(m, n) * _eps(A, xp) * scale
+        threshold = _RANK_SAFETY * max(m, n) * _eps(A, xp) * scale
     else:
         threshold = _checks.check_real(tol, "tol", low=0.0)
     row_ids = xp.reshape(xp.arange(m, device=dev), (m, 1))
@@ -466,7 +486,7 @@ def row_echelon(A: Array, *, tol: float | None = None) -> Array:
     ----------
     A : (m, n) array
     tol : float, optional
-        Absolute pivot tolerance; default ``8 · max(m, n) · eps · max|A|``.
+        Absolute pivot tolerance; default ``64 · max(m, n) · eps · max|A|``.
 
     Returns
     -------
@@ -483,7 +503,7 @@ def row_echelon(A: Array, *, tol: float | None = None) -> Array:
            [0., 0.]])
     """
     xp = _checks.namespace(A=A)
-    A = _checks.check_real_array(A, "A", xp=xp, ndim=2)
+    A = _checks.check_real_array(A, "A", xp=xp, ndim=2, small=True)
     return _echelon(A, tol, xp)[0]
 
 
@@ -511,7 +531,7 @@ def is_singular(A: Array, *, tol: float | None = None) -> bool:
     (True, False)
     """
     xp = _checks.namespace(A=A)
-    A = _checks.check_real_array(A, "A", xp=xp, ndim=2, square=True)
+    A = _checks.check_real_array(A, "A", xp=xp, ndim=2, square=True, small=True)
     return _echelon(A, tol, xp)[1] < A.shape[0]
 
 
@@ -541,14 +561,14 @@ def change_of_basis(r: Array, B: Array) -> Array:
     array([2. , 0.5])
     """
     xp = _checks.namespace(r=r, B=B)
-    B = _checks.check_real_array(B, "B", xp=xp, ndim=2, square=True)
-    r = _checks.check_real_array(r, "r", xp=xp, ndim=(1, 2))
+    B = _checks.check_real_array(B, "B", xp=xp, ndim=2, square=True, small=True)
+    r = _checks.check_real_array(r, "r", xp=xp, ndim=(1, 2), small=True)
     if r.shape[0] != B.shape[0]:
         msg = f"`r` must have {B.shape[0]} rows to match `B` {tuple(B.shape)}; got shape {tuple(r.shape)}"
         raise ValueError(msg)
     dtype = xp.result_type(r, B)
     r, B = xp.astype(r, dtype), xp.astype(B, dtype)
-    if not is_lazy_array(B) and _echelon(B, None, xp)[1] < B.shape[0]:
+    if not _xp.is_traced(B) and _echelon(B, None, xp)[1] < B.shape[0]:
         msg = "`B` is singular: its columns are linearly dependent and not a basis"
         raise ValueError(msg)
     if r.ndim == 1:
@@ -603,8 +623,8 @@ def power_iteration(
     >>> round(float(result.eigenvalue), 10), result.converged
     (3.0, True)
     """
-    xp = _checks.namespace(A=A, x0=x0)
-    A = _checks.check_real_array(A, "A", xp=xp, ndim=2, square=True)
+    xp = _checks.namespace(A=A, x0=x0, optional=["x0"])
+    A = _checks.check_real_array(A, "A", xp=xp, ndim=2, square=True, small=True)
     max_iter = _checks.check_int(max_iter, "max_iter", low=1)
     n = A.shape[0]
     dev = device(A)
@@ -612,7 +632,7 @@ def power_iteration(
         start = np.random.default_rng(seed).standard_normal(n)
         x = xp.asarray(start, dtype=A.dtype, device=dev)
     else:
-        x = _checks.check_real_array(x0, "x0", xp=xp, ndim=1)
+        x = _checks.check_real_array(x0, "x0", xp=xp, ndim=1, small=True)
         if x.shape[0] != n:
             msg = f"`x0` must have length {n} to match `A`; got shape {tuple(x.shape)}"
             raise ValueError(msg)
@@ -620,7 +640,7 @@ def power_iteration(
     eps = _eps(A, xp)
     tol = eps ** (2 / 3) if tol is None else _checks.check_real(tol, "tol", low=0.0, low_open=True)
     norm = xp.linalg.vector_norm(x)
-    _checks.check_bool_result(norm > 0, "`x0` must not be the zero vector")
+    _checks.check_bool_result(norm > 0, "`x0` must not be the zero vector", small=True)
     x = x / norm
     every = check_interval(xp, dev)
     eigenvalue = xp.zeros((), dtype=A.dtype, device=dev)

@@ -361,6 +361,7 @@ def pagerank_edges(
         personalization=personalization,
         dangling=dangling,
         nstart=nstart,
+        optional=["weights", "personalization", "dangling", "nstart"],
     )
     n = _checks.check_int(n_nodes, "n_nodes", low=1)
     src = _checks.check_index_array(src, "src", xp=xp, n=n, n_name="n_nodes")

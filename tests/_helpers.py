@@ -1,0 +1,62 @@
+"""Shared test helpers: build inputs on the backend, compare with NumPy oracles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from array_api_compat import device as device_of
+from array_api_compat import is_array_api_strict_namespace, is_dask_namespace, to_device
+from array_api_extra.testing import assert_close
+
+
+def asarray(xp: Any, a: Any, device: Any = None, *, chunks: Any = None) -> Any:
+    """`a` (NumPy data) as an array of `xp` on `device`; Dask arrays split in `chunks`."""
+    out = (
+        xp.asarray(np.asarray(a), device=device)
+        if device is not None
+        else xp.asarray(np.asarray(a))
+    )
+    if chunks is not None and is_dask_namespace(xp):
+        out = out.rechunk(chunks)
+    return out
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Any backend's array as a NumPy array (the test's side of the fence only)."""
+    if hasattr(x, "compute"):
+        x = x.compute()
+    if type(x).__module__.startswith("torch"):
+        return x.detach().cpu().numpy()
+    if type(x).__module__.startswith("cupy"):
+        return x.get()
+    if type(x).__module__.startswith("array_api_strict"):
+        import array_api_strict
+
+        x = to_device(x, array_api_strict.Device("CPU_DEVICE"))
+        return np.asarray(x._array)
+    return np.asarray(x)
+
+
+def eps(dtype: Any) -> float:
+    """Machine epsilon of a backend dtype."""
+    return float(np.finfo(str(dtype).rsplit(".", 1)[-1]).eps)
+
+
+def assert_close_to(actual: Any, desired: np.ndarray, *, rtol: float, atol: float = 0.0) -> None:
+    """Compare a backend result with a NumPy oracle: namespace, dtype, shape, device, values."""
+    from array_api_compat import array_namespace
+
+    xp = array_namespace(actual)
+    expected = xp.asarray(np.asarray(desired), dtype=actual.dtype, device=device_of(actual))
+    if is_dask_namespace(xp):
+        expected = expected.rechunk(actual.chunks) if actual.ndim else expected
+    assert_close(actual, expected, rtol=rtol, atol=atol)
+
+
+def same_device(x: Any, device: Any) -> bool:
+    return device_of(x) == device
+
+
+def is_strict(xp: Any) -> bool:
+    return is_array_api_strict_namespace(xp)

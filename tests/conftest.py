@@ -1,0 +1,152 @@
+"""Test fixtures: one parametrisation per array backend.
+
+``M4ML_XP_BACKENDS`` (comma-separated ``Backend`` values, set by nox and CI)
+restricts the run to those backends and turns a listed backend that cannot be
+imported into an error rather than a skip.  Without it every backend that
+imports is tested and the others are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import os
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+# `xp` and `device` are stateless namespaces/devices, safe to share across examples.
+_shared = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
+settings.register_profile("ci", max_examples=25, derandomize=True, **_shared)
+settings.register_profile("dev", max_examples=15, **_shared)
+settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+class Backend(enum.Enum):
+    """Array backends the suite runs on; the value names the module (and a variant)."""
+
+    NUMPY = "numpy"
+    NUMPY_READONLY = "numpy:readonly"
+    ARRAY_API_STRICT = "array_api_strict"
+    JAX = "jax.numpy"
+    TORCH = "torch"
+    DASK = "dask.array"
+    CUPY = "cupy"
+
+    @property
+    def module_name(self) -> str:
+        return self.value.split(":")[0]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _selected() -> list[Backend] | None:
+    listed = os.environ.get("M4ML_XP_BACKENDS")
+    if not listed:
+        return None
+    names = [name.strip() for name in listed.split(",") if name.strip()]
+    by_value = {b.value: b for b in Backend}
+    unknown = [name for name in names if name not in by_value]
+    if unknown:
+        raise pytest.UsageError(f"M4ML_XP_BACKENDS names unknown backends {unknown}")
+    return [by_value[name] for name in names]
+
+
+SELECTED = _selected()
+BACKENDS = SELECTED if SELECTED is not None else list(Backend)
+
+
+class NumPyReadOnly:
+    """NumPy whose ``asarray`` returns non-writeable arrays: catches in-place writes."""
+
+    __name__ = "numpy:readonly"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(np, name)
+
+    def asarray(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        out = np.array(np.asarray(*args, **kwargs), copy=True)
+        out.flags.writeable = False
+        return out
+
+
+def _import_backend(backend: Backend) -> ModuleType:
+    if SELECTED is not None:
+        try:
+            return importlib.import_module(backend.module_name)
+        except ImportError as exc:  # listed but missing: a broken environment, not a skip
+            pytest.fail(
+                f"backend {backend} is listed in M4ML_XP_BACKENDS but fails to import: {exc}"
+            )
+    return pytest.importorskip(backend.module_name)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Apply ``skip_xp_backend`` / ``xfail_xp_backend`` markers for the test's backend.
+
+    Tests without an ``xp`` parameter run once per environment: in the session
+    that includes NumPy, so that nox's per-backend sessions do not repeat them.
+    """
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("xp") if callspec is not None else None
+        if backend is None:
+            if SELECTED is not None and Backend.NUMPY not in SELECTED:
+                item.add_marker(pytest.mark.skip(reason="backend-independent; runs with numpy"))
+            continue
+        for marker in item.iter_markers("skip_xp_backend"):
+            if marker.args[0] == backend:
+                item.add_marker(pytest.mark.skip(reason=marker.kwargs["reason"]))
+        for marker in item.iter_markers("xfail_xp_backend"):
+            if marker.args[0] == backend:
+                item.add_marker(
+                    pytest.mark.xfail(
+                        reason=marker.kwargs["reason"], strict=marker.kwargs.get("strict", True)
+                    )
+                )
+
+
+@pytest.fixture(params=BACKENDS, ids=str)
+def xp(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The array namespace under test (array-api-compat wrapped where needed)."""
+    backend: Backend = request.param
+    module = _import_backend(backend)
+    if backend is Backend.NUMPY_READONLY:
+        yield NumPyReadOnly()
+        return
+    if backend is Backend.JAX:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        jax.config.update("jax_default_matmul_precision", "highest")
+    elif backend is Backend.ARRAY_API_STRICT:
+        module.set_array_api_strict_flags(api_version="2024.12")
+    from array_api_compat import array_namespace
+
+    yield array_namespace(module.empty(0))
+
+
+@pytest.fixture
+def backend(xp: Any, request: pytest.FixtureRequest) -> Backend:
+    """The ``Backend`` member of the current ``xp`` parametrisation."""
+    return request.node.callspec.params["xp"]
+
+
+@pytest.fixture
+def device(xp: Any, backend: Backend) -> Any:
+    """A non-default device where the backend has one without a GPU (array-api-strict's).
+
+    Elsewhere the default device, so tests can pass ``device=device`` uniformly.
+    """
+    if backend is Backend.ARRAY_API_STRICT:
+        import array_api_strict
+
+        return array_api_strict.Device("device1")
+    from array_api_compat import device as device_of
+
+    return device_of(xp.empty(0))
