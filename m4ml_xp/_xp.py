@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -381,10 +382,16 @@ class EdgeOperator:
         elif is_torch_namespace(xp):
             import torch
 
-            coo = torch.sparse_coo_tensor(
-                torch.stack([rows.to(torch.int64), cols.to(torch.int64)]), values, (n, n)
-            )
-            csr = coo.coalesce().to_sparse_csr()
+            with warnings.catch_warnings():
+                # torch's notices that sparse CSR is "beta" and unchecked by default
+                warnings.filterwarnings("ignore", message=".*[Ss]parse.*", category=UserWarning)
+                coo = torch.sparse_coo_tensor(
+                    torch.stack([rows.to(torch.int64), cols.to(torch.int64)]),
+                    values,
+                    (n, n),
+                    check_invariants=False,
+                )
+                csr = coo.coalesce().to_sparse_csr()
             self._matvec = functools.partial(torch.mv, csr)
         elif is_jax_namespace(xp):
             order = xp.argsort(rows, stable=True)

@@ -1,0 +1,378 @@
+"""PageRank, dense and sparse, on every backend against networkx.pagerank."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import m4ml_xp as mx
+from m4ml_xp.errors import ConvergenceWarning
+from tests._helpers import asarray, assert_close_to, eps, to_numpy
+from tests.conftest import Backend
+
+
+def random_graph(seed: int, n: int, n_edges: int, *, dangling: int = 3, weighted: bool = False):
+    """Random edges with at least `dangling` pages that link nowhere (and duplicates)."""
+    rng = np.random.default_rng(seed)
+    src = rng.integers(dangling, n, n_edges)  # pages 0..dangling-1 have no out-links
+    dst = rng.integers(0, n, n_edges)
+    weights = rng.uniform(0.1, 2.0, n_edges) if weighted else np.ones(n_edges)
+    return src, dst, weights
+
+
+def nx_graph(src, dst, weights, n: int) -> nx.MultiDiGraph:
+    """The oracle's graph; a MultiDiGraph so parallel edges add their weights."""
+    G = nx.MultiDiGraph()
+    G.add_nodes_from(range(n))
+    G.add_weighted_edges_from(zip(src.tolist(), dst.tolist(), weights.tolist(), strict=True))
+    return G
+
+
+def nx_scores(G: nx.Graph, n: int, **kwargs) -> np.ndarray:
+    scores = nx.pagerank(G, **kwargs)
+    return np.array([scores[i] for i in range(n)])
+
+
+def nx_iterations(G: nx.Graph, **kwargs) -> int:
+    """NetworkX's iteration count: the smallest max_iter at which it does not raise."""
+    for max_iter in range(1, 1000):
+        try:
+            nx.pagerank(G, max_iter=max_iter, **kwargs)
+        except nx.PowerIterationFailedConvergence:
+            continue
+        return max_iter
+    raise AssertionError("networkx did not converge")
+
+
+def as_dict(values: np.ndarray) -> dict[int, float]:
+    return dict(enumerate(values.tolist()))
+
+
+def dense_link_matrix(src, dst, weights, n: int) -> np.ndarray:
+    """L[to, from] with out-weights normalised; dangling columns stay zero."""
+    L = np.zeros((n, n))
+    np.add.at(L, (dst, src), weights)
+    sums = L.sum(axis=0)
+    return np.divide(L, sums, out=np.zeros_like(L), where=sums > 0)
+
+
+# --------------------------------------------------------------------------- generators
+class TestGenerateInternet:
+    def test_column_stochastic_and_seeded(self, xp, device):
+        L = mx.generate_internet(30, seed=4, xp=xp, device=device, dtype=xp.float64)
+        L_np = to_numpy(L)
+        np.testing.assert_allclose(L_np.sum(axis=0), 1.0, rtol=1e-12)
+        assert np.all(L_np > 0)  # the course adds 1e-10 everywhere
+        np.testing.assert_array_equal(L_np, mx.generate_internet(30, seed=4))
+        assert not np.array_equal(L_np, mx.generate_internet(30, seed=5))
+
+    def test_link_law(self):
+        # the course generator: link probability 1 - (2/π)·atan(2(|i-j|+1))
+        L = mx.generate_internet(400, seed=0)
+        no_links = np.all(L[0] == L, axis=0)  # a linkless column is uniform after 1e-10
+        links = (L > 1e-6) & ~no_links[None, :]
+        d = np.abs(np.subtract.outer(np.arange(400), np.arange(400)))
+        for k in (0, 1, 5):
+            p = 1 - 2 / np.pi * np.arctan(2 * (k + 1))
+            observed = links[d == k].mean()
+            assert abs(observed - p) < 4 * np.sqrt(p * (1 - p) / (d == k).sum())
+
+    def test_rejects_bad_size(self):
+        with pytest.raises(ValueError, match="`n`"):
+            mx.generate_internet(0)
+        with pytest.raises(TypeError, match="`n`"):
+            mx.generate_internet(2.5)
+
+
+class TestGenerateInternetEdges:
+    def test_same_law_as_dense_generator(self):
+        n = 3000
+        src, dst = mx.generate_internet_edges(n, seed=1)
+        d = np.abs(src - dst)
+        for k in (0, 1, 3):
+            p = 1 - 2 / np.pi * np.arctan(2 * (k + 1))
+            pairs = n if k == 0 else 2 * (n - k)
+            observed = (d == k).sum() / pairs
+            assert abs(observed - p) < 4 * np.sqrt(p * (1 - p) / pairs)
+        assert len(set(zip(src.tolist(), dst.tolist(), strict=True))) == src.size  # no duplicates
+
+    def test_seeded_on_backend(self, xp, device):
+        src, dst = mx.generate_internet_edges(500, seed=2, xp=xp, device=device)
+        ref_src, ref_dst = mx.generate_internet_edges(500, seed=2)
+        np.testing.assert_array_equal(to_numpy(src), ref_src)
+        np.testing.assert_array_equal(to_numpy(dst), ref_dst)
+        assert src.dtype == xp.int64
+
+
+# --------------------------------------------------------------------------- dense
+class TestPageRank:
+    @pytest.mark.parametrize("damping", [0.5, 0.85, 1.0])
+    def test_matches_networkx(self, xp, device, damping):
+        n = 40
+        src, dst, w = random_graph(3, n, 150, weighted=True)
+        L = dense_link_matrix(src, dst, w, n)
+        G = nx_graph(src, dst, w, n)
+        expected = nx_scores(G, n, alpha=damping, tol=1e-15, max_iter=10_000)
+        result = mx.pagerank(asarray(xp, L, device), damping=damping, tol=1e-13)
+        assert result.converged is True
+        assert type(result.n_iter) is int
+        assert isinstance(result.error, float)
+        assert_close_to(result.scores, expected, rtol=1e-9)
+
+    def test_course_generated_internet(self, xp):
+        L = mx.generate_internet(60, seed=7)
+        damped = 0.9 * L + 0.1 / 60
+        w, V = np.linalg.eig(damped)
+        v = np.real(V[:, np.argmax(np.real(w))])
+        result = mx.pagerank(asarray(xp, L), damping=0.9)
+        assert_close_to(result.scores, v / v.sum(), rtol=1e-9)
+
+    def test_float32(self, xp):
+        L = mx.generate_internet(50, seed=8).astype(np.float32)
+        result = mx.pagerank(asarray(xp, L))
+        assert result.scores.dtype == xp.float32
+        assert result.converged
+        ref = mx.pagerank(L.astype(np.float64)).scores
+        np.testing.assert_allclose(to_numpy(result.scores), ref, rtol=1e3 * eps(np.float32))
+
+    def test_max_iter_one_reports(self, xp):
+        L = mx.generate_internet(20, seed=9)
+        with pytest.warns(ConvergenceWarning, match="did not converge"):
+            result = mx.pagerank(asarray(xp, L), max_iter=1)
+        assert result.converged is False
+        assert result.n_iter == 1
+
+    def test_input_not_modified(self, xp):
+        L_np = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+        L = asarray(xp, L_np)
+        mx.pagerank(L)
+        np.testing.assert_array_equal(to_numpy(L), L_np)
+
+    def test_rejects(self, xp):
+        good = asarray(xp, np.full((3, 3), 1 / 3))
+        with pytest.raises(ValueError, match="`L` must be a square"):
+            mx.pagerank(asarray(xp, np.ones((2, 3)) / 2))
+        with pytest.raises(ValueError, match="`damping`"):
+            mx.pagerank(good, damping=1.5)
+        with pytest.raises(ValueError, match="`tol`"):
+            mx.pagerank(good, tol=-1.0)
+        with pytest.raises(TypeError, match="`L` must have a real"):
+            mx.pagerank(asarray(xp, np.ones((2, 2), dtype=np.complex128)))
+        with pytest.raises(ValueError, match="`L` must not be empty"):
+            mx.pagerank(asarray(xp, np.ones((0, 0))))
+
+    @pytest.mark.skip_xp_backend(Backend.DASK, reason="value checks are skipped on lazy arrays")
+    def test_rejects_bad_values(self, xp):
+        with pytest.raises(ValueError, match="column-stochastic"):
+            mx.pagerank(asarray(xp, np.ones((3, 3))))
+        with pytest.raises(ValueError, match="non-negative"):
+            mx.pagerank(asarray(xp, [[1.5, 0.0], [-0.5, 1.0]]))
+        with pytest.raises(ValueError, match="finite"):
+            mx.pagerank(asarray(xp, [[np.nan, 0.0], [1.0, 1.0]]))
+
+
+# --------------------------------------------------------------------------- sparse
+class TestPageRankEdges:
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_matches_networkx_scores_and_iterations(self, xp, device, weighted):
+        n = 200
+        src, dst, w = random_graph(11, n, 900, weighted=weighted)
+        G = nx_graph(src, dst, w, n)
+        result = mx.pagerank_edges(
+            asarray(xp, src, device, chunks=250),
+            asarray(xp, dst, device, chunks=250),
+            n_nodes=n,
+            weights=asarray(xp, w, device, chunks=250) if weighted else None,
+            dtype=xp.float64,
+        )
+        assert result.converged is True
+        assert result.n_iter == nx_iterations(G)
+        assert_close_to(result.scores, nx_scores(G, n), rtol=1e-12)
+
+    def test_personalization_dangling_nstart(self, xp, device):
+        n = 120
+        src, dst, w = random_graph(12, n, 500, dangling=10, weighted=True)
+        rng = np.random.default_rng(0)
+        p, d, x0 = rng.random(n), rng.random(n), rng.random(n)
+        d[:50] = 0.0
+        G = nx_graph(src, dst, w, n)
+        kwargs = dict(
+            alpha=0.7, personalization=as_dict(p), dangling=as_dict(d), nstart=as_dict(x0)
+        )
+        result = mx.pagerank_edges(
+            asarray(xp, src, device),
+            asarray(xp, dst, device),
+            n_nodes=n,
+            weights=asarray(xp, w, device),
+            damping=0.7,
+            personalization=asarray(xp, p, device),
+            dangling=asarray(xp, d, device),
+            nstart=asarray(xp, x0, device),
+            tol=1e-9,
+        )
+        assert result.n_iter == nx_iterations(G, tol=1e-9, **kwargs)
+        assert_close_to(result.scores, nx_scores(G, n, tol=1e-9, **kwargs), rtol=1e-12)
+
+    def test_isolated_pages_and_self_loops(self, xp):
+        src, dst = np.array([0, 1, 1, 3]), np.array([0, 0, 3, 1])  # page 2 isolated, 0 self-loops
+        G = nx_graph(src, dst, np.ones(4), 5)
+        result = mx.pagerank_edges(
+            asarray(xp, src), asarray(xp, dst), n_nodes=5, tol=1e-12, dtype=xp.float64
+        )
+        assert_close_to(result.scores, nx_scores(G, 5, tol=1e-12), rtol=1e-12)
+
+    def test_agrees_with_dense_pagerank(self, xp):
+        n = 300
+        src, dst = mx.generate_internet_edges(n, seed=3)
+        L = dense_link_matrix(src, dst, np.ones(src.size), n)
+        dense = mx.pagerank(asarray(xp, L), tol=1e-14)
+        sparse = mx.pagerank_edges(
+            asarray(xp, src),
+            asarray(xp, dst),
+            n_nodes=n,
+            tol=1e-14 / n,
+            max_iter=1000,
+            dtype=xp.float64,
+        )
+        np.testing.assert_allclose(to_numpy(sparse.scores), to_numpy(dense.scores), rtol=1e-10)
+
+    def test_float32(self, xp):
+        n = 500
+        src, dst, w = random_graph(13, n, 3000, weighted=True)
+        result = mx.pagerank_edges(
+            asarray(xp, src), asarray(xp, dst), n_nodes=n, weights=asarray(xp, w.astype(np.float32))
+        )
+        assert result.scores.dtype == xp.float32
+        expected = nx_scores(nx_graph(src, dst, w, n), n)  # same iterations, in float64
+        np.testing.assert_allclose(to_numpy(result.scores), expected, rtol=1e-4)
+
+    def test_int32_indices(self, xp):
+        src, dst, _ = random_graph(14, 50, 200)
+        result = mx.pagerank_edges(
+            asarray(xp, src.astype(np.int32)),
+            asarray(xp, dst.astype(np.int32)),
+            n_nodes=50,
+            dtype=xp.float64,
+        )
+        expected = nx_scores(nx_graph(src, dst, np.ones(200), 50), 50)
+        assert_close_to(result.scores, expected, rtol=1e-12)
+
+    def test_max_iter_reports(self, xp):
+        src, dst, _ = random_graph(15, 100, 400)
+        with pytest.warns(ConvergenceWarning, match="did not converge in 1 iterations"):
+            result = mx.pagerank_edges(asarray(xp, src), asarray(xp, dst), n_nodes=100, max_iter=1)
+        assert result.converged is False
+        assert result.n_iter == 1
+
+    @given(seed=st.integers(0, 10_000), n=st.integers(1, 40), n_edges=st.integers(0, 120))
+    def test_properties(self, xp, seed, n, n_edges):
+        rng = np.random.default_rng(seed)
+        src, dst = rng.integers(0, n, n_edges), rng.integers(0, n, n_edges)
+        result = mx.pagerank_edges(
+            asarray(xp, src),
+            asarray(xp, dst),
+            n_nodes=n,
+            tol=1e-12,
+            max_iter=1000,
+            dtype=xp.float64,
+        )
+        scores = to_numpy(result.scores)
+        assert np.all(scores > 0)
+        assert scores.sum() == pytest.approx(1.0, abs=1e-10)
+        order = rng.permutation(n_edges)  # edge order does not matter
+        shuffled = mx.pagerank_edges(
+            asarray(xp, src[order]),
+            asarray(xp, dst[order]),
+            n_nodes=n,
+            tol=1e-12,
+            max_iter=1000,
+            dtype=xp.float64,
+        )
+        np.testing.assert_allclose(to_numpy(shuffled.scores), scores, rtol=1e-10)
+
+    def test_inputs_not_modified(self, xp):
+        src, dst, w = random_graph(16, 30, 90, weighted=True)
+        arrays = [asarray(xp, a) for a in (src, dst, w)]
+        mx.pagerank_edges(arrays[0], arrays[1], n_nodes=30, weights=arrays[2])
+        for array, original in zip(arrays, (src, dst, w), strict=True):
+            np.testing.assert_array_equal(to_numpy(array), original)
+
+    def test_rejects(self, xp):
+        src, dst = asarray(xp, [0, 1]), asarray(xp, [1, 0])
+        with pytest.raises(ValueError, match="`src` and `dst` must have the same length"):
+            mx.pagerank_edges(src, asarray(xp, [1, 0, 1]), n_nodes=2)
+        with pytest.raises(TypeError, match="`src` must have an integer dtype"):
+            mx.pagerank_edges(asarray(xp, [0.0, 1.0]), dst, n_nodes=2)
+        with pytest.raises(ValueError, match="`dst` must be a 1-D"):
+            mx.pagerank_edges(src, asarray(xp, [[1, 0]]), n_nodes=2)
+        with pytest.raises(ValueError, match="`damping`"):
+            mx.pagerank_edges(src, dst, n_nodes=2, damping=-0.1)
+        with pytest.raises(ValueError, match="`n_nodes`"):
+            mx.pagerank_edges(src, dst, n_nodes=0)
+        with pytest.raises(ValueError, match="`tol`"):
+            mx.pagerank_edges(src, dst, n_nodes=2, tol=0.0)
+        with pytest.raises(ValueError, match="`weights` must have one entry per edge"):
+            mx.pagerank_edges(src, dst, n_nodes=2, weights=asarray(xp, [1.0]))
+        with pytest.raises(ValueError, match="`personalization` must have length"):
+            mx.pagerank_edges(src, dst, n_nodes=2, personalization=asarray(xp, [1.0]))
+        with pytest.raises(TypeError, match="`weights` must be an array"):
+            mx.pagerank_edges(src, dst, n_nodes=2, weights=[1.0, 1.0])
+
+    @pytest.mark.skip_xp_backend(Backend.DASK, reason="value checks are skipped on lazy arrays")
+    def test_rejects_bad_values(self, xp):
+        src, dst = asarray(xp, [0, 1]), asarray(xp, [1, 0])
+        with pytest.raises(ValueError, match=r"`src` must hold node indices in \[0, n_nodes\)"):
+            mx.pagerank_edges(asarray(xp, [0, 2]), dst, n_nodes=2)
+        with pytest.raises(ValueError, match="`dst` must hold node indices"):
+            mx.pagerank_edges(src, asarray(xp, [-1, 0]), n_nodes=2)
+        with pytest.raises(ValueError, match="`weights` must be non-negative"):
+            mx.pagerank_edges(src, dst, n_nodes=2, weights=asarray(xp, [1.0, -1.0]))
+        with pytest.raises(ValueError, match="`weights` must contain only finite"):
+            mx.pagerank_edges(src, dst, n_nodes=2, weights=asarray(xp, [1.0, np.inf]))
+        with pytest.raises(ValueError, match="`personalization` must have a positive sum"):
+            mx.pagerank_edges(src, dst, n_nodes=2, personalization=asarray(xp, [0.0, 0.0]))
+        with pytest.raises(ValueError, match="`dangling` must be non-negative"):
+            mx.pagerank_edges(src, dst, n_nodes=2, dangling=asarray(xp, [2.0, -1.0]))
+
+    def test_mixed_libraries_are_named(self, xp, backend):
+        if backend in (Backend.NUMPY, Backend.NUMPY_READONLY):
+            pytest.skip("mixing needs a second library")
+        with pytest.raises(TypeError, match=r"`src` is a \w+ array, `dst` is a numpy array"):
+            mx.pagerank_edges(asarray(xp, [0, 1]), np.array([1, 0]), n_nodes=2)
+
+    def test_mismatched_devices_are_named(self, xp, backend):
+        if backend is not Backend.ARRAY_API_STRICT:
+            pytest.skip("a second device without a GPU exists only in array-api-strict")
+        import array_api_strict
+
+        src = asarray(xp, [0, 1], array_api_strict.Device("device1"))
+        with pytest.raises(ValueError, match="`src` and `dst` are on different devices"):
+            mx.pagerank_edges(src, asarray(xp, [1, 0]), n_nodes=2)
+
+
+@pytest.mark.slow
+def test_dask_distributed_cluster_matches_networkx():
+    """Chunked edge lists on a real dask.distributed LocalCluster, as on many machines."""
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    n = 2000
+    src, dst, w = random_graph(21, n, 20_000, weighted=True)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        result = mx.pagerank_edges(
+            da.from_array(src, chunks=3000),
+            da.from_array(dst, chunks=3000),
+            n_nodes=n,
+            weights=da.from_array(w, chunks=3000),
+        )
+        scores = result.scores.compute()
+    G = nx_graph(src, dst, w, n)
+    assert result.n_iter == nx_iterations(G)
+    np.testing.assert_allclose(scores, nx_scores(G, n), rtol=1e-12)
