@@ -5,6 +5,7 @@ array-api-strict) from its inputs and returns arrays of the same library,
 dtype family and device.
 """
 
+from m4ml_xp.datasets import load_mnist
 from m4ml_xp.errors import ConvergenceWarning, RankWarning
 from m4ml_xp.linalg import (
     EigResult,
@@ -40,6 +41,7 @@ __all__ = [
     "generate_internet_edges",
     "gram_schmidt",
     "is_singular",
+    "load_mnist",
     "pagerank",
     "pagerank_edges",
     "power_iteration",

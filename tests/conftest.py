@@ -96,7 +96,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         callspec = getattr(item, "callspec", None)
         backend = callspec.params.get("xp") if callspec is not None else None
         if backend is None:
-            if SELECTED is not None and Backend.NUMPY not in SELECTED:
+            only = item.get_closest_marker("xp_backend_only")
+            if only is not None:
+                if only.args[0] not in BACKENDS:
+                    item.add_marker(pytest.mark.skip(reason=f"runs in the {only.args[0]} session"))
+            elif SELECTED is not None and Backend.NUMPY not in SELECTED:
                 item.add_marker(pytest.mark.skip(reason="backend-independent; runs with numpy"))
             continue
         for marker in item.iter_markers("skip_xp_backend"):

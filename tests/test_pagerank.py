@@ -354,6 +354,7 @@ class TestPageRankEdges:
 
 
 @pytest.mark.slow
+@pytest.mark.xp_backend_only(Backend.DASK)
 def test_dask_distributed_cluster_matches_networkx():
     """Chunked edge lists on a real dask.distributed LocalCluster, as on many machines."""
     da = pytest.importorskip("dask.array")

@@ -1,0 +1,171 @@
+"""Data sets: MNIST from IDX files (gzip or raw).
+
+Reading happens on the host with NumPy; the arrays are then moved once to the
+requested namespace and device.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from m4ml_xp import _checks, _xp
+
+__all__ = ["load_mnist", "read_idx"]
+
+Array = Any
+Namespace = Any
+
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_MNIST_FILES = {
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+}
+
+
+def _open(path: Path) -> BinaryIO:
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else path.open("rb")
+
+
+def read_idx(path: str | os.PathLike[str], *, limit: int | None = None) -> np.ndarray:
+    """Read an IDX file (the MNIST format), optionally gzip-compressed.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    limit : int, optional
+        Read only the first `limit` items along the first axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        With the dtype and shape the header declares.
+
+    Raises
+    ------
+    ValueError
+        If the magic number, the header or the length of the data is wrong; the
+        message names the file.
+
+    Examples
+    --------
+    >>> import gzip, tempfile, pathlib
+    >>> from m4ml_xp.datasets import read_idx
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "labels.gz"
+    >>> _ = path.write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1])))
+    >>> read_idx(path)
+    array([7, 2, 1], dtype=uint8)
+    """
+    path = Path(path)
+    try:
+        handle = _open(path)
+    except OSError as exc:
+        raise FileNotFoundError(f"cannot read IDX file {path}: {exc}") from None
+    with handle:
+        try:
+            header = handle.read(4)
+            if len(header) != 4 or header[:2] != b"\x00\x00" or header[2] not in _IDX_TYPES:
+                raise ValueError(f"{path} is not an IDX file: bad magic number {header.hex()!r}")
+            ndim = header[3]
+            dims_bytes = handle.read(4 * ndim)
+            if ndim == 0 or len(dims_bytes) != 4 * ndim:
+                raise ValueError(f"{path}: truncated IDX header")
+            shape = [int(d) for d in np.frombuffer(dims_bytes, dtype=">u4")]
+            dtype = np.dtype(_IDX_TYPES[header[2]])
+            if limit is not None:
+                shape[0] = min(shape[0], _checks.check_int(limit, "limit", low=0))
+            expected = int(np.prod(shape)) * dtype.itemsize
+            data = handle.read(expected)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise ValueError(f"{path}: corrupt file ({exc})") from None
+    if len(data) != expected:
+        raise ValueError(
+            f"{path}: truncated IDX data: expected {expected} bytes, found {len(data)}"
+        )
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _find(directory: Path, stem: str) -> Path:
+    for name in (
+        stem,
+        stem + ".gz",
+        stem.replace("-idx", ".idx"),
+        stem.replace("-idx", ".idx") + ".gz",
+    ):
+        if (directory / name).is_file():
+            return directory / name
+    raise FileNotFoundError(f"no {stem}[.gz] in {directory}")
+
+
+def load_mnist(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    kind: str = "test",
+    limit: int | None = None,
+    xp: Namespace | None = None,
+    device: Any = None,
+    dtype: Any = None,
+) -> tuple[Array, Array]:
+    """MNIST images and labels, scaled like the course (pixels / 255).
+
+    Parameters
+    ----------
+    path : path-like, optional
+        A directory holding the IDX files (``t10k-images-idx3-ubyte[.gz]`` and
+        ``t10k-labels-idx1-ubyte[.gz]`` for ``kind="test"``).  Default: the
+        directory in the ``M4ML_XP_DATA`` environment variable.
+    kind : {"test", "train"}
+        Which split.
+    limit : int, optional
+        Read only the first `limit` images.
+    xp, device, dtype : optional
+        Namespace (default NumPy), device and floating dtype (default: the
+        device's default float) of the images.
+
+    Returns
+    -------
+    images : (N, 784) array
+        Pixels in [0, 1].
+    labels : (N,) int64 array
+
+    Examples
+    --------
+    >>> import os
+    >>> from m4ml_xp import load_mnist
+    >>> if os.environ.get("M4ML_XP_DATA"):
+    ...     images, labels = load_mnist(limit=10)
+    ...     assert images.shape == (10, 784)
+    """
+    _checks.check_choice(kind, "kind", tuple(_MNIST_FILES))
+    if path is None:
+        env = os.environ.get("M4ML_XP_DATA")
+        if not env:
+            msg = "no MNIST location: pass `path` or set the M4ML_XP_DATA environment variable"
+            raise FileNotFoundError(msg)
+        path = env
+    directory = Path(path)
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"`path` must be a directory holding the MNIST IDX files; got {directory}"
+        )
+    image_stem, label_stem = _MNIST_FILES[kind]
+    images = read_idx(_find(directory, image_stem), limit=limit)
+    labels = read_idx(_find(directory, label_stem), limit=limit)
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"{directory}: images {images.shape} and labels {labels.shape} do not match as MNIST"
+        )
+    xp = _xp.namespace_for(xp)
+    dtype = dtype or _xp.default_float(xp, device)
+    pixels = images.reshape(images.shape[0], -1).astype(np.float64) / 255.0
+    return (
+        xp.asarray(pixels, dtype=dtype, device=device),
+        xp.asarray(labels.astype(np.int64), device=device),
+    )

@@ -1,0 +1,76 @@
+"""nox sessions: one test session per array backend, lint, examples, benchmarks.
+
+    nox -t cpu                          # lint + every CPU backend + examples (what CI runs)
+    nox -s "tests(backend='jax')"       # one backend
+    nox -s bench                        # asv suite + `m4ml-xp bench`, every installed backend
+
+What each backend needs is in backends/<name>.txt, the single place that says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.tags = ["cpu"]  # plain `nox` runs what CI runs; cupy needs a GPU
+
+ROOT = Path(__file__).parent
+BACKENDS_DIR = ROOT / "backends"
+
+#: nox backend name -> the test-suite Backend values it covers (see tests/conftest.py)
+BACKENDS = {
+    "numpy": ["numpy", "numpy:readonly"],
+    "array-api-strict": ["array_api_strict"],
+    "jax": ["jax.numpy"],
+    "torch": ["torch"],
+    "dask": ["dask.array"],
+    "cupy": ["cupy"],
+}
+GPU_ONLY = {"cupy"}
+
+
+def backend_requirements(name: str) -> list[str]:
+    return ["-r", str(BACKENDS_DIR / f"{name}.txt")]
+
+
+@nox.session(tags=["cpu"])
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+@nox.parametrize(
+    "backend",
+    [nox.param(name, tags=[] if name in GPU_ONLY else ["cpu"]) for name in BACKENDS],
+)
+def tests(session: nox.Session, backend: str) -> None:
+    """The test suite on one backend; a listed backend that fails to import is an error."""
+    session.install("-e", ".[test]", *backend_requirements(backend))
+    args = list(session.posargs)
+    if backend == "numpy":  # the backend-independent tests and the docstring examples
+        args += ["tests", "m4ml_xp", "--doctest-modules"]
+    session.run("pytest", *args, env={"M4ML_XP_BACKENDS": ",".join(BACKENDS[backend])})
+
+
+@nox.session(tags=["cpu"])
+def examples(session: nox.Session) -> None:
+    """Run every course example end to end (plots written to examples/out/)."""
+    session.install("-e", ".[plot]", *backend_requirements("numpy"))
+    for script in sorted((ROOT / "examples").glob("*.py")):
+        session.run("python", str(script), env={"MPLBACKEND": "Agg"})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """asv on every installed backend in this one environment, then the side-by-side table."""
+    session.install("-e", ".[bench,jax,torch,dask]")
+    session.run("asv", "machine", "--yes")
+    session.run("asv", "run", "--python=same", "--quick", "--show-stderr", *session.posargs)
+    session.run("asv", "publish")
+    session.run("m4ml-xp", "bench", "pagerank")

@@ -1,0 +1,86 @@
+"""MNIST IDX reading: the real test set when present, and corrupt files."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import m4ml_xp as mx
+from m4ml_xp.datasets import read_idx
+from tests._helpers import to_numpy
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+needs_mnist = pytest.mark.skipif(
+    not (MNIST / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason=f"MNIST test set not found in {MNIST}",
+)
+
+
+def write_idx(path: Path, array: np.ndarray, *, compress: bool) -> Path:
+    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
+    data = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+@needs_mnist
+class TestLoadMnist:
+    def test_matches_independent_parse(self, xp, device):
+        raw = gzip.decompress((MNIST / "t10k-images-idx3-ubyte.gz").read_bytes())
+        expected = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(10_000, 784)[:500] / 255.0
+        labels_raw = gzip.decompress((MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes())
+        expected_labels = np.frombuffer(labels_raw, dtype=np.uint8, offset=8)[:500]
+        images, labels = mx.load_mnist(MNIST, limit=500, xp=xp, device=device, dtype=xp.float64)
+        assert images.shape == (500, 784)
+        assert labels.dtype == xp.int64
+        np.testing.assert_array_equal(to_numpy(images), expected)
+        np.testing.assert_array_equal(to_numpy(labels), expected_labels)
+
+    def test_whole_test_set_and_environment_variable(self, monkeypatch):
+        monkeypatch.setenv("M4ML_XP_DATA", str(MNIST))
+        images, labels = mx.load_mnist()
+        assert images.shape == (10_000, 784)
+        assert images.min() == 0.0
+        assert images.max() == 1.0
+        np.testing.assert_array_equal(
+            np.bincount(labels), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+        )
+
+
+class TestReadIdx:
+    @pytest.mark.parametrize("compress", [False, True])
+    def test_round_trip(self, tmp_path, compress):
+        array = np.arange(24).reshape(2, 3, 4)
+        np.testing.assert_array_equal(
+            read_idx(write_idx(tmp_path / "a", array, compress=compress)), array
+        )
+
+    def test_bad_magic_names_file(self, tmp_path):
+        path = tmp_path / "bad.idx"
+        path.write_bytes(b"PK\x03\x04garbage")
+        with pytest.raises(ValueError, match=r"bad\.idx is not an IDX file"):
+            read_idx(path)
+
+    def test_truncated_names_file(self, tmp_path):
+        path = write_idx(tmp_path / "t.idx", np.ones((5, 4)), compress=False)
+        path.write_bytes(path.read_bytes()[:-3])
+        with pytest.raises(ValueError, match=r"t\.idx: truncated IDX data"):
+            read_idx(path)
+
+    def test_corrupt_gzip_names_file(self, tmp_path):
+        path = tmp_path / "c.gz"
+        path.write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 9]) + bytes(9))[:-12])
+        with pytest.raises(ValueError, match=r"c\.gz"):
+            read_idx(path)
+
+    def test_missing_data_location(self, monkeypatch, tmp_path):
+        monkeypatch.delenv("M4ML_XP_DATA", raising=False)
+        with pytest.raises(FileNotFoundError, match="M4ML_XP_DATA"):
+            mx.load_mnist()
+        with pytest.raises(FileNotFoundError, match="t10k-images"):
+            mx.load_mnist(tmp_path)
+        with pytest.raises(ValueError, match="`kind`"):
+            mx.load_mnist(tmp_path, kind="validation")
