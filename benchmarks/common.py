@@ -1,0 +1,58 @@
+"""The asv base class: the array backend (and device) is a benchmark parameter.
+
+A backend that is not installed, or a device that is absent, makes ``setup``
+raise ``SkipNotImplemented`` so asv records "n/a" instead of failing.  Timed
+calls synchronise (GPU queues, JAX dispatch, Dask graphs) and JIT compilation
+is paid in ``setup``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+try:
+    from asv_runner.benchmarks.mark import SkipNotImplemented
+except ImportError:  # older asv
+    SkipNotImplemented = NotImplementedError
+
+from m4ml_xp import _xp
+
+#: asv parameter value -> (m4ml_xp backend name, device name)
+BACKENDS: dict[str, tuple[str, str | None]] = {
+    "numpy": ("numpy", None),
+    "torch:cpu": ("torch", "cpu"),
+    "jax.numpy:cpu": ("jax", "cpu"),
+    "cupy": ("cupy", "cuda:0"),
+    "torch:cuda": ("torch", "cuda"),
+    "jax.numpy:cuda": ("jax", "gpu"),
+}
+
+LARGE = os.environ.get("M4ML_XP_BENCH_LARGE") == "1"
+
+
+class XPBenchmark:
+    """Base class: ``params[0]`` is the backend; subclasses append their own parameters."""
+
+    params: list[list[Any]] = [list(BACKENDS)]
+    param_names: list[str] = ["backend"]
+    timeout = 600
+
+    def setup(self, backend: str, *args: Any) -> None:
+        name, device = BACKENDS[backend]
+        try:
+            self.xp, self.device = _xp.resolve_backend(name, device)
+            self.xp.asarray([0.0], device=self.device)  # the device really exists
+        except Exception as exc:  # noqa: BLE001 - absent backend or device
+            raise SkipNotImplemented(f"{backend} not available: {exc}") from None
+
+    def asarray(self, a: np.ndarray, dtype: Any = None) -> Any:
+        """Move benchmark data (made with NumPy) to the backend under test."""
+        return self.xp.asarray(a, dtype=dtype, device=self.device)
+
+    @staticmethod
+    def sync(result: Any) -> Any:
+        """Wait for the work behind `result` to finish (part of the timed call)."""
+        return _xp.sync(result)
