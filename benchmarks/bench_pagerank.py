@@ -83,7 +83,9 @@ class PageRankDense(XPBenchmark):
 
     def setup(self, backend, pages):
         super().setup(backend)
-        self.L = generate_internet(pages, seed=0, xp=self.xp, device=self.device, dtype=self.xp.float64)
+        self.L = generate_internet(
+            pages, seed=0, xp=self.xp, device=self.device, dtype=self.xp.float64
+        )
         self.sync(pagerank(self.L))
 
     def time_pagerank_dense(self, backend, pages):

@@ -154,12 +154,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         args.nodes,
         args.edges,
         repeat=args.repeat,
+        tol=args.tol,
         networkx=not args.no_networkx,
         dtype=args.dtype,
         log=lambda line: print(line, file=sys.stderr),
     )
     print(
-        _bench.format_pagerank(rows, n_nodes=args.nodes, n_edges=args.edges, markdown=args.markdown)
+        _bench.format_pagerank(
+            rows, n_nodes=args.nodes, n_edges=args.edges, tol=args.tol, markdown=args.markdown
+        )
     )
     return 0
 
@@ -238,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--edges", type=_positive_int, default=1_000_000)
     bench.add_argument("--repeat", type=_positive_int, default=3)
     bench.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    bench.add_argument(
+        "--tol", type=_positive_float, default=1e-6, help="NetworkX's tolerance (its default 1e-6)"
+    )
     bench.add_argument("--no-networkx", action="store_true", help="skip the (slow) NetworkX run")
     bench.add_argument("--markdown", action="store_true", help="print a Markdown table")
     bench.set_defaults(func=cmd_bench)
