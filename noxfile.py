@@ -39,7 +39,7 @@ def backend_requirements(name: str) -> list[str]:
 @nox.session(tags=["cpu"])
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
-    session.install("ruff>=0.6")
+    session.install("ruff==0.17.6")  # pinned: formatting must not drift between runs
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 

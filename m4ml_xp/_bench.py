@@ -132,7 +132,7 @@ def bench_pagerank(
 
         run()  # warm-up: JIT compilation, CUDA context, caches
         seconds, result = best_time(run, repeat)
-        scores = np.asarray(_to_host(result.scores), dtype=np.float64)
+        scores = np.asarray(_xp.to_numpy(result.scores), dtype=np.float64)
         rows.append(
             Timing(
                 f"m4ml_xp {label}", seconds, result.n_iter, float(np.abs(scores - reference).max())
@@ -159,16 +159,6 @@ def bench_pagerank(
             )
         )
     return rows
-
-
-def _to_host(x: Any) -> np.ndarray:
-    """A result array as NumPy, for comparison only (never inside an algorithm)."""
-    x = _xp.sync(x)
-    if hasattr(x, "get"):
-        return x.get()
-    if hasattr(x, "cpu"):
-        return x.cpu().numpy()
-    return np.asarray(x)
 
 
 def machine_description() -> str:

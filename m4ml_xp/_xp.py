@@ -58,6 +58,8 @@ __all__ = [
     "size",
     "supports_float64",
     "sync",
+    "to_host",
+    "to_numpy",
 ]
 
 Array = Any
@@ -243,6 +245,38 @@ def evaluate(*arrays: Array) -> tuple[Array, ...]:
 
         return dask.persist(*arrays)
     return arrays
+
+
+def to_host(x: Array) -> list[Any]:
+    """The values of a small array as a (nested) Python list, in one transfer.
+
+    For convergence tests read on the host: one copy for the whole array rather
+    than one synchronisation per element.
+    """
+    if is_dask_array(x):
+        x = x.compute()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    return to_numpy(x).tolist()
+
+
+def to_numpy(x: Array) -> Any:
+    """A NumPy copy of `x`, for printing and comparison *outside* the algorithms.
+
+    The CLI and benchmarks report results with it; algorithms never call it.
+    """
+    import numpy as np
+
+    x = sync(x)
+    if is_torch_array(x):
+        return x.detach().cpu().numpy()
+    if is_cupy_array(x):
+        return x.get()
+    if is_array_api_strict_namespace(array_namespace(x)):
+        import array_api_strict
+
+        return np.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))
+    return np.asarray(x)
 
 
 def check_interval(xp: Namespace, dev: Any = None) -> int:

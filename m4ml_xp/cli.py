@@ -130,7 +130,7 @@ def cmd_pagerank(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = _xp.sync(pagerank_edges(s, d, **kwargs))
     seconds = time.perf_counter() - start
-    scores = _host(result.scores)
+    scores = _xp.to_numpy(result.scores)
     status = "converged" if result.converged else "NOT converged"
     print(
         f"backend {args.backend} ({device}), {args.dtype}: {status} after {result.n_iter} iterations, "
@@ -176,16 +176,6 @@ def _resolve(backend: str, device: str | None) -> tuple[Any, Any]:
         ) from None
     except (RuntimeError, ValueError, IndexError, TypeError) as exc:
         raise CLIError(f"backend {backend!r} has no device {device!r}: {exc}") from None
-
-
-def _host(x: Any) -> np.ndarray:
-    if hasattr(x, "get"):
-        return x.get()
-    if hasattr(x, "cpu"):
-        return x.cpu().numpy()
-    if hasattr(x, "compute"):
-        return np.asarray(x.compute())
-    return np.asarray(x)
 
 
 # --------------------------------------------------------------------------- parser

@@ -654,10 +654,11 @@ def power_iteration(
         y_norm = xp.linalg.vector_norm(y)
         n_iter += 1
         if n_iter % every == 0 or n_iter == max_iter:
-            if float(y_norm) == 0.0:
+            residual_, eigenvalue_, y_norm_ = _xp.to_host(xp.stack([residual, eigenvalue, y_norm]))
+            if y_norm_ == 0.0:
                 null_start = True  # A x = 0: the iteration cannot leave the null space
                 break
-            if float(residual) <= tol * abs(float(eigenvalue)):
+            if residual_ <= tol * abs(eigenvalue_):
                 converged = True
                 break
         x = y / xp.where(y_norm > 0, y_norm, 1.0)

@@ -260,11 +260,11 @@ def _power_loop(
         iterates, errors = [], []
         for _ in range(block):
             new = step(x)
-            errors.append(xp.sum(xp.abs(new - x)))
-            x = new
-            (x,) = _xp.evaluate(x)
+            # persisted together on Dask, so reading the error does not redo the step
+            x, err = _xp.evaluate(new, xp.sum(xp.abs(new - x)))
             iterates.append(x)
-        host_errors = [float(e) for e in (xp.stack(errors) if block > 1 else errors[:1])]
+            errors.append(err)
+        host_errors = _xp.to_host(xp.stack(errors))
         for i, err in enumerate(host_errors):
             if err < threshold:
                 return PageRankResult(iterates[i], n_iter + i + 1, True, err)
