@@ -1,0 +1,110 @@
+"""The m4ml-xp command line, run in-process through its `main`."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from m4ml_xp.cli import main, read_edge_list
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_lists_numpy(capsys):
+    code, out, _ = run(capsys, "info")
+    assert code == 0
+    assert "numpy" in out
+    assert "float64: yes" in out
+
+
+def test_pagerank_generated_internet(capsys):
+    code, out, _ = run(capsys, "pagerank", "--generate", "2000", "--top", "3")
+    assert code == 0
+    assert "converged after" in out
+    assert out.count("e-0") >= 3  # three scores printed
+
+
+def test_pagerank_edge_file_matches_networkx(capsys, tmp_path):
+    edges = [("a", "b", 1.0), ("b", "c", 2.0), ("c", "a", 1.0), ("c", "b", 0.5)]
+    path = tmp_path / "edges.csv"
+    path.write_text("# src,dst,weight\n" + "\n".join(f"{s},{d},{w}" for s, d, w in edges) + "\n")
+    code, out, _ = run(capsys, "pagerank", str(path), "--top", "3", "--tol", "1e-12")
+    assert code == 0
+    G = nx.DiGraph()
+    G.add_weighted_edges_from(edges)
+    expected = nx.pagerank(G, tol=1e-12)
+    best = max(expected, key=expected.get)
+    assert f"1. {best}" in out
+    assert f"{expected[best]:.6e}" in out
+
+
+def test_read_edge_list_whitespace_integer_ids(tmp_path):
+    path = tmp_path / "edges.txt"
+    path.write_text("0 3\n3   1  # comment\n\n2\t0\n")
+    src, dst, weights, labels = read_edge_list(path)
+    np.testing.assert_array_equal(src, [0, 3, 2])
+    np.testing.assert_array_equal(dst, [3, 1, 0])
+    assert weights is None
+    assert labels is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("0 1\n1\n", "line 2: expected 'src dst"),
+        ("0 1 1.0\n1 0\n", "line 2: expected 'src dst"),
+        ("0 1 heavy\n", "weight 'heavy' is not a number"),
+        ("# nothing\n", "no edges found"),
+    ],
+)
+def test_bad_edge_files_are_one_line_errors(capsys, tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_text(content)
+    code, _, err = run(capsys, "pagerank", str(path))
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_missing_file_and_conflicting_sources(capsys, tmp_path):
+    code, _, err = run(capsys, "pagerank", str(tmp_path / "missing.txt"))
+    assert code == 2
+    assert "cannot read edge list" in err
+    code, _, err = run(capsys, "pagerank", str(tmp_path / "missing.txt"), "--generate", "10")
+    assert code == 2
+    assert "not both" in err
+
+
+def test_library_errors_are_reported_not_raised(capsys):
+    code, _, err = run(capsys, "pagerank", "--generate", "10", "--damping", "2")
+    assert code == 2
+    assert "`damping` must be in" in err
+
+
+def test_bench_pagerank_prints_ratios(capsys):
+    code, out, _ = run(
+        capsys, "bench", "pagerank", "--nodes", "500", "--edges", "3000", "--repeat", "1"
+    )
+    assert code == 0
+    assert "speed-up vs networkx" in out
+    assert "m4ml_xp numpy" in out
+    assert "networkx.pagerank" in out
+    code, out, _ = run(
+        capsys,
+        "bench",
+        "pagerank",
+        "--nodes",
+        "500",
+        "--edges",
+        "3000",
+        "--repeat",
+        "1",
+        "--markdown",
+        "--no-networkx",
+    )
+    assert out.splitlines()[-1].startswith("| m4ml_xp")
