@@ -198,7 +198,7 @@ def format_pagerank(
         "ms/iter",
         "speed-up vs networkx",
         "time / scipy loop",
-        "max |Δ| vs scipy",
+        "max abs diff vs scipy",
     ]
     lines = []
     for r in rows:
