@@ -56,6 +56,7 @@ __all__ = [
     "resolve_backend",
     "segment_sum",
     "size",
+    "standard_normal",
     "supports_float64",
     "sync",
     "to_host",
@@ -100,7 +101,7 @@ def resolve_backend(name: str, device_name: str | None = None) -> tuple[Namespac
     if name not in BACKENDS:
         raise ValueError(f"`backend` must be one of {sorted(BACKENDS)}; got {name!r}")
     module = importlib.import_module(BACKENDS[name])
-    if name == "jax":
+    if name == "jax":  # the CLI and benchmarks compare float64 results: enable JAX's x64
         import jax
 
         jax.config.update("jax_enable_x64", True)
@@ -205,6 +206,24 @@ def float_dtype(xp: Namespace, dtype: Any, dev: Any = None) -> Any:
     if xp.isdtype(dtype, "real floating"):
         return dtype
     return default_float(xp, dev)
+
+
+def standard_normal(
+    seed: int | None,
+    shape: tuple[int, ...],
+    *,
+    xp: Namespace,
+    device: Any = None,
+    dtype: Any = None,
+) -> Array:
+    """Standard normal draws from NumPy's ``Generator(seed)``, moved to `xp` on `device`.
+
+    The same seed gives the same numbers on every backend.
+    """
+    import numpy as np
+
+    values = np.random.default_rng(seed).standard_normal(shape)
+    return xp.asarray(values, dtype=dtype or default_float(xp, device), device=device)
 
 
 # --------------------------------------------------------------------------- evaluation

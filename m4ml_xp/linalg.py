@@ -7,10 +7,9 @@ Conventions (see COURSE.md): vectors of a basis are the *columns* of a matrix;
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import Any, NamedTuple
-
-import numpy as np
 
 from m4ml_xp import _checks, _xp
 from m4ml_xp._xp import (
@@ -67,7 +66,7 @@ def _parameter(
         xp = namespace_for(xp)
         dtype = dtype or default_float(xp, device_)
         return xp.asarray([float(v) for v in value], dtype=dtype, device=device_), xp
-    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
         _checks.check_real(value, name, low=-math.inf, high=math.inf)
         if not math.isfinite(float(value)):
             msg = f"`{name}` must be finite; got {value}"
@@ -494,6 +493,11 @@ def row_echelon(A: Array, *, tol: float | None = None) -> Array:
         Upper echelon form: each non-zero row starts with a 1, further right
         than the row above; zero rows last.
 
+    Notes
+    -----
+    The pivot search reads one value per column back to the host, so this
+    function (and :func:`is_singular`) cannot run under ``jax.jit``.
+
     Examples
     --------
     >>> import numpy as np
@@ -557,7 +561,7 @@ def change_of_basis(r: Array, B: Array) -> Array:
     --------
     >>> import numpy as np
     >>> from m4ml_xp import change_of_basis
-    >>> change_of_basis(np.asarray([3.0, 4.0]), np.asarray([[2.0, -2.0], [1.0, 4.0]]) / 1.0)
+    >>> change_of_basis(np.asarray([3.0, 4.0]), np.asarray([[2.0, -2.0], [1.0, 4.0]]))
     array([2. , 0.5])
     """
     xp = _checks.namespace(r=r, B=B)
@@ -629,8 +633,7 @@ def power_iteration(
     n = A.shape[0]
     dev = device(A)
     if x0 is None:
-        start = np.random.default_rng(seed).standard_normal(n)
-        x = xp.asarray(start, dtype=A.dtype, device=dev)
+        x = _xp.standard_normal(seed, (n,), xp=xp, device=dev, dtype=A.dtype)
     else:
         x = _checks.check_real_array(x0, "x0", xp=xp, ndim=1, small=True)
         if x.shape[0] != n:
