@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _xp
 from m4ml_xp._xp import (
-    check_interval,
     default_float,
     device,
     evaluate,
@@ -645,7 +644,7 @@ def power_iteration(
     norm = xp.linalg.vector_norm(x)
     _checks.check_bool_result(norm > 0, "`x0` must not be the zero vector", small=True)
     x = x / norm
-    every = check_interval(xp, dev)
+    every = _xp.check_interval(xp, dev)
     eigenvalue = xp.zeros((), dtype=A.dtype, device=dev)
     converged = False
     n_iter = 0

@@ -477,6 +477,14 @@ class TestPowerIteration:
         assert_close_to(result.eigenvalue, np.asarray(w[-1]), rtol=1e-9)
         assert_close_to(result.eigenvector, v, rtol=0, atol=1e-8)
 
+    def test_batched_convergence_checks(self, xp, monkeypatch):
+        monkeypatch.setattr(mx._xp, "check_interval", lambda xp, device: 8)
+        A = np.diag([4.0, 1.0, 0.5])
+        result = mx.power_iteration(asarray(xp, A))
+        assert result.converged
+        assert result.n_iter % 8 == 0
+        assert float(result.eigenvalue) == pytest.approx(4.0, rel=1e-9)
+
     def test_negative_dominant_eigenvalue(self, xp):
         A = np.diag([-5.0, 2.0, 1.0])
         result = mx.power_iteration(asarray(xp, A))

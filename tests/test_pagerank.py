@@ -260,6 +260,21 @@ class TestPageRankEdges:
         expected = nx_scores(nx_graph(src, dst, np.ones(200), 50), 50)
         assert_close_to(result.scores, expected, rtol=1e-12)
 
+    @pytest.mark.parametrize("every", [3, 8])
+    def test_batched_convergence_checks_stop_at_the_same_iteration(self, xp, monkeypatch, every):
+        # GPU backends read the error back every few iterations; the result must not change
+        monkeypatch.setattr(mx._xp, "check_interval", lambda xp, device: every)
+        src, dst, w = random_graph(17, 150, 700, weighted=True)
+        G = nx_graph(src, dst, w, 150)
+        result = mx.pagerank_edges(
+            asarray(xp, src), asarray(xp, dst), n_nodes=150, weights=asarray(xp, w), tol=1e-10
+        )
+        assert result.n_iter == nx_iterations(G, tol=1e-10)
+        assert_close_to(result.scores, nx_scores(G, 150, tol=1e-10), rtol=1e-12)
+        with pytest.warns(ConvergenceWarning):
+            short = mx.pagerank_edges(asarray(xp, src), asarray(xp, dst), n_nodes=150, max_iter=5)
+        assert short.n_iter == 5
+
     def test_max_iter_reports(self, xp):
         src, dst, _ = random_graph(15, 100, 400)
         with pytest.warns(ConvergenceWarning, match="did not converge in 1 iterations"):
