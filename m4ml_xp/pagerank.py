@@ -37,6 +37,10 @@ class PageRankResult(NamedTuple):
 
 
 # --------------------------------------------------------------------------- generators
+#: Above this the dense generator's float64 work arrays exceed ~8 GiB each.
+_MAX_DENSE_PAGES = 32_768
+
+
 def _link_probability(distance: np.ndarray) -> np.ndarray:
     """P(|Cauchy| / 2 > distance + 1): the course generator's chance of a link."""
     return 1.0 - (2.0 / np.pi) * np.arctan(2.0 * (distance + 1.0))
@@ -79,6 +83,12 @@ def generate_internet(
     ((5, 5), True)
     """
     n = _checks.check_int(n, "n", low=1)
+    if n > _MAX_DENSE_PAGES:
+        msg = (
+            f"`n` = {n} pages needs a dense {n}×{n} matrix ({8 * n * n / 2**30:.0f} GiB); "
+            f"use generate_internet_edges for more than {_MAX_DENSE_PAGES} pages"
+        )
+        raise ValueError(msg)
     xp = _xp.namespace_for(xp)
     rng = np.random.default_rng(seed)
     index = np.arange(n)

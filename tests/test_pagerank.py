@@ -85,6 +85,8 @@ class TestGenerateInternet:
             mx.generate_internet(0)
         with pytest.raises(TypeError, match="`n`"):
             mx.generate_internet(2.5)
+        with pytest.raises(ValueError, match="use generate_internet_edges"):
+            mx.generate_internet(1_000_000)
 
 
 class TestGenerateInternetEdges:
