@@ -44,7 +44,6 @@ class XPBenchmark:
         name, device = BACKENDS[backend]
         try:
             self.xp, self.device = _xp.resolve_backend(name, device)
-            self.xp.asarray([0.0], device=self.device)  # the device really exists
         except Exception as exc:
             raise SkipNotImplemented(f"{backend} not available: {exc}") from None
 

@@ -108,24 +108,36 @@ def resolve_backend(name: str, device_name: str | None = None) -> tuple[Namespac
     xp = array_namespace(module.empty(0))
     if device_name is None:
         return xp, device(xp.empty(0))
+    try:
+        dev = _device_object(name, module, device_name)
+        xp.zeros(1, device=dev)  # fail here, with a clear message, if the device is absent
+    except Exception as exc:
+        msg = f"device {device_name!r} is not available to {name}: {type(exc).__name__}: {exc}"
+        raise ValueError(msg) from None
+    return xp, dev
+
+
+def _device_object(name: str, module: Any, device_name: str) -> Any:
+    """Backend device object for a name like ``cpu``, ``cuda``, ``cuda:1`` or ``gpu``."""
+    platform, _, index_text = device_name.partition(":")
+    index = int(index_text) if index_text else 0
     if name == "torch":
         import torch
 
-        return xp, torch.device(device_name)
+        return torch.device(device_name)
     if name == "jax":
         import jax
 
-        platform, _, index = device_name.partition(":")
-        return xp, jax.devices(platform)[int(index or 0)]
+        return jax.devices(platform)[index]
     if name == "cupy":
         import cupy
 
-        return xp, cupy.cuda.Device(int(device_name.rpartition(":")[2] or 0))
+        return cupy.cuda.Device(index)
     if name == "array_api_strict":
-        return xp, module.Device(device_name)
+        return module.Device(device_name)
     if device_name != "cpu":
-        raise ValueError(f"backend {name!r} only has device 'cpu'; got {device_name!r}")
-    return xp, device(xp.empty(0))
+        raise ValueError(f"only device 'cpu' exists for {name}")
+    return device(module.empty(0))
 
 
 def available_backends() -> dict[str, dict[str, Any]]:

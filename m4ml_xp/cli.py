@@ -174,8 +174,8 @@ def _resolve(backend: str, device: str | None) -> tuple[Any, Any]:
         raise CLIError(
             f"backend {backend!r} is not installed here ({exc}); see `m4ml-xp info`"
         ) from None
-    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
-        raise CLIError(f"backend {backend!r} has no device {device!r}: {exc}") from None
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- parser
