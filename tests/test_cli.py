@@ -108,3 +108,9 @@ def test_bench_pagerank_prints_ratios(capsys):
         "--no-networkx",
     )
     assert out.splitlines()[-1].startswith("| m4ml_xp")
+
+
+def test_absent_device_is_a_one_line_error(capsys):
+    code, _, err = run(capsys, "pagerank", "--generate", "10", "--device", "cuda")
+    assert code == 2
+    assert "device 'cuda' is not available to numpy" in err
