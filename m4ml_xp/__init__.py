@@ -6,7 +6,7 @@ dtype family and device.
 """
 
 from m4ml_xp.datasets import load_mnist
-from m4ml_xp.errors import ConvergenceWarning, RankWarning
+from m4ml_xp.errors import ConvergenceError, ConvergenceWarning, RankWarning
 from m4ml_xp.linalg import (
     EigResult,
     change_of_basis,
@@ -32,6 +32,7 @@ from m4ml_xp.pagerank import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConvergenceError",
     "ConvergenceWarning",
     "EigResult",
     "PageRankResult",

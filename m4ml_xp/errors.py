@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["ConvergenceWarning", "RankWarning"]
+import warnings
+
+__all__ = ["ConvergenceError", "ConvergenceWarning", "RankWarning", "report_non_convergence"]
 
 
 class ConvergenceWarning(UserWarning):
@@ -15,3 +17,18 @@ class ConvergenceWarning(UserWarning):
 
 class RankWarning(UserWarning):
     """A matrix was found (numerically) rank deficient where full rank was assumed."""
+
+
+class ConvergenceError(RuntimeError):
+    """An iterative method stopped before meeting its tolerance and the caller
+    asked for an exception (``raise_on_failure=True``)."""
+
+
+def report_non_convergence(message: str, *, raise_on_failure: bool, stacklevel: int) -> None:
+    """Warn (:class:`ConvergenceWarning`) or raise (:class:`ConvergenceError`) with `message`.
+
+    `stacklevel` counts from the caller of this function, as for ``warnings.warn``.
+    """
+    if raise_on_failure:
+        raise ConvergenceError(message)
+    warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel + 1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _xp
@@ -18,7 +17,7 @@ from m4ml_xp._xp import (
     evaluate,
     namespace_for,
 )
-from m4ml_xp.errors import ConvergenceWarning
+from m4ml_xp.errors import report_non_convergence
 
 Array = Any
 Namespace = Any
@@ -587,6 +586,7 @@ def power_iteration(
     tol: float | None = None,
     max_iter: int = 1000,
     seed: int = 0,
+    raise_on_failure: bool = False,
 ) -> EigResult:
     """Dominant eigenpair of a square matrix by power iteration.
 
@@ -605,6 +605,8 @@ def power_iteration(
         Iteration limit.
     seed : int
         Seed of the NumPy ``Generator`` that draws the default start.
+    raise_on_failure : bool
+        Raise :class:`~m4ml_xp.errors.ConvergenceError` instead of warning.
 
     Returns
     -------
@@ -672,5 +674,7 @@ def power_iteration(
             else f"no convergence in {n_iter} iterations (the two largest eigenvalues "
             "may have equal modulus)"
         )
-        warnings.warn(f"power iteration: {reason}", ConvergenceWarning, stacklevel=2)
+        report_non_convergence(
+            f"power iteration: {reason}", raise_on_failure=raise_on_failure, stacklevel=2
+        )
     return EigResult(eigenvalue, _flip_sign(x, xp), n_iter, converged)

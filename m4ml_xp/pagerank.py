@@ -7,13 +7,12 @@ probability of following a link (the course's ``d``).  Scores sum to 1.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from m4ml_xp import _checks, _xp
-from m4ml_xp.errors import ConvergenceWarning
+from m4ml_xp.errors import report_non_convergence
 
 Array = Any
 Namespace = Any
@@ -169,21 +168,13 @@ def _default_tol(xp: Namespace, x: Array, n: int) -> float:
     return 10.0 * float(xp.finfo(x.dtype).eps) * math.sqrt(n)
 
 
-def _warn_not_converged(max_iter: int, error: float, threshold: float) -> None:
-    warnings.warn(
-        f"PageRank did not converge in {max_iter} iterations: L1 change {error:.3g} "
-        f"is not below {threshold:.3g}",
-        ConvergenceWarning,
-        stacklevel=3,
-    )
-
-
 def pagerank(
     L: Array,
     *,
     damping: float = 0.85,
     tol: float | None = None,
     max_iter: int = 1000,
+    raise_on_failure: bool = False,
 ) -> PageRankResult:
     """PageRank of a dense column-stochastic link matrix by power iteration.
 
@@ -204,6 +195,9 @@ def pagerank(
         is too loose to rank near-ties).
     max_iter : int
         Iteration limit.
+    raise_on_failure : bool
+        Raise :class:`~m4ml_xp.errors.ConvergenceError` instead of warning when
+        `max_iter` is reached first.
 
     Returns
     -------
@@ -214,7 +208,7 @@ def pagerank(
     Warns
     -----
     ConvergenceWarning
-        When `max_iter` is reached first.
+        When `max_iter` is reached first (``converged=False``).
 
     Examples
     --------
@@ -250,11 +244,11 @@ def pagerank(
     M = xp.where(dangling[None, :], 1.0 / n, L / safe_sums[None, :]) * damping
     teleport = (1.0 - damping) / n
     r = xp.full(n, 1.0 / n, dtype=L.dtype, device=dev)
-    return _power_loop(lambda x: M @ x + teleport, r, xp, max_iter, tol)
+    return _power_loop(lambda x: M @ x + teleport, r, xp, max_iter, tol, raise_on_failure)
 
 
 def _power_loop(
-    step: Any, x: Array, xp: Namespace, max_iter: int, threshold: float
+    step: Any, x: Array, xp: Namespace, max_iter: int, threshold: float, raise_on_failure: bool
 ) -> PageRankResult:
     """Iterate ``x ← step(x)`` until ``‖Δx‖₁ < threshold``.
 
@@ -280,7 +274,12 @@ def _power_loop(
                 return PageRankResult(iterates[i], n_iter + i + 1, True, err)
         n_iter += block
         error = host_errors[-1]
-    _warn_not_converged(max_iter, error, threshold)
+    report_non_convergence(
+        f"PageRank did not converge in {max_iter} iterations: L1 change {error:.3g} "
+        f"is not below {threshold:.3g}",
+        raise_on_failure=raise_on_failure,
+        stacklevel=3,
+    )
     return PageRankResult(x, n_iter, False, error)
 
 
@@ -315,6 +314,7 @@ def pagerank_edges(
     tol: float = 1e-6,
     max_iter: int = 100,
     dtype: Any = None,
+    raise_on_failure: bool = False,
 ) -> PageRankResult:
     """PageRank of a sparse graph given as an edge list, with NetworkX's semantics.
 
@@ -346,6 +346,9 @@ def pagerank_edges(
         :class:`ConvergenceWarning`).
     dtype : dtype, optional
         Working float dtype; default that of `weights`, else the default float.
+    raise_on_failure : bool
+        Raise :class:`~m4ml_xp.errors.ConvergenceError` (as NetworkX raises
+        ``PowerIterationFailedConvergence``) instead of warning.
 
     Returns
     -------
@@ -423,4 +426,4 @@ def pagerank_edges(
         dangling_mass = xp.sum(x * is_dangling)
         return damping * (operator.matvec(x) + dangling_mass * d) + teleport
 
-    return _power_loop(step, x, xp, max_iter, n * tol)
+    return _power_loop(step, x, xp, max_iter, n * tol, raise_on_failure)

@@ -505,6 +505,12 @@ class TestPowerIteration:
         assert result.converged is False
         assert result.n_iter == 50
 
+    def test_raise_on_failure(self, xp):
+        with pytest.raises(mx.ConvergenceError, match="power iteration"):
+            mx.power_iteration(
+                asarray(xp, np.diag([1.0, 0.999])), max_iter=3, raise_on_failure=True
+            )
+
     def test_max_iter_one_on_hard_case(self, xp):
         A = np.diag([1.0, 0.999, 0.5])
         with pytest.warns(ConvergenceWarning):

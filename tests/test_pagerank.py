@@ -277,6 +277,17 @@ class TestPageRankEdges:
             short = mx.pagerank_edges(asarray(xp, src), asarray(xp, dst), n_nodes=150, max_iter=5)
         assert short.n_iter == 5
 
+    def test_raise_on_failure(self, xp):
+        src, dst, _ = random_graph(15, 100, 400)
+        with pytest.raises(mx.ConvergenceError, match="did not converge in 2 iterations"):
+            mx.pagerank_edges(
+                asarray(xp, src), asarray(xp, dst), n_nodes=100, max_iter=2, raise_on_failure=True
+            )
+        with pytest.raises(mx.ConvergenceError):
+            mx.pagerank(
+                asarray(xp, mx.generate_internet(20, seed=1)), max_iter=1, raise_on_failure=True
+            )
+
     def test_max_iter_reports(self, xp):
         src, dst, _ = random_graph(15, 100, 400)
         with pytest.warns(ConvergenceWarning, match="did not converge in 1 iterations"):
