@@ -16,6 +16,7 @@ from array_api_compat import is_array_api_obj
 
 from m4ml_xp._xp import (
     array_namespace,
+    deferred_check,
     device,
     float_dtype,
     is_lazy,
@@ -33,6 +34,7 @@ __all__ = [
     "check_int",
     "check_real",
     "check_real_array",
+    "check_values",
     "namespace",
 ]
 
@@ -71,6 +73,11 @@ def namespace(optional: Iterable[str] = (), **arrays: Array | None) -> Namespace
     return xp
 
 
+def block_xp(block: Array) -> Namespace:
+    """Namespace of one chunk of a lazy array (NumPy or CuPy under Dask)."""
+    return array_namespace(block)
+
+
 def _shape_text(x: Array) -> str:
     return "(" + ", ".join(str(s) for s in x.shape) + ("," if x.ndim == 1 else "") + ")"
 
@@ -90,11 +97,11 @@ def check_real_array(
     """Validate a real-valued array and return it in its working float dtype.
 
     Integers (and booleans when `allow_bool`) are promoted to the device's
-    default float; float32 stays float32.  Finiteness is checked unless the
-    array is lazy (Dask, or a JAX tracer under ``jit``), where it would force
-    evaluation; that case is documented by the public functions.  `small` marks
-    arrays cheap to inspect (matrices the algorithm reads anyway): they are
-    checked on Dask too, and skipped only under ``jit``.
+    default float; float32 stays float32.  Finiteness is checked now for eager
+    arrays, chunk by chunk at compute time for Dask arrays (reading them now
+    would compute the graph), and not at all for JAX tracers under ``jit``.
+    `small` marks arrays cheap to inspect (matrices the algorithm reads anyway):
+    they are checked now on Dask too.
     """
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
@@ -117,9 +124,16 @@ def check_real_array(
     target = float_dtype(xp, dtype, device(x))
     if dtype != target:
         x = xp.astype(x, target)
-    inspect = not is_traced(x) if small else not is_lazy(x)
-    if finite and inspect and not bool(xp.all(xp.isfinite(x))):
-        msg = f"`{name}` must contain only finite values; it has NaN or infinity"
+    if not finite:
+        return x
+    msg = f"`{name}` must contain only finite values; it has NaN or infinity"
+    if is_traced(x):
+        return x
+    if is_lazy(x) and not small:
+        return deferred_check(
+            x, lambda block: block_xp(block).all(block_xp(block).isfinite(block)), msg
+        )
+    if not bool(xp.all(xp.isfinite(x))):
         raise ValueError(msg)
     return x
 
@@ -132,14 +146,18 @@ def check_index_array(x: Array, name: str, *, xp: Namespace, n: int, n_name: str
     if not xp.isdtype(x.dtype, "integral"):
         msg = f"`{name}` must have an integer dtype; got {x.dtype}"
         raise TypeError(msg)
-    if x.shape[0] and not is_lazy(x):
-        low, high = int(xp.min(x)), int(xp.max(x))
-        if low < 0 or high >= n:
-            msg = (
-                f"`{name}` must hold node indices in [0, {n_name}) = [0, {n}); "
-                f"got values in [{low}, {high}]"
-            )
-            raise ValueError(msg)
+    if x.shape[0] == 0 or is_traced(x):
+        return x
+    if is_lazy(x):
+        msg = f"`{name}` must hold node indices in [0, {n_name}) = [0, {n})"
+        return deferred_check(x, lambda block: (block.min() >= 0) & (block.max() < n), msg)
+    low, high = int(xp.min(x)), int(xp.max(x))
+    if low < 0 or high >= n:
+        msg = (
+            f"`{name}` must hold node indices in [0, {n_name}) = [0, {n}); "
+            f"got values in [{low}, {high}]"
+        )
+        raise ValueError(msg)
     return x
 
 
@@ -184,6 +202,22 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
         msg = f"`{name}` must be one of {', '.join(repr(c) for c in allowed)}; got {value!r}"
         raise ValueError(msg)
     return value
+
+
+def check_values(x: Array, predicate: Any, message: str) -> Array:
+    """Check an element-wise `predicate` (array -> 0-d bool) on all of `x`.
+
+    Eager arrays raise ``ValueError(message)`` now; lazy Dask arrays get the
+    check attached to each chunk (raised when computed); JAX tracers are not
+    checked.  Returns `x` (possibly with the check attached) for further use.
+    """
+    if is_traced(x):
+        return x
+    if is_lazy(x):
+        return deferred_check(x, predicate, message)
+    if not bool(predicate(x)):
+        raise ValueError(message)
+    return x
 
 
 def check_bool_result(condition: Array, message: str, *, small: bool = False) -> None:

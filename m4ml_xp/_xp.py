@@ -40,6 +40,7 @@ __all__ = [
     "available_backends",
     "check_interval",
     "default_float",
+    "deferred_check",
     "device",
     "evaluate",
     "float_dtype",
@@ -189,6 +190,24 @@ def is_lazy(x: Array) -> bool:
     would skip input checks outside ``jit`` too).
     """
     return is_traced(x) or (not is_jax_array(x) and is_lazy_array(x))
+
+
+def deferred_check(x: Array, check: Callable[[Array], Any], message: str) -> Array:
+    """Attach a value check to a lazy Dask array: ``ValueError(message)`` at compute time.
+
+    Reading values of a Dask array now would compute its graph; instead each
+    chunk is checked as it is computed, for the cost of one pass over it.
+    Other arrays are returned unchanged (their checks run eagerly).
+    """
+    if not is_dask_array(x):
+        return x
+
+    def checked(block: Array) -> Array:
+        if block.size and not bool(check(block)):
+            raise ValueError(message)
+        return block
+
+    return x.map_blocks(checked, dtype=x.dtype, meta=x._meta)
 
 
 # --------------------------------------------------------------------------- dtypes

@@ -164,6 +164,11 @@ def generate_internet_edges(
 
 
 # --------------------------------------------------------------------------- dense
+def _all_non_negative(x: Array) -> Array:
+    xp = _xp.array_namespace(x)
+    return xp.all(x >= 0)
+
+
 def _default_tol(xp: Namespace, x: Array, n: int) -> float:
     return 10.0 * float(xp.finfo(x.dtype).eps) * math.sqrt(n)
 
@@ -229,7 +234,7 @@ def pagerank(
         else _checks.check_real(tol, "tol", low=0.0, low_open=True)
     )
     eps = float(xp.finfo(L.dtype).eps)
-    _checks.check_bool_result(xp.all(L >= 0), "`L` must have non-negative link weights")
+    L = _checks.check_values(L, _all_non_negative, "`L` must have non-negative link weights")
     column_sums = xp.sum(L, axis=0)
     dangling = column_sums == 0
     # Loose enough for float32 data stored as float64; the columns are then
@@ -294,9 +299,10 @@ def _node_vector(
     if values.shape[0] != n:
         msg = f"`{name}` must have length n_nodes = {n}; got shape {tuple(values.shape)}"
         raise ValueError(msg)
-    values = xp.astype(values, dtype)
+    values = _checks.check_values(
+        xp.astype(values, dtype), _all_non_negative, f"`{name}` must be non-negative"
+    )
     total = xp.sum(values)
-    _checks.check_bool_result(xp.all(values >= 0), f"`{name}` must be non-negative")
     _checks.check_bool_result(total > 0, f"`{name}` must have a positive sum")
     return values / total
 
@@ -361,8 +367,9 @@ def pagerank_edges(
     JAX segment sum, chunked Dask reductions, or sorted segment sums in the
     standard) and applied once per iteration.  On Dask, the edge arrays may be
     larger than any worker's memory; each worker holds one edge chunk and the
-    score vector.  Input checks that need values (index ranges, signs) are
-    skipped for lazy arrays.
+    score vector.  On Dask, element-wise input checks (index ranges, signs,
+    finiteness) run chunk by chunk as the iterations compute; a zero-sum
+    `personalization` or `dangling` is not detected there.
 
     Examples
     --------
@@ -404,8 +411,10 @@ def pagerank_edges(
             raise ValueError(msg)
         dtype = dtype or weights.dtype
         weights = xp.astype(weights, dtype)
-        _checks.check_bool_result(
-            xp.all(weights >= 0), "`weights` must be non-negative (negative link weights given)"
+        weights = _checks.check_values(
+            weights,
+            _all_non_negative,
+            "`weights` must be non-negative (negative link weights given)",
         )
     p = _node_vector(personalization, "personalization", xp=xp, n=n, dtype=dtype, dev=dev)
     d = _node_vector(dangling, "dangling", xp=xp, n=n, dtype=dtype, dev=dev)
