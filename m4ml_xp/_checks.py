@@ -28,6 +28,7 @@ Array = Any
 Namespace = Any
 
 __all__ = [
+    "all_non_negative",
     "check_bool_result",
     "check_choice",
     "check_index_array",
@@ -202,6 +203,12 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
         msg = f"`{name}` must be one of {', '.join(repr(c) for c in allowed)}; got {value!r}"
         raise ValueError(msg)
     return value
+
+
+def all_non_negative(x: Array) -> Array:
+    """Predicate for :func:`check_values`: every entry ``>= 0`` (a 0-d bool array)."""
+    xp = array_namespace(x)
+    return xp.all(x >= 0)
 
 
 def check_values(x: Array, predicate: Any, message: str) -> Array:

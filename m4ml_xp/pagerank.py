@@ -164,11 +164,6 @@ def generate_internet_edges(
 
 
 # --------------------------------------------------------------------------- dense
-def _all_non_negative(x: Array) -> Array:
-    xp = _xp.array_namespace(x)
-    return xp.all(x >= 0)
-
-
 def _default_tol(xp: Namespace, x: Array, n: int) -> float:
     return 10.0 * float(xp.finfo(x.dtype).eps) * math.sqrt(n)
 
@@ -234,7 +229,7 @@ def pagerank(
         else _checks.check_real(tol, "tol", low=0.0, low_open=True)
     )
     eps = float(xp.finfo(L.dtype).eps)
-    L = _checks.check_values(L, _all_non_negative, "`L` must have non-negative link weights")
+    L = _checks.check_values(L, _checks.all_non_negative, "`L` must have non-negative link weights")
     column_sums = xp.sum(L, axis=0)
     dangling = column_sums == 0
     # Loose enough for float32 data stored as float64; the columns are then
@@ -300,7 +295,7 @@ def _node_vector(
         msg = f"`{name}` must have length n_nodes = {n}; got shape {tuple(values.shape)}"
         raise ValueError(msg)
     values = _checks.check_values(
-        xp.astype(values, dtype), _all_non_negative, f"`{name}` must be non-negative"
+        xp.astype(values, dtype), _checks.all_non_negative, f"`{name}` must be non-negative"
     )
     total = xp.sum(values)
     _checks.check_bool_result(total > 0, f"`{name}` must have a positive sum")
@@ -413,7 +408,7 @@ def pagerank_edges(
         weights = xp.astype(weights, dtype)
         weights = _checks.check_values(
             weights,
-            _all_non_negative,
+            _checks.all_non_negative,
             "`weights` must be non-negative (negative link weights given)",
         )
     p = _node_vector(personalization, "personalization", xp=xp, n=n, dtype=dtype, dev=dev)
