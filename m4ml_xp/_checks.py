@@ -147,6 +147,8 @@ def check_index_array(x: Array, name: str, *, xp: Namespace, n: int, n_name: str
     if not xp.isdtype(x.dtype, "integral"):
         msg = f"`{name}` must have an integer dtype; got {x.dtype}"
         raise TypeError(msg)
+    if x.dtype not in (xp.int32, xp.int64):  # unsigned or narrow: what every scatter accepts
+        x = xp.astype(x, xp.int64)
     if x.shape[0] == 0 or is_traced(x):
         return x
     if is_lazy(x):

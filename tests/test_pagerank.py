@@ -256,6 +256,18 @@ class TestPageRankEdges:
         expected = nx_scores(nx_graph(src, dst, w, n), n)  # same iterations, in float64
         np.testing.assert_allclose(to_numpy(result.scores), expected, rtol=1e-4)
 
+    @pytest.mark.parametrize("dtype", [np.uint8, np.uint32, np.int16])
+    def test_narrow_and_unsigned_indices(self, xp, dtype):
+        src, dst, _ = random_graph(19, 60, 200)
+        result = mx.pagerank_edges(
+            asarray(xp, src.astype(dtype)),
+            asarray(xp, dst.astype(dtype)),
+            n_nodes=60,
+            dtype=xp.float64,
+        )
+        expected = nx_scores(nx_graph(src, dst, np.ones(200), 60), 60)
+        assert_close_to(result.scores, expected, rtol=1e-12)
+
     def test_int32_indices(self, xp):
         src, dst, _ = random_graph(14, 50, 200)
         result = mx.pagerank_edges(
