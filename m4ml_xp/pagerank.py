@@ -419,7 +419,8 @@ def pagerank_edges(
     d = p if d is None else d
     x = uniform if x is None else x
 
-    out_weight = _xp.segment_sum(weights, src, n, xp=xp)
+    # computed once (on Dask: persisted, n values), not again inside every iteration's graph
+    (out_weight,) = _xp.evaluate(_xp.segment_sum(weights, src, n, xp=xp))
     is_dangling = xp.astype(out_weight == 0, dtype)
     inverse = xp.where(out_weight > 0, 1.0 / xp.where(out_weight > 0, out_weight, 1.0), 0.0)
     transitions = weights * xp.take(inverse, src)
