@@ -28,6 +28,7 @@ Array = Any
 Namespace = Any
 
 __all__ = [
+    "all_finite",
     "all_non_negative",
     "check_bool_result",
     "check_choice",
@@ -72,11 +73,6 @@ def namespace(optional: Iterable[str] = (), **arrays: Array | None) -> Namespace
             )
             raise ValueError(msg)
     return xp
-
-
-def block_xp(block: Array) -> Namespace:
-    """Namespace of one chunk of a lazy array (NumPy or CuPy under Dask)."""
-    return array_namespace(block)
 
 
 def _shape_text(x: Array) -> str:
@@ -128,15 +124,11 @@ def check_real_array(
     if not finite:
         return x
     msg = f"`{name}` must contain only finite values; it has NaN or infinity"
-    if is_traced(x):
+    if small and not is_traced(x):
+        if not bool(all_finite(x)):
+            raise ValueError(msg)
         return x
-    if is_lazy(x) and not small:
-        return deferred_check(
-            x, lambda block: block_xp(block).all(block_xp(block).isfinite(block)), msg
-        )
-    if not bool(xp.all(xp.isfinite(x))):
-        raise ValueError(msg)
-    return x
+    return check_values(x, all_finite, msg)
 
 
 def check_index_array(x: Array, name: str, *, xp: Namespace, n: int, n_name: str) -> Array:
@@ -205,6 +197,12 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
         msg = f"`{name}` must be one of {', '.join(repr(c) for c in allowed)}; got {value!r}"
         raise ValueError(msg)
     return value
+
+
+def all_finite(x: Array) -> Array:
+    """Predicate for :func:`check_values`: no NaN or infinity (a 0-d bool array)."""
+    xp = array_namespace(x)
+    return xp.all(xp.isfinite(x))
 
 
 def all_non_negative(x: Array) -> Array:
