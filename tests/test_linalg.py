@@ -216,6 +216,19 @@ class TestTransformImage:
         assert mask.mean() > 0.9
         np.testing.assert_allclose(out[mask], expected[mask], atol=1e-12)
 
+    def test_result_on_input_device(self, xp, device):
+        images = np.random.default_rng(5).random((2, 5, 6))
+        T = np.array([[0.8, 0.3], [-0.2, 1.1]])
+        out = mx.transform_image(asarray(xp, images, device), asarray(xp, T, device))
+        expected = _scipy_transform(images, T, order=1, mode="grid-constant")
+        # compare where constant and grid-constant agree: samples inside the grid
+        r, c = _source_coordinates(T, 5, 6)
+        inside = (r >= 1e-9) & (r <= 4 - 1e-9) & (c >= 1e-9) & (c <= 5 - 1e-9)
+        expected = np.where(inside, expected, 0.0)
+        assert_close_to(
+            out * asarray(xp, inside.astype(float), device), expected, rtol=0, atol=1e-12
+        )
+
     def test_quarter_turn_of_a_digit_stroke(self, xp):
         image = np.zeros((5, 5))
         image[2, 3:] = 1.0  # a stroke to the right of centre
@@ -539,6 +552,15 @@ MIXABLE = [b for b in Backend if b not in (Backend.NUMPY, Backend.NUMPY_READONLY
 
 
 class TestMixedInputs:
+    def test_every_two_array_function_names_both(self, xp, backend):
+        if backend in (Backend.NUMPY, Backend.NUMPY_READONLY):
+            pytest.skip("mixing needs a second library")
+        ours = asarray(xp, np.eye(2))
+        with pytest.raises(TypeError, match=r"`images` is a \w+ array, `T` is a numpy array"):
+            mx.transform_image(asarray(xp, np.ones((3, 3))), np.eye(2))
+        with pytest.raises(TypeError, match=r"`A` is a \w+ array, `x0` is a numpy array"):
+            mx.power_iteration(ours, x0=np.ones(2))
+
     def test_mixed_libraries_are_named(self, xp, backend):
         if backend in (Backend.NUMPY, Backend.NUMPY_READONLY):
             pytest.skip("mixing needs a second library")
