@@ -366,8 +366,9 @@ def segment_sum(values: Array, ids: Array, n: int, *, xp: Namespace) -> Array:
         import cupy
         import cupyx
 
-        out = cupy.zeros(n, dtype=values.dtype)
-        cupyx.scatter_add(out, ids, values)
+        with values.device:  # allocate on the input's GPU, not the current one
+            out = cupy.zeros(n, dtype=values.dtype)
+            cupyx.scatter_add(out, ids, values)
         return out
     if is_dask_namespace(xp):
         return _dask_edge_sum(lambda v: v, [values], ids, n, values.dtype)
@@ -461,7 +462,8 @@ class EdgeOperator:
         elif is_cupy_namespace(xp):
             import cupyx.scipy.sparse as cusparse
 
-            csr = cusparse.csr_matrix((values, (rows, cols)), shape=(n, n))
+            with values.device:
+                csr = cusparse.csr_matrix((values, (rows, cols)), shape=(n, n))
             self._matvec = csr.dot
         elif is_torch_namespace(xp):
             self._matvec = _torch_csr_matvec(rows, cols, values, n)
