@@ -4,6 +4,8 @@
 restricts the run to those backends and turns a listed backend that cannot be
 imported into an error rather than a skip.  Without it every backend that
 imports is tested and the others are skipped with the reason.
+``M4ML_XP_TORCH_DEVICE=cuda`` runs the torch tests on a GPU (JAX and CuPy use
+theirs by default).
 """
 
 from __future__ import annotations
@@ -132,6 +134,14 @@ def xp(request: pytest.FixtureRequest) -> Iterator[Any]:
         module.set_array_api_strict_flags(api_version="2024.12")
     from array_api_compat import array_namespace
 
+    torch_device = os.environ.get("M4ML_XP_TORCH_DEVICE")  # e.g. "cuda" on a GPU machine
+    if backend is Backend.TORCH and torch_device:
+        module.set_default_device(torch_device)
+        try:
+            yield array_namespace(module.empty(0))
+        finally:
+            module.set_default_device("cpu")
+        return
     yield array_namespace(module.empty(0))
 
 
