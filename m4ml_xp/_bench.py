@@ -67,7 +67,8 @@ def power_law_graph(n_nodes: int, n_edges: int, seed: int = 0) -> tuple[np.ndarr
     while keys.size < n_edges:
         src = rng.integers(0, n_nodes, draw)
         rank = np.minimum((rng.pareto(1.2, draw) * n_nodes / 50).astype(np.int64), n_nodes - 1)
-        keys = np.unique(np.concatenate([keys, src * n_nodes + popularity[rank]]))
+        keys = np.sort(np.concatenate([keys, src * n_nodes + popularity[rank]]))
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]  # faster than np.unique
         draw = 2 * (n_edges - keys.size) + 1000
     keys = np.sort(rng.choice(keys, size=n_edges, replace=False))
     return keys // n_nodes, keys % n_nodes
