@@ -103,6 +103,18 @@ class TestGenerateInternetEdges:
             assert abs(observed - p) < 4 * np.sqrt(p * (1 - p) / pairs)
         assert len(set(zip(src.tolist(), dst.tolist(), strict=True))) == src.size  # no duplicates
 
+    def test_links_spread_uniformly_over_pages_and_directions(self):
+        from scipy import stats
+
+        n = 20_000
+        src, dst = mx.generate_internet_edges(n, seed=5)
+        for k in (2, 10):  # far distances take the vectorised path, near ones choice()
+            forward = src[dst - src == k]
+            backward = dst[src - dst == k]
+            assert abs(forward.size - backward.size) < 4 * np.sqrt(forward.size + backward.size)
+            assert stats.kstest(forward / (n - k), "uniform").pvalue > 1e-3
+            assert stats.kstest(backward / (n - k), "uniform").pvalue > 1e-3
+
     def test_seeded_on_backend(self, xp, device):
         src, dst = mx.generate_internet_edges(500, seed=2, xp=xp, device=device)
         ref_src, ref_dst = mx.generate_internet_edges(500, seed=2)
