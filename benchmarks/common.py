@@ -19,16 +19,10 @@ except ImportError:  # older asv
     SkipNotImplemented = NotImplementedError
 
 from m4ml_xp import _xp
+from m4ml_xp._bench import TARGETS
 
-#: asv parameter value -> (m4ml_xp backend name, device name)
-BACKENDS: dict[str, tuple[str, str | None]] = {
-    "numpy": ("numpy", None),
-    "torch:cpu": ("torch", "cpu"),
-    "jax.numpy:cpu": ("jax", "cpu"),
-    "cupy": ("cupy", "cuda:0"),
-    "torch:cuda": ("torch", "cuda"),
-    "jax.numpy:cuda": ("jax", "gpu"),
-}
+#: asv parameter value -> (m4ml_xp backend name, device name): the same table `m4ml-xp bench` uses
+BACKENDS = TARGETS
 
 LARGE = os.environ.get("M4ML_XP_BENCH_LARGE") == "1"
 

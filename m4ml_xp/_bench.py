@@ -20,15 +20,16 @@ import numpy as np
 from m4ml_xp import _xp
 from m4ml_xp.pagerank import pagerank_edges
 
-#: (backend, device) pairs tried, in order; those that fail to import are skipped.
-TARGETS: list[tuple[str, str | None]] = [
-    ("numpy", None),
-    ("torch", "cpu"),
-    ("jax", "cpu"),
-    ("cupy", "cuda:0"),
-    ("torch", "cuda"),
-    ("jax", "gpu"),
-]
+#: label -> (backend, device) tried, in order; those that fail to import are skipped.
+#: The labels are also the asv ``backend`` parameter (benchmarks/common.py).
+TARGETS: dict[str, tuple[str, str | None]] = {
+    "numpy": ("numpy", None),
+    "torch:cpu": ("torch", "cpu"),
+    "jax.numpy:cpu": ("jax", "cpu"),
+    "cupy": ("cupy", "cuda:0"),
+    "torch:cuda": ("torch", "cuda"),
+    "jax.numpy:cuda": ("jax", "gpu"),
+}
 
 
 @dataclass
@@ -118,8 +119,7 @@ def bench_pagerank(
         lambda: scipy_pagerank(src, dst, n_nodes, tol=tol), repeat
     )
     rows.append(Timing("scipy CSR loop (hand-written)", scipy_time, scipy_iters, 0.0))
-    for backend, device_name in TARGETS:
-        label = backend + (f":{device_name}" if device_name else "")
+    for label, (backend, device_name) in TARGETS.items():
         try:
             xp, device = _xp.resolve_backend(backend, device_name)
             s = xp.asarray(src, device=device)

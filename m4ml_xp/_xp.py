@@ -487,12 +487,10 @@ class EdgeOperator:
     def _scipy(rows: Array, cols: Array, values: Array, n: int) -> Callable[[Array], Array]:
         try:
             import scipy.sparse as sparse
-        except ImportError:  # SciPy is optional: bincount is nearly as fast
+        except ImportError:  # SciPy is optional: the bincount segment sum is nearly as fast
             import numpy as np
 
-            return lambda x: np.bincount(rows, weights=values * x[cols], minlength=n).astype(
-                x.dtype, copy=False
-            )
+            return lambda x: segment_sum(values * x[cols], rows, n, xp=np)
         csr = sparse.csr_array((values, (rows, cols)), shape=(n, n))
         return csr.__matmul__
 

@@ -169,11 +169,11 @@ def _distinct_positions(
     missing (rejection keeps every subset equally likely).  Groups that want a
     large share of their range use ``choice(replace=False)`` directly.
     """
-    crowded = np.flatnonzero(counts * 8 > pairs)
+    is_crowded = counts * 8 > pairs
+    crowded = np.flatnonzero(is_crowded)
     groups = [np.full(counts[k], k) for k in crowded]
     positions = [rng.choice(pairs[k], size=counts[k], replace=False) for k in crowded]
-    sparse = counts.copy()
-    sparse[crowded] = 0
+    sparse = np.where(is_crowded, 0, counts)
     keys = np.zeros(0, dtype=np.int64)
     stride = int(pairs.max()) + 1
     missing = sparse

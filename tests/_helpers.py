@@ -6,8 +6,10 @@ from typing import Any
 
 import numpy as np
 from array_api_compat import device as device_of
-from array_api_compat import is_array_api_strict_namespace, is_dask_namespace, to_device
+from array_api_compat import is_dask_namespace
 from array_api_extra.testing import assert_close
+
+from m4ml_xp._xp import to_numpy  # noqa: F401 - re-exported for the tests
 
 
 def asarray(xp: Any, a: Any, device: Any = None, *, chunks: Any = None) -> Any:
@@ -20,22 +22,6 @@ def asarray(xp: Any, a: Any, device: Any = None, *, chunks: Any = None) -> Any:
     if chunks is not None and is_dask_namespace(xp):
         out = out.rechunk(chunks)
     return out
-
-
-def to_numpy(x: Any) -> np.ndarray:
-    """Any backend's array as a NumPy array (the test's side of the fence only)."""
-    if hasattr(x, "compute"):
-        x = x.compute()
-    if type(x).__module__.startswith("torch"):
-        return x.detach().cpu().numpy()
-    if type(x).__module__.startswith("cupy"):
-        return x.get()
-    if type(x).__module__.startswith("array_api_strict"):
-        import array_api_strict
-
-        x = to_device(x, array_api_strict.Device("CPU_DEVICE"))
-        return np.asarray(x._array)
-    return np.asarray(x)
 
 
 def eps(dtype: Any) -> float:
@@ -54,11 +40,3 @@ def assert_close_to(actual: Any, desired: np.ndarray, *, rtol: float, atol: floa
     if is_dask_namespace(xp):
         expected = expected.rechunk(actual.chunks) if actual.ndim else expected
     assert_close(actual, expected, rtol=rtol, atol=atol)
-
-
-def same_device(x: Any, device: Any) -> bool:
-    return device_of(x) == device
-
-
-def is_strict(xp: Any) -> bool:
-    return is_array_api_strict_namespace(xp)
