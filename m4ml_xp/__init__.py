@@ -5,6 +5,16 @@ array-api-strict) from its inputs and returns arrays of the same library,
 dtype family and device.
 """
 
+from m4ml_xp.calculus import (
+    LagrangeResult,
+    RootResult,
+    hessian,
+    jacobian,
+    lagrange_multipliers,
+    newton_raphson,
+    newton_step,
+    sandpit_step,
+)
 from m4ml_xp.datasets import load_mnist
 from m4ml_xp.errors import ConvergenceError, ConvergenceWarning, RankWarning
 from m4ml_xp.linalg import (
@@ -35,20 +45,28 @@ __all__ = [
     "ConvergenceError",
     "ConvergenceWarning",
     "EigResult",
+    "LagrangeResult",
     "PageRankResult",
     "RankWarning",
+    "RootResult",
     "change_of_basis",
     "generate_internet",
     "generate_internet_edges",
     "gram_schmidt",
+    "hessian",
     "is_singular",
+    "jacobian",
+    "lagrange_multipliers",
     "load_mnist",
+    "newton_raphson",
+    "newton_step",
     "pagerank",
     "pagerank_edges",
     "power_iteration",
     "reflection_matrix",
     "rotation_matrix",
     "row_echelon",
+    "sandpit_step",
     "scaling_matrix",
     "shear_matrix",
     "span_dimension",

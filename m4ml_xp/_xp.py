@@ -19,6 +19,7 @@ from typing import Any
 from array_api_compat import (
     array_namespace,
     device,
+    is_array_api_obj,
     is_array_api_strict_namespace,
     is_cupy_array,
     is_cupy_namespace,
@@ -37,13 +38,18 @@ __all__ = [
     "BACKENDS",
     "EdgeOperator",
     "array_namespace",
+    "autodiff_hessian",
+    "autodiff_jacobian",
     "available_backends",
+    "can_autodiff",
     "check_interval",
+    "compile_step",
     "default_float",
     "deferred_check",
     "device",
     "evaluate",
     "float_dtype",
+    "is_array",
     "is_array_api_strict_namespace",
     "is_dask_namespace",
     "is_jax_namespace",
@@ -54,6 +60,8 @@ __all__ = [
     "is_traced",
     "library_name",
     "namespace_for",
+    "numpy_scalar_as_array",
+    "one_chunk",
     "resolve_backend",
     "segment_sum",
     "size",
@@ -171,6 +179,25 @@ def available_backends() -> dict[str, dict[str, Any]]:
             "float64": supports_float64(xp, dev),
         }
     return found
+
+
+def is_array(x: object) -> bool:
+    """Whether `x` is an array of a library the Array API standard covers."""
+    return is_array_api_obj(x)
+
+
+def numpy_scalar_as_array(value: Any, xp: Namespace) -> Any:
+    """NumPy's 0-d results (``np.float64`` scalars) as 0-d arrays; anything else unchanged.
+
+    NumPy arithmetic on 0-d arrays returns scalars, so a user function written
+    with `xp` returns one for 0-d input; other libraries return arrays.
+    """
+    if is_numpy_namespace(xp):
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return np.asarray(value)
+    return value
 
 
 def is_traced(x: Array) -> bool:
@@ -297,6 +324,17 @@ def evaluate(*arrays: Array) -> tuple[Array, ...]:
     return arrays
 
 
+def one_chunk(x: Array) -> Array:
+    """A small Dask array as a single chunk (its linear algebra wants whole matrices).
+
+    Matrices built by stacking scalars come out in 1×1 chunks, which Dask's
+    ``svd`` and ``solve`` reject; other arrays are returned unchanged.
+    """
+    if is_dask_array(x):
+        return x.rechunk(-1)
+    return x
+
+
 def to_host(x: Array) -> list[Any]:
     """The values of a small array as a (nested) Python list, in one transfer.
 
@@ -339,6 +377,58 @@ def check_interval(xp: Namespace, dev: Any = None) -> int:
     if is_cupy_namespace(xp) or "cuda" in text or "gpu" in text or "tpu" in text:
         return 8
     return 1
+
+
+# --------------------------------------------------------------------------- derivatives
+def can_autodiff(x: Array) -> bool:
+    """Whether the library of `x` differentiates functions itself (JAX, PyTorch)."""
+    return is_jax_array(x) or is_torch_array(x)
+
+
+def autodiff_jacobian(f: Callable[[Array], Array], x: Array) -> Array:
+    """Exact Jacobian of `f` at the 1-D array `x` by the backend's autodiff.
+
+    Shape ``f(x).shape + x.shape``: ``(n,)`` for scalar `f`, ``(m, n)`` for vector
+    `f`.  Forward mode on JAX (the inputs are few); reverse mode on PyTorch.
+    Raises ``NotImplementedError`` for libraries without autodiff.
+    """
+    if is_jax_array(x):
+        import jax
+
+        return jax.jacfwd(f)(x)
+    if is_torch_array(x):
+        import torch
+
+        with torch.enable_grad():
+            return torch.autograd.functional.jacobian(f, x).detach()
+    raise NotImplementedError(f"{library_name(x)} arrays have no automatic differentiation")
+
+
+def autodiff_hessian(f: Callable[[Array], Array], x: Array) -> Array:
+    """Exact Hessian ``(n, n)`` of the scalar `f` at the 1-D array `x` by autodiff."""
+    if is_jax_array(x):
+        import jax
+
+        return jax.hessian(f)(x)
+    if is_torch_array(x):
+        import torch
+
+        with torch.enable_grad():
+            return torch.autograd.functional.hessian(f, x).detach()
+    raise NotImplementedError(f"{library_name(x)} arrays have no automatic differentiation")
+
+
+def compile_step(fn: Callable[..., Any], xp: Namespace) -> Callable[..., Any]:
+    """`fn` compiled for repeated calls where the backend has a tracing JIT (JAX).
+
+    `fn` must be pure (arrays and pytrees in and out).  Elsewhere it is returned
+    unchanged: eager libraries gain nothing from tracing small per-step kernels.
+    """
+    if is_jax_namespace(xp):
+        import jax
+
+        return jax.jit(fn)
+    return fn
 
 
 # --------------------------------------------------------------------------- segment sums

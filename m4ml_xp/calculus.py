@@ -1,0 +1,620 @@
+"""Course 2 — multivariate calculus: derivatives, Newton–Raphson, the sandpit, Lagrange.
+
+Conventions (see COURSE.md): the Jacobian of a scalar function is the row of its
+partial derivatives, shape ``(n,)``; of a vector function ``J[i, j] = ∂fᵢ/∂xⱼ``
+(rows are outputs), shape ``(m, n)``.  Functions passed in are written with the
+array namespace of their argument (``xp.sin``, ``xp.sum``, ...), so the same
+function runs on every backend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from m4ml_xp import _checks, _xp
+from m4ml_xp._xp import device, namespace_for
+from m4ml_xp.errors import report_non_convergence
+
+Array = Any
+Namespace = Any
+Function = Callable[[Array], Array]
+
+__all__ = [
+    "LagrangeResult",
+    "RootResult",
+    "hessian",
+    "jacobian",
+    "lagrange_multipliers",
+    "newton_raphson",
+    "newton_step",
+    "sandpit_step",
+]
+
+_METHODS = ("auto", "fd", "autodiff")
+
+
+class RootResult(NamedTuple):
+    """Result of :func:`newton_raphson`.
+
+    `iterates` stacks the starting point and every iterate along axis 0;
+    `status` is ``"converged"``, ``"zero derivative"``, ``"singular jacobian"``,
+    ``"non-finite"`` or ``"max_iter"``.
+    """
+
+    root: Array
+    iterates: Array
+    n_iter: int
+    converged: bool
+    status: str
+
+
+class LagrangeResult(NamedTuple):
+    """Result of :func:`lagrange_multipliers`: the point, its multiplier(s), the Newton run."""
+
+    x: Array
+    lam: Array
+    converged: bool
+    n_iter: int
+    status: str
+
+
+# --------------------------------------------------------------------------- helpers
+def _eps(dtype: Any, xp: Namespace) -> float:
+    return float(xp.finfo(dtype).eps)
+
+
+def _callable(f: Any, name: str) -> None:
+    if not callable(f):
+        msg = f"`{name}` must be a callable taking and returning arrays; got {type(f).__name__}"
+        raise TypeError(msg)
+
+
+def _call(f: Function, x: Array, name: str, *, xp: Namespace, max_ndim: int) -> Array:
+    """``f(x)`` validated: an array of `x`'s library, real, at most `max_ndim` dimensions."""
+    out = _xp.numpy_scalar_as_array(f(x), xp)
+    if not _xp.is_array(out) or isinstance(out, bool | int | float | complex):
+        msg = (
+            f"`{name}` must return an array of the same library as its argument "
+            f"(write it with `xp` functions); it returned {type(out).__name__}"
+        )
+        raise TypeError(msg)
+    try:
+        _xp.array_namespace(out, x)
+    except TypeError:
+        msg = (
+            f"`{name}` returned a {_xp.library_name(out)} array for a "
+            f"{_xp.library_name(x)} argument; write it with the argument's namespace"
+        )
+        raise TypeError(msg) from None
+    if out.ndim > max_ndim:
+        want = "a scalar (0-d array)" if max_ndim == 0 else "a scalar or a 1-D array"
+        msg = f"`{name}` must return {want}; it returned shape {tuple(out.shape)}"
+        raise ValueError(msg)
+    if not xp.isdtype(out.dtype, "real floating"):
+        if not xp.isdtype(out.dtype, ("integral", "bool")):
+            msg = f"`{name}` must return real values; it returned dtype {out.dtype}"
+            raise TypeError(msg)
+        out = xp.astype(out, x.dtype)
+    return out
+
+
+def _point(x: Array, name: str, *, xp: Namespace, ndim: int | tuple[int, ...] = 1) -> Array:
+    return _checks.check_real_array(x, name, xp=xp, ndim=ndim, small=True)
+
+
+def _method(method: str, x: Array) -> str:
+    _checks.check_choice(method, "method", _METHODS)
+    if method == "autodiff" and not _xp.can_autodiff(x):
+        msg = (
+            f"`method='autodiff'` needs a library that differentiates (JAX, PyTorch); "
+            f"`x` is a {_xp.library_name(x)} array — use method='fd' or 'auto'"
+        )
+        raise ValueError(msg)
+    if method == "auto":
+        return "autodiff" if _xp.can_autodiff(x) else "fd"
+    return method
+
+
+def _unit_steps(x: Array, power: float, *, xp: Namespace) -> Array:
+    """Per-coordinate difference steps ``eps**power · max(1, |x|)``, exactly representable.
+
+    ``(x + h) - x`` is used as the step actually taken, so the rounding of
+    ``x + h`` does not bias the quotient.
+    """
+    h = _eps(x.dtype, xp) ** power * xp.maximum(xp.abs(x), xp.ones_like(x))
+    return (x + h) - x
+
+
+def _fd_jacobian(f: Function, x: Array, *, xp: Namespace) -> Array:
+    """Central differences, step ``eps**(1/3)``: error ~ eps**(2/3) (float32: ~4 digits)."""
+    n = x.shape[0]
+    h = _unit_steps(x, 1 / 3, xp=xp)
+    eye = xp.eye(n, dtype=x.dtype, device=device(x))
+    columns = []
+    for j in range(n):
+        e = eye[j, :] * h[j]
+        forward = _call(f, x + e, "f", xp=xp, max_ndim=1)
+        backward = _call(f, x - e, "f", xp=xp, max_ndim=1)
+        columns.append((forward - backward) / (2 * h[j]))
+    return xp.stack(columns, axis=-1)
+
+
+def _fd_hessian(f: Function, x: Array, *, xp: Namespace) -> Array:
+    """Four-point second differences, step ``eps**(1/4)``: symmetric by construction."""
+    n = x.shape[0]
+    h = _unit_steps(x, 1 / 4, xp=xp)
+    eye = xp.eye(n, dtype=x.dtype, device=device(x))
+    steps = [eye[i, :] * h[i] for i in range(n)]
+
+    def value(point: Array) -> Array:
+        return _call(f, point, "f", xp=xp, max_ndim=0)
+
+    centre = value(x)
+    entries: dict[tuple[int, int], Array] = {}
+    for i in range(n):
+        entries[i, i] = (value(x + 2 * steps[i]) - 2 * centre + value(x - 2 * steps[i])) / (
+            4 * h[i] * h[i]
+        )
+        for j in range(i + 1, n):
+            plus, minus = x + steps[i], x - steps[i]
+            mixed = (
+                value(plus + steps[j])
+                - value(plus - steps[j])
+                - value(minus + steps[j])
+                + value(minus - steps[j])
+            ) / (4 * h[i] * h[j])
+            entries[i, j] = entries[j, i] = mixed
+    rows = [xp.stack([entries[i, j] for j in range(n)]) for i in range(n)]
+    return xp.stack(rows)
+
+
+# --------------------------------------------------------------------------- derivatives
+def jacobian(f: Function, x: Array, *, method: str = "auto") -> Array:
+    """Jacobian of `f` at `x`: shape ``(n,)`` for a scalar `f`, ``(m, n)`` for a vector `f`.
+
+    Parameters
+    ----------
+    f : callable
+        Maps a 1-D array ``(n,)`` to a scalar (0-d array) or a 1-D array ``(m,)``,
+        written with the argument's array namespace.
+    x : (n,) array
+        The point; integers are promoted to the default float.
+    method : {"auto", "fd", "autodiff"}
+        ``"fd"``: central differences in `x`'s namespace, step ``eps**(1/3)``
+        scaled by ``max(1, |x|)`` (about 10 correct digits in float64, 4 in
+        float32).  ``"autodiff"``: exact, by JAX's or PyTorch's automatic
+        differentiation.  ``"auto"``: autodiff where the library has it, falling
+        back to differences if `f` cannot be traced (e.g. it reads values).
+
+    Returns
+    -------
+    array
+        Rows are outputs: ``J[i, j] = ∂fᵢ/∂xⱼ``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import jacobian
+    >>> f = lambda v: np.stack([v[0] ** 2 * v[1], np.sin(v[1])])
+    >>> np.round(jacobian(f, np.array([1.0, 0.0])), 6)
+    array([[0., 1.],
+           [0., 1.]])
+    """
+    _callable(f, "f")
+    xp = _checks.namespace(x=x)
+    x = _point(x, "x", xp=xp)
+    return _derivative(f, x, method, xp=xp, order=1)
+
+
+def hessian(f: Function, x: Array, *, method: str = "auto") -> Array:
+    """Hessian ``(n, n)`` of the scalar function `f` at `x` (symmetric).
+
+    Parameters
+    ----------
+    f : callable
+        Maps a 1-D array ``(n,)`` to a scalar (0-d array).
+    x : (n,) array
+        The point.
+    method : {"auto", "fd", "autodiff"}
+        As for :func:`jacobian`; differences use four-point second differences
+        with step ``eps**(1/4)`` (about 8 digits in float64, 3 in float32).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import hessian
+    >>> f = lambda v: v[0] ** 2 * v[1] + 3 * v[1] ** 2
+    >>> np.round(hessian(f, np.array([1.0, 2.0])), 5)
+    array([[4., 2.],
+           [2., 6.]])
+    """
+    _callable(f, "f")
+    xp = _checks.namespace(x=x)
+    x = _point(x, "x", xp=xp)
+    return _derivative(f, x, method, xp=xp, order=2)
+
+
+def _derivative(f: Function, x: Array, method: str, *, xp: Namespace, order: int) -> Array:
+    chosen = _method(method, x)
+    max_ndim = 1 if order == 1 else 0
+    if chosen == "autodiff":
+        _call(f, x, "f", xp=xp, max_ndim=max_ndim)  # clear errors before the autodiff machinery
+
+        def checked(v: Array) -> Array:
+            return _call(f, v, "f", xp=xp, max_ndim=max_ndim)
+
+        try:
+            if order == 1:
+                return _xp.autodiff_jacobian(checked, x)
+            return _xp.autodiff_hessian(checked, x)
+        except Exception:
+            if method == "autodiff":
+                raise
+            # "auto": `f` is not traceable (it reads values, calls NumPy, ...); differences
+            # need only plain evaluations.
+    if order == 1:
+        return _fd_jacobian(f, x, xp=xp)
+    return _fd_hessian(f, x, xp=xp)
+
+
+# --------------------------------------------------------------------------- Newton–Raphson
+def newton_raphson(
+    f: Function,
+    df: Function | None,
+    x0: Array | float,
+    *,
+    tol: float | None = None,
+    max_iter: int = 50,
+    method: str = "auto",
+    raise_on_failure: bool = False,
+) -> RootResult:
+    """Root of `f` by Newton–Raphson from `x0`, in one dimension or n.
+
+    One dimension (``x0`` 0-d): ``x ← x − f(x)/f′(x)``, the course's iteration.
+    n dimensions (``x0`` of shape ``(n,)``, ``f`` returning ``(n,)``): ``x ← x − J⁻¹f(x)``
+    with `df` returning the ``(n, n)`` Jacobian.
+
+    Parameters
+    ----------
+    f : callable
+        The function whose root is sought, written with `x`'s namespace.
+    df : callable or None
+        Its derivative (1-D: a scalar; n-D: the Jacobian, rows are outputs).
+        ``None``: :func:`jacobian` with `method`.
+    x0 : 0-d or (n,) array, or a Python float (then NumPy float64)
+        Start.
+    tol : float, optional
+        Stop when the step is at most ``tol · (1 + |x|)`` (max-norm); since the
+        next step would be about its square, the root is then accurate to
+        rounding.  Default ``sqrt(eps)`` of the dtype (``1.5e-8`` in float64,
+        like ``scipy.optimize.newton``).
+    max_iter : int
+        Most Newton steps.
+    method : {"auto", "fd", "autodiff"}
+        How the derivative is computed when `df` is None.
+    raise_on_failure : bool
+        Raise :class:`~m4ml_xp.ConvergenceError` instead of warning.
+
+    Returns
+    -------
+    RootResult
+        ``root``, the ``iterates`` (start first, stacked on axis 0), ``n_iter``,
+        ``converged`` and ``status``.  A zero derivative (or singular Jacobian)
+        stops the iteration at the last finite iterate with
+        ``converged=False``: never a non-finite "root".
+
+    Warns
+    -----
+    ConvergenceWarning
+        When the iteration stops without converging.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import newton_raphson
+    >>> result = newton_raphson(lambda x: x**2 - 2.0, lambda x: 2 * x, np.asarray(1.0))
+    >>> round(float(result.root), 12), result.converged
+    (1.414213562373, True)
+    """
+    _callable(f, "f")
+    if df is not None:
+        _callable(df, "df")
+    if isinstance(x0, int | float) and not isinstance(x0, bool):
+        x0 = namespace_for(None).asarray(float(x0))
+    xp = _checks.namespace(x0=x0)
+    x = _point(x0, "x0", xp=xp, ndim=(0, 1))
+    max_iter = _checks.check_int(max_iter, "max_iter", low=1)
+    if tol is None:
+        tol = math.sqrt(_eps(x.dtype, xp))
+    tol = _checks.check_real(tol, "tol", low=0.0)
+    derivative = _derivative_function(f, df, x, method, xp=xp)
+    iterates = [x]
+    status, n_iter = "max_iter", 0
+    for n_iter in range(1, max_iter + 1):
+        fx = _call(f, x, "f", xp=xp, max_ndim=x.ndim)
+        if fx.shape != x.shape:
+            msg = (
+                f"`f` must return an array shaped like `x0` {tuple(x.shape)}; got {tuple(fx.shape)}"
+            )
+            raise ValueError(msg)
+        step, reason = _newton_step(fx, derivative(x), x, xp=xp)
+        if reason is not None:
+            status, n_iter = reason, n_iter - 1
+            break
+        (x_new,) = _xp.evaluate(xp.asarray(x - step))  # Dask: keep the graph one step deep
+        step_size, scale, finite = _xp.to_host(
+            xp.stack(
+                [
+                    xp.max(xp.abs(step)),
+                    xp.max(xp.abs(x_new)),
+                    xp.astype(xp.all(xp.isfinite(x_new)), x.dtype),
+                ]
+            )
+        )
+        if not finite:
+            status, n_iter = "non-finite", n_iter - 1
+            break
+        x = x_new
+        iterates.append(x)
+        if step_size <= tol * (1 + scale):
+            status = "converged"
+            break
+    converged = status == "converged"
+    if not converged:
+        report_non_convergence(
+            f"newton_raphson stopped after {n_iter} steps: {status} at x = {_xp.to_host(x)}",
+            raise_on_failure=raise_on_failure,
+            stacklevel=2,
+        )
+    return RootResult(x, xp.stack(iterates), n_iter, converged, status)
+
+
+def _derivative_function(
+    f: Function, df: Function | None, x: Array, method: str, *, xp: Namespace
+) -> Function:
+    """``df`` validated for `x`'s shape, or the numerical/automatic derivative."""
+    expected = tuple(x.shape) * 2 if x.ndim else ()
+    if df is None:
+        _method(method, x)  # option errors now, not on the first step
+        if x.ndim == 0:
+            return lambda v: xp.reshape(
+                jacobian(lambda u: xp.reshape(f(u[0]), ()), xp.reshape(v, (1,)), method=method),
+                (),
+            )
+        return lambda v: jacobian(f, v, method=method)
+
+    def checked(v: Array) -> Array:
+        out = _call(df, v, "df", xp=xp, max_ndim=2)
+        if tuple(out.shape) != expected:
+            what = "a scalar" if not expected else f"the Jacobian of shape {expected}"
+            msg = f"`df` must return {what}; it returned shape {tuple(out.shape)}"
+            raise ValueError(msg)
+        return out
+
+    return checked
+
+
+def _newton_step(fx: Array, d: Array, x: Array, *, xp: Namespace) -> tuple[Array, str | None]:
+    """The step ``d⁻¹ f``, or why there is none: an exact root, a zero/singular derivative.
+
+    One host read per call: the residual, and the derivative (1-D) or the extreme
+    singular values of the Jacobian (n-D).
+    """
+    residual = xp.max(xp.abs(fx))
+    if x.ndim == 0:
+        f_size, d_value = _xp.to_host(xp.stack([residual, xp.astype(d, fx.dtype)]))
+        if f_size == 0:
+            return fx, "converged"
+        if not (math.isfinite(f_size) and math.isfinite(d_value)):
+            return fx, "non-finite"
+        if d_value == 0:
+            return fx, "zero derivative"
+        return fx / d, None
+    n = x.shape[0]
+    d = xp.astype(d, fx.dtype)
+    try:
+        singular_values = _singular_values(d, xp=xp)
+        f_size, high, low = _xp.to_host(
+            xp.stack([residual, singular_values[0], singular_values[-1]])
+        )
+    except Exception:  # a non-finite Jacobian makes some libraries' SVD raise
+        return fx, "non-finite"
+    if f_size == 0:
+        return fx, "converged"
+    if not all(math.isfinite(v) for v in (f_size, high, low)):
+        return fx, "non-finite"
+    if low <= n * _eps(x.dtype, xp) * high:
+        return fx, "singular jacobian"
+    return xp.linalg.solve(_xp.one_chunk(d), _xp.one_chunk(fx[:, None]))[:, 0], None
+
+
+def _singular_values(a: Array, *, xp: Namespace) -> Array:
+    # `svd(full_matrices=False)` rather than `svdvals`: Dask's compat svdvals asks for full matrices
+    return xp.linalg.svd(_xp.one_chunk(a), full_matrices=False)[1]
+
+
+def newton_step(J: Array, H: Array) -> Array:
+    """The Newton step ``−H⁻¹J`` towards the stationary point of a quadratic model.
+
+    Parameters
+    ----------
+    J : (n,) array
+        Gradient (the Jacobian row of a scalar function).
+    H : (n, n) array
+        Hessian.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import newton_step
+    >>> newton_step(np.array([2.0, 4.0]), np.array([[2.0, 0.0], [0.0, 4.0]]))
+    array([-1., -1.])
+    """
+    xp = _checks.namespace(J=J, H=H)
+    J = _point(J, "J", xp=xp)
+    H = _checks.check_real_array(H, "H", xp=xp, ndim=2, square=True, small=True)
+    if H.shape[0] != J.shape[0]:
+        msg = f"`H` must be ({J.shape[0]}, {J.shape[0]}) to match `J` of length {J.shape[0]}; got {tuple(H.shape)}"
+        raise ValueError(msg)
+    J, H = _common_dtype(xp, J, H)
+    return -xp.linalg.solve(H, J[:, None])[:, 0]
+
+
+def sandpit_step(J: Array, H: Array, *, gamma: float = 0.5, max_newton_norm: float = 2.0) -> Array:
+    """The course's hybrid step: Newton's, unless it goes uphill or is too long.
+
+    The Newton step ``−H⁻¹J`` is taken unless it does not descend
+    (``step · (−J) ≤ 0``), is longer than `max_newton_norm`, or does not exist
+    (singular `H`); then the steepest-descent step ``−gamma·J``.  Written without
+    host reads, so it runs under ``jax.jit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import sandpit_step
+    >>> J = np.array([1.0, 0.0])
+    >>> sandpit_step(J, np.array([[1.0, 0.0], [0.0, 1.0]]))  # Newton: downhill, short
+    array([-1., -0.])
+    >>> sandpit_step(J, np.array([[-1.0, 0.0], [0.0, 1.0]]))  # Newton goes uphill
+    array([-0.5, -0. ])
+    """
+    xp = _checks.namespace(J=J, H=H)
+    J = _point(J, "J", xp=xp)
+    H = _checks.check_real_array(H, "H", xp=xp, ndim=2, square=True, small=True)
+    if H.shape[0] != J.shape[0]:
+        msg = f"`H` must be ({J.shape[0]}, {J.shape[0]}) to match `J` of length {J.shape[0]}; got {tuple(H.shape)}"
+        raise ValueError(msg)
+    gamma = _checks.check_real(gamma, "gamma", low=0.0, low_open=True)
+    max_newton_norm = _checks.check_real(max_newton_norm, "max_newton_norm", low=0.0, low_open=True)
+    J, H = _common_dtype(xp, J, H)
+    descent = -gamma * J
+    if not _xp.is_traced(H):  # under jit a singular H gives a non-finite step, caught below
+        high, low = _extreme(H, xp=xp)
+        if not low > H.shape[0] * _eps(H.dtype, xp) * high:
+            return descent
+    newton = -xp.linalg.solve(H, J[:, None])[:, 0]
+    acceptable = (
+        xp.all(xp.isfinite(newton))
+        & (xp.sum(newton * -J) > 0)
+        & (xp.linalg.vector_norm(newton) <= max_newton_norm)
+    )
+    return xp.where(acceptable, newton, descent)
+
+
+def _extreme(a: Array, *, xp: Namespace) -> tuple[float, float]:
+    """Largest and smallest singular values of a small matrix, in one host read."""
+    values = _singular_values(a, xp=xp)
+    high, low = _xp.to_host(xp.stack([values[0], values[-1]]))
+    return high, low
+
+
+def _common_dtype(xp: Namespace, *arrays: Array) -> tuple[Array, ...]:
+    dtype = xp.result_type(*arrays)
+    return tuple(xp.astype(a, dtype) if a.dtype != dtype else a for a in arrays)
+
+
+# --------------------------------------------------------------------------- Lagrange
+def lagrange_multipliers(
+    f: Function,
+    g: Function,
+    x0: Array,
+    *,
+    lam0: float | Array = 0.0,
+    tol: float | None = None,
+    max_iter: int = 50,
+    method: str = "auto",
+    raise_on_failure: bool = False,
+) -> LagrangeResult:
+    """Stationary point of ``L(x, λ) = f(x) − λ·g(x)`` subject to ``g(x) = 0``.
+
+    Newton–Raphson on the stacked gradient ``∇L = [∇f − J_gᵀλ, −g]`` (the course's
+    system), whose Jacobian is the bordered Hessian
+    ``[[H_f − Σλₖ H_gₖ, −J_gᵀ], [−J_g, 0]]``.  Like any Newton method it finds the
+    stationary point near the start: a minimum, a maximum or a saddle.
+
+    Parameters
+    ----------
+    f : callable
+        Objective, ``(n,) -> scalar``.
+    g : callable
+        Constraint(s) ``g(x) = 0``: ``(n,) -> scalar`` or ``(m,)``.
+    x0 : (n,) array
+        Start.
+    lam0 : float or array
+        Starting multiplier(s): a scalar for a scalar `g`, else ``(m,)``.
+    tol, max_iter, raise_on_failure
+        As for :func:`newton_raphson`.
+    method : {"auto", "fd", "autodiff"}
+        How gradients and Hessians of `f` and `g` are computed.
+
+    Returns
+    -------
+    LagrangeResult
+        ``x``, ``lam`` (0-d for a scalar constraint), ``converged``, ``n_iter``, ``status``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import lagrange_multipliers
+    >>> f = lambda v: v[0] * v[1]                       # maximise xy
+    >>> g = lambda v: v[0] + v[1] - 2.0                 # on the line x + y = 2
+    >>> result = lagrange_multipliers(f, g, np.array([0.5, 1.0]))
+    >>> np.round(result.x, 8), round(float(result.lam), 8)
+    (array([1., 1.]), 1.0)
+    """
+    _callable(f, "f")
+    _callable(g, "g")
+    xp = _checks.namespace(x0=x0)
+    x = _point(x0, "x0", xp=xp)
+    _method(method, x)
+    n = x.shape[0]
+    g0 = _call(g, x, "g", xp=xp, max_ndim=1)
+    scalar_constraint = g0.ndim == 0
+    m = 1 if scalar_constraint else g0.shape[0]
+    lam = _multipliers(lam0, m, scalar_constraint, x, xp=xp)
+
+    def constraints(v: Array) -> Array:
+        return xp.reshape(_call(g, v, "g", xp=xp, max_ndim=1), (m,))
+
+    def grad_lagrangian(z: Array) -> Array:
+        v, mu = z[:n], z[n:]
+        grad_f = jacobian(lambda u: _call(f, u, "f", xp=xp, max_ndim=0), v, method=method)
+        jac_g = xp.reshape(jacobian(constraints, v, method=method), (m, n))
+        return xp.concat([grad_f - mu @ jac_g, -constraints(v)])
+
+    def bordered_hessian(z: Array) -> Array:
+        v, mu = z[:n], z[n:]
+        h = hessian(lambda u: _call(f, u, "f", xp=xp, max_ndim=0), v, method=method)
+        for k in range(m):
+            h = h - mu[k] * hessian(lambda u, k=k: constraints(u)[k], v, method=method)
+        jac_g = xp.reshape(jacobian(constraints, v, method=method), (m, n))
+        top = xp.concat([h, -xp.permute_dims(jac_g, (1, 0))], axis=1)
+        bottom = xp.concat([-jac_g, xp.zeros((m, m), dtype=x.dtype, device=device(x))], axis=1)
+        return xp.concat([top, bottom], axis=0)
+
+    root = newton_raphson(
+        grad_lagrangian,
+        bordered_hessian,
+        xp.concat([x, lam]),
+        tol=tol,
+        max_iter=max_iter,
+        raise_on_failure=raise_on_failure,
+    )
+    z = root.root
+    multipliers = z[n] if scalar_constraint else z[n:]
+    return LagrangeResult(z[:n], multipliers, root.converged, root.n_iter, root.status)
+
+
+def _multipliers(lam0: Any, m: int, scalar_constraint: bool, x: Array, *, xp: Namespace) -> Array:
+    if isinstance(lam0, int | float) and not isinstance(lam0, bool):
+        if not math.isfinite(lam0):
+            raise ValueError(f"`lam0` must be finite; got {lam0}")
+        return xp.full((m,), float(lam0), dtype=x.dtype, device=device(x))
+    _checks.namespace(x0=x, lam0=lam0)
+    lam = _checks.check_real_array(lam0, "lam0", xp=xp, ndim=(0, 1), small=True)
+    if (lam.ndim == 0 and not scalar_constraint) or (lam.ndim == 1 and lam.shape[0] != m):
+        msg = f"`lam0` must be a scalar or have one entry per constraint ({m}); got shape {tuple(lam.shape)}"
+        raise ValueError(msg)
+    return xp.astype(xp.reshape(lam, (m,)), x.dtype)
