@@ -15,7 +15,7 @@ from m4ml_xp.calculus import (
     newton_step,
     sandpit_step,
 )
-from m4ml_xp.datasets import load_mnist
+from m4ml_xp.datasets import heart_curve, load_mnist
 from m4ml_xp.errors import ConvergenceError, ConvergenceWarning, RankWarning
 from m4ml_xp.linalg import (
     EigResult,
@@ -31,6 +31,7 @@ from m4ml_xp.linalg import (
     span_dimension,
     transform_image,
 )
+from m4ml_xp.nn import Backprop, TrainResult, init_mlp, mlp_backprop, mlp_forward, train_mlp
 from m4ml_xp.optimize import (
     DescentPath,
     Optimizer,
@@ -53,6 +54,7 @@ from m4ml_xp.pagerank import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Backprop",
     "ConvergenceError",
     "ConvergenceWarning",
     "DescentPath",
@@ -63,6 +65,7 @@ __all__ = [
     "PageRankResult",
     "RankWarning",
     "RootResult",
+    "TrainResult",
     "adam",
     "apply_updates",
     "change_of_basis",
@@ -70,12 +73,16 @@ __all__ = [
     "generate_internet_edges",
     "gradient_descent",
     "gram_schmidt",
+    "heart_curve",
     "hessian",
+    "init_mlp",
     "is_singular",
     "jacobian",
     "lagrange_multipliers",
     "load_mnist",
     "minimize",
+    "mlp_backprop",
+    "mlp_forward",
     "momentum",
     "newton_raphson",
     "newton_step",
@@ -90,5 +97,6 @@ __all__ = [
     "sgd",
     "shear_matrix",
     "span_dimension",
+    "train_mlp",
     "transform_image",
 ]

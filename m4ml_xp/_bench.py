@@ -227,3 +227,236 @@ def format_pagerank(
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([title, fmt.format(*header), *(fmt.format(*line) for line in lines)])
+
+
+# --------------------------------------------------------------------------- MLP
+def format_table(title: str, header: list[str], lines: list[list[str]], *, markdown: bool) -> str:
+    """A plain-text or Markdown table."""
+    if markdown:
+        out = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(line) + " |" for line in lines]
+        return "\n".join(out)
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([title, fmt.format(*header), *(fmt.format(*line) for line in lines)])
+
+
+def mnist_or_synthetic(data: str | None, limit: int = 10_000) -> tuple[np.ndarray, np.ndarray, str]:
+    """MNIST t10k (float32 pixels / 255, labels) from `data` or ``M4ML_XP_DATA``, else random
+    data of the same shape (the timings do not depend on the values)."""
+    import os
+
+    from m4ml_xp.datasets import load_mnist
+
+    location = data or os.environ.get("M4ML_XP_DATA")
+    if location:
+        images, labels = load_mnist(location, limit=limit, dtype=np.float32)
+        return images, labels, f"MNIST t10k ({images.shape[0]:,} images)"
+    rng = np.random.default_rng(0)
+    images = rng.random((limit, 784), dtype=np.float32)
+    return images, rng.integers(0, 10, limit), f"random data shaped like MNIST t10k ({limit:,})"
+
+
+def _torch_epoch(
+    params: list,
+    X: np.ndarray,
+    y: np.ndarray,
+    order: np.ndarray,
+    lr: float,
+    batch: int,
+    device: str,
+) -> Callable[[], Any]:
+    """torch autograd + ``optim.SGD``: the same network, start and batch order."""
+    import torch
+    import torch.nn.functional as F
+
+    Xt = torch.as_tensor(X, device=device)
+    yt = torch.as_tensor(y, device=device)
+    perm = torch.as_tensor(order, device=device)
+
+    def run() -> Any:
+        leaves = [
+            torch.tensor(np.asarray(a), device=device, requires_grad=True)
+            for layer in params
+            for a in layer
+        ]
+        W1, b1, W2, b2 = leaves
+        opt = torch.optim.SGD(leaves, lr=lr)
+        for start in range(0, X.shape[0], batch):
+            idx = perm[start : start + batch]
+            logits = torch.relu(Xt[idx] @ W1 + b1) @ W2 + b2
+            loss = F.cross_entropy(logits, yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return [leaf.detach() for leaf in leaves]
+
+    return run
+
+
+def _jax_scan_epoch(
+    params: list,
+    X: np.ndarray,
+    y: np.ndarray,
+    order: np.ndarray,
+    lr: float,
+    batch: int,
+    device: Any,
+) -> Callable[[], Any]:
+    """A hand-written JAX epoch: ``jax.grad`` of the loss, SGD, ``lax.scan`` over the batches."""
+    import jax
+    import jax.numpy as jnp
+
+    n_batches = X.shape[0] // batch
+    batches = jax.device_put(order[: n_batches * batch].reshape(n_batches, batch), device)
+    Xj, yj = jax.device_put(X, device), jax.device_put(y, device)
+    start = [jax.device_put(np.asarray(a), device) for layer in params for a in layer]
+
+    def loss(p: Any, xb: Any, yb: Any) -> Any:
+        W1, b1, W2, b2 = p
+        logits = jax.nn.relu(xb @ W1 + b1) @ W2 + b2
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), yb[:, None], axis=1))
+
+    @jax.jit
+    def epoch(p: Any, X: Any, y: Any, batches: Any) -> Any:
+        def step(p: Any, idx: Any) -> Any:
+            g = jax.grad(loss)(p, X[idx], y[idx])
+            return [a - lr * b for a, b in zip(p, g, strict=True)], None
+
+        return jax.lax.scan(step, p, batches)[0]
+
+    return lambda: epoch(start, Xj, yj, batches)
+
+
+def bench_nn(
+    *,
+    data: str | None = None,
+    batch: int = 100,
+    lr: float = 0.1,
+    hidden: int = 128,
+    repeat: int = 3,
+    log: Callable[[str], None] = print,
+) -> tuple[list[Timing], str]:
+    """One epoch of a 784-hidden-10 ReLU/softmax MLP, SGD, float32: every backend vs
+    torch autograd + ``optim.SGD`` and a ``jax.lax.scan`` epoch, on the same batches."""
+    from m4ml_xp.nn import init_mlp, train_mlp
+    from m4ml_xp.optimize import sgd
+
+    X, y, described = mnist_or_synthetic(data)
+    params_np = init_mlp([784, hidden, 10], seed=0, dtype=np.float32, init="he")
+    order = _xp.generator(0).permutation(X.shape[0])  # train_mlp's first-epoch order for seed 0
+    optimizer = sgd(lr)
+    rows: list[Timing] = []
+    references: dict[str, list[np.ndarray]] = {}
+
+    def add(name: str, run: Callable[[], Any], key: str | None = None) -> None:
+        run()  # warm-up: JIT compilation, CUDA context, allocator
+        seconds, result = best_time(run, repeat)
+        leaves = [np.asarray(_xp.to_numpy(a), dtype=np.float64) for a in _flatten(result)]
+        if key is not None:
+            references[key] = leaves
+        base = references.get("torch:cpu")
+        diff = (
+            max(float(np.abs(a - b).max()) for a, b in zip(leaves, base, strict=True))
+            if base
+            else None
+        )
+        rows.append(Timing(name, seconds, X.shape[0] // batch, diff))
+        log(f"  {name}: {seconds * 1e3:.1f} ms")
+
+    for label, device_name in (("torch:cpu", "cpu"), ("torch:cuda", "cuda")):
+        try:
+            import torch
+
+            if device_name == "cuda" and not torch.cuda.is_available():
+                continue
+        except ImportError:
+            continue
+        add(
+            f"torch autograd + optim.SGD ({device_name})",
+            _torch_epoch(params_np, X, y, order, lr, batch, device_name),
+            key=label,
+        )
+    for platform_name in ("cpu", "gpu"):
+        try:
+            import jax
+
+            jax_device = jax.devices(platform_name)[0]
+        except Exception:
+            continue
+        add(
+            f"jax.jit + lax.scan reference ({platform_name})",
+            _jax_scan_epoch(params_np, X, y, order, lr, batch, jax_device),
+        )
+    for label, (backend, device_name) in TARGETS.items():
+        try:
+            xp, device = _xp.resolve_backend(backend, device_name)
+        except Exception:
+            continue
+        params = [
+            (xp.asarray(W, device=device), xp.asarray(b, device=device)) for W, b in params_np
+        ]
+        Xb, yb = xp.asarray(X, device=device), xp.asarray(y, device=device)
+
+        def run(params: Any = params, Xb: Any = Xb, yb: Any = yb) -> Any:
+            return train_mlp(
+                params,
+                Xb,
+                yb,
+                optimizer=optimizer,
+                epochs=1,
+                batch_size=batch,
+                seed=0,
+                activation="relu",
+                output="softmax",
+                loss="cross_entropy",
+                progress=False,
+            ).params
+
+        add(f"m4ml_xp {label}", run)
+    return rows, described
+
+
+def _flatten(tree: Any) -> list[Any]:
+    if isinstance(tree, list | tuple):
+        return [leaf for part in tree for leaf in _flatten(part)]
+    return [tree]
+
+
+def format_nn(rows: list[Timing], *, described: str, batch: int, markdown: bool = False) -> str:
+    """The MLP table with the goal ratios: numpy vs torch CPU, our JAX vs the scan reference."""
+    by_name = {r.name: r for r in rows}
+
+    def ratio(ours: str, reference: str) -> str:
+        a, b = by_name.get(ours), by_name.get(reference)
+        return f"{a.seconds / b.seconds:.2f}" if a and b else "-"
+
+    torch_cpu = by_name.get("torch autograd + optim.SGD (cpu)")
+    header = [
+        "implementation",
+        "epoch [ms]",
+        "steps",
+        "ms/step",
+        "time / torch CPU",
+        "max |param diff| vs torch",
+    ]
+    lines = [
+        [
+            r.name,
+            f"{r.seconds * 1e3:.1f}",
+            str(r.n_iter),
+            f"{r.seconds * 1e3 / r.n_iter:.3f}",
+            f"{r.seconds / torch_cpu.seconds:.2f}" if torch_cpu else "-",
+            f"{r.max_diff:.1e}" if r.max_diff is not None else "-",
+        ]
+        for r in rows
+    ]
+    title = f"one epoch of a 784-128-10 MLP (ReLU, softmax + cross-entropy, SGD, float32, batch {batch}) on {described}"
+    table = format_table(title, header, lines, markdown=markdown)
+    goals = [
+        f"goal numpy <= 1.0x torch CPU: {ratio('m4ml_xp numpy', 'torch autograd + optim.SGD (cpu)')}",
+        f"goal jax <= 1.1x lax.scan reference (cpu): {ratio('m4ml_xp jax.numpy:cpu', 'jax.jit + lax.scan reference (cpu)')}",
+        f"jax on GPU vs lax.scan reference (gpu): {ratio('m4ml_xp jax.numpy:cuda', 'jax.jit + lax.scan reference (gpu)')}",
+        f"torch:cuda vs torch autograd (cuda): {ratio('m4ml_xp torch:cuda', 'torch autograd + optim.SGD (cuda)')}",
+    ]
+    return table + "\n\n" + "\n".join(("- " if markdown else "  ") + g for g in goals)

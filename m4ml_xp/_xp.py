@@ -43,12 +43,14 @@ __all__ = [
     "available_backends",
     "can_autodiff",
     "check_interval",
+    "compile_scan",
     "compile_step",
     "default_float",
     "deferred_check",
     "device",
     "evaluate",
     "float_dtype",
+    "generator",
     "is_array",
     "is_array_api_strict_namespace",
     "is_dask_namespace",
@@ -284,6 +286,17 @@ def standard_normal(
     return xp.asarray(values, dtype=dtype or default_float(xp, device), device=device)
 
 
+def generator(seed: int | None) -> Any:
+    """NumPy's ``Generator(seed)``: the one source of random numbers, on the host.
+
+    Algorithms draw from it and move the draws with ``xp.asarray(..., device=)``,
+    so a seed gives the same numbers on every backend.
+    """
+    import numpy as np
+
+    return np.random.default_rng(seed)
+
+
 # --------------------------------------------------------------------------- evaluation
 def sync(tree: Any) -> Any:
     """Block until every array in `tree` (arrays, tuples, lists) is computed.
@@ -429,6 +442,23 @@ def compile_step(fn: Callable[..., Any], xp: Namespace) -> Callable[..., Any]:
 
         return jax.jit(fn)
     return fn
+
+
+def compile_scan(step: Callable[..., Any], xp: Namespace) -> Callable[..., Any] | None:
+    """A compiled loop ``carry = step(carry, xs[i], *consts)`` over the rows of `xs`, or None.
+
+    On JAX: one ``jax.jit``-ed ``lax.scan``, so a whole epoch of small steps is
+    one dispatch instead of one per step.  None elsewhere: eager libraries run
+    the Python loop themselves (with per-step progress).
+    """
+    if not is_jax_namespace(xp):
+        return None
+    import jax
+
+    def loop(carry: Any, xs: Array, *consts: Any) -> Any:
+        return jax.lax.scan(lambda c, x: (step(c, x, *consts), None), carry, xs)[0]
+
+    return jax.jit(loop)
 
 
 # --------------------------------------------------------------------------- segment sums

@@ -15,7 +15,7 @@ import numpy as np
 
 from m4ml_xp import _checks, _xp
 
-__all__ = ["load_mnist", "read_idx"]
+__all__ = ["heart_curve", "load_mnist", "read_idx"]
 
 Array = Any
 Namespace = Any
@@ -168,4 +168,52 @@ def load_mnist(
     return (
         xp.asarray(pixels, dtype=dtype, device=device),
         xp.asarray(labels.astype(np.int64), device=device),
+    )
+
+
+def heart_curve(
+    n: int = 100, *, xp: Namespace | None = None, device: Any = None, dtype: Any = None
+) -> tuple[Array, Array]:
+    """The course's backpropagation training data: a heart drawn by two functions of x.
+
+    ``x = arange(0, 1, 1/n)``; ``y = ((16 sin³(2πx), 13 cos(2πx) − 5 cos(4πx) −
+    2 cos(6πx) − cos(8πx)) / 20 + 1) / 2``, so both outputs lie in (0, 1), the
+    range of the sigmoid output layer.
+
+    Parameters
+    ----------
+    n : int
+        Number of examples, ``>= 1``.
+    xp, device, dtype : optional
+        Namespace (default NumPy), device, floating dtype (default: the device's).
+
+    Returns
+    -------
+    X : (n, 1) array
+    Y : (n, 2) array
+        Rows are examples (the course stores them as columns).
+
+    Examples
+    --------
+    >>> from m4ml_xp import heart_curve
+    >>> X, Y = heart_curve(4)
+    >>> X[:, 0], Y[0]
+    (array([0.  , 0.25, 0.5 , 0.75]), array([0.5  , 0.625]))
+    """
+    n = _checks.check_int(n, "n", low=1)
+    x = np.arange(0, 1, 1 / n)[:n]
+    t = 2 * np.pi * x
+    y = np.stack(
+        [
+            16 * np.sin(t) ** 3,
+            13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t),
+        ],
+        axis=1,
+    )
+    y = (y / 20 + 1) / 2
+    xp = _xp.namespace_for(xp)
+    dtype = dtype or _xp.default_float(xp, device)
+    return (
+        xp.asarray(x[:, None], dtype=dtype, device=device),
+        xp.asarray(y, dtype=dtype, device=device),
     )
