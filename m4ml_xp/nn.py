@@ -190,7 +190,10 @@ def _targets(Y: Array, X: Array, n_out: int, *, xp: Namespace) -> Array:
                 f"`X` and `Y` must have the same number of rows; got {X.shape[0]} and {Y.shape[0]}"
             )
             raise ValueError(msg)
-        if not _xp.is_lazy(Y) and Y.shape[0]:
+        if Y.shape[0] and _xp.is_lazy(Y):  # Dask: checked chunk by chunk when computed
+            msg = f"`Y` labels must be in [0, {n_out}) for {n_out} outputs"
+            Y = _checks.check_values(Y, lambda y: (y.min() >= 0) & (y.max() < n_out), msg)
+        elif Y.shape[0]:
             low, high = _xp.to_host(xp.stack([xp.min(Y), xp.max(Y)]))
             if low < 0 or high >= n_out:
                 msg = f"`Y` labels must be in [0, {n_out}) for {n_out} outputs; got values in [{low}, {high}]"
@@ -499,7 +502,8 @@ def train_mlp(
             else:
                 n_full = 0
             for start in starts[n_full:]:
-                carry = _materialise(run(carry, order[start : start + batch_size], X, Y))
+                batch = order[start : min(start + batch_size, n)]
+                carry = _materialise(run(carry, batch, X, Y))
                 bar.update(1)
             params, state, total = carry
             epoch_loss = float(_xp.to_host(total)) / n
