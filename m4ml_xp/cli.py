@@ -1,4 +1,4 @@
-"""The ``m4ml-xp`` command line: ``info``, ``pagerank``, ``bench``.
+"""The ``m4ml-xp`` command line: ``info``, ``pagerank``, ``train``, ``bench``.
 
 Examples
 --------
@@ -7,13 +7,16 @@ Examples
     m4ml-xp info
     m4ml-xp pagerank --generate 100000 --backend torch --top 10
     m4ml-xp pagerank edges.csv --damping 0.9
+    m4ml-xp train --data path/to/mnist --backend jax --epochs 10
     m4ml-xp bench pagerank --nodes 100000 --edges 1000000
+    m4ml-xp bench nn --data path/to/mnist
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -144,12 +147,77 @@ def cmd_pagerank(args: argparse.Namespace) -> int:
     return 0 if result.converged else 1
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from m4ml_xp.datasets import load_mnist
+    from m4ml_xp.nn import init_mlp, mlp_forward, train_mlp
+    from m4ml_xp.optimize import adam, momentum, sgd
+
+    xp, device = _resolve(args.backend, args.device)
+    location = args.data or os.environ.get("M4ML_XP_DATA")
+    if not location:
+        raise CLIError("no MNIST data: pass --data DIR or set M4ML_XP_DATA")
+    dtype = getattr(xp, args.dtype)
+    try:
+        images, labels = load_mnist(location, kind=args.kind, xp=xp, device=device, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    n = images.shape[0]
+    if args.n_train + args.n_test > n:
+        raise CLIError(
+            f"--n-train {args.n_train} + --n-test {args.n_test} > {n} images in {location}"
+        )
+    X_train, y_train = images[: args.n_train, :], labels[: args.n_train]
+    X_test, y_test = images[n - args.n_test :, :], labels[n - args.n_test :]
+    sizes = [images.shape[1], *args.hidden, 10]
+    optimizer = {"sgd": sgd, "momentum": momentum, "adam": adam}[args.optimizer](args.lr)
+    init = "he" if args.activation == "relu" else "glorot"
+    params = init_mlp(sizes, seed=args.seed, xp=xp, device=device, dtype=dtype, init=init)
+    print(
+        f"MNIST {args.kind} from {location}: training on the first {args.n_train:,}, testing on the "
+        f"last {args.n_test:,}; network {'-'.join(map(str, sizes))} ({args.activation}, softmax), "
+        f"{args.optimizer}(lr={args.lr:g}), batch {args.batch_size}, {args.epochs} epochs, "
+        f"backend {args.backend} ({device}), {args.dtype}"
+    )
+    options = {"activation": args.activation, "output": "softmax"}
+    start = time.perf_counter()
+    result = train_mlp(
+        params,
+        X_train,
+        y_train,
+        optimizer=optimizer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        loss="cross_entropy",
+        validation=(X_test, y_test),
+        progress=not args.quiet,
+        **options,
+    )
+    seconds = time.perf_counter() - start
+    for epoch, (loss, val) in enumerate(zip(result.losses, result.val_losses, strict=True), 1):
+        print(f"  epoch {epoch:>3}: training loss {loss:.4f}, test loss {val:.4f}")
+    scores = _xp.to_numpy(mlp_forward(result.params, X_test, **options)[-1])
+    accuracy = float(np.mean(scores.argmax(axis=1) == _xp.to_numpy(y_test)))
+    print(
+        f"{result.status} after {result.n_epochs} epochs in {seconds:.2f} s "
+        f"({seconds / max(result.n_epochs, 1):.2f} s/epoch); test accuracy {accuracy:.2%}"
+    )
+    return 0 if result.status != "diverged" else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from m4ml_xp import _bench
 
-    if args.what != "pagerank":
-        raise CLIError(f"unknown benchmark {args.what!r}; available: pagerank")
     print(f"machine: {_bench.machine_description()}")
+    if args.what == "nn":
+        rows, described = _bench.bench_nn(
+            data=args.data,
+            batch=args.batch,
+            repeat=args.repeat,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+        print(_bench.format_nn(rows, described=described, batch=args.batch, markdown=args.markdown))
+        return 0
     rows = _bench.bench_pagerank(
         args.nodes,
         args.edges,
@@ -193,6 +261,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be integers separated by commas; got {text}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"must be positive integers; got {text}")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="m4ml-xp", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -225,8 +305,30 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--top", type=_positive_int, default=10)
     pr.set_defaults(func=cmd_pagerank)
 
+    train = commands.add_parser("train", help="train an MLP classifier on MNIST by backprop")
+    train.add_argument("--data", help="directory of the MNIST IDX files (default: $M4ML_XP_DATA)")
+    train.add_argument("--kind", default="test", choices=["test", "train"], help="which file set")
+    train.add_argument("--n-train", type=_positive_int, default=8000, help="first N images train")
+    train.add_argument("--n-test", type=_positive_int, default=2000, help="last N images test")
+    train.add_argument(
+        "--hidden", type=_int_list, default=[128], help="hidden layer sizes, e.g. 128 or 256,64"
+    )
+    train.add_argument("--activation", default="relu", choices=["relu", "tanh", "sigmoid"])
+    train.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "momentum"])
+    train.add_argument("--lr", type=_positive_float, default=1e-3)
+    train.add_argument("--epochs", type=_positive_int, default=10)
+    train.add_argument("--batch-size", type=_positive_int, default=100)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--backend", default="numpy", choices=sorted(_xp.BACKENDS))
+    train.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1, gpu")
+    train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
     bench = commands.add_parser("bench", help="time m4ml_xp against the reference tools in one run")
-    bench.add_argument("what", choices=["pagerank"])
+    bench.add_argument("what", choices=["pagerank", "nn"])
+    bench.add_argument("--data", help="nn: MNIST directory (default $M4ML_XP_DATA, else random)")
+    bench.add_argument("--batch", type=_positive_int, default=100, help="nn: batch size")
     bench.add_argument("--nodes", type=_positive_int, default=100_000)
     bench.add_argument("--edges", type=_positive_int, default=1_000_000)
     bench.add_argument("--repeat", type=_positive_int, default=3)

@@ -114,3 +114,84 @@ def test_absent_device_is_a_one_line_error(capsys):
     code, _, err = run(capsys, "pagerank", "--generate", "10", "--device", "cuda")
     assert code == 2
     assert "device 'cuda' is not available to numpy" in err
+
+
+MNIST = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def _small_mnist(tmp_path, n=300):
+    """A small IDX copy of MNIST's first images (or random digits when absent)."""
+    import gzip
+
+    if MNIST.is_dir():
+        from m4ml_xp.datasets import read_idx
+
+        images = read_idx(next(MNIST.glob("t10k-images*")), limit=n)
+        labels = read_idx(next(MNIST.glob("t10k-labels*")), limit=n)
+    else:
+        rng = np.random.default_rng(0)
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = (rng.random((n, 28, 28)) * 255).astype(np.uint8)
+    for name, array, magic in (
+        ("t10k-images-idx3-ubyte.gz", images, 0x0803),
+        ("t10k-labels-idx1-ubyte.gz", labels, 0x0801),
+    ):
+        header = magic.to_bytes(4, "big") + b"".join(s.to_bytes(4, "big") for s in array.shape)
+        with gzip.open(tmp_path / name, "wb") as f:
+            f.write(header + array.tobytes())
+    return tmp_path
+
+
+def test_train_reports_accuracy(capsys, tmp_path):
+    data = _small_mnist(tmp_path)
+    code, out, _ = run(
+        capsys,
+        "train",
+        "--data",
+        str(data),
+        "--n-train",
+        "200",
+        "--n-test",
+        "100",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "20",
+        "--lr",
+        "0.005",
+        "--hidden",
+        "32",
+        "--quiet",
+    )
+    assert code == 0
+    assert "network 784-32-10" in out
+    assert out.count("epoch ") == 3
+    accuracy = float(out.rsplit("test accuracy ", 1)[1].strip().rstrip("%"))
+    assert 0 <= accuracy <= 100
+    if MNIST.is_dir():
+        assert accuracy > 50  # 200 real digits already teach most of the classes
+
+
+def test_train_errors_are_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("M4ML_XP_DATA", raising=False)
+    code, _, err = run(capsys, "train")
+    assert code == 2
+    assert "pass --data DIR or set M4ML_XP_DATA" in err
+    data = _small_mnist(tmp_path, n=50)
+    code, _, err = run(capsys, "train", "--data", str(data), "--n-train", "40", "--n-test", "20")
+    assert code == 2
+    assert "> 50 images" in err
+    with pytest.raises(SystemExit):
+        main(["train", "--hidden", "0"])
+
+
+def test_bench_nn_prints_goal_ratios(capsys, monkeypatch):
+    from m4ml_xp import _bench
+
+    X = np.random.default_rng(0).random((400, 784), dtype=np.float32)
+    y = np.arange(400) % 10
+    monkeypatch.setattr(_bench, "mnist_or_synthetic", lambda data, limit=10_000: (X, y, "400 rows"))
+    code, out, _ = run(capsys, "bench", "nn", "--repeat", "1", "--markdown")
+    assert code == 0
+    assert "| m4ml_xp numpy |" in out
+    assert "goal numpy <= 1.0x torch CPU" in out
