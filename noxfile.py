@@ -74,3 +74,4 @@ def bench(session: nox.Session) -> None:
     session.run("asv", "run", "--python=same", "--quick", "--show-stderr", *session.posargs)
     session.run("asv", "publish")
     session.run("m4ml-xp", "bench", "pagerank")
+    session.run("m4ml-xp", "bench", "nn")
