@@ -438,7 +438,7 @@ def format_nn(rows: list[Timing], *, described: str, batch: int, markdown: bool 
         "steps",
         "ms/step",
         "time / torch CPU",
-        "max |param diff| vs torch",
+        "max abs param diff vs torch",
     ]
     lines = [
         [

@@ -169,8 +169,8 @@ def _options(activation: str, output: str, loss: str | None = None) -> None:
             raise ValueError(msg)
 
 
-def _inputs(X: Array, params: Params, *, xp: Namespace) -> Array:
-    X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
+def _inputs(X: Array, params: Params, *, xp: Namespace, finite: bool = True) -> Array:
+    X = _checks.check_real_array(X, "X", xp=xp, ndim=2, finite=finite)
     n_in = params[0][0].shape[0]
     if X.shape[1] != n_in:
         msg = f"`X` must have {n_in} columns (the first layer's inputs); got shape {tuple(X.shape)}"
@@ -179,10 +179,11 @@ def _inputs(X: Array, params: Params, *, xp: Namespace) -> Array:
     return X if X.dtype == dtype else xp.astype(X, dtype)
 
 
-def _targets(Y: Array, X: Array, n_out: int, *, xp: Namespace) -> Array:
+def _targets(Y: Array, X: Array, n_out: int, *, xp: Namespace, values: bool = True) -> Array:
     """Validated targets: ``(N, n_out)`` floats, or integer class labels ``(N,)`` in range.
 
     Labels stay labels (one-hot rows are made per batch, inside the compiled step).
+    ``values=False`` checks only shapes and dtypes (the caller checks the values).
     """
     if Y.ndim == 1 and xp.isdtype(Y.dtype, "integral"):
         if Y.shape[0] != X.shape[0]:
@@ -190,6 +191,8 @@ def _targets(Y: Array, X: Array, n_out: int, *, xp: Namespace) -> Array:
                 f"`X` and `Y` must have the same number of rows; got {X.shape[0]} and {Y.shape[0]}"
             )
             raise ValueError(msg)
+        if not values:
+            return Y
         if Y.shape[0] and _xp.is_lazy(Y):  # Dask: checked chunk by chunk when computed
             msg = f"`Y` labels must be in [0, {n_out}) for {n_out} outputs"
             Y = _checks.check_values(Y, lambda y: (y.min() >= 0) & (y.max() < n_out), msg)
@@ -199,7 +202,7 @@ def _targets(Y: Array, X: Array, n_out: int, *, xp: Namespace) -> Array:
                 msg = f"`Y` labels must be in [0, {n_out}) for {n_out} outputs; got values in [{low}, {high}]"
                 raise ValueError(msg)
         return Y
-    Y = _checks.check_real_array(Y, "Y", xp=xp, ndim=2, allow_bool=True)
+    Y = _checks.check_real_array(Y, "Y", xp=xp, ndim=2, allow_bool=True, finite=values)
     if Y.shape[0] != X.shape[0]:
         msg = f"`X` and `Y` must have the same number of rows; got {X.shape[0]} and {Y.shape[0]}"
         raise ValueError(msg)
@@ -461,10 +464,13 @@ def train_mlp(
     if not isinstance(optimizer, Optimizer):
         msg = f"`optimizer` must be an Optimizer (sgd, momentum, adam, ...); got {type(optimizer).__name__}"
         raise TypeError(msg)
-    X = _inputs(X, params, xp=xp)
+    X = _inputs(X, params, xp=xp, finite=False)
     _checks.namespace(X=X, Y=Y, W=params[0][0])
     n_out = params[-1][0].shape[1]
-    Y = _targets(Y, X, n_out, xp=xp)
+    Y = _targets(Y, X, n_out, xp=xp, values=False)
+    # The value checks (finite X, labels in range) are queued with the first epoch and
+    # read with its cost: one device synchronisation instead of three.
+    pending_checks = _value_checks(X, Y, xp=xp)
     epochs = _checks.check_int(epochs, "epochs", low=1)
     n = X.shape[0]
     batch_size = n if batch_size is None else _checks.check_int(batch_size, "batch_size", low=1)
@@ -506,7 +512,13 @@ def train_mlp(
                 carry = _materialise(run(carry, batch, X, Y))
                 bar.update(1)
             params, state, total = carry
-            epoch_loss = float(_xp.to_host(total)) / n
+            if pending_checks is not None:
+                total, *checks = _xp.to_host(xp.concat([xp.reshape(total, (1,)), pending_checks]))
+                _raise_on_bad_values(checks, X, Y, n_out, xp=xp)
+                pending_checks = None
+            else:
+                total = _xp.to_host(total)
+            epoch_loss = float(total) / n
             if not math.isfinite(epoch_loss):
                 status, params = "diverged", before
                 message = (
@@ -558,6 +570,32 @@ def _compiled(
         _xp.compile_scan(step, xp),
         _xp.compile_step(validation_cost, xp),
     )
+
+
+def _value_checks(X: Array, Y: Array, *, xp: Namespace) -> Array:
+    """Queued (not yet read) value checks: [sum(X) finite, min(Y), max(Y)] or [.., Y finite]."""
+    dtype = X.dtype
+    x_ok = xp.astype(xp.isfinite(xp.sum(X)), dtype)  # NaN/inf anywhere make the sum non-finite
+    if Y.ndim == 1:
+        return xp.stack([x_ok, xp.astype(xp.min(Y), dtype), xp.astype(xp.max(Y), dtype)])
+    y_ok = xp.astype(xp.isfinite(xp.sum(Y)), dtype)
+    return xp.stack([x_ok, y_ok, y_ok * 0])
+
+
+def _raise_on_bad_values(
+    checks: list[float], X: Array, Y: Array, n_out: int, *, xp: Namespace
+) -> None:
+    """The clear errors for what :func:`_value_checks` found."""
+    x_ok, first, second = checks
+    # a sum of finite values can overflow: confirm element by element before blaming `X`
+    if not x_ok and not bool(_checks.all_finite(X)):
+        raise ValueError("`X` must contain only finite values; it has NaN or infinity")
+    if Y.ndim == 1:
+        if first < 0 or second >= n_out:
+            msg = f"`Y` labels must be in [0, {n_out}) for {n_out} outputs; got values in [{int(first)}, {int(second)}]"
+            raise ValueError(msg)
+    elif not first and not bool(_checks.all_finite(Y)):
+        raise ValueError("`Y` must contain only finite values; it has NaN or infinity")
 
 
 def _materialise(carry: tuple[Params, Any, Array]) -> tuple[Params, Any, Array]:

@@ -432,6 +432,32 @@ class TestTrainMlp:
             mx.train_mlp(params, X, Y, optimizer=mx.sgd(0.1), batch_size=0)
         with pytest.raises(ValueError, match="`patience` needs a `validation` set"):
             mx.train_mlp(params, X, Y, optimizer=mx.sgd(0.1), patience=2)
+
+    @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy, on the NaN inputs
+    def test_bad_values_found_while_training_are_clear_errors(self, xp):
+        X_np, Y_np = (to_numpy(a) for a in mx.heart_curve(10))
+        params = mx.init_mlp([1, 3, 2], xp=xp, dtype=xp.float64)
+        X_nan = X_np.copy()
+        X_nan[7, 0] = np.nan
+        with pytest.raises(ValueError, match="`X` must contain only finite"):
+            mx.train_mlp(
+                params, asarray(xp, X_nan), asarray(xp, Y_np), optimizer=mx.sgd(1.0), batch_size=3
+            )
+        Y_inf = Y_np.copy()
+        Y_inf[2, 1] = np.inf
+        with pytest.raises(ValueError, match="`Y` must contain only finite"):
+            mx.train_mlp(params, asarray(xp, X_np), asarray(xp, Y_inf), optimizer=mx.sgd(1.0))
+        labels = asarray(xp, np.array([0, 1, 0, 1, 2, 0, 1, 0, 1, 0]))
+        with pytest.raises(ValueError, match="`Y` labels must be in \\[0, 2\\)"):
+            mx.train_mlp(
+                params,
+                asarray(xp, X_np),
+                labels,
+                optimizer=mx.sgd(1.0),
+                batch_size=4,
+                output="softmax",
+                loss="cross_entropy",
+            )
         with pytest.raises(ValueError, match="`lr` must be in"):
             mx.sgd(0.0)
 
