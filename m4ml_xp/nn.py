@@ -170,6 +170,7 @@ def _options(activation: str, output: str, loss: str | None = None) -> None:
 
 
 def _inputs(X: Array, params: Params, *, xp: Namespace, finite: bool = True) -> Array:
+    _checks.namespace(params=params[0][0], X=X)  # same library and device as the parameters
     X = _checks.check_real_array(X, "X", xp=xp, ndim=2, finite=finite)
     n_in = params[0][0].shape[0]
     if X.shape[1] != n_in:

@@ -296,6 +296,20 @@ class TestNewtonRaphson:
         with pytest.raises(TypeError, match="`df` must be a callable"):
             mx.newton_raphson(lambda v: v, 3.0, x0)
 
+    def test_results_on_the_starts_device(self, xp, device):
+        from array_api_compat import device as device_of
+
+        def f(v):
+            ns = array_namespace(v)
+            return ns.stack([v[0] ** 2 + v[1] ** 2 - 4.0, ns.exp(v[0]) + v[1] - 1.0])
+
+        result = mx.newton_raphson(f, None, asarray(xp, np.array([1.0, -1.0]), device))
+        assert device_of(result.root) == device
+        assert device_of(result.iterates) == device
+        lagrange = mx.lagrange_multipliers(course_f, course_g, asarray(xp, np.zeros(2), device))
+        assert device_of(lagrange.x) == device
+        assert device_of(lagrange.lam) == device
+
     def test_python_float_start_uses_numpy(self):
         result = mx.newton_raphson(lambda x: x**2 - 2.0, lambda x: 2 * x, 1.0)
         assert isinstance(result.root, np.ndarray)

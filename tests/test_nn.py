@@ -296,6 +296,31 @@ class TestMlpBackprop:
             with pytest.raises(TypeError, match="different libraries"):
                 mx.mlp_backprop(params, X, np.ones((5, 2)))
 
+    def test_results_on_the_inputs_device(self, xp, device):
+        params_np, X_np, Y_np = _problem(0, [3, 4, 2], 5, "sigmoid")
+        params = _to(xp, params_np, device)
+        result = mx.mlp_backprop(params, asarray(xp, X_np, device), asarray(xp, Y_np, device))
+        assert all(device_of(g) == device for pair in result.grads for g in pair)
+        assert device_of(result.cost) == device
+        trained = mx.train_mlp(
+            params,
+            asarray(xp, X_np, device),
+            asarray(xp, Y_np, device),
+            optimizer=mx.adam(0.1),
+            epochs=2,
+        )
+        assert all(device_of(a) == device for pair in trained.params for a in pair)
+
+    def test_mismatched_devices(self, xp, backend):
+        if backend is not Backend.ARRAY_API_STRICT:
+            pytest.skip("a second device without a GPU exists only in array-api-strict")
+        import array_api_strict
+
+        params_np, X_np, Y_np = _problem(0, [3, 4, 2], 5, "sigmoid")
+        params = _to(xp, params_np, array_api_strict.Device("device1"))
+        with pytest.raises(ValueError, match="`params` and `X` are on different devices"):
+            mx.mlp_backprop(params, asarray(xp, X_np), asarray(xp, Y_np))
+
     def test_inputs_not_modified(self, xp):
         params_np, X_np, Y_np = _problem(0, [3, 4, 2], 5, "sigmoid")
         params, X, Y = _to(xp, params_np), asarray(xp, X_np), asarray(xp, Y_np)
