@@ -7,15 +7,17 @@ requested namespace and device.
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import re
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
 from m4ml_xp import _checks, _xp
 
-__all__ = ["heart_curve", "load_mnist", "read_idx"]
+__all__ = ["NISTProblem", "heart_curve", "load_mnist", "load_nist_strd", "read_idx"]
 
 Array = Any
 Namespace = Any
@@ -216,4 +218,196 @@ def heart_curve(
     return (
         xp.asarray(x[:, None], dtype=dtype, device=device),
         xp.asarray(y, dtype=dtype, device=device),
+    )
+
+
+# --------------------------------------------------------------------------- NIST StRD
+class NISTProblem(NamedTuple):
+    """A NIST StRD non-linear regression problem (:func:`load_nist_strd`).
+
+    ``model(b, x)`` evaluates the file's model formula with the namespace of its
+    arguments (``b`` of shape ``(p,)``, or ``(B, p)`` with ``x`` broadcast as
+    ``(1, N)`` for batches).
+    """
+
+    name: str
+    x: Array
+    y: Array
+    starts: Array
+    certified: Array
+    certified_std: Array
+    residual_ss: float
+    residual_sd: float
+    formula: str
+    model: Any
+
+
+_FORMULA_TOKENS = re.compile(
+    r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|([A-Za-z_]\w*)|(\*\*|[-+*/()]))"
+)
+_FORMULA_FUNCTIONS = {
+    "exp": "exp",
+    "cos": "cos",
+    "sin": "sin",
+    "arctan": "atan",
+    "log": "log",
+    "sqrt": "sqrt",
+}
+
+
+def _compile_formula(formula: str, n_params: int, source: Path) -> Any:
+    """The model formula (``y = ... + e``) as a function ``(b, x) -> y`` in `b`'s namespace.
+
+    The text is tokenised against a whitelist (numbers, operators, ``x``,
+    ``b1..bp``, ``pi`` and a few functions) before it is turned into Python.
+    """
+    text = formula.replace("[", "(").replace("]", ")")
+    text = re.sub(r"\+\s*e\s*$", "", text.split("=", 1)[1]).strip()
+    names = {f"b{i}" for i in range(1, n_params + 1)} | {"x", "pi"} | set(_FORMULA_FUNCTIONS)
+    out: list[str] = []
+    position = 0
+    while position < len(text):
+        match = _FORMULA_TOKENS.match(text, position)
+        if match is None or match.end() == position:
+            raise ValueError(
+                f"{source}: cannot read the model formula near {text[position : position + 20]!r}"
+            )
+        number, name, operator = match.groups()
+        if name is not None:
+            if name not in names:
+                raise ValueError(f"{source}: unknown name {name!r} in the model formula")
+            if name in _FORMULA_FUNCTIONS:
+                out.append(f"xp.{_FORMULA_FUNCTIONS[name]}")
+            elif name.startswith("b"):
+                out.append(f"b[..., {int(name[1:]) - 1}, None]")
+            else:
+                out.append(name)
+        else:
+            out.append(number if number is not None else operator)
+        position = match.end()
+    code = compile("".join(out), str(source), "eval")
+
+    def model(b: Array, x: Array) -> Array:
+        from m4ml_xp._xp import array_namespace
+
+        xp = array_namespace(b, x)
+        value = eval(code, {"__builtins__": {}}, {"xp": xp, "b": b, "x": x, "pi": math.pi})
+        return value
+
+    return model
+
+
+def load_nist_strd(
+    name_or_path: str | os.PathLike[str],
+    *,
+    xp: Namespace | None = None,
+    device: Any = None,
+    dtype: Any = None,
+) -> NISTProblem:
+    """Read a NIST StRD non-linear regression file (``Misra1a.dat``, ``MGH09.dat``, ...).
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A file path, or a problem name looked up as ``<name>.dat`` in the
+        ``nist_strd`` directory under ``M4ML_XP_DATA`` (or that directory itself).
+    xp, device, dtype : optional
+        Namespace (default NumPy), device and floating dtype (default float64
+        where the device has it) of the arrays.
+
+    Returns
+    -------
+    NISTProblem
+        ``x``, ``y`` (N,) — ``log(y)`` where the model is stated for it (Nelson) —, ``starts`` (2, p) — Start 1 and Start 2 —, ``certified``
+        and ``certified_std`` (p,), ``residual_ss``, ``residual_sd``, the model
+        ``formula`` text and ``model(b, x)``.
+
+    Raises
+    ------
+    ValueError
+        If the file does not follow the StRD layout (the message names the file).
+
+    Examples
+    --------
+    >>> import os
+    >>> from m4ml_xp import load_nist_strd
+    >>> if os.environ.get("M4ML_XP_DATA"):
+    ...     problem = load_nist_strd("Misra1a")
+    ...     assert problem.starts.shape == (2, 2)
+    """
+    path = Path(name_or_path)
+    if not path.is_file():
+        env = os.environ.get("M4ML_XP_DATA")
+        candidates = (
+            [Path(env) / "nist_strd" / f"{path.name}.dat", Path(env) / f"{path.name}.dat"]
+            if env
+            else []
+        )
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            raise FileNotFoundError(
+                f"no NIST StRD file {name_or_path!r} (pass a path or set M4ML_XP_DATA)"
+            )
+        path = found[0]
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read as a NIST StRD file: {exc}") from None
+    header = "\n".join(lines[:60])
+    data_lines = re.search(r"Data\s+\(lines\s+(\d+)\s+to\s+(\d+)\)", header)
+    if data_lines is None:
+        raise ValueError(f"{path}: no 'Data (lines A to B)' entry: not a NIST StRD file")
+    parameters = [
+        re.match(r"\s*b(\d+)\s*=\s*(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", line) for line in lines
+    ]
+    rows = [m for m in parameters if m is not None]
+    try:
+        numbers = np.array([[float(v) for v in m.groups()[1:]] for m in rows])
+        if not rows or [int(m.group(1)) for m in rows] != list(range(1, len(rows) + 1)):
+            raise ValueError("parameters b1..bp not found in order")
+        first, last = int(data_lines.group(1)), int(data_lines.group(2))
+        table = np.array([[float(v) for v in line.split()] for line in lines[first - 1 : last]])
+        if table.ndim != 2 or table.shape[1] != 2 or table.shape[0] != last - first + 1:
+            raise ValueError(f"expected {last - first + 1} rows of 'y x' on lines {first}-{last}")
+        residual_ss = float(
+            re.search(r"Residual Sum of Squares:\s+(\S+)", header + "\n".join(lines[40:60])).group(
+                1
+            )
+        )
+        sd = re.search(r"Residual Standard Deviation:\s+(\S+)", "\n".join(lines))
+        residual_sd = float(sd.group(1)) if sd else math.nan
+        formula_lines = []
+        for line in lines[:60]:
+            if formula_lines or re.match(r"\s*(y|log\s*\[\s*y\s*\])\s*=", line):
+                formula_lines.append(line.strip())
+                if re.search(r"\+\s*e\s*$", line):
+                    break
+        if not formula_lines:
+            raise ValueError("no model formula 'y = ... + e'")
+        formula = " ".join(formula_lines)
+    except (ValueError, AttributeError, IndexError) as exc:
+        raise ValueError(f"{path}: corrupt NIST StRD file: {exc}") from None
+    model = _compile_formula(formula, len(rows), path)
+    response = table[:, 0]
+    if re.match(r"\s*log\s*\[\s*y\s*\]\s*=", formula):  # Nelson: the model is for log(y)
+        if np.any(response <= 0):
+            raise ValueError(f"{path}: the model is for log(y) but y has values <= 0")
+        response = np.log(response)
+    xp = _xp.namespace_for(xp)
+    dtype = dtype or _xp.default_float(xp, device)
+
+    def put(values: np.ndarray) -> Array:
+        return xp.asarray(values, dtype=dtype, device=device)
+
+    return NISTProblem(
+        name=path.stem,
+        x=put(table[:, 1]),
+        y=put(response),
+        starts=put(numbers[:, :2].T.copy()),
+        certified=put(numbers[:, 2]),
+        certified_std=put(numbers[:, 3]),
+        residual_ss=residual_ss,
+        residual_sd=residual_sd,
+        formula=formula,
+        model=model,
     )
