@@ -15,7 +15,7 @@ from m4ml_xp.calculus import (
     newton_step,
     sandpit_step,
 )
-from m4ml_xp.datasets import heart_curve, load_mnist
+from m4ml_xp.datasets import NISTProblem, heart_curve, load_mnist, load_nist_strd
 from m4ml_xp.errors import ConvergenceError, ConvergenceWarning, RankWarning
 from m4ml_xp.linalg import (
     EigResult,
@@ -31,6 +31,7 @@ from m4ml_xp.linalg import (
     span_dimension,
     transform_image,
 )
+from m4ml_xp.lsq import LinearFit, LMResult, levenberg_marquardt, linear_regression
 from m4ml_xp.nn import Backprop, TrainResult, init_mlp, mlp_backprop, mlp_forward, train_mlp
 from m4ml_xp.optimize import (
     DescentPath,
@@ -59,7 +60,10 @@ __all__ = [
     "ConvergenceWarning",
     "DescentPath",
     "EigResult",
+    "LMResult",
     "LagrangeResult",
+    "LinearFit",
+    "NISTProblem",
     "OptimizeResult",
     "Optimizer",
     "PageRankResult",
@@ -79,7 +83,10 @@ __all__ = [
     "is_singular",
     "jacobian",
     "lagrange_multipliers",
+    "levenberg_marquardt",
+    "linear_regression",
     "load_mnist",
+    "load_nist_strd",
     "minimize",
     "mlp_backprop",
     "mlp_forward",

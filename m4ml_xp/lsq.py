@@ -1,0 +1,484 @@
+"""Course 2 — least squares: linear regression and Levenberg–Marquardt.
+
+`levenberg_marquardt` follows MINPACK's ``lmder``/``lmdif`` (Moré 1978): diagonal
+scaling from the Jacobian's column norms, a trust region whose radius is updated
+from the ratio of actual to predicted reduction, the Levenberg–Marquardt
+parameter found by Moré's safeguarded Newton iteration on the secular equation,
+and the ftol / xtol / gtol tests with ``scipy.optimize.least_squares(method="lm")``'s
+meanings and status codes.  The trust-region subproblem is solved through an SVD
+of the scaled Jacobian (the standard has no pivoted QR), which handles rank
+deficiency by truncating singular values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from m4ml_xp import _checks, _xp
+from m4ml_xp._xp import device
+from m4ml_xp.errors import RankWarning, report_non_convergence
+
+Array = Any
+Namespace = Any
+
+__all__ = ["LMResult", "LinearFit", "levenberg_marquardt", "linear_regression"]
+
+#: scipy.optimize.least_squares's status messages, which `status` shares.
+MESSAGES = {
+    -1: "Improper input parameters.",
+    0: "The maximum number of function evaluations is exceeded.",
+    1: "`gtol` termination condition is satisfied.",
+    2: "`ftol` termination condition is satisfied.",
+    3: "`xtol` termination condition is satisfied.",
+    4: "Both `ftol` and `xtol` termination conditions are satisfied.",
+}
+
+
+class LMResult(NamedTuple):
+    """Result of :func:`levenberg_marquardt`, with ``least_squares``' field meanings.
+
+    ``cost`` is ``0.5·‖fun‖²``; ``status`` 1–4 mean converged (gtol, ftol, xtol,
+    ftol and xtol), 0 that ``max_nfev`` was reached.
+    """
+
+    x: Array
+    cost: float
+    fun: Array
+    jac: Array
+    n_iter: int
+    nfev: int
+    converged: bool
+    status: int
+    message: str
+
+
+class LinearFit(NamedTuple):
+    """Result of :func:`linear_regression`: ``y ≈ X @ coef + intercept``."""
+
+    coef: Array
+    intercept: Array
+    residual_ss: Array
+    rank: int
+
+
+# --------------------------------------------------------------------------- linear regression
+def linear_regression(X: Array, y: Array) -> LinearFit:
+    """Least-squares fit with an intercept, by QR of the centred data.
+
+    Parameters
+    ----------
+    X : (N,) or (N, D) array
+        Predictors, rows are samples.
+    y : (N,) or (N, K) array
+        One or several targets.
+
+    Returns
+    -------
+    LinearFit
+        ``coef`` (D,) or (D, K) — a scalar-shaped ``()``/(K,) when `X` is 1-D —,
+        ``intercept`` () or (K,), ``residual_ss`` per target, ``rank`` of the
+        centred predictors.
+
+    Warns
+    -----
+    RankWarning
+        When the centred predictors are rank deficient (collinear columns, or
+        N ≤ D): the minimum-norm solution is returned, as ``numpy.linalg.lstsq``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import linear_regression
+    >>> x = np.array([0.0, 1.0, 2.0, 3.0])
+    >>> fit = linear_regression(x, 2 * x + 1)
+    >>> float(fit.coef), float(fit.intercept)
+    (2.0, 1.0)
+    """
+    xp = _checks.namespace(X=X, y=y)
+    X = _checks.check_real_array(X, "X", xp=xp, ndim=(1, 2), small=True)
+    y = _checks.check_real_array(y, "y", xp=xp, ndim=(1, 2), small=True)
+    if X.shape[0] != y.shape[0]:
+        msg = f"`X` and `y` must have the same number of rows; got {X.shape[0]} and {y.shape[0]}"
+        raise ValueError(msg)
+    dtype = xp.result_type(X, y)
+    X2 = xp.astype(X[:, None] if X.ndim == 1 else X, dtype)
+    Y2 = xp.astype(y[:, None] if y.ndim == 1 else y, dtype)
+    x_mean, y_mean = xp.mean(X2, axis=0), xp.mean(Y2, axis=0)
+    Xc, Yc = X2 - x_mean, Y2 - y_mean
+    n, d = Xc.shape
+    eps = float(xp.finfo(dtype).eps)
+    Q, R = xp.linalg.qr(_xp.one_chunk(Xc)) if n >= d else (None, None)
+    rank = d
+    if R is not None:
+        diagonal = _xp.to_host(xp.abs(xp.linalg.diagonal(R)))
+        scale = max(diagonal) if diagonal else 0.0
+        rank = sum(v > max(n, d) * eps * scale for v in diagonal) if scale > 0 else 0
+    if R is not None and rank == d:
+        coef = xp.linalg.solve(R, xp.linalg.matrix_transpose(Q) @ Yc)
+    else:
+        U, s, Vt = xp.linalg.svd(_xp.one_chunk(Xc), full_matrices=False)
+        values = _xp.to_host(s)
+        cutoff = max(n, d) * eps * (max(values) if values else 0.0)
+        rank = sum(v > cutoff for v in values)
+        inverse = xp.where(
+            s > cutoff, 1 / xp.where(s > cutoff, s, xp.ones_like(s)), xp.zeros_like(s)
+        )
+        coef = xp.linalg.matrix_transpose(Vt) @ (
+            inverse[:, None] * (xp.linalg.matrix_transpose(U) @ Yc)
+        )
+        import warnings
+
+        warnings.warn(
+            f"linear_regression: the centred `X` has rank {rank} < {d} columns "
+            "(collinear predictors or too few samples); returning the minimum-norm solution",
+            RankWarning,
+            stacklevel=2,
+        )
+    intercept = y_mean - x_mean @ coef
+    residuals = Y2 - (X2 @ coef + intercept)
+    residual_ss = xp.sum(residuals * residuals, axis=0)
+    if X.ndim == 1:
+        coef = coef[0, ...]
+    if y.ndim == 1:
+        coef, intercept, residual_ss = coef[..., 0], intercept[0], residual_ss[0]
+    return LinearFit(coef, intercept, residual_ss, int(rank))
+
+
+# --------------------------------------------------------------------------- Levenberg–Marquardt
+def _trust_region_parameter(
+    s: list[float], uf: list[float], delta: float, alpha: float, eps: float, m: int
+) -> float:
+    """Moré's Levenberg–Marquardt parameter α for radius `delta`, from the SVD of J·D⁻¹.
+
+    The scaled step is ``q(α) = −V (s·uf / (s² + α))``; α = 0 (Gauss–Newton) when
+    that step fits within 1.1·delta, else the safeguarded Newton iteration on
+    ``φ(α) = ‖q(α)‖ − delta`` until ``|φ| ≤ 0.1·delta`` (MINPACK's lmpar).
+    """
+    n = len(s)
+    top = s[0] if s else 0.0
+    full_rank = n > 0 and s[-1] > eps * max(m, n) * top
+    suf = [si * ui for si, ui in zip(s, uf, strict=True)]
+
+    def phi(a: float) -> tuple[float, float]:
+        terms = [(sufi / (si * si + a)) for sufi, si in zip(suf, s, strict=True)]
+        norm = math.sqrt(sum(t * t for t in terms))
+        if norm == 0:
+            return -delta, 0.0
+        derivative = -sum(sufi * sufi / (si * si + a) ** 3 for sufi, si in zip(suf, s, strict=True))
+        return norm - delta, derivative / norm
+
+    if full_rank:
+        gn = math.sqrt(sum((ui / si) ** 2 for ui, si in zip(uf, s, strict=True)))
+        if gn <= 1.1 * delta:
+            return 0.0
+        value, slope = phi(0.0)
+        lower = -value / slope if slope else 0.0
+    else:
+        lower = 0.0
+    upper = math.sqrt(sum(v * v for v in suf)) / delta
+    if upper == 0:
+        return 0.0
+    a = (
+        alpha
+        if lower <= alpha <= upper and alpha > 0
+        else max(0.001 * upper, math.sqrt(lower * upper))
+    )
+    for _ in range(10):
+        if a < lower or a > upper:
+            a = max(0.001 * upper, math.sqrt(lower * upper))
+        value, slope = phi(a)
+        if abs(value) <= 0.1 * delta:
+            break
+        if value < 0:
+            upper = a
+        if slope == 0:
+            break
+        ratio = value / slope
+        lower = max(lower, a - ratio)
+        a -= (value + delta) * ratio / delta
+    return a
+
+
+def _residual_function(
+    residual: Any, x: Array, name: str, *, xp: Namespace
+) -> Callable[[Array], Array]:
+    if not callable(residual):
+        msg = f"`{name}` must be a callable returning the residual array; got {type(residual).__name__}"
+        raise TypeError(msg)
+
+    def checked(v: Array) -> Array:
+        out = _xp.numpy_scalar_as_array(residual(v), xp)
+        if not _xp.is_array(out) or isinstance(out, bool | int | float | complex):
+            msg = (
+                f"`{name}` must return an array of `x0`'s library; it returned {type(out).__name__}"
+            )
+            raise TypeError(msg)
+        try:
+            _xp.array_namespace(out, v)
+        except TypeError:
+            msg = f"`{name}` returned a {_xp.library_name(out)} array for a {_xp.library_name(v)} `x0`"
+            raise TypeError(msg) from None
+        if out.ndim != 1:
+            msg = f"`{name}` must return a 1-D array of residuals; it returned shape {tuple(out.shape)}"
+            raise ValueError(msg)
+        if not xp.isdtype(out.dtype, "real floating"):
+            if not xp.isdtype(out.dtype, "integral"):
+                raise TypeError(f"`{name}` must return real values; it returned dtype {out.dtype}")
+            out = xp.astype(out, v.dtype)
+        return out
+
+    return checked
+
+
+def _jacobian_function(
+    jac: Any,
+    fun: Callable[[Array], Array],
+    m: int,
+    n: int,
+    *,
+    xp: Namespace,
+    diff_step: float | None,
+) -> tuple[Callable[[Array, Array], Array], int]:
+    """``J(x, f(x))`` and the function evaluations it costs (MINPACK counts them)."""
+    if callable(jac):
+
+        def analytic(x: Array, f: Array) -> Array:
+            J = _xp.numpy_scalar_as_array(jac(x), xp)
+            if not _xp.is_array(J) or tuple(J.shape) != (m, n):
+                got = tuple(J.shape) if _xp.is_array(J) else type(J).__name__
+                msg = f"`jac` must return the ({m}, {n}) Jacobian (rows are residuals); got {got}"
+                raise ValueError(msg)
+            return xp.astype(J, x.dtype) if J.dtype != x.dtype else J
+
+        return analytic, 0
+    _checks.check_choice(jac, "jac", (None, "2-point", "3-point"))
+    # central by default: Gauss–Newton's fixed point with a forward-difference Jacobian is
+    # biased by O(sqrt(eps)), which costs ill-conditioned problems (Lanczos) certified digits
+    central = jac != "2-point"
+
+    def differences(x: Array, f: Array) -> Array:
+        eps = float(xp.finfo(x.dtype).eps)
+        relative = (
+            diff_step if diff_step is not None else (eps ** (1 / 3) if central else math.sqrt(eps))
+        )
+        h = relative * xp.where(x == 0, xp.ones_like(x), xp.abs(x))
+        h = (x + h) - x
+        eye = xp.eye(n, dtype=x.dtype, device=device(x))
+        columns = []
+        for j in range(n):
+            e = eye[j, :] * h[j]
+            if central:
+                columns.append((fun(x + e) - fun(x - e)) / (2 * h[j]))
+            else:
+                columns.append((fun(x + e) - f) / h[j])
+        return xp.stack(columns, axis=1)
+
+    return differences, n * (2 if central else 1)
+
+
+def levenberg_marquardt(
+    residual: Callable[[Array], Array],
+    x0: Array,
+    *,
+    jac: Callable[[Array], Array] | str | None = None,
+    ftol: float = 1e-8,
+    xtol: float = 1e-8,
+    gtol: float = 1e-8,
+    max_nfev: int | None = None,
+    diff_step: float | None = None,
+    factor: float = 100.0,
+    bounds: Any = None,
+    raise_on_failure: bool = False,
+) -> LMResult:
+    """Minimise ``0.5·‖residual(x)‖²`` by MINPACK-style Levenberg–Marquardt.
+
+    Parameters
+    ----------
+    residual : callable
+        ``(n,) -> (m,)`` with ``m >= n``, written with `x0`'s namespace.
+    x0 : (n,) array
+        Start.
+    jac : callable, {"2-point", "3-point"} or None
+        The ``(m, n)`` Jacobian (rows are residuals), or differences in `x0`'s
+        namespace: central (``None``/``"3-point"``, the default: 2n evaluations,
+        error ~eps^(2/3)) or forward (``"2-point"``, MINPACK ``lmdif``'s choice;
+        its O(sqrt(eps)) error shifts the converged point on ill-conditioned
+        problems).
+    ftol, xtol, gtol : float
+        ``least_squares``' meanings: relative reduction of the cost, relative
+        change of the (scaled) parameters, and the cosine between the residual
+        and the Jacobian's columns.  Each ``>= 0``.  The defaults stop when the
+        cost changes by 1e-8 relative, which leaves about 6 significant digits
+        in the parameters of a typical problem; for certified-level accuracy
+        (NIST StRD) pass ``ftol=xtol=gtol=1e-15``.
+    max_nfev : int, optional
+        Most residual evaluations; default ``100·n`` with an analytic `jac`,
+        ``100·n·(n+1)`` with differences (whose evaluations count), like SciPy.
+    diff_step : float, optional
+        Relative difference step; default ``sqrt(eps)`` (2-point), ``eps**(1/3)`` (3-point).
+    factor : float
+        Initial trust radius ``factor·‖D·x0‖`` (MINPACK's ``factor``).
+    bounds
+        Not supported by Levenberg–Marquardt: passing any raises ``ValueError``.
+    raise_on_failure : bool
+        Raise :class:`~m4ml_xp.ConvergenceError` when ``max_nfev`` is reached.
+
+    Returns
+    -------
+    LMResult
+        ``x``, ``cost``, ``fun``, ``jac``, ``n_iter``, ``nfev``, ``converged``,
+        ``status`` (as ``least_squares``: 1 gtol, 2 ftol, 3 xtol, 4 ftol and
+        xtol, 0 max_nfev), ``message``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import levenberg_marquardt
+    >>> t = np.linspace(0, 4, 20)
+    >>> y = 3.0 * np.exp(-0.7 * t)
+    >>> fit = levenberg_marquardt(lambda b: b[0] * np.exp(-b[1] * t) - y, np.array([1.0, 1.0]))
+    >>> np.round(fit.x, 8), fit.status
+    (array([3. , 0.7]), 2)
+    """
+    if bounds is not None:
+        msg = (
+            "`bounds` are not supported by Levenberg–Marquardt; use a trust-region-reflective "
+            "solver (scipy.optimize.least_squares(method='trf')) or reparametrise"
+        )
+        raise ValueError(msg)
+    xp = _checks.namespace(x0=x0)
+    x = _checks.check_real_array(x0, "x0", xp=xp, ndim=1, small=True)
+    for value, name in ((ftol, "ftol"), (xtol, "xtol"), (gtol, "gtol")):
+        _checks.check_real(value, name, low=0.0)
+    factor = _checks.check_real(factor, "factor", low=0.0, low_open=True)
+    if diff_step is not None:
+        diff_step = _checks.check_real(diff_step, "diff_step", low=0.0, low_open=True)
+    fun = _residual_function(residual, x, "residual", xp=xp)
+    f = fun(x)
+    n, m = x.shape[0], f.shape[0]
+    if m < n:
+        msg = f"`residual` must return at least as many residuals as parameters; got {m} residuals for {n} parameters"
+        raise ValueError(msg)
+    jacobian, jac_cost = _jacobian_function(jac, fun, m, n, xp=xp, diff_step=diff_step)
+    if max_nfev is None:
+        max_nfev = 100 * n if callable(jac) else 100 * n * (n + 1)
+    max_nfev = _checks.check_int(max_nfev, "max_nfev", low=1)
+    eps = float(xp.finfo(x.dtype).eps)
+    fnorm = _xp.to_host(xp.linalg.vector_norm(f))
+    if not math.isfinite(fnorm):
+        raise ValueError("`residual` is not finite at `x0`; start where the model can be evaluated")
+
+    nfev, n_iter, status = 1, 0, None
+    (f,) = _xp.evaluate(f)
+    (J,) = _xp.evaluate(jacobian(x, f))
+    nfev += jac_cost
+    alpha, delta, diag, xnorm, first_step = 0.0, 0.0, None, 0.0, True
+    while status is None:
+        col_norms = xp.linalg.vector_norm(J, axis=0)
+        col_list = _xp.to_host(col_norms)
+        if not all(math.isfinite(c) for c in col_list):
+            raise ValueError(f"the Jacobian became non-finite at x = {_xp.to_host(x)}")
+        if diag is None:  # MINPACK mode 1: scale by the first Jacobian's column norms
+            diag = [c if c > 0 else 1.0 for c in col_list]
+            xnorm = _scaled_norm(x, diag, xp=xp)
+            delta = factor * xnorm if xnorm > 0 else factor
+        gradient = _xp.to_host(xp.linalg.matrix_transpose(J) @ f)
+        gnorm = 0.0
+        if fnorm > 0:
+            gnorm = max(
+                (abs(g) / (c * fnorm) for g, c in zip(gradient, col_list, strict=True) if c > 0),
+                default=0.0,
+            )
+        if gnorm <= gtol:
+            status = 1
+            break
+        diag = [max(d, c) for d, c in zip(diag, col_list, strict=True)]
+        D = xp.asarray(diag, dtype=x.dtype, device=device(x))
+        U, s_values, Vt = xp.linalg.svd(_xp.one_chunk(J / D), full_matrices=False)
+        uf_values = _xp.to_host(xp.linalg.matrix_transpose(U) @ f)
+        s_list = _xp.to_host(s_values)
+        while True:  # inner loop: shrink the trust region until a step is accepted
+            alpha = _trust_region_parameter(s_list, uf_values, delta, alpha, eps, m)
+            cutoff = eps * max(m, n) * (s_list[0] if s_list else 0.0)
+            coefficients = [
+                (si * ui / (si * si + alpha)) if (si > cutoff or alpha > 0) and si > 0 else 0.0
+                for si, ui in zip(s_list, uf_values, strict=True)
+            ]
+            c = xp.asarray(coefficients, dtype=x.dtype, device=device(x))
+            q = -(xp.linalg.matrix_transpose(Vt) @ c)  # the scaled step D·p
+            p = q / D
+            pnorm = _xp.to_host(xp.linalg.vector_norm(q))
+            if first_step:  # MINPACK: the first step also bounds the initial radius
+                delta = min(delta, pnorm)
+                first_step = False
+            x_trial = x + p
+            x_trial, f_trial = _xp.evaluate(x_trial, fun(x_trial))  # Dask: one step deep
+            nfev += 1
+            fnorm_trial, jp_norm = _xp.to_host(
+                xp.stack([xp.linalg.vector_norm(f_trial), xp.linalg.vector_norm(J @ p)])
+            )
+            if not math.isfinite(fnorm_trial):
+                fnorm_trial = math.inf  # a step into a region the model cannot evaluate: rejected
+            actred = 1 - (fnorm_trial / fnorm) ** 2 if 0.1 * fnorm_trial < fnorm else -1.0
+            temp1 = jp_norm / fnorm if fnorm > 0 else 0.0
+            temp2 = math.sqrt(alpha) * pnorm / fnorm if fnorm > 0 else 0.0
+            prered = temp1 * temp1 + 2 * temp2 * temp2
+            dirder = -(temp1 * temp1 + temp2 * temp2)
+            ratio = actred / prered if prered != 0 else 0.0
+            if ratio <= 0.25:
+                if actred >= 0:
+                    shrink = 0.5
+                else:
+                    shrink = (
+                        0.5 * dirder / (dirder + 0.5 * actred) if dirder + 0.5 * actred else 0.1
+                    )
+                if 0.1 * fnorm_trial >= fnorm or shrink < 0.1:
+                    shrink = 0.1
+                delta = shrink * min(delta, pnorm / 0.1)
+                alpha = alpha / shrink
+            elif alpha == 0 or ratio >= 0.75:
+                delta = pnorm / 0.5
+                alpha = 0.5 * alpha
+            accepted = ratio >= 1e-4
+            if accepted:
+                x, f, fnorm = x_trial, f_trial, fnorm_trial
+                xnorm = _scaled_norm(x, diag, xp=xp)
+                n_iter += 1
+            ftol_met = abs(actred) <= ftol and prered <= ftol and 0.5 * ratio <= 1
+            xtol_met = delta <= xtol * xnorm
+            if ftol_met and xtol_met:
+                status = 4
+            elif ftol_met:
+                status = 2
+            elif xtol_met:
+                status = 3
+            elif nfev >= max_nfev:
+                status = 0
+            elif abs(actred) <= eps and prered <= eps and 0.5 * ratio <= 1:
+                status = 2  # ftol below rounding: as converged as this precision allows
+            elif delta <= eps * xnorm:
+                status = 3
+            elif fnorm == 0:
+                status = 2
+            if status is not None:
+                break
+            if accepted:
+                (J,) = _xp.evaluate(jacobian(x, f))
+                nfev += jac_cost
+                break
+    converged = status > 0
+    if not converged:
+        report_non_convergence(
+            f"levenberg_marquardt: {MESSAGES[status]} ({nfev} evaluations)",
+            raise_on_failure=raise_on_failure,
+            stacklevel=2,
+        )
+    cost = 0.5 * fnorm * fnorm
+    return LMResult(x, cost, f, J, n_iter, nfev, converged, status, MESSAGES[status])
+
+
+def _scaled_norm(x: Array, diag: list[float], *, xp: Namespace) -> float:
+    D = xp.asarray(diag, dtype=x.dtype, device=device(x))
+    return _xp.to_host(xp.linalg.vector_norm(D * x))

@@ -1,0 +1,266 @@
+"""Least squares on every backend: NIST StRD certified values, SciPy and scikit-learn as oracles."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.optimize
+from array_api_compat import array_namespace
+from array_api_compat import device as device_of
+from hypothesis import given
+from hypothesis import strategies as st
+
+import m4ml_xp as mx
+from m4ml_xp.errors import ConvergenceError, ConvergenceWarning, RankWarning
+from tests._helpers import asarray, assert_close_to, eps, to_numpy
+from tests.conftest import Backend
+
+NIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "nist_strd"
+NIST_FILES = sorted(NIST.glob("*.dat")) if NIST.is_dir() else []
+TIGHT = {"ftol": 1e-15, "xtol": 1e-15, "gtol": 1e-15}
+
+
+def significant_digits(actual: np.ndarray, certified: np.ndarray) -> float:
+    """NIST's log relative error: the number of agreeing significant digits (worst entry)."""
+    relative = np.abs(actual - certified) / np.abs(certified)
+    return float(-np.log10(max(relative.max(), 1e-16)))
+
+
+# --------------------------------------------------------------------------- linear regression
+class TestLinearRegression:
+    @given(
+        seed=st.integers(0, 2**32 - 1),
+        n=st.integers(5, 40),
+        d=st.integers(1, 4),
+        k=st.integers(1, 3),
+    )
+    def test_matches_lstsq_with_intercept(self, xp, seed, n, d, k):
+        rng = np.random.default_rng(seed)
+        X = rng.standard_normal((n, d)) * 10.0 ** rng.integers(-2, 3, d)
+        Y = (
+            X @ rng.standard_normal((d, k))
+            + rng.standard_normal(k)
+            + 0.1 * rng.standard_normal((n, k))
+        )
+        fit = mx.linear_regression(asarray(xp, X), asarray(xp, Y))
+        solution = np.linalg.lstsq(np.hstack([np.ones((n, 1)), X]), Y, rcond=None)[0]
+        design = np.hstack([np.ones((n, 1)), X])
+        tol = 100 * eps(fit.coef.dtype) * np.linalg.cond(design)  # backward-stable: eps · κ
+        assert_close_to(fit.coef, solution[1:], rtol=tol, atol=tol)
+        assert_close_to(fit.intercept, solution[0], rtol=tol, atol=tol)
+        residual = Y - np.hstack([np.ones((n, 1)), X]) @ solution
+        assert_close_to(fit.residual_ss, (residual**2).sum(axis=0), rtol=tol, atol=tol)
+        assert fit.rank == d
+
+    def test_matches_scikit_learn_single_target(self, xp, device):
+        from sklearn.linear_model import LinearRegression
+
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((50, 3))
+        y = X @ np.array([1.0, -2.0, 0.5]) + 3.0 + 0.01 * rng.standard_normal(50)
+        reference = LinearRegression().fit(X, y)
+        fit = mx.linear_regression(asarray(xp, X, device), asarray(xp, y, device))
+        assert fit.coef.shape == (3,)
+        assert fit.intercept.shape == ()
+        assert device_of(fit.coef) == device
+        assert_close_to(fit.coef, reference.coef_, rtol=1e-12)
+        assert_close_to(fit.intercept, np.asarray(reference.intercept_), rtol=1e-12)
+
+    def test_rank_deficient_warns_and_gives_minimum_norm(self, xp):
+        rng = np.random.default_rng(1)
+        a = rng.standard_normal(30)
+        X = np.stack([a, 2 * a, rng.standard_normal(30)], axis=1)  # first two collinear
+        y = X[:, 0] + X[:, 2] + 1.0
+        with pytest.warns(RankWarning, match="rank 2 < 3"):
+            fit = mx.linear_regression(asarray(xp, X), asarray(xp, y))
+        Xc = X - X.mean(axis=0)
+        expected = np.linalg.lstsq(Xc, y - y.mean(), rcond=None)[0]
+        assert fit.rank == 2
+        assert_close_to(fit.coef, expected, rtol=1e-10, atol=1e-12)
+
+    def test_bad_inputs(self, xp):
+        with pytest.raises(ValueError, match="same number of rows"):
+            mx.linear_regression(asarray(xp, np.ones((5, 2))), asarray(xp, np.ones(4)))
+        with pytest.raises(ValueError, match="`y` must contain only finite"):
+            mx.linear_regression(
+                asarray(xp, np.ones((3, 1))), asarray(xp, np.array([1.0, np.nan, 2.0]))
+            )
+        with pytest.raises(ValueError, match="`X` must be a 1-D or 2-D"):
+            mx.linear_regression(asarray(xp, np.ones((3, 1, 1))), asarray(xp, np.ones(3)))
+
+
+# --------------------------------------------------------------------------- Levenberg–Marquardt
+def exponential_problem(xp, device=None):
+    t = np.linspace(0, 4, 30)
+    y = 3.0 * np.exp(-0.7 * t) + 0.01 * np.sin(7 * t)
+    t_x, y_x = asarray(xp, t, device), asarray(xp, y, device)
+
+    def residual(b):
+        ns = array_namespace(b)
+        return b[0] * ns.exp(-b[1] * t_x) - y_x
+
+    def jac(b):
+        ns = array_namespace(b)
+        e = ns.exp(-b[1] * t_x)
+        return ns.stack([e, -b[0] * t_x * e], axis=1)
+
+    def residual_np(b):
+        return b[0] * np.exp(-b[1] * t) - y
+
+    def jac_np(b):
+        e = np.exp(-b[1] * t)
+        return np.stack([e, -b[0] * t * e], axis=1)
+
+    return residual, jac, residual_np, jac_np
+
+
+class TestLevenbergMarquardt:
+    @pytest.mark.parametrize("use_jac", [True, False], ids=["analytic", "differences"])
+    def test_matches_scipy_least_squares_lm(self, xp, device, use_jac):
+        residual, jac, residual_np, jac_np = exponential_problem(xp, device)
+        start = np.array([1.0, 1.0])
+        reference = scipy.optimize.least_squares(
+            residual_np, start, jac=jac_np if use_jac else "2-point", method="lm", **TIGHT
+        )
+        fit = mx.levenberg_marquardt(
+            residual, asarray(xp, start, device), jac=jac if use_jac else None, **TIGHT
+        )
+        assert fit.converged
+        assert fit.status in (1, 2, 3, 4)
+        assert device_of(fit.x) == device
+        assert_close_to(fit.x, reference.x, rtol=1e-9)
+        assert fit.cost == pytest.approx(reference.cost, rel=1e-10)
+        assert fit.fun.shape == (30,)
+        assert fit.jac.shape == (30, 2)
+        assert fit.message == mx.lsq.MESSAGES[fit.status]
+
+    def test_default_tolerances_and_status_like_scipy(self, xp):
+        residual, jac, residual_np, jac_np = exponential_problem(xp)
+        reference = scipy.optimize.least_squares(residual_np, [1.0, 1.0], jac=jac_np, method="lm")
+        fit = mx.levenberg_marquardt(residual, asarray(xp, np.array([1.0, 1.0])), jac=jac)
+        assert fit.status == reference.status
+        assert_close_to(fit.x, reference.x, rtol=1e-6)
+
+    @pytest.mark.skipif(not NIST_FILES, reason=f"NIST StRD files not found at {NIST}")
+    @pytest.mark.parametrize("path", NIST_FILES, ids=lambda p: p.stem)
+    @pytest.mark.parametrize("start", [0, 1], ids=["start1", "start2"])
+    def test_nist_certified_values(self, xp, backend, path, start):
+        if backend is Backend.DASK:
+            pytest.skip("host-driven iterations on small vectors; Dask runs the exponential cases")
+        problem = mx.load_nist_strd(path, xp=xp, dtype=xp.float64)
+        fit = mx.levenberg_marquardt(
+            lambda b: problem.model(b, problem.x) - problem.y,
+            problem.starts[start, :],
+            **TIGHT,
+            max_nfev=10_000,
+        )
+        assert fit.converged
+        certified = to_numpy(problem.certified)
+        assert significant_digits(to_numpy(fit.x), certified) >= 6
+        assert significant_digits(np.asarray(2 * fit.cost), np.asarray(problem.residual_ss)) >= 6
+
+    def test_max_nfev_reports_status_zero(self, xp):
+        residual, jac, *_ = exponential_problem(xp)
+        with pytest.warns(ConvergenceWarning, match="maximum number of function evaluations"):
+            fit = mx.levenberg_marquardt(
+                residual, asarray(xp, np.array([1.0, 1.0])), jac=jac, max_nfev=2
+            )
+        assert fit.status == 0
+        assert not fit.converged
+        with pytest.raises(ConvergenceError):
+            mx.levenberg_marquardt(
+                residual,
+                asarray(xp, np.array([1.0, 1.0])),
+                jac=jac,
+                max_nfev=2,
+                raise_on_failure=True,
+            )
+
+    def test_rank_deficient_problem_converges(self, xp):
+        # b0 and b1 enter only as their sum: the Jacobian has rank 1 everywhere
+        t = asarray(xp, np.linspace(0, 1, 10))
+        y = asarray(xp, 2.0 * np.linspace(0, 1, 10))
+        fit = mx.levenberg_marquardt(
+            lambda b: (b[0] + b[1]) * t - y, asarray(xp, np.array([0.3, 0.1]))
+        )
+        assert fit.converged
+        assert float(to_numpy(fit.x).sum()) == pytest.approx(2.0, rel=1e-8)
+
+    def test_non_finite_trial_steps_are_rejected(self, xp):
+        # log(b) is NaN for b <= 0: the first Gauss–Newton step overshoots there
+        y = asarray(xp, np.full(5, np.log(0.01)))
+        with np.errstate(invalid="ignore"):
+            fit = mx.levenberg_marquardt(
+                lambda b: xp.log(b[0]) + 0 * y - y, asarray(xp, np.array([5.0]))
+            )
+        assert fit.converged
+        assert float(to_numpy(fit.x)[0]) == pytest.approx(0.01, rel=1e-6)
+
+    def test_bad_inputs(self, xp):
+        x0 = asarray(xp, np.array([1.0, 1.0]))
+        residual, *_ = exponential_problem(xp)
+        with pytest.raises(ValueError, match="at least as many residuals as parameters"):
+            mx.levenberg_marquardt(lambda b: b[:1], x0)
+        with pytest.raises(ValueError, match="`bounds` are not supported"):
+            mx.levenberg_marquardt(residual, x0, bounds=(0, 10))
+        with pytest.raises(ValueError, match="`ftol` must be in"):
+            mx.levenberg_marquardt(residual, x0, ftol=-1e-8)
+        with pytest.raises(ValueError, match="`x0` must contain only finite"):
+            mx.levenberg_marquardt(residual, asarray(xp, np.array([np.nan, 1.0])))
+        with pytest.raises(TypeError, match="`residual` must return an array"):
+            mx.levenberg_marquardt(lambda b: 1.0, x0)
+        with pytest.raises(ValueError, match="`residual` must return a 1-D"):
+            mx.levenberg_marquardt(lambda b: b[:, None] * b, x0)
+        with pytest.raises(ValueError, match="`jac` must return the \\(30, 2\\) Jacobian"):
+            mx.levenberg_marquardt(residual, x0, jac=lambda b: b)
+        with pytest.raises(ValueError, match="`jac` must be one of"):
+            mx.levenberg_marquardt(residual, x0, jac="5-point")
+        with pytest.raises(ValueError, match="`residual` is not finite at `x0`"):
+            mx.levenberg_marquardt(lambda b: b * float("inf"), x0)
+
+
+# --------------------------------------------------------------------------- NIST loader
+class TestLoadNistStrd:
+    @pytest.mark.skipif(not NIST_FILES, reason=f"NIST StRD files not found at {NIST}")
+    @pytest.mark.parametrize("path", NIST_FILES, ids=lambda p: p.stem)
+    def test_certified_parameters_give_certified_rss(self, path):
+        problem = mx.load_nist_strd(path)
+        residual = to_numpy(problem.y) - to_numpy(problem.model(problem.certified, problem.x))
+        assert (
+            significant_digits(np.asarray(residual @ residual), np.asarray(problem.residual_ss))
+            >= 9
+        )
+        assert problem.starts.shape == (2, problem.certified.shape[0])
+        batch = problem.model(np.stack([problem.certified, problem.starts[0]]), problem.x)
+        assert batch.shape == (2, problem.x.shape[0])
+
+    def test_arrays_on_the_requested_backend(self, xp, device):
+        if not NIST_FILES:
+            pytest.skip(f"NIST StRD files not found at {NIST}")
+        problem = mx.load_nist_strd(NIST_FILES[0], xp=xp, device=device)
+        assert device_of(problem.x) == device
+        assert device_of(problem.model(problem.certified, problem.x)) == device
+
+    def test_corrupt_files_name_the_file(self, tmp_path):
+        bad = tmp_path / "Broken.dat"
+        bad.write_text("NIST/ITL StRD\nnothing else\n")
+        with pytest.raises(ValueError, match=r"Broken\.dat"):
+            mx.load_nist_strd(bad)
+        if NIST_FILES:
+            lines = NIST_FILES[0].read_text().splitlines()
+            truncated = tmp_path / "Truncated.dat"
+            truncated.write_text("\n".join(lines[:-5]) + "\n")
+            with pytest.raises(ValueError, match=r"Truncated\.dat: corrupt NIST StRD file"):
+                mx.load_nist_strd(truncated)
+            evil = tmp_path / "Evil.dat"
+            text = "\n".join(lines)
+            evil.write_text(
+                re.sub(r"^(\s*y\s*=\s*)", r"\1__import__('os') + ", text, count=1, flags=re.M)
+            )
+            with pytest.raises(ValueError, match="unknown name '__import__'"):
+                mx.load_nist_strd(evil)
+        with pytest.raises(FileNotFoundError, match="no NIST StRD file"):
+            mx.load_nist_strd(tmp_path / "Absent")
