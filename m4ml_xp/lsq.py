@@ -340,7 +340,7 @@ def levenberg_marquardt(
     >>> y = 3.0 * np.exp(-0.7 * t)
     >>> fit = levenberg_marquardt(lambda b: b[0] * np.exp(-b[1] * t) - y, np.array([1.0, 1.0]))
     >>> np.round(fit.x, 8), fit.status
-    (array([3. , 0.7]), 2)
+    (array([3. , 0.7]), 3)
     """
     if bounds is not None:
         msg = (
