@@ -15,7 +15,7 @@ from m4ml_xp.calculus import (
     newton_step,
     sandpit_step,
 )
-from m4ml_xp.datasets import NISTProblem, heart_curve, load_mnist, load_nist_strd
+from m4ml_xp.datasets import NISTProblem, heart_curve, heights_data, load_mnist, load_nist_strd
 from m4ml_xp.errors import ConvergenceError, ConvergenceWarning, RankWarning
 from m4ml_xp.linalg import (
     EigResult,
@@ -31,7 +31,14 @@ from m4ml_xp.linalg import (
     span_dimension,
     transform_image,
 )
-from m4ml_xp.lsq import LinearFit, LMResult, levenberg_marquardt, linear_regression
+from m4ml_xp.lsq import (
+    CurveFit,
+    LinearFit,
+    LMResult,
+    curve_fit,
+    levenberg_marquardt,
+    linear_regression,
+)
 from m4ml_xp.nn import Backprop, TrainResult, init_mlp, mlp_backprop, mlp_forward, train_mlp
 from m4ml_xp.optimize import (
     DescentPath,
@@ -58,6 +65,7 @@ __all__ = [
     "Backprop",
     "ConvergenceError",
     "ConvergenceWarning",
+    "CurveFit",
     "DescentPath",
     "EigResult",
     "LMResult",
@@ -73,11 +81,13 @@ __all__ = [
     "adam",
     "apply_updates",
     "change_of_basis",
+    "curve_fit",
     "generate_internet",
     "generate_internet_edges",
     "gradient_descent",
     "gram_schmidt",
     "heart_curve",
+    "heights_data",
     "hessian",
     "init_mlp",
     "is_singular",

@@ -17,7 +17,7 @@ import numpy as np
 
 from m4ml_xp import _checks, _xp
 
-__all__ = ["NISTProblem", "heart_curve", "load_mnist", "load_nist_strd", "read_idx"]
+__all__ = ["NISTProblem", "heart_curve", "heights_data", "load_mnist", "load_nist_strd", "read_idx"]
 
 Array = Any
 Namespace = Any
@@ -410,4 +410,44 @@ def load_nist_strd(
         residual_sd=residual_sd,
         formula=formula,
         model=model,
+    )
+
+
+#: The course's height histogram: the 16 non-zero relative frequencies, in the bins
+#: starting at 160, 162.5, ..., 197.5 cm (COURSE.md).
+_HEIGHT_FREQUENCIES = (
+    0.031, 0.013, 0.023, 0.064, 0.065, 0.126, 0.132, 0.127,
+    0.113, 0.091, 0.105, 0.050, 0.018, 0.018, 0.018, 0.001,
+)  # fmt: skip
+
+
+def heights_data(
+    *, xp: Namespace | None = None, device: Any = None, dtype: Any = None
+) -> tuple[Array, Array]:
+    """The course's height distribution: 100 bins of width 2.5 cm, normalised to unit area.
+
+    Bins have left edges 50, 52.5, ..., 297.5; ``x`` is the bin centres and ``y``
+    the frequencies divided by ``Σy · 2.5`` (a density), zero outside 160–200 cm.
+
+    Returns
+    -------
+    x, y : (100,) arrays
+
+    Examples
+    --------
+    >>> from m4ml_xp import heights_data
+    >>> x, y = heights_data()
+    >>> float(x[0]), round(float((y * 2.5).sum()), 12)
+    (51.25, 1.0)
+    """
+    edges = 50 + 2.5 * np.arange(100)
+    frequencies = np.zeros(100)
+    first = int(np.flatnonzero(edges == 160)[0])
+    frequencies[first : first + len(_HEIGHT_FREQUENCIES)] = _HEIGHT_FREQUENCIES
+    density = frequencies / (frequencies.sum() * 2.5)
+    xp = _xp.namespace_for(xp)
+    dtype = dtype or _xp.default_float(xp, device)
+    return (
+        xp.asarray(edges + 1.25, dtype=dtype, device=device),
+        xp.asarray(density, dtype=dtype, device=device),
     )

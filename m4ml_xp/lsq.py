@@ -23,7 +23,14 @@ from m4ml_xp.errors import RankWarning, report_non_convergence
 Array = Any
 Namespace = Any
 
-__all__ = ["LMResult", "LinearFit", "levenberg_marquardt", "linear_regression"]
+__all__ = [
+    "CurveFit",
+    "LMResult",
+    "LinearFit",
+    "curve_fit",
+    "levenberg_marquardt",
+    "linear_regression",
+]
 
 #: scipy.optimize.least_squares's status messages, which `status` shares.
 MESSAGES = {
@@ -61,6 +68,15 @@ class LinearFit(NamedTuple):
     intercept: Array
     residual_ss: Array
     rank: int
+
+
+class CurveFit(NamedTuple):
+    """Result of :func:`curve_fit`: parameters, their standard errors and covariance, the LM run."""
+
+    params: Array
+    stderr: Array
+    cov: Array
+    result: LMResult
 
 
 # --------------------------------------------------------------------------- linear regression
@@ -482,3 +498,88 @@ def levenberg_marquardt(
 def _scaled_norm(x: Array, diag: list[float], *, xp: Namespace) -> float:
     D = xp.asarray(diag, dtype=x.dtype, device=device(x))
     return _xp.to_host(xp.linalg.vector_norm(D * x))
+
+
+# --------------------------------------------------------------------------- curve fitting
+def curve_fit(
+    model: Callable[[Array, Array], Array],
+    x: Array,
+    y: Array,
+    p0: Array,
+    *,
+    sigma: Array | None = None,
+    absolute_sigma: bool = False,
+    **options: Any,
+) -> CurveFit:
+    """Fit ``model(x, p)`` to data ``y`` by :func:`levenberg_marquardt`, with standard errors.
+
+    Parameters
+    ----------
+    model : callable
+        ``model(x, p) -> (m,)``, written with the arrays' namespace.
+    x : array
+        Independent variable(s), passed to `model` unchanged.
+    y : (m,) array
+        Observations.
+    p0 : (n,) array
+        Starting parameters.
+    sigma : (m,) array, optional
+        Uncertainties of `y`: residuals are weighted by ``1/sigma``.
+    absolute_sigma : bool
+        As in ``scipy.optimize.curve_fit``: if False (default) the covariance is
+        scaled by the reduced chi-square ``2·cost / (m − n)``.
+    **options
+        Passed to :func:`levenberg_marquardt` (``jac`` of the weighted residual,
+        tolerances, ``max_nfev``, ...).
+
+    Returns
+    -------
+    CurveFit
+        ``params``, ``stderr`` (``sqrt(diag(cov))``), ``cov`` — ``(JᵀJ)⁻¹`` at the
+        optimum from the SVD of the Jacobian (singular directions get infinite
+        variance, like SciPy) —, and the full ``result``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import curve_fit
+    >>> x = np.linspace(0, 1, 50)
+    >>> y = 2.0 * x + 1.0 + 0.01 * np.sin(40 * x)
+    >>> fit = curve_fit(lambda x, p: p[0] * x + p[1], x, y, np.array([1.0, 0.0]))
+    >>> np.round(fit.params, 2), bool(fit.stderr[0] < 0.01)
+    (array([2., 1.]), True)
+    """
+    if not callable(model):
+        raise TypeError(f"`model` must be a callable model(x, p); got {type(model).__name__}")
+    xp = _checks.namespace(optional=["sigma"], x=x, y=y, p0=p0, sigma=sigma)
+    y = _checks.check_real_array(y, "y", xp=xp, ndim=1, small=True)
+    if sigma is not None:
+        sigma = _checks.check_real_array(sigma, "sigma", xp=xp, ndim=1, small=True)
+        if sigma.shape != y.shape:
+            msg = f"`sigma` must have the shape of `y` {tuple(y.shape)}; got {tuple(sigma.shape)}"
+            raise ValueError(msg)
+        if not bool(xp.all(sigma > 0)):
+            raise ValueError("`sigma` must be positive")
+
+    def residual(p: Array) -> Array:
+        out = _xp.numpy_scalar_as_array(model(x, p), xp)
+        if _xp.is_array(out) and tuple(out.shape) != tuple(y.shape):
+            msg = f"`model` must return an array shaped like `y` {tuple(y.shape)}; got {tuple(out.shape)}"
+            raise ValueError(msg)
+        return (out - y) / sigma if sigma is not None else out - y
+
+    result = levenberg_marquardt(residual, p0, **options)
+    m, n = y.shape[0], result.x.shape[0]
+    _U, s, Vt = xp.linalg.svd(_xp.one_chunk(result.jac), full_matrices=False)
+    values = _xp.to_host(s)
+    cutoff = float(xp.finfo(s.dtype).eps) * max(m, n) * (max(values) if values else 0.0)
+    inverse = xp.where(
+        s > cutoff, 1 / xp.where(s > cutoff, s, xp.ones_like(s)) ** 2, xp.full_like(s, math.inf)
+    )
+    V = xp.linalg.matrix_transpose(Vt)
+    cov = (V * inverse) @ Vt
+    cov = xp.where(xp.isnan(cov), xp.full_like(cov, math.inf), cov)
+    if not absolute_sigma:
+        cov = cov * (2 * result.cost / (m - n) if m > n else math.inf)
+    stderr = xp.sqrt(xp.abs(xp.linalg.diagonal(cov)))
+    return CurveFit(result.x, stderr, cov, result)

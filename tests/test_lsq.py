@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -264,3 +265,85 @@ class TestLoadNistStrd:
                 mx.load_nist_strd(evil)
         with pytest.raises(FileNotFoundError, match="no NIST StRD file"):
             mx.load_nist_strd(tmp_path / "Absent")
+
+
+# --------------------------------------------------------------------------- curve_fit and the course's data
+def gaussian(x, p):
+    xp = array_namespace(x, p)
+    return xp.exp(-((x - p[0]) ** 2) / (2 * p[1] ** 2)) / (math.sqrt(2 * math.pi) * p[1])
+
+
+class TestCurveFit:
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_matches_scipy_curve_fit(self, xp, device, weighted):
+        rng = np.random.default_rng(2)
+        x = np.linspace(0, 5, 40)
+        y = 2.5 * np.exp(-1.3 * x) + 0.3 + 0.01 * rng.standard_normal(40)
+        sigma = 0.01 + 0.02 * rng.random(40) if weighted else None
+        popt, pcov = scipy.optimize.curve_fit(
+            lambda t, a, b, c: a * np.exp(-b * t) + c,
+            x,
+            y,
+            p0=[1.0, 1.0, 0.0],
+            sigma=sigma,
+            method="lm",
+            **TIGHT,
+        )
+        fit = mx.curve_fit(
+            lambda t, p: p[0] * array_namespace(t).exp(-p[1] * t) + p[2],
+            asarray(xp, x, device),
+            asarray(xp, y, device),
+            asarray(xp, np.array([1.0, 1.0, 0.0]), device),
+            sigma=None if sigma is None else asarray(xp, sigma, device),
+            **TIGHT,
+        )
+        assert device_of(fit.params) == device
+        assert_close_to(fit.params, popt, rtol=1e-8)
+        assert_close_to(fit.cov, pcov, rtol=1e-6, atol=1e-12)
+        assert_close_to(fit.stderr, np.sqrt(np.diag(pcov)), rtol=1e-6)
+
+    def test_bad_inputs(self, xp):
+        x, y = asarray(xp, np.linspace(0, 1, 5)), asarray(xp, np.ones(5))
+        p0 = asarray(xp, np.array([1.0, 1.0]))
+        with pytest.raises(ValueError, match="`model` must return an array shaped like `y`"):
+            mx.curve_fit(lambda t, p: t[:3] * p[0], x, y, p0)
+        with pytest.raises(ValueError, match="`sigma` must be positive"):
+            mx.curve_fit(lambda t, p: t * p[0] + p[1], x, y, p0, sigma=asarray(xp, np.zeros(5)))
+        with pytest.raises(TypeError, match="`model` must be a callable"):
+            mx.curve_fit(None, x, y, p0)
+
+
+class TestHeights:
+    def test_course_histogram(self, xp):
+        x, y = mx.heights_data(xp=xp, dtype=xp.float64)
+        x_np, y_np = to_numpy(x), to_numpy(y)
+        np.testing.assert_allclose(x_np, 50 + 2.5 * np.arange(100) + 1.25)
+        assert (y_np * 2.5).sum() == pytest.approx(1.0, rel=1e-14)
+        nonzero = np.flatnonzero(y_np)
+        np.testing.assert_allclose(x_np[nonzero] - 1.25, 160 + 2.5 * np.arange(16))
+
+    def test_steepest_descent_then_lm_fits_the_gaussian(self, xp):
+        """The course: 50 steps of −2000·∇χ² from μ=155, σ=6, then a proper solver."""
+        x, y = mx.heights_data(xp=xp, dtype=xp.float64)
+
+        def chi2_gradient(p):
+            r = y - gaussian(x, p)
+            return -2 * (mx.jacobian(lambda q: gaussian(x, q), p, method="fd").T @ r)
+
+        descent = mx.gradient_descent(
+            chi2_gradient, asarray(xp, np.array([155.0, 6.0])), lr=2000.0, n_steps=50
+        )
+        path = [descent.path[i, :] for i in range(descent.path.shape[0])]
+        chi2 = [float(to_numpy(xp.sum((y - gaussian(x, p)) ** 2))) for p in path]
+        assert chi2[-1] < chi2[0]
+        fit = mx.curve_fit(gaussian, x, y, descent.x, **TIGHT)
+        reference = scipy.optimize.curve_fit(
+            lambda t, mu, s: np.exp(-((t - mu) ** 2) / (2 * s**2)) / (np.sqrt(2 * np.pi) * s),
+            to_numpy(x),
+            to_numpy(y),
+            p0=[180.0, 10.0],
+            method="lm",
+            **TIGHT,
+        )[0]
+        assert_close_to(fit.params, reference, rtol=1e-8)
+        assert 2 * fit.result.cost <= min(chi2)
