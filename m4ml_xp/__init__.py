@@ -32,11 +32,13 @@ from m4ml_xp.linalg import (
     transform_image,
 )
 from m4ml_xp.lsq import (
+    BatchedLMResult,
     CurveFit,
     LinearFit,
     LMResult,
     curve_fit,
     levenberg_marquardt,
+    levenberg_marquardt_batched,
     linear_regression,
 )
 from m4ml_xp.nn import Backprop, TrainResult, init_mlp, mlp_backprop, mlp_forward, train_mlp
@@ -63,6 +65,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backprop",
+    "BatchedLMResult",
     "ConvergenceError",
     "ConvergenceWarning",
     "CurveFit",
@@ -94,6 +97,7 @@ __all__ = [
     "jacobian",
     "lagrange_multipliers",
     "levenberg_marquardt",
+    "levenberg_marquardt_batched",
     "linear_regression",
     "load_mnist",
     "load_nist_strd",

@@ -72,6 +72,7 @@ __all__ = [
     "sync",
     "to_host",
     "to_numpy",
+    "while_loop",
 ]
 
 Array = Any
@@ -459,6 +460,32 @@ def compile_scan(step: Callable[..., Any], xp: Namespace) -> Callable[..., Any] 
         return jax.lax.scan(lambda c, x: (step(c, x, *consts), None), carry, xs)[0]
 
     return jax.jit(loop)
+
+
+def while_loop(
+    condition: Callable[[Any], Array], body: Callable[[Any], Any], state: Any, *, xp: Namespace
+) -> Any:
+    """``while condition(state): state = body(state)`` over a tuple of arrays.
+
+    On JAX, ``jax.lax.while_loop``: the loop compiles once and also runs inside
+    ``jax.jit``.  Elsewhere a Python loop that reads the 0-d boolean condition on
+    the host each iteration (Dask states are materialised each pass).
+    """
+    if is_jax_namespace(xp):
+        import jax
+
+        return jax.lax.while_loop(condition, body, state)
+    while bool(to_host(condition(state))):
+        state = body(state)
+        if any(is_dask_array(leaf) for leaf in state):
+            import dask
+
+            state = (
+                type(state)(*dask.persist(*state))
+                if hasattr(state, "_fields")
+                else tuple(dask.persist(*state))
+            )
+    return state
 
 
 # --------------------------------------------------------------------------- segment sums

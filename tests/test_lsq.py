@@ -347,3 +347,105 @@ class TestHeights:
         )[0]
         assert_close_to(fit.params, reference, rtol=1e-8)
         assert 2 * fit.result.cost <= min(chi2)
+
+
+# --------------------------------------------------------------------------- batched
+def batched_exponentials(xp, B, seed, device=None):
+    """B noisy curves a·exp(−k t) + c with different parameters: residuals (B, n) -> (B, 30)."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 4, 30)
+    truth = np.stack([rng.uniform(1, 4, B), rng.uniform(0.3, 2, B), rng.uniform(-1, 1, B)], axis=1)
+    Y = (
+        truth[:, :1] * np.exp(-truth[:, 1:2] * t)
+        + truth[:, 2:]
+        + 0.01 * rng.standard_normal((B, 30))
+    )
+    t_x, Y_x = asarray(xp, t, device), asarray(xp, Y, device)
+
+    def residual(b):
+        ns = array_namespace(b)
+        return b[:, :1] * ns.exp(-b[:, 1:2] * t_x) + b[:, 2:] - Y_x
+
+    def single(i):
+        return lambda b: b[0] * array_namespace(b).exp(-b[1] * t_x) + b[2] - Y_x[i, :]
+
+    return residual, single, np.tile([1.0, 1.0, 0.0], (B, 1))
+
+
+class TestLevenbergMarquardtBatched:
+    @given(seed=st.integers(0, 2**32 - 1), B=st.integers(1, 6))
+    def test_equals_single_fits(self, xp, backend, seed, B):
+        if backend is Backend.DASK:
+            pytest.skip("the batched solver does not take Dask arrays yet")
+        residual, single, starts = batched_exponentials(xp, B, seed)
+        batch = mx.levenberg_marquardt_batched(residual, asarray(xp, starts))
+        assert batch.x.shape == (B, 3)
+        assert batch.status.shape == (B,)
+        for i in range(B):
+            one = mx.levenberg_marquardt(single(i), asarray(xp, starts[i]))
+            # the same iteration; only the batched SVD's rounding differs
+            assert_close_to(batch.x[i, :], to_numpy(one.x), rtol=1e-6, atol=1e-8)
+            assert float(to_numpy(batch.cost[i])) == pytest.approx(one.cost, rel=1e-8)
+            # which test fires first can differ at a tolerance's edge; convergence may not
+            assert bool(to_numpy(batch.converged[i])) == one.converged
+
+    @pytest.mark.skipif(not NIST_FILES, reason=f"NIST StRD files not found at {NIST}")
+    @pytest.mark.parametrize("path", NIST_FILES, ids=lambda p: p.stem)
+    def test_nist_both_starts_in_one_call(self, xp, backend, path):
+        if backend is Backend.DASK:
+            pytest.skip("the batched solver does not take Dask arrays yet")
+        problem = mx.load_nist_strd(path, xp=xp, dtype=xp.float64)
+        fit = mx.levenberg_marquardt_batched(
+            lambda b: problem.model(b, problem.x) - problem.y,
+            problem.starts,
+            **TIGHT,
+            max_nfev=10_000,
+        )
+        certified = to_numpy(problem.certified)
+        for k in range(2):
+            assert bool(to_numpy(fit.converged[k]))
+            assert significant_digits(to_numpy(fit.x[k, :]), certified) >= 6
+
+    def test_runs_under_jax_jit(self, xp, backend):
+        if backend is not Backend.JAX:
+            pytest.skip("jit is JAX's")
+        import jax
+
+        residual, _, starts = batched_exponentials(xp, 4, 0)
+        eager = mx.levenberg_marquardt_batched(residual, asarray(xp, starts))
+        jitted = jax.jit(lambda x0: mx.levenberg_marquardt_batched(residual, x0))(
+            asarray(xp, starts)
+        )
+        assert_close_to(jitted.x, to_numpy(eager.x), rtol=1e-12, atol=1e-14)
+        np.testing.assert_array_equal(to_numpy(jitted.status), to_numpy(eager.status))
+
+    def test_a_bad_fit_does_not_stop_the_batch(self, xp, backend):
+        if backend is Backend.DASK:
+            pytest.skip("the batched solver does not take Dask arrays yet")
+        residual, _, starts = batched_exponentials(xp, 3, 1)
+        t = asarray(xp, np.linspace(0, 4, 30))
+
+        def with_log(b):  # fit 1 starts where log is undefined
+            ns = array_namespace(b)
+            return residual(b) + 0 * ns.log(b[:, 2:] + 1.0) * t
+
+        starts[1, 2] = -3.0
+        with np.errstate(all="ignore"):
+            fit = mx.levenberg_marquardt_batched(with_log, asarray(xp, starts))
+        status = to_numpy(fit.status)
+        assert status[1] == -2
+        assert status[0] > 0
+        assert status[2] > 0
+
+    def test_bad_inputs(self, xp, backend):
+        residual, _, starts = batched_exponentials(xp, 2, 0)
+        if backend is Backend.DASK:
+            with pytest.raises(NotImplementedError, match="Dask"):
+                mx.levenberg_marquardt_batched(residual, asarray(xp, starts))
+            return
+        with pytest.raises(ValueError, match="`x0_batch` must be a 2-D"):
+            mx.levenberg_marquardt_batched(residual, asarray(xp, starts[0]))
+        with pytest.raises(ValueError, match="`residual` must return a \\(2, m\\) array"):
+            mx.levenberg_marquardt_batched(lambda b: b[0, :], asarray(xp, starts))
+        with pytest.raises(ValueError, match="`bounds` are not supported"):
+            mx.levenberg_marquardt_batched(residual, asarray(xp, starts), bounds=(0, 1))
