@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -382,7 +383,11 @@ class TestLevenbergMarquardtBatched:
         assert batch.x.shape == (B, 3)
         assert batch.status.shape == (B,)
         for i in range(B):
-            one = mx.levenberg_marquardt(single(i), asarray(xp, starts[i]))
+            with (
+                warnings.catch_warnings()
+            ):  # a near-degenerate draw may exhaust max_nfev: compared too
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                one = mx.levenberg_marquardt(single(i), asarray(xp, starts[i]))
             # the same iteration; only the batched SVD's rounding differs
             assert_close_to(batch.x[i, :], to_numpy(one.x), rtol=1e-6, atol=1e-8)
             assert float(to_numpy(batch.cost[i])) == pytest.approx(one.cost, rel=1e-8)
