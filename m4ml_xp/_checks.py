@@ -20,9 +20,11 @@ from m4ml_xp._xp import (
     deferred_check,
     device,
     float_dtype,
+    is_array,
     is_lazy,
     is_traced,
     library_name,
+    numpy_scalar_as_array,
 )
 
 Array = Any
@@ -32,6 +34,7 @@ __all__ = [
     "all_finite",
     "all_non_negative",
     "check_bool_result",
+    "check_callable",
     "check_choice",
     "check_index_array",
     "check_int",
@@ -39,6 +42,7 @@ __all__ = [
     "check_real_array",
     "check_values",
     "namespace",
+    "returned_array",
 ]
 
 
@@ -249,3 +253,47 @@ def check_bool_result(condition: Array, message: str, *, small: bool = False) ->
     inspect = not is_traced(condition) if small else not is_lazy(condition)
     if inspect and not bool(condition):
         raise ValueError(message)
+
+
+def check_callable(f: Any, name: str, what: str) -> None:
+    """`f` must be callable; `what` says what it should compute, for the message."""
+    if not callable(f):
+        msg = f"`{name}` must be a callable {what}; got {type(f).__name__}"
+        raise TypeError(msg)
+
+
+def returned_array(
+    out: Any,
+    name: str,
+    argument: Array,
+    *,
+    xp: Namespace,
+    castable: tuple[str, ...] = ("integral", "bool"),
+) -> Array:
+    """What the user's callable `name` returned for `argument`, validated.
+
+    It must be an array of `argument`'s library (NumPy's 0-d scalars count) with
+    real values; the `castable` dtype kinds are cast to `argument`'s dtype.
+    Shapes are the caller's to check.
+    """
+    out = numpy_scalar_as_array(out, xp)
+    if not is_array(out) or isinstance(out, bool | int | float | complex):
+        msg = (
+            f"`{name}` must return an array of the same library as its argument "
+            f"(write it with `xp` functions); it returned {type(out).__name__}"
+        )
+        raise TypeError(msg)
+    try:
+        array_namespace(out, argument)
+    except TypeError:
+        msg = (
+            f"`{name}` returned a {library_name(out)} array for a "
+            f"{library_name(argument)} argument; write it with the argument's namespace"
+        )
+        raise TypeError(msg) from None
+    if not xp.isdtype(out.dtype, "real floating"):
+        if not xp.isdtype(out.dtype, castable):
+            msg = f"`{name}` must return real values; it returned dtype {out.dtype}"
+            raise TypeError(msg)
+        out = xp.astype(out, argument.dtype)
+    return out

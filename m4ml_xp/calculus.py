@@ -66,37 +66,16 @@ def _eps(dtype: Any, xp: Namespace) -> float:
 
 
 def _callable(f: Any, name: str) -> None:
-    if not callable(f):
-        msg = f"`{name}` must be a callable taking and returning arrays; got {type(f).__name__}"
-        raise TypeError(msg)
+    _checks.check_callable(f, name, "taking and returning arrays")
 
 
 def _call(f: Function, x: Array, name: str, *, xp: Namespace, max_ndim: int) -> Array:
     """``f(x)`` validated: an array of `x`'s library, real, at most `max_ndim` dimensions."""
-    out = _xp.numpy_scalar_as_array(f(x), xp)
-    if not _xp.is_array(out) or isinstance(out, bool | int | float | complex):
-        msg = (
-            f"`{name}` must return an array of the same library as its argument "
-            f"(write it with `xp` functions); it returned {type(out).__name__}"
-        )
-        raise TypeError(msg)
-    try:
-        _xp.array_namespace(out, x)
-    except TypeError:
-        msg = (
-            f"`{name}` returned a {_xp.library_name(out)} array for a "
-            f"{_xp.library_name(x)} argument; write it with the argument's namespace"
-        )
-        raise TypeError(msg) from None
+    out = _checks.returned_array(f(x), name, x, xp=xp)
     if out.ndim > max_ndim:
         want = "a scalar (0-d array)" if max_ndim == 0 else "a scalar or a 1-D array"
         msg = f"`{name}` must return {want}; it returned shape {tuple(out.shape)}"
         raise ValueError(msg)
-    if not xp.isdtype(out.dtype, "real floating"):
-        if not xp.isdtype(out.dtype, ("integral", "bool")):
-            msg = f"`{name}` must return real values; it returned dtype {out.dtype}"
-            raise TypeError(msg)
-        out = xp.astype(out, x.dtype)
     return out
 
 

@@ -220,51 +220,59 @@ def _trust_region_parameter(
 def _residual_function(
     residual: Any, x: Array, name: str, *, xp: Namespace
 ) -> Callable[[Array], Array]:
-    if not callable(residual):
-        msg = f"`{name}` must be a callable returning the residual array; got {type(residual).__name__}"
-        raise TypeError(msg)
+    _checks.check_callable(residual, name, "returning the residual array")
 
     def checked(v: Array) -> Array:
-        out = _xp.numpy_scalar_as_array(residual(v), xp)
-        if not _xp.is_array(out) or isinstance(out, bool | int | float | complex):
-            msg = (
-                f"`{name}` must return an array of `x0`'s library; it returned {type(out).__name__}"
-            )
-            raise TypeError(msg)
-        try:
-            _xp.array_namespace(out, v)
-        except TypeError:
-            msg = f"`{name}` returned a {_xp.library_name(out)} array for a {_xp.library_name(v)} `x0`"
-            raise TypeError(msg) from None
+        out = _checks.returned_array(residual(v), name, v, xp=xp, castable=("integral",))
         if out.ndim != 1:
             msg = f"`{name}` must return a 1-D array of residuals; it returned shape {tuple(out.shape)}"
             raise ValueError(msg)
-        if not xp.isdtype(out.dtype, "real floating"):
-            if not xp.isdtype(out.dtype, "integral"):
-                raise TypeError(f"`{name}` must return real values; it returned dtype {out.dtype}")
-            out = xp.astype(out, v.dtype)
         return out
 
     return checked
 
 
+def _lm_options(
+    bounds: Any, ftol: float, xtol: float, gtol: float, factor: float, diff_step: float | None
+) -> tuple[float, float | None]:
+    """The options both Levenberg–Marquardt solvers share, validated: (factor, diff_step)."""
+    if bounds is not None:
+        msg = (
+            "`bounds` are not supported by Levenberg–Marquardt; use a trust-region-reflective "
+            "solver (scipy.optimize.least_squares(method='trf')) or reparametrise"
+        )
+        raise ValueError(msg)
+    for value, name in ((ftol, "ftol"), (xtol, "xtol"), (gtol, "gtol")):
+        _checks.check_real(value, name, low=0.0)
+    factor = _checks.check_real(factor, "factor", low=0.0, low_open=True)
+    if diff_step is not None:
+        diff_step = _checks.check_real(diff_step, "diff_step", low=0.0, low_open=True)
+    return factor, diff_step
+
+
+def _max_nfev(max_nfev: int | None, jac: Any, n: int) -> int:
+    """SciPy's default budget: 100·n with an analytic `jac`, 100·n·(n+1) with differences."""
+    if max_nfev is None:
+        max_nfev = 100 * n if callable(jac) else 100 * n * (n + 1)
+    return _checks.check_int(max_nfev, "max_nfev", low=1)
+
+
 def _jacobian_function(
     jac: Any,
     fun: Callable[[Array], Array],
-    m: int,
-    n: int,
+    shape: tuple[int, ...],
     *,
     xp: Namespace,
     diff_step: float | None,
 ) -> tuple[Callable[[Array, Array], Array], int]:
-    """``J(x, f(x))`` and the function evaluations it costs (MINPACK counts them)."""
+    """``J(x, f(x))`` of `shape` — ``(m, n)``, or ``(B, m, n)`` for batches of fits — and
+    the function evaluations it costs (MINPACK counts them)."""
     if callable(jac):
 
         def analytic(x: Array, f: Array) -> Array:
-            J = _xp.numpy_scalar_as_array(jac(x), xp)
-            if not _xp.is_array(J) or tuple(J.shape) != (m, n):
-                got = tuple(J.shape) if _xp.is_array(J) else type(J).__name__
-                msg = f"`jac` must return the ({m}, {n}) Jacobian (rows are residuals); got {got}"
+            J = _checks.returned_array(jac(x), "jac", x, xp=xp, castable=("integral",))
+            if tuple(J.shape) != shape:
+                msg = f"`jac` must return the {shape} Jacobian (rows are residuals); got {tuple(J.shape)}"
                 raise ValueError(msg)
             return xp.astype(J, x.dtype) if J.dtype != x.dtype else J
 
@@ -273,6 +281,7 @@ def _jacobian_function(
     # central by default: Gauss–Newton's fixed point with a forward-difference Jacobian is
     # biased by O(sqrt(eps)), which costs ill-conditioned problems (Lanczos) certified digits
     central = jac != "2-point"
+    n = shape[-1]
 
     def differences(x: Array, f: Array) -> Array:
         eps = float(xp.finfo(x.dtype).eps)
@@ -284,12 +293,13 @@ def _jacobian_function(
         eye = xp.eye(n, dtype=x.dtype, device=device(x))
         columns = []
         for j in range(n):
-            e = eye[j, :] * h[j]
+            h_j = h[..., j : j + 1]  # per fit when batched
+            e = eye[j, :] * h_j
             if central:
-                columns.append((fun(x + e) - fun(x - e)) / (2 * h[j]))
+                columns.append((fun(x + e) - fun(x - e)) / (2 * h_j))
             else:
-                columns.append((fun(x + e) - f) / h[j])
-        return xp.stack(columns, axis=1)
+                columns.append((fun(x + e) - f) / h_j)
+        return xp.stack(columns, axis=-1)
 
     return differences, n * (2 if central else 1)
 
@@ -358,29 +368,17 @@ def levenberg_marquardt(
     >>> np.round(fit.x, 8), fit.status
     (array([3. , 0.7]), 3)
     """
-    if bounds is not None:
-        msg = (
-            "`bounds` are not supported by Levenberg–Marquardt; use a trust-region-reflective "
-            "solver (scipy.optimize.least_squares(method='trf')) or reparametrise"
-        )
-        raise ValueError(msg)
+    factor, diff_step = _lm_options(bounds, ftol, xtol, gtol, factor, diff_step)
     xp = _checks.namespace(x0=x0)
     x = _checks.check_real_array(x0, "x0", xp=xp, ndim=1, small=True)
-    for value, name in ((ftol, "ftol"), (xtol, "xtol"), (gtol, "gtol")):
-        _checks.check_real(value, name, low=0.0)
-    factor = _checks.check_real(factor, "factor", low=0.0, low_open=True)
-    if diff_step is not None:
-        diff_step = _checks.check_real(diff_step, "diff_step", low=0.0, low_open=True)
     fun = _residual_function(residual, x, "residual", xp=xp)
     f = fun(x)
     n, m = x.shape[0], f.shape[0]
     if m < n:
         msg = f"`residual` must return at least as many residuals as parameters; got {m} residuals for {n} parameters"
         raise ValueError(msg)
-    jacobian, jac_cost = _jacobian_function(jac, fun, m, n, xp=xp, diff_step=diff_step)
-    if max_nfev is None:
-        max_nfev = 100 * n if callable(jac) else 100 * n * (n + 1)
-    max_nfev = _checks.check_int(max_nfev, "max_nfev", low=1)
+    jacobian, jac_cost = _jacobian_function(jac, fun, (m, n), xp=xp, diff_step=diff_step)
+    max_nfev = _max_nfev(max_nfev, jac, n)
     eps = float(xp.finfo(x.dtype).eps)
     fnorm = _xp.to_host(xp.linalg.vector_norm(f))
     if not math.isfinite(fnorm):
@@ -549,8 +547,7 @@ def curve_fit(
     >>> np.round(fit.params, 2), bool(fit.stderr[0] < 0.01)
     (array([2., 1.]), True)
     """
-    if not callable(model):
-        raise TypeError(f"`model` must be a callable model(x, p); got {type(model).__name__}")
+    _checks.check_callable(model, "model", "model(x, p)")
     xp = _checks.namespace(optional=["sigma"], x=x, y=y, p0=p0, sigma=sigma)
     y = _checks.check_real_array(y, "y", xp=xp, ndim=1, small=True)
     if sigma is not None:
@@ -674,11 +671,7 @@ def levenberg_marquardt_batched(
            [3. , 1. ],
            [3. , 2. ]]), array([ True,  True,  True]))
     """
-    if bounds is not None:
-        raise ValueError(
-            "`bounds` are not supported by Levenberg–Marquardt; use a trust-region-reflective "
-            "solver (scipy.optimize.least_squares(method='trf')) or reparametrise"
-        )
+    factor, diff_step = _lm_options(bounds, ftol, xtol, gtol, factor, diff_step)
     xp = _checks.namespace(x0_batch=x0_batch)
     if _xp.is_dask_namespace(xp):
         raise NotImplementedError(
@@ -686,24 +679,16 @@ def levenberg_marquardt_batched(
             "chunk by chunk with NumPy/CuPy arrays (map_blocks) meanwhile"
         )
     x = _checks.check_real_array(x0_batch, "x0_batch", xp=xp, ndim=2, small=True)
-    for value, name in ((ftol, "ftol"), (xtol, "xtol"), (gtol, "gtol")):
-        _checks.check_real(value, name, low=0.0)
-    factor = _checks.check_real(factor, "factor", low=0.0, low_open=True)
-    if not callable(residual):
-        raise TypeError(
-            f"`residual` must be a callable (B, n) -> (B, m); got {type(residual).__name__}"
-        )
+    _checks.check_callable(residual, "residual", "(B, n) -> (B, m)")
     B, n = x.shape
     dtype, dev = x.dtype, device(x)
     eps = float(xp.finfo(dtype).eps)
 
     def fun(v: Array) -> Array:
-        out = _xp.numpy_scalar_as_array(residual(v), xp)
-        if not _xp.is_array(out) or out.ndim != 2 or out.shape[0] != B:
-            got = tuple(out.shape) if _xp.is_array(out) else type(out).__name__
-            raise ValueError(
-                f"`residual` must return a ({B}, m) array for ({B}, {n}) parameters; got {got}"
-            )
+        out = _checks.returned_array(residual(v), "residual", v, xp=xp, castable=("integral",))
+        if out.ndim != 2 or out.shape[0] != B:
+            msg = f"`residual` must return a ({B}, m) array for ({B}, {n}) parameters; got {tuple(out.shape)}"
+            raise ValueError(msg)
         return out if out.dtype == dtype else xp.astype(out, dtype)
 
     f0 = fun(x)
@@ -711,40 +696,8 @@ def levenberg_marquardt_batched(
     if m < n:
         msg = f"`residual` must return at least as many residuals as parameters; got {m} residuals for {n} parameters"
         raise ValueError(msg)
-    if callable(jac):
-
-        def jacobian(v: Array, f: Array) -> Array:
-            out = _xp.numpy_scalar_as_array(jac(v), xp)
-            if not _xp.is_array(out) or tuple(out.shape) != (B, m, n):
-                got = tuple(out.shape) if _xp.is_array(out) else type(out).__name__
-                raise ValueError(f"`jac` must return the ({B}, {m}, {n}) Jacobians; got {got}")
-            return out if out.dtype == dtype else xp.astype(out, dtype)
-
-        jac_cost = 0
-    else:
-        _checks.check_choice(jac, "jac", (None, "2-point", "3-point"))
-        central = jac != "2-point"
-        relative = (
-            diff_step if diff_step is not None else (eps ** (1 / 3) if central else math.sqrt(eps))
-        )
-        eye = xp.eye(n, dtype=dtype, device=dev)
-
-        def jacobian(v: Array, f: Array) -> Array:
-            h = relative * xp.where(v == 0, xp.ones_like(v), xp.abs(v))
-            h = (v + h) - v
-            columns = []
-            for j in range(n):
-                e = eye[j, :][None, :] * h[:, j : j + 1]
-                if central:
-                    columns.append((fun(v + e) - fun(v - e)) / (2 * h[:, j : j + 1]))
-                else:
-                    columns.append((fun(v + e) - f) / h[:, j : j + 1])
-            return xp.stack(columns, axis=2)
-
-        jac_cost = n * (2 if central else 1)
-    if max_nfev is None:
-        max_nfev = 100 * n if callable(jac) else 100 * n * (n + 1)
-    max_nfev = _checks.check_int(max_nfev, "max_nfev", low=1)
+    jacobian, jac_cost = _jacobian_function(jac, fun, (B, m, n), xp=xp, diff_step=diff_step)
+    max_nfev = _max_nfev(max_nfev, jac, n)
 
     def norm(a: Array, axis: int = -1) -> Array:
         return xp.linalg.vector_norm(a, axis=axis)

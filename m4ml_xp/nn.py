@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from m4ml_xp import _checks, _xp
 from m4ml_xp._xp import device
 from m4ml_xp.errors import ConvergenceWarning
-from m4ml_xp.optimize import Optimizer, apply_updates
+from m4ml_xp.optimize import Optimizer, apply_updates, check_optimizer
 
 Array = Any
 Namespace = Any
@@ -462,11 +462,9 @@ def train_mlp(
     """
     xp, params = _check_params(params)
     _options(activation, output, loss)
-    if not isinstance(optimizer, Optimizer):
-        msg = f"`optimizer` must be an Optimizer (sgd, momentum, adam, ...); got {type(optimizer).__name__}"
-        raise TypeError(msg)
+    check_optimizer(optimizer)
     X = _inputs(X, params, xp=xp, finite=False)
-    _checks.namespace(X=X, Y=Y, W=params[0][0])
+    _checks.namespace(X=X, Y=Y)  # `X` against the parameters: in _inputs
     n_out = params[-1][0].shape[1]
     Y = _targets(Y, X, n_out, xp=xp, values=False)
     # The value checks (finite X, labels in range) are queued with the first epoch and

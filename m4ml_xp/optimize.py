@@ -308,21 +308,24 @@ def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Op
 
 # --------------------------------------------------------------------------- loops
 def _gradient_function(grad: Any, x: Array, *, xp: Namespace) -> Callable[[Array], Array]:
-    if not callable(grad):
-        msg = f"`grad` must be a callable returning the gradient array; got {type(grad).__name__}"
-        raise TypeError(msg)
+    _checks.check_callable(grad, "grad", "returning the gradient array")
 
     def checked(v: Array) -> Array:
-        g = _xp.numpy_scalar_as_array(grad(v), xp)
-        if not _xp.is_array(g) or isinstance(g, bool | int | float | complex):
-            msg = f"`grad` must return an array of `x0`'s library; it returned {type(g).__name__}"
-            raise TypeError(msg)
+        g = _checks.returned_array(grad(v), "grad", v, xp=xp)
         if tuple(g.shape) != tuple(v.shape):
             msg = f"`grad` must return an array shaped like `x0` {tuple(v.shape)}; got {tuple(g.shape)}"
             raise ValueError(msg)
         return g
 
     return checked
+
+
+def check_optimizer(optimizer: Any) -> Optimizer:
+    """`optimizer` must be an :class:`Optimizer`."""
+    if not isinstance(optimizer, Optimizer):
+        msg = f"`optimizer` must be an Optimizer (sgd, momentum, adam, ...); got {type(optimizer).__name__}"
+        raise TypeError(msg)
+    return optimizer
 
 
 def gradient_descent(
@@ -414,10 +417,7 @@ def minimize(
     if tol is None:
         tol = math.sqrt(float(xp.finfo(x.dtype).eps))
     tol = _checks.check_real(tol, "tol", low=0.0)
-    optimizer = adam(1e-3) if optimizer is None else optimizer
-    if not isinstance(optimizer, Optimizer):
-        msg = f"`optimizer` must be an Optimizer (sgd, momentum, adam, ...); got {type(optimizer).__name__}"
-        raise TypeError(msg)
+    optimizer = adam(1e-3) if optimizer is None else check_optimizer(optimizer)
     gradient = _gradient_function(grad, x, xp=xp)
 
     def step(x: Array, state: PyTree) -> tuple[Array, PyTree, Array]:
