@@ -61,6 +61,7 @@ __all__ = [
     "is_torch_namespace",
     "is_traced",
     "library_name",
+    "map_batch_chunks",
     "namespace_for",
     "numpy_scalar_as_array",
     "one_chunk",
@@ -486,6 +487,49 @@ def while_loop(
                 else tuple(dask.persist(*state))
             )
     return state
+
+
+def map_batch_chunks(
+    function: Callable[..., tuple[Array, ...]],
+    arrays: Sequence[Array],
+    outputs: Sequence[tuple[tuple[int, ...], Any]],
+) -> tuple[Array, ...]:
+    """Apply `function` to each chunk of the leading (batch) axis of Dask arrays.
+
+    Every array has the batch axis first; the others are rechunked to the first
+    array's batch chunks with their trailing axes whole, so chunk ``k`` of each
+    holds the same rows.  ``function(*blocks)`` receives the chunks as the
+    chunk library's arrays (NumPy or CuPy) and returns one array per entry of
+    `outputs` — ``(trailing_shape, dtype)`` — with the chunk's rows first.  The
+    chunks are independent tasks, so a ``dask.distributed`` cluster runs them
+    on its workers.
+    """
+    import dask.array as da
+
+    batch = arrays[0].chunks[0]
+    aligned = [a.rechunk({0: batch, **{axis: -1 for axis in range(1, a.ndim)}}) for a in arrays]
+    letters = iter(f"d{i}" for i in range(10_000))
+
+    def core(ndim: int) -> str:
+        return "(" + ",".join(next(letters) for _ in range(ndim)) + ")"
+
+    inputs = ",".join(core(a.ndim - 1) for a in aligned)
+    sizes: dict[str, int] = {}
+    results = []
+    for shape, _dtype in outputs:
+        names = [next(letters) for _ in shape]
+        sizes.update(zip(names, shape, strict=True))
+        results.append("(" + ",".join(names) + ")")
+    meta = aligned[0]._meta
+    return tuple(
+        da.apply_gufunc(
+            function,
+            f"{inputs}->{','.join(results)}",
+            *aligned,
+            output_sizes=sizes,
+            meta=tuple(meta.astype(dtype) for _shape, dtype in outputs),
+        )
+    )
 
 
 # --------------------------------------------------------------------------- segment sums

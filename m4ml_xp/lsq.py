@@ -619,10 +619,11 @@ class _BatchState(NamedTuple):
 
 
 def levenberg_marquardt_batched(
-    residual: Callable[[Array], Array],
+    residual: Callable[..., Array],
     x0_batch: Array,
     *,
-    jac: Callable[[Array], Array] | str | None = None,
+    args: tuple[Array, ...] = (),
+    jac: Callable[..., Array] | str | None = None,
     ftol: float = 1e-8,
     xtol: float = 1e-8,
     gtol: float = 1e-8,
@@ -642,12 +643,20 @@ def levenberg_marquardt_batched(
     Parameters
     ----------
     residual : callable
-        ``(B, n) -> (B, m)``: the residuals of every fit, written with the
-        batch axis first (broadcast over it).
+        ``residual(b, *args) -> (B, m)`` for parameters ``b`` of shape ``(B, n)``:
+        the residuals of every fit, written with the batch axis first (broadcast
+        over it) and with ``b``'s namespace (``array_namespace(b)``).
     x0_batch : (B, n) array
-        Starts.
+        Starts.  A Dask array is solved chunk by chunk along its batch axis:
+        each chunk is an independent task (a ``dask.distributed`` cluster runs
+        them on its workers) and the result is lazy.
+    args : tuple of arrays, optional
+        Per-fit data with the batch axis first (``(B, ...)``, e.g. the observations),
+        passed on to `residual` and `jac`.  On Dask this is how data reaches the
+        chunks — `residual` then sees NumPy/CuPy chunks and must not close over
+        Dask arrays; elsewhere closures work as well.
     jac : callable, {"2-point", "3-point"} or None
-        ``(B, n) -> (B, m, n)``, or differences (central by default).
+        ``jac(b, *args) -> (B, m, n)``, or differences (central by default).
     ftol, xtol, gtol, max_nfev, diff_step, factor, bounds
         As for :func:`levenberg_marquardt`, applied to each fit.
 
@@ -672,17 +681,94 @@ def levenberg_marquardt_batched(
            [3. , 2. ]]), array([ True,  True,  True]))
     """
     factor, diff_step = _lm_options(bounds, ftol, xtol, gtol, factor, diff_step)
-    xp = _checks.namespace(x0_batch=x0_batch)
-    if _xp.is_dask_namespace(xp):
-        raise NotImplementedError(
-            "levenberg_marquardt_batched does not take Dask arrays yet; compute the batch "
-            "chunk by chunk with NumPy/CuPy arrays (map_blocks) meanwhile"
-        )
-    x = _checks.check_real_array(x0_batch, "x0_batch", xp=xp, ndim=2, small=True)
-    _checks.check_callable(residual, "residual", "(B, n) -> (B, m)")
+    if not isinstance(args, tuple | list):
+        msg = f"`args` must be a tuple of arrays; got {type(args).__name__}"
+        raise TypeError(msg)
+    names = {f"args[{i}]": a for i, a in enumerate(args)}
+    xp = _checks.namespace(x0_batch=x0_batch, **names)
+    lazy = _xp.is_dask_namespace(xp)
+    x = _checks.check_real_array(x0_batch, "x0_batch", xp=xp, ndim=2, small=not lazy)
+    _checks.check_callable(residual, "residual", "residual(b, *args) -> (B, m)")
+    B = x.shape[0]
+    for name, a in names.items():
+        if a.ndim < 1 or a.shape[0] != B:
+            msg = f"`{name}` must have the batch axis first ({B} rows, like `x0_batch`); got shape {tuple(a.shape)}"
+            raise ValueError(msg)
+    options = {"jac": jac, "ftol": ftol, "xtol": xtol, "gtol": gtol, "max_nfev": max_nfev,
+               "diff_step": diff_step, "factor": factor}  # fmt: skip
+    if lazy:
+        return _batched_by_chunks(residual, x, tuple(args), options)
+    return _solve_batched(residual, x, tuple(args), xp=xp, **options)
+
+
+_DASK_CLOSURE = (
+    "on Dask the fits are solved chunk by chunk: `{name}` receives NumPy/CuPy chunks of "
+    "`x0_batch` and `args` and returned a Dask array — pass per-fit data through `args` "
+    "instead of closing over Dask arrays"
+)
+
+
+def _batched_by_chunks(
+    residual: Callable[..., Array], x: Array, args: tuple[Array, ...], options: dict[str, Any]
+) -> BatchedLMResult:
+    """Dask: one independent batched solve per chunk of the batch axis."""
+
+    def chunk_only(function: Callable[..., Array], name: str) -> Callable[..., Array]:
+        def on_chunks(*arrays: Array) -> Array:
+            out = function(*arrays)
+            if _xp.is_dask_array(out):
+                raise TypeError(_DASK_CLOSURE.format(name=name))
+            return out
+
+        return on_chunks
+
+    residual = chunk_only(residual, "residual")
+    if callable(options["jac"]):
+        options = {**options, "jac": chunk_only(options["jac"], "jac")}
+    # the first fit, solved now: the residual's length, and bad input reported at the call
+    first = [a[:1].compute() for a in (x, *args)]
+    probe = _solve_batched(
+        residual, first[0], tuple(first[1:]), xp=_xp.array_namespace(first[0]), **options
+    )
+    m, n = probe.jac.shape[1:]
+
+    def solve(block: Array, *blocks: Array) -> tuple[Array, ...]:
+        ns = _xp.array_namespace(block)
+        return tuple(_solve_batched(residual, block, blocks, xp=ns, **options))
+
+    dtype = x.dtype
+    fields = [((n,), dtype), ((), dtype), ((m,), dtype), ((m, n), dtype)]
+    fields += [((), "int32"), ((), "int32"), ((), "bool"), ((), "int32")]
+    return BatchedLMResult(*_xp.map_batch_chunks(solve, [x, *args], fields))
+
+
+def _solve_batched(
+    residual: Callable[..., Array],
+    x: Array,
+    args: tuple[Array, ...],
+    *,
+    xp: Namespace,
+    jac: Any,
+    ftol: float,
+    xtol: float,
+    gtol: float,
+    max_nfev: int | None,
+    diff_step: float | None,
+    factor: float,
+) -> BatchedLMResult:
     B, n = x.shape
     dtype, dev = x.dtype, device(x)
     eps = float(xp.finfo(dtype).eps)
+    if args:
+        user_residual, user_jac = residual, jac
+
+        def residual(v: Array) -> Array:
+            return user_residual(v, *args)
+
+        if callable(user_jac):
+
+            def jac(v: Array) -> Array:
+                return user_jac(v, *args)
 
     def fun(v: Array) -> Array:
         out = _checks.returned_array(residual(v), "residual", v, xp=xp, castable=("integral",))

@@ -352,7 +352,9 @@ class TestHeights:
 
 # --------------------------------------------------------------------------- batched
 def batched_exponentials(xp, B, seed, device=None):
-    """B noisy curves a·exp(−k t) + c with different parameters: residuals (B, n) -> (B, 30)."""
+    """B noisy curves a·exp(−k t) + c: ``residual(b, Y)`` (B, 3) -> (B, 30), the data Y, the
+    single-fit residual of curve i (NumPy data), the starts.  Dask splits the batch in chunks
+    of 2 fits."""
     rng = np.random.default_rng(seed)
     t = np.linspace(0, 4, 30)
     truth = np.stack([rng.uniform(1, 4, B), rng.uniform(0.3, 2, B), rng.uniform(-1, 1, B)], axis=1)
@@ -361,33 +363,40 @@ def batched_exponentials(xp, B, seed, device=None):
         + truth[:, 2:]
         + 0.01 * rng.standard_normal((B, 30))
     )
-    t_x, Y_x = asarray(xp, t, device), asarray(xp, Y, device)
 
-    def residual(b):
+    def residual(b, y):
         ns = array_namespace(b)
-        return b[:, :1] * ns.exp(-b[:, 1:2] * t_x) + b[:, 2:] - Y_x
+        return b[:, :1] * ns.exp(-b[:, 1:2] * ns.asarray(t, device=device_of(b))) + b[:, 2:] - y
 
-    def single(i):
-        return lambda b: b[0] * array_namespace(b).exp(-b[1] * t_x) + b[2] - Y_x[i, :]
+    def single(i, ns, dev=None):
+        t_i, y_i = ns.asarray(t, device=dev), ns.asarray(Y[i, :], device=dev)
+        return lambda b: b[0] * ns.exp(-b[1] * t_i) + b[2] - y_i
 
-    return residual, single, np.tile([1.0, 1.0, 0.0], (B, 1))
+    return (
+        residual,
+        asarray(xp, Y, device, chunks=(2, 30)),
+        single,
+        np.tile([1.0, 1.0, 0.0], (B, 1)),
+    )
 
 
 class TestLevenbergMarquardtBatched:
     @given(seed=st.integers(0, 2**32 - 1), B=st.integers(1, 6))
     def test_equals_single_fits(self, xp, backend, seed, B):
-        if backend is Backend.DASK:
-            pytest.skip("the batched solver does not take Dask arrays yet")
-        residual, single, starts = batched_exponentials(xp, B, seed)
-        batch = mx.levenberg_marquardt_batched(residual, asarray(xp, starts))
+        residual, Y, single, starts = batched_exponentials(xp, B, seed)
+        batch = mx.levenberg_marquardt_batched(
+            residual, asarray(xp, starts, chunks=(2, 3)), args=(Y,)
+        )
         assert batch.x.shape == (B, 3)
         assert batch.status.shape == (B,)
+        # Dask solves each chunk with NumPy: its single-fit oracle is NumPy's single fit
+        ns = np if backend is Backend.DASK else xp
         for i in range(B):
             with (
                 warnings.catch_warnings()
             ):  # a near-degenerate draw may exhaust max_nfev: compared too
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                one = mx.levenberg_marquardt(single(i), asarray(xp, starts[i]))
+                one = mx.levenberg_marquardt(single(i, ns), ns.asarray(starts[i]))
             # which test fires first can differ at a tolerance's edge; convergence may not
             assert bool(to_numpy(batch.converged[i])) == one.converged
             if one.converged:  # unconverged runs drift apart along a flat valley: not comparable
@@ -395,15 +404,49 @@ class TestLevenbergMarquardtBatched:
                 assert_close_to(batch.x[i, :], to_numpy(one.x), rtol=1e-6, atol=1e-8)
                 assert float(to_numpy(batch.cost[i])) == pytest.approx(one.cost, rel=1e-8)
 
+    def test_closure_equals_args_and_keeps_the_device(self, xp, backend, device):
+        residual, Y, _, starts = batched_exponentials(xp, 3, 7, device)
+        x0 = asarray(xp, starts, device, chunks=(2, 3))
+        with_args = mx.levenberg_marquardt_batched(residual, x0, args=(Y,))
+        for field in with_args:
+            assert array_namespace(field) is array_namespace(x0)
+            assert device_of(field) == device_of(x0)
+        if backend is Backend.DASK:  # chunks see NumPy blocks: a closure over Dask is refused
+            with pytest.raises(TypeError, match="pass per-fit data through `args`"):
+                mx.levenberg_marquardt_batched(lambda b: residual(b, Y), x0)
+            assert with_args.x.chunks[0] == (2, 1)
+            return
+        closure = mx.levenberg_marquardt_batched(lambda b: residual(b, Y), x0)
+        np.testing.assert_array_equal(to_numpy(closure.x), to_numpy(with_args.x))
+        np.testing.assert_array_equal(to_numpy(closure.status), to_numpy(with_args.status))
+
+    def test_analytic_jacobian_with_args(self, xp):
+        residual, Y, _, starts = batched_exponentials(xp, 4, 3)
+
+        def jac(b, y):
+            ns = array_namespace(b)
+            t = ns.asarray(np.linspace(0, 4, 30), device=device_of(b))
+            e = ns.exp(-b[:, 1:2] * t)
+            return ns.stack([e, -b[:, :1] * t * e, ns.ones_like(e)], axis=2)
+
+        x0 = asarray(xp, starts, chunks=(2, 3))
+        analytic = mx.levenberg_marquardt_batched(residual, x0, args=(Y,), jac=jac)
+        differences = mx.levenberg_marquardt_batched(residual, x0, args=(Y,))
+        assert bool(to_numpy(xp.all(analytic.converged)))
+        assert_close_to(analytic.x, to_numpy(differences.x), rtol=1e-7, atol=1e-9)
+        assert to_numpy(analytic.nfev).max() < to_numpy(differences.nfev).min()
+
     @pytest.mark.skipif(not NIST_FILES, reason=f"NIST StRD files not found at {NIST}")
     @pytest.mark.parametrize("path", NIST_FILES, ids=lambda p: p.stem)
-    def test_nist_both_starts_in_one_call(self, xp, backend, path):
-        if backend is Backend.DASK:
-            pytest.skip("the batched solver does not take Dask arrays yet")
+    def test_nist_both_starts_in_one_call(self, xp, path):
         problem = mx.load_nist_strd(path, xp=xp, dtype=xp.float64)
+        N = problem.y.shape[0]
+        X = asarray(xp, np.tile(to_numpy(problem.x), (2, 1)), chunks=(1, N))
+        Y = asarray(xp, np.tile(to_numpy(problem.y), (2, 1)), chunks=(1, N))
         fit = mx.levenberg_marquardt_batched(
-            lambda b: problem.model(b, problem.x) - problem.y,
-            problem.starts,
+            lambda b, x, y: problem.model(b, x) - y,
+            asarray(xp, to_numpy(problem.starts), chunks=(1, -1)),
+            args=(X, Y),
             **TIGHT,
             max_nfev=10_000,
         )
@@ -417,41 +460,48 @@ class TestLevenbergMarquardtBatched:
             pytest.skip("jit is JAX's")
         import jax
 
-        residual, _, starts = batched_exponentials(xp, 4, 0)
-        eager = mx.levenberg_marquardt_batched(residual, asarray(xp, starts))
-        jitted = jax.jit(lambda x0: mx.levenberg_marquardt_batched(residual, x0))(
-            asarray(xp, starts)
+        residual, Y, _, starts = batched_exponentials(xp, 4, 0)
+        eager = mx.levenberg_marquardt_batched(residual, asarray(xp, starts), args=(Y,))
+        jitted = jax.jit(lambda x0, y: mx.levenberg_marquardt_batched(residual, x0, args=(y,)))(
+            asarray(xp, starts), Y
         )
         assert_close_to(jitted.x, to_numpy(eager.x), rtol=1e-12, atol=1e-14)
         np.testing.assert_array_equal(to_numpy(jitted.status), to_numpy(eager.status))
 
-    def test_a_bad_fit_does_not_stop_the_batch(self, xp, backend):
-        if backend is Backend.DASK:
-            pytest.skip("the batched solver does not take Dask arrays yet")
-        residual, _, starts = batched_exponentials(xp, 3, 1)
-        t = asarray(xp, np.linspace(0, 4, 30))
+    def test_a_bad_fit_does_not_stop_the_batch(self, xp):
+        residual, Y, _, starts = batched_exponentials(xp, 3, 1)
 
-        def with_log(b):  # fit 1 starts where log is undefined
+        def with_log(b, y):  # fit 1 starts where log is undefined
             ns = array_namespace(b)
-            return residual(b) + 0 * ns.log(b[:, 2:] + 1.0) * t
+            return residual(b, y) + 0 * ns.log(b[:, 2:] + 1.0)
 
         starts[1, 2] = -3.0
-        with np.errstate(all="ignore"):
-            fit = mx.levenberg_marquardt_batched(with_log, asarray(xp, starts))
-        status = to_numpy(fit.status)
+        with warnings.catch_warnings():  # not errstate: Dask computes in other threads
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fit = mx.levenberg_marquardt_batched(
+                with_log, asarray(xp, starts, chunks=(2, 3)), args=(Y,)
+            )
+            status = to_numpy(fit.status)
         assert status[1] == -2
         assert status[0] > 0
         assert status[2] > 0
 
-    def test_bad_inputs(self, xp, backend):
-        residual, _, starts = batched_exponentials(xp, 2, 0)
-        if backend is Backend.DASK:
-            with pytest.raises(NotImplementedError, match="Dask"):
-                mx.levenberg_marquardt_batched(residual, asarray(xp, starts))
-            return
+    def test_bad_inputs(self, xp):
+        residual, Y, _, starts = batched_exponentials(xp, 2, 0)
+        x0 = asarray(xp, starts)
         with pytest.raises(ValueError, match="`x0_batch` must be a 2-D"):
-            mx.levenberg_marquardt_batched(residual, asarray(xp, starts[0]))
-        with pytest.raises(ValueError, match="`residual` must return a \\(2, m\\) array"):
-            mx.levenberg_marquardt_batched(lambda b: b[0, :], asarray(xp, starts))
+            mx.levenberg_marquardt_batched(residual, asarray(xp, starts[0]), args=(Y,))
+        with pytest.raises(ValueError, match=r"`residual` must return a \([12], m\) array"):
+            mx.levenberg_marquardt_batched(lambda b, y: y[0, :], x0, args=(Y,))
         with pytest.raises(ValueError, match="`bounds` are not supported"):
-            mx.levenberg_marquardt_batched(residual, asarray(xp, starts), bounds=(0, 1))
+            mx.levenberg_marquardt_batched(residual, x0, args=(Y,), bounds=(0, 1))
+        with pytest.raises(ValueError, match="`args\\[0\\]` must have the batch axis first"):
+            mx.levenberg_marquardt_batched(residual, x0, args=(Y[:1, :],))
+        with pytest.raises(TypeError, match="`args` must be a tuple"):
+            mx.levenberg_marquardt_batched(residual, x0, args=Y)
+        bad = starts.copy()
+        bad[0, 0] = np.nan
+        with pytest.raises(ValueError, match="`x0_batch` must contain only finite"):
+            to_numpy(mx.levenberg_marquardt_batched(residual, asarray(xp, bad), args=(Y,)).x)
+        with pytest.raises(ValueError, match="at least as many residuals as parameters"):
+            mx.levenberg_marquardt_batched(lambda b, y: y[:, :2], x0, args=(Y,))
