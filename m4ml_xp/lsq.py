@@ -509,33 +509,41 @@ def curve_fit(
     absolute_sigma: bool = False,
     **options: Any,
 ) -> CurveFit:
-    """Fit ``model(x, p)`` to data ``y`` by :func:`levenberg_marquardt`, with standard errors.
+    """Fit ``model(x, p)`` to data ``y`` by Levenberg–Marquardt, with standard errors.
+
+    One fit (`p0` 1-D, by :func:`levenberg_marquardt`) or a batch of independent
+    fits (`p0` of shape ``(B, n)``, by :func:`levenberg_marquardt_batched`).
 
     Parameters
     ----------
     model : callable
-        ``model(x, p) -> (m,)``, written with the arrays' namespace.
+        ``model(x, p) -> (m,)``, written with the arrays' namespace.  Batched:
+        ``p`` is ``(B, n)`` and the model returns ``(B, m)``; write it with
+        ``array_namespace(p)`` so that Dask's chunks (NumPy/CuPy) run it too.
     x : array
-        Independent variable(s), passed to `model` unchanged.
-    y : (m,) array
+        Independent variable(s), passed to `model` unchanged.  Batched, an `x`
+        of `y`'s shape ``(B, m)`` is per fit; any other `x` is shared by all fits
+        (on Dask it is computed once and sent to every chunk).
+    y : (m,) or (B, m) array
         Observations.
-    p0 : (n,) array
+    p0 : (n,) or (B, n) array
         Starting parameters.
-    sigma : (m,) array, optional
+    sigma : (m,) or (B, m) array, optional
         Uncertainties of `y`: residuals are weighted by ``1/sigma``.
     absolute_sigma : bool
         As in ``scipy.optimize.curve_fit``: if False (default) the covariance is
         scaled by the reduced chi-square ``2·cost / (m − n)``.
     **options
-        Passed to :func:`levenberg_marquardt` (``jac`` of the weighted residual,
-        tolerances, ``max_nfev``, ...).
+        Passed to the solver (``jac`` of the weighted residual, tolerances,
+        ``max_nfev``, ...).
 
     Returns
     -------
     CurveFit
         ``params``, ``stderr`` (``sqrt(diag(cov))``), ``cov`` — ``(JᵀJ)⁻¹`` at the
         optimum from the SVD of the Jacobian (singular directions get infinite
-        variance, like SciPy) —, and the full ``result``.
+        variance) —, and the solver's ``result``; batched, each with the batch
+        axis first and ``result`` a :class:`BatchedLMResult`.
 
     Examples
     --------
@@ -546,40 +554,115 @@ def curve_fit(
     >>> fit = curve_fit(lambda x, p: p[0] * x + p[1], x, y, np.array([1.0, 0.0]))
     >>> np.round(fit.params, 2), bool(fit.stderr[0] < 0.01)
     (array([2., 1.]), True)
+
+    Three lines at once:
+
+    >>> Y = np.stack([2.0 * x + 1.0, -x, 0.5 * x + 3.0])
+    >>> fits = curve_fit(lambda x, p: p[:, :1] * x + p[:, 1:], x, Y, np.zeros((3, 2)))
+    >>> np.round(fits.params, 6)
+    array([[ 2. ,  1. ],
+           [-1. ,  0. ],
+           [ 0.5,  3. ]])
     """
     _checks.check_callable(model, "model", "model(x, p)")
     xp = _checks.namespace(optional=["sigma"], x=x, y=y, p0=p0, sigma=sigma)
-    y = _checks.check_real_array(y, "y", xp=xp, ndim=1, small=True)
+    lazy = _xp.is_dask_namespace(xp)
+    y = _checks.check_real_array(y, "y", xp=xp, ndim=(1, 2), small=not lazy)
+    batched = y.ndim == 2
+    p0 = _checks.check_real_array(p0, "p0", xp=xp, ndim=2 if batched else 1, small=not lazy)
+    if batched and p0.shape[0] != y.shape[0]:
+        msg = f"`p0` must have one row per fit: {y.shape[0]} rows like `y`; got shape {tuple(p0.shape)}"
+        raise ValueError(msg)
     if sigma is not None:
-        sigma = _checks.check_real_array(sigma, "sigma", xp=xp, ndim=1, small=True)
-        if sigma.shape != y.shape:
-            msg = f"`sigma` must have the shape of `y` {tuple(y.shape)}; got {tuple(sigma.shape)}"
+        sigma = _checks.check_real_array(sigma, "sigma", xp=xp, ndim=(1, 2), small=not lazy)
+        if sigma.shape not in (y.shape, y.shape[-1:]):
+            msg = f"`sigma` must have the shape of `y` {tuple(y.shape)} or of one fit's data; got {tuple(sigma.shape)}"
             raise ValueError(msg)
         if not bool(xp.all(sigma > 0)):
             raise ValueError("`sigma` must be positive")
+    if batched:
+        return _curve_fit_batched(model, x, y, p0, sigma, absolute_sigma, options, xp=xp)
 
     def residual(p: Array) -> Array:
         out = _xp.numpy_scalar_as_array(model(x, p), xp)
-        if _xp.is_array(out) and tuple(out.shape) != tuple(y.shape):
-            msg = f"`model` must return an array shaped like `y` {tuple(y.shape)}; got {tuple(out.shape)}"
-            raise ValueError(msg)
+        _check_model_shape(out, y)
         return (out - y) / sigma if sigma is not None else out - y
 
     result = levenberg_marquardt(residual, p0, **options)
-    m, n = y.shape[0], result.x.shape[0]
-    _U, s, Vt = xp.linalg.svd(_xp.one_chunk(result.jac), full_matrices=False)
-    values = _xp.to_host(s)
-    cutoff = float(xp.finfo(s.dtype).eps) * max(m, n) * (max(values) if values else 0.0)
-    inverse = xp.where(
-        s > cutoff, 1 / xp.where(s > cutoff, s, xp.ones_like(s)) ** 2, xp.full_like(s, math.inf)
-    )
-    V = xp.linalg.matrix_transpose(Vt)
-    cov = (V * inverse) @ Vt
-    cov = xp.where(xp.isnan(cov), xp.full_like(cov, math.inf), cov)
-    if not absolute_sigma:
-        cov = cov * (2 * result.cost / (m - n) if m > n else math.inf)
+    cov = _covariance(_xp.one_chunk(result.jac), result.cost, absolute_sigma, xp=xp)
     stderr = xp.sqrt(xp.abs(xp.linalg.diagonal(cov)))
     return CurveFit(result.x, stderr, cov, result)
+
+
+def _check_model_shape(out: Array, y: Array) -> None:
+    if _xp.is_array(out) and tuple(out.shape) != tuple(y.shape):
+        msg = (
+            f"`model` must return an array shaped like `y` {tuple(y.shape)}; got {tuple(out.shape)}"
+        )
+        raise ValueError(msg)
+
+
+def _curve_fit_batched(
+    model: Callable[[Array, Array], Array],
+    x: Array,
+    y: Array,
+    p0: Array,
+    sigma: Array | None,
+    absolute_sigma: bool,
+    options: dict[str, Any],
+    *,
+    xp: Namespace,
+) -> CurveFit:
+    per_fit_x = x.ndim == 2 and tuple(x.shape) == tuple(y.shape)
+    if not per_fit_x and _xp.is_dask_array(x):
+        x = x.compute()  # shared by every chunk
+    args = [y]
+    if per_fit_x:
+        args.append(x)
+    if sigma is not None:
+        args.append(sigma if sigma.ndim == 2 else xp.broadcast_to(sigma, y.shape))
+
+    def residual(p: Array, y: Array, *rest: Array) -> Array:
+        x_fit = rest[0] if per_fit_x else x
+        out = model(x_fit, p)
+        _check_model_shape(out, y)
+        return (out - y) / rest[-1] if sigma is not None else out - y
+
+    result = levenberg_marquardt_batched(residual, p0, args=tuple(args), **options)
+
+    def errors(J: Array, cost: Array) -> tuple[Array, Array]:
+        ns = _xp.array_namespace(J)
+        cov = _covariance(J, cost, absolute_sigma, xp=ns)
+        return cov, ns.sqrt(ns.abs(ns.linalg.diagonal(cov)))
+
+    if _xp.is_dask_array(result.jac):
+        n = p0.shape[1]
+        dtype = result.jac.dtype
+        cov, stderr = _xp.map_batch_chunks(
+            errors, [result.jac, result.cost], [((n, n), dtype), ((n,), dtype)]
+        )
+    else:
+        cov, stderr = errors(result.jac, result.cost)
+    return CurveFit(result.x, stderr, cov, result)
+
+
+def _covariance(J: Array, cost: Any, absolute_sigma: bool, *, xp: Namespace) -> Array:
+    """``(JᵀJ)⁻¹`` from the SVD of ``J`` (one ``(m, n)`` or a stack), infinite along
+    singular directions; scaled by the reduced chi-square unless `absolute_sigma`."""
+    m, n = J.shape[-2:]
+    _U, s, Vt = xp.linalg.svd(J, full_matrices=False)
+    cutoff = float(xp.finfo(s.dtype).eps) * max(m, n) * xp.max(s, axis=-1, keepdims=True)
+    keep = s > cutoff
+    inverse = xp.where(keep, 1 / xp.where(keep, s, xp.ones_like(s)) ** 2, xp.full_like(s, math.inf))
+    V = xp.linalg.matrix_transpose(Vt)
+    cov = (V * inverse[..., None, :]) @ Vt
+    cov = xp.where(xp.isnan(cov), xp.full_like(cov, math.inf), cov)
+    if absolute_sigma:
+        return cov
+    if m <= n:  # no degrees of freedom left to estimate the noise: SciPy's answer
+        return xp.full_like(cov, math.inf)
+    scale = 2 * cost / (m - n)
+    return cov * (scale[..., None, None] if _xp.is_array(scale) else scale)
 
 
 # --------------------------------------------------------------------------- batched Levenberg–Marquardt

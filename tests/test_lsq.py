@@ -314,6 +314,82 @@ class TestCurveFit:
             mx.curve_fit(None, x, y, p0)
 
 
+class TestCurveFitBatched:
+    @pytest.mark.parametrize("sigma_kind", [None, "shared", "per fit"])
+    @pytest.mark.parametrize("x_kind", ["shared", "per fit"])
+    def test_each_fit_matches_scipy_curve_fit(self, xp, device, sigma_kind, x_kind):
+        B, m = 5, 40
+        rng = np.random.default_rng(4)
+        X = np.sort(rng.uniform(0, 5, (B, m)), axis=1) if x_kind == "per fit" else None
+        x = X if X is not None else np.linspace(0, 5, m)
+        a, k, c = rng.uniform(1, 3, B), rng.uniform(0.5, 2, B), rng.uniform(-1, 1, B)
+        Y = a[:, None] * np.exp(-k[:, None] * x) + c[:, None] + 0.01 * rng.standard_normal((B, m))
+        sigma = {
+            None: None,
+            "shared": 0.01 + 0.02 * rng.random(m),
+            "per fit": 0.01 + 0.02 * rng.random((B, m)),
+        }[sigma_kind]
+
+        def model(t, p):
+            return p[:, :1] * array_namespace(p).exp(-p[:, 1:2] * t) + p[:, 2:]
+
+        fit = mx.curve_fit(
+            model,
+            asarray(xp, x, device, chunks=(2, m) if X is not None else None),
+            asarray(xp, Y, device, chunks=(2, m)),
+            asarray(xp, np.tile([1.0, 1.0, 0.0], (B, 1)), device, chunks=(2, 3)),
+            sigma=None if sigma is None else asarray(xp, sigma, device),
+            **TIGHT,
+        )
+        assert fit.params.shape == (B, 3)
+        assert fit.cov.shape == (B, 3, 3)
+        assert device_of(fit.stderr) == device
+        assert bool(to_numpy(xp.all(fit.result.converged)))
+        params, cov, stderr = to_numpy(fit.params), to_numpy(fit.cov), to_numpy(fit.stderr)
+        for i in range(B):
+            popt, pcov = scipy.optimize.curve_fit(
+                lambda t, a, b, c: a * np.exp(-b * t) + c,
+                x[i] if X is not None else x,
+                Y[i],
+                p0=[1.0, 1.0, 0.0],
+                sigma=None if sigma is None else (sigma[i] if sigma.ndim == 2 else sigma),
+                method="lm",
+                **TIGHT,
+            )
+            np.testing.assert_allclose(params[i], popt, rtol=1e-8)
+            np.testing.assert_allclose(cov[i], pcov, rtol=1e-6, atol=1e-12)
+            np.testing.assert_allclose(stderr[i], np.sqrt(np.diag(pcov)), rtol=1e-6)
+
+    def test_no_degrees_of_freedom_give_infinite_covariance(self, xp):
+        x = asarray(xp, np.array([0.0, 1.0]))
+        Y = asarray(xp, np.array([[1.0, 3.0], [0.0, -1.0]]))
+        fit = mx.curve_fit(
+            lambda t, p: p[:, :1] * t + p[:, 1:], x, Y, asarray(xp, np.zeros((2, 2)))
+        )
+        assert_close_to(fit.params, np.array([[2.0, 1.0], [-1.0, 0.0]]), rtol=1e-10, atol=1e-12)
+        assert np.isinf(to_numpy(fit.cov)).all()
+
+    def test_bad_inputs(self, xp):
+        x, Y = asarray(xp, np.linspace(0, 1, 5)), asarray(xp, np.ones((3, 5)))
+        p0 = asarray(xp, np.ones((3, 2)))
+
+        def line(t, p):
+            return p[:, :1] * t + p[:, 1:]
+
+        with pytest.raises(ValueError, match="`p0` must have one row per fit: 3 rows"):
+            mx.curve_fit(line, x, Y, asarray(xp, np.ones((2, 2))))
+        with pytest.raises(ValueError, match="`p0` must be a 2-D"):
+            mx.curve_fit(line, x, Y, asarray(xp, np.ones(2)))
+        with pytest.raises(ValueError, match="`model` must return an array shaped like `y`"):
+            mx.curve_fit(lambda t, p: line(t, p)[:, :4], x, Y, p0)
+        with pytest.raises(ValueError, match="`sigma` must have the shape of `y`"):
+            mx.curve_fit(line, x, Y, p0, sigma=asarray(xp, np.ones(4)))
+        bad = np.ones((3, 5))
+        bad[1, 2] = np.inf
+        with pytest.raises(ValueError, match="`y` must contain only finite"):
+            to_numpy(mx.curve_fit(line, x, asarray(xp, bad), p0).params)
+
+
 class TestHeights:
     def test_course_histogram(self, xp):
         x, y = mx.heights_data(xp=xp, dtype=xp.float64)
