@@ -65,6 +65,7 @@ __all__ = [
     "namespace_for",
     "numpy_scalar_as_array",
     "one_chunk",
+    "replace_rows",
     "resolve_backend",
     "segment_sum",
     "size",
@@ -73,6 +74,7 @@ __all__ = [
     "sync",
     "to_host",
     "to_numpy",
+    "while_any",
     "while_loop",
 ]
 
@@ -489,6 +491,47 @@ def while_loop(
     return state
 
 
+def replace_rows(
+    mask: Array,
+    function: Callable[..., tuple[Array, ...]],
+    arrays: Sequence[Array],
+    defaults: Sequence[Array],
+    *,
+    xp: Namespace,
+) -> tuple[Array, ...]:
+    """``where(mask, function(*arrays), defaults)`` row by row, computing `function`
+    only where it is needed.
+
+    All arrays have the batch axis first and `mask` is ``(B,)``.  Eager backends
+    evaluate `function` on the masked rows alone (gathered by index); JAX, whose
+    shapes are static under ``jit``, evaluates it on every row inside a
+    ``lax.cond`` taken only when some row is masked.
+    """
+    if is_jax_namespace(xp):
+        import jax
+
+        def chosen() -> tuple[Array, ...]:
+            return tuple(
+                xp.where(xp.reshape(mask, (-1,) + (1,) * (d.ndim - 1)), out, d)
+                for out, d in zip(function(*arrays), defaults, strict=True)
+            )
+
+        return jax.lax.cond(xp.any(mask), chosen, lambda: tuple(defaults))
+    flags = to_numpy(mask)
+    if not flags.any():
+        return tuple(defaults)
+    if flags.all():
+        return tuple(function(*arrays))
+    rows = xp.asarray(flags.nonzero()[0], device=device(mask))
+    outs = function(*(xp.take(a, rows, axis=0) for a in arrays))
+    position = xp.cumulative_sum(xp.astype(mask, xp.int64)) - 1
+    position = xp.where(position < 0, xp.zeros_like(position), position)
+    return tuple(
+        xp.where(xp.reshape(mask, (-1,) + (1,) * (d.ndim - 1)), xp.take(out, position, axis=0), d)
+        for out, d in zip(outs, defaults, strict=True)
+    )
+
+
 def map_batch_chunks(
     function: Callable[..., tuple[Array, ...]],
     arrays: Sequence[Array],
@@ -530,6 +573,68 @@ def map_batch_chunks(
             meta=tuple(meta.astype(dtype) for _shape, dtype in outputs),
         )
     )
+
+
+def while_any(
+    active: Callable[[Any], Array],
+    body: Callable[[Any], Any],
+    state: Any,
+    *,
+    xp: Namespace,
+    retire: bool = False,
+) -> Any:
+    """``while any(active(state)): state = body(state)`` over a batch of items.
+
+    `state` is a (named) tuple whose leaves — arrays, or tuples of arrays — all
+    have the batch axis first, and `body` treats the rows independently.  With
+    `retire`, eager backends drop the rows that are no longer active from the
+    working state once a quarter of it has finished, so the last iterations
+    cost what the stragglers cost; the rows come back in their original order.
+    JAX keeps every row (static shapes) in one ``lax.while_loop``.
+    """
+    if is_jax_namespace(xp) or not retire:
+        return while_loop(lambda s: xp.any(active(s)), body, state, xp=xp)
+    import numpy as np
+
+    position = np.arange(_first_leaf(state).shape[0])  # host bookkeeping of row positions
+    finished: list[tuple[Any, Any]] = []
+    while True:
+        flags = to_numpy(active(state))
+        if not flags.any():
+            break
+        if 4 * int((~flags).sum()) >= flags.size:
+            finished.append((position[~flags], _take_rows(state, ~flags, xp=xp)))
+            state, position = _take_rows(state, flags, xp=xp), position[flags]
+        state = body(state)
+    if not finished:
+        return state
+    finished.append((position, state))
+    order = np.argsort(np.concatenate([p for p, _ in finished]), kind="stable")
+    parts = [s for _, s in finished]
+    return _take_rows(_concat_rows(parts, xp=xp), order, xp=xp)
+
+
+def _first_leaf(tree: Any) -> Array:
+    return _first_leaf(tree[0]) if isinstance(tree, tuple) else tree
+
+
+def _take_rows(tree: Any, rows: Any, *, xp: Namespace) -> Any:
+    """The `rows` (a host boolean mask or integer positions) of every leaf of `tree`."""
+    if isinstance(tree, tuple):
+        leaves = [_take_rows(leaf, rows, xp=xp) for leaf in tree]
+        return type(tree)(*leaves) if hasattr(tree, "_fields") else tuple(leaves)
+    import numpy as np
+
+    index = rows.nonzero()[0] if rows.dtype == bool else rows
+    return xp.take(tree, xp.asarray(np.asarray(index, dtype=np.int64), device=device(tree)), axis=0)
+
+
+def _concat_rows(parts: list[Any], *, xp: Namespace) -> Any:
+    first = parts[0]
+    if isinstance(first, tuple):
+        leaves = [_concat_rows([p[i] for p in parts], xp=xp) for i in range(len(first))]
+        return type(first)(*leaves) if hasattr(first, "_fields") else tuple(leaves)
+    return xp.concat(parts, axis=0)
 
 
 # --------------------------------------------------------------------------- segment sums

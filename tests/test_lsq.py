@@ -314,6 +314,77 @@ class TestCurveFit:
             mx.curve_fit(None, x, y, p0)
 
 
+class TestBatchedMachinery:
+    """The two shortcuts of the batched solver, which the fits above may not all reach."""
+
+    def test_replace_rows_computes_only_the_masked_rows(self, xp, backend):
+        from m4ml_xp import _xp
+
+        if backend is Backend.DASK:
+            pytest.skip("the batched solver runs Dask chunks as NumPy arrays")
+        a = np.arange(12.0).reshape(4, 3)
+        seen = []
+
+        def negate(rows):
+            seen.append(rows.shape[0])
+            return (-rows,)
+
+        for mask in ([True, False, True, False], [False] * 4, [True] * 4):
+            (out,) = _xp.replace_rows(
+                asarray(xp, np.array(mask)), negate, [asarray(xp, a)], [asarray(xp, a)], xp=xp
+            )
+            expected = np.where(np.array(mask)[:, None], -a, a)
+            np.testing.assert_array_equal(to_numpy(out), expected)
+        if backend is not Backend.JAX:  # JAX evaluates every row under lax.cond
+            assert seen == [2, 4]
+
+    def test_retiring_finished_fits_changes_nothing(self, xp, backend, monkeypatch):
+        from m4ml_xp import _xp
+
+        if backend is Backend.DASK:
+            pytest.skip("the batched solver runs Dask chunks as NumPy arrays")
+        residual, Y, _, starts = batched_exponentials(xp, 8, 5)
+        starts[::2] = [[2.0, 1.0, 0.0]]  # different iteration counts: some fits finish early
+        retired = mx.levenberg_marquardt_batched(residual, asarray(xp, starts), args=(Y,))
+        original = _xp.while_any
+        monkeypatch.setattr(
+            _xp, "while_any", lambda *a, **k: original(*a, **{**k, "retire": False})
+        )
+        kept = mx.levenberg_marquardt_batched(residual, asarray(xp, starts), args=(Y,))
+        assert len(set(to_numpy(kept.n_iter).tolist())) > 1
+        for a, b in zip(retired, kept, strict=True):
+            np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-12, atol=1e-14)
+
+    def test_ill_conditioned_fits_beside_well_conditioned_ones(self, xp):
+        """A fit whose Jacobian is too ill-conditioned for the Gram route takes the SVD
+        inside the same batch; each fit still equals its single (SVD) fit."""
+        t = np.linspace(0, 1, 40)
+        ks = np.array([1.0, 1e-4, 2.0])  # k → 0: exp(−kt) ≈ 1 − kt, columns a and c nearly parallel
+        Y = 2.0 * np.exp(-ks[:, None] * t) + 0.5
+
+        def residual(b, y):
+            ns = array_namespace(b)
+            return b[:, :1] * ns.exp(-b[:, 1:2] * ns.asarray(t, device=device_of(b))) + b[:, 2:] - y
+
+        x0 = np.column_stack([np.full(3, 2.0), ks * 1.1, np.full(3, 0.5)])
+        fit = mx.levenberg_marquardt_batched(
+            residual,
+            asarray(xp, x0, chunks=(2, 3)),
+            args=(asarray(xp, Y, chunks=(2, 40)),),
+            **TIGHT,
+        )
+        e = np.exp(-1e-4 * t)
+        J = np.stack([e, -2.0 * t * e, np.ones_like(t)], axis=1)
+        assert np.linalg.cond(J / np.linalg.norm(J, axis=0)) > np.finfo(float).eps ** -0.25
+        truth = np.column_stack([np.full(3, 2.0), ks, np.full(3, 0.5)])
+        for i in range(3):  # noise-free data: the truth is the exact solution
+            np.testing.assert_allclose(to_numpy(fit.x[i, :]), truth[i], rtol=1e-6)
+            one = scipy.optimize.least_squares(
+                lambda b, i=i: b[0] * np.exp(-b[1] * t) + b[2] - Y[i], x0[i], method="lm", **TIGHT
+            )
+            assert float(to_numpy(fit.cost[i])) <= one.cost + 1e-20
+
+
 class TestCurveFitBatched:
     @pytest.mark.parametrize("sigma_kind", [None, "shared", "per fit"])
     @pytest.mark.parametrize("x_kind", ["shared", "per fit"])
