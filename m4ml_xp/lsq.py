@@ -391,15 +391,15 @@ def levenberg_marquardt(
     nfev += jac_cost
     alpha, delta, diag, xnorm, first_step = 0.0, 0.0, None, 0.0, True
     while status is None:
-        col_norms = xp.linalg.vector_norm(J, axis=0)
-        col_list = _xp.to_host(col_norms)
+        col_list = _xp.to_host(xp.sqrt(xp.vecdot(J, J, axis=-2)))
         if not all(math.isfinite(c) for c in col_list):
             raise ValueError(f"the Jacobian became non-finite at x = {_xp.to_host(x)}")
         if diag is None:  # MINPACK mode 1: scale by the first Jacobian's column norms
             diag = [c if c > 0 else 1.0 for c in col_list]
             xnorm = _scaled_norm(x, diag, xp=xp)
             delta = factor * xnorm if xnorm > 0 else factor
-        gradient = _xp.to_host(xp.linalg.matrix_transpose(J) @ f)
+        g = xp.linalg.matrix_transpose(J) @ f
+        gradient = _xp.to_host(g)
         gnorm = 0.0
         if fnorm > 0:
             gnorm = max(
@@ -411,8 +411,14 @@ def levenberg_marquardt(
             break
         diag = [max(d, c) for d, c in zip(diag, col_list, strict=True)]
         D = xp.asarray(diag, dtype=x.dtype, device=device(x))
-        U, s_values, Vt = xp.linalg.svd(_xp.one_chunk(J / D), full_matrices=False)
-        uf_values = _xp.to_host(xp.linalg.matrix_transpose(U) @ f)
+        if _xp.is_dask_array(J):  # Dask has no eigh: the SVD route
+            U, s_values, Vt = xp.linalg.svd(_xp.one_chunk(J / D), full_matrices=False)
+            uf_values = _xp.to_host(xp.linalg.matrix_transpose(U) @ f)
+        else:
+            s_values, Vt, uf = _scaled_decomposition(
+                J[None, ...], D[None, :], g[None, :], f[None, :], xp=xp
+            )
+            s_values, Vt, uf_values = s_values[0, :], Vt[0, ...], _xp.to_host(uf[0, :])
         s_list = _xp.to_host(s_values)
         while True:  # inner loop: shrink the trust region until a step is accepted
             alpha = _trust_region_parameter(s_list, uf_values, delta, alpha, eps, m)
@@ -431,8 +437,9 @@ def levenberg_marquardt(
             x_trial = x + p
             x_trial, f_trial = _xp.evaluate(x_trial, fun(x_trial))  # Dask: one step deep
             nfev += 1
+            Jp = J @ p
             fnorm_trial, jp_norm = _xp.to_host(
-                xp.stack([xp.linalg.vector_norm(f_trial), xp.linalg.vector_norm(J @ p)])
+                xp.sqrt(xp.stack([xp.vecdot(f_trial, f_trial), xp.vecdot(Jp, Jp)]))
             )
             if not math.isfinite(fnorm_trial):
                 fnorm_trial = math.inf  # a step into a region the model cannot evaluate: rejected
