@@ -1,4 +1,4 @@
-"""The ``m4ml-xp`` command line: ``info``, ``pagerank``, ``train``, ``bench``.
+"""The ``m4ml-xp`` command line: ``info``, ``pagerank``, ``train``, ``fit``, ``bench``.
 
 Examples
 --------
@@ -8,8 +8,11 @@ Examples
     m4ml-xp pagerank --generate 100000 --backend torch --top 10
     m4ml-xp pagerank edges.csv --damping 0.9
     m4ml-xp train --data path/to/mnist --backend jax --epochs 10
+    m4ml-xp fit Misra1a --start 2
+    m4ml-xp fit peaks.csv --model gaussian --x-col 0 --y-col 1
     m4ml-xp bench pagerank --nodes 100000 --edges 1000000
     m4ml-xp bench nn --data path/to/mnist
+    m4ml-xp bench lsq --fits 10000
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from m4ml_xp import _xp
+from m4ml_xp._models import MODELS
 from m4ml_xp.pagerank import generate_internet_edges, pagerank_edges
 
 
@@ -205,10 +209,164 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0 if result.status != "diverged" else 1
 
 
+# --------------------------------------------------------------------------- fit
+def read_columns(path: str | Path) -> np.ndarray:
+    """Numbers from a CSV or whitespace-separated file: ``#`` comments and a header line skipped."""
+    rows: list[list[float]] = []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].replace(",", " ").split()
+        if not text:
+            continue
+        try:
+            rows.append([float(t) for t in text])
+        except ValueError:
+            if rows:  # only a header may be non-numeric
+                raise CLIError(f"{path}:{number}: not a row of numbers: {line.strip()!r}") from None
+    if not rows:
+        raise CLIError(f"{path}: no rows of numbers")
+    if len({len(r) for r in rows}) != 1:
+        raise CLIError(f"{path}: rows have different numbers of columns")
+    return np.asarray(rows)
+
+
+def _tolerances(args: argparse.Namespace, default: float) -> dict[str, Any]:
+    tol = args.tol if args.tol is not None else default
+    options: dict[str, Any] = {"ftol": tol, "xtol": tol, "gtol": tol}
+    if args.max_nfev is not None:
+        options["max_nfev"] = args.max_nfev
+    return options
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from m4ml_xp.datasets import load_nist_strd
+    from m4ml_xp.lsq import curve_fit
+
+    xp, device = _resolve(args.backend, args.device)
+    dtype = getattr(xp, args.dtype)
+    if args.model is None:  # a NIST StRD problem: certified values to compare with
+        problem = load_nist_strd(args.source, xp=xp, device=device, dtype=dtype)
+        p0 = (
+            problem.starts[args.start - 1, :]
+            if args.p0 is None
+            else _start(args.p0, xp, device, dtype)
+        )
+        start = time.perf_counter()
+        fit = curve_fit(
+            lambda x, b: problem.model(b, x), problem.x, problem.y, p0, **_tolerances(args, 1e-15)
+        )
+        seconds = time.perf_counter() - start
+        print(f"{problem.name} (NIST StRD, start {args.start}): {problem.formula}")
+        _print_fit(fit, seconds, [f"b{i + 1}" for i in range(p0.shape[0])])
+        certified = _xp.to_numpy(problem.certified)
+        certified_std = _xp.to_numpy(problem.certified_std)
+        params, stderr = _xp.to_numpy(fit.params), _xp.to_numpy(fit.stderr)
+        print(f"  {'':6} {'certified':>22} {'certified std':>14} {'digits':>7}")
+        for i, name in enumerate(f"b{i + 1}" for i in range(len(certified))):
+            print(
+                f"  {name:6} {certified[i]:22.15g} {certified_std[i]:14.6g} "
+                f"{_digits(params[i], certified[i]):7.1f}  (std error {_digits(stderr[i], certified_std[i]):.1f})"
+            )
+        rss = 2 * fit.result.cost
+        print(
+            f"  residual sum of squares {rss:.15g}, certified {problem.residual_ss:.15g} "
+            f"({_digits(rss, problem.residual_ss):.1f} digits)"
+        )
+        return 0 if fit.result.converged else 1
+    model = MODELS[args.model]
+    table = read_columns(args.source)
+    columns = [args.x_col, args.y_col] + ([args.sigma_col] if args.sigma_col is not None else [])
+    if max(columns) >= table.shape[1]:
+        raise CLIError(
+            f"{args.source} has {table.shape[1]} columns; asked for column {max(columns)}"
+        )
+    x_np, y_np = table[:, args.x_col], table[:, args.y_col]
+    p0 = (
+        _start(args.p0, xp, device, dtype)
+        if args.p0 is not None
+        else xp.asarray(model.start(x_np, y_np), dtype=dtype, device=device)
+    )
+    if p0.shape[0] != len(model.parameters):
+        raise CLIError(
+            f"--p0 needs {len(model.parameters)} values for {args.model}: {', '.join(model.parameters)}"
+        )
+    sigma = (
+        xp.asarray(table[:, args.sigma_col], dtype=dtype, device=device)
+        if args.sigma_col is not None
+        else None
+    )
+    start = time.perf_counter()
+    fit = curve_fit(
+        model.function,
+        xp.asarray(x_np, dtype=dtype, device=device),
+        xp.asarray(y_np, dtype=dtype, device=device),
+        p0,
+        sigma=sigma,
+        absolute_sigma=sigma is not None,
+        **_tolerances(args, 1e-10),
+    )
+    seconds = time.perf_counter() - start
+    print(f"{args.model}: y = {model.formula}, {table.shape[0]} points from {args.source}")
+    _print_fit(fit, seconds, list(model.parameters))
+    rss = 2 * fit.result.cost
+    dof = table.shape[0] - len(model.parameters)
+    chi2 = "chi-square" if sigma is not None else "residual sum of squares"
+    print(f"  {chi2} {rss:.6g}" + (f", per degree of freedom {rss / dof:.6g}" if dof > 0 else ""))
+    return 0 if fit.result.converged else 1
+
+
+def _start(values: list[float], xp: Any, device: Any, dtype: Any) -> Any:
+    return xp.asarray(values, dtype=dtype, device=device)
+
+
+def _digits(value: float, certified: float) -> float:
+    """NIST's log relative error (significant digits that agree), capped at 15."""
+    if certified == 0:
+        return 15.0 if value == 0 else 0.0
+    error = abs(value - certified) / abs(certified)
+    return min(15.0, -math.log10(error)) if error > 0 else 15.0
+
+
+def _print_fit(fit: Any, seconds: float, names: list[str]) -> None:
+    result = fit.result
+    state = "converged" if result.converged else "NOT converged"
+    print(
+        f"  status {result.status} ({state}): {result.message} "
+        f"{result.n_iter} iterations, {result.nfev} evaluations, {seconds * 1e3:.1f} ms"
+    )
+    params, stderr = _xp.to_numpy(fit.params), _xp.to_numpy(fit.stderr)
+    print(f"  {'':6} {'value':>22} {'std error':>14}")
+    for name, value, error in zip(names, params, stderr, strict=True):
+        print(f"  {name:6} {value:22.15g} {error:14.6g}")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from m4ml_xp import _bench
 
     print(f"machine: {_bench.machine_description()}")
+    if args.what == "lsq":
+        from m4ml_xp import _bench_lsq
+
+        batched, single = _bench_lsq.bench_lsq(
+            n_fits=args.fits,
+            n_points=args.points,
+            single_points=args.single_points,
+            scipy_fits=args.scipy_fits,
+            repeat=args.repeat,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+        text = _bench_lsq.format_lsq(
+            batched,
+            single,
+            n_points=args.points,
+            single_points=args.single_points,
+            markdown=args.markdown,
+        )
+        print(text)
+        return 0
     if args.what == "nn":
         rows, described = _bench.bench_nn(
             data=args.data,
@@ -273,6 +431,18 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _float_list(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be numbers separated by commas; got {text}"
+        ) from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"must be finite numbers; got {text}")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="m4ml-xp", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -325,8 +495,39 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
+    fit = commands.add_parser(
+        "fit", help="least-squares fit of a NIST StRD problem or of a CSV with a named model"
+    )
+    fit.add_argument(
+        "source", help="NIST StRD file or name (e.g. Misra1a), or a CSV/whitespace data file"
+    )
+    fit.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        help="curve model for a data file (without it, SOURCE is a NIST StRD problem)",
+    )
+    fit.add_argument("--x-col", type=int, default=0, help="column of x (from 0)")
+    fit.add_argument("--y-col", type=int, default=1, help="column of y")
+    fit.add_argument("--sigma-col", type=int, help="column of the uncertainties of y (weights)")
+    fit.add_argument("--p0", type=_float_list, help="starting parameters, e.g. 1,0,2")
+    fit.add_argument("--start", type=int, default=1, choices=[1, 2], help="NIST starting vector")
+    fit.add_argument("--tol", type=_positive_float, help="ftol = xtol = gtol (NIST: 1e-15)")
+    fit.add_argument("--max-nfev", type=_positive_int)
+    fit.add_argument("--backend", default="numpy", choices=sorted(_xp.BACKENDS))
+    fit.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1, gpu")
+    fit.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    fit.set_defaults(func=cmd_fit)
+
     bench = commands.add_parser("bench", help="time m4ml_xp against the reference tools in one run")
-    bench.add_argument("what", choices=["pagerank", "nn"])
+    bench.add_argument("what", choices=["pagerank", "nn", "lsq"])
+    bench.add_argument("--fits", type=_positive_int, default=10_000, help="lsq: batched fits")
+    bench.add_argument("--points", type=_positive_int, default=100, help="lsq: points per fit")
+    bench.add_argument(
+        "--single-points", type=_positive_int, default=10_000, help="lsq: points of the single fit"
+    )
+    bench.add_argument(
+        "--scipy-fits", type=_positive_int, help="lsq: time SciPy's loop on this many fits, scaled"
+    )
     bench.add_argument("--data", help="nn: MNIST directory (default $M4ML_XP_DATA, else random)")
     bench.add_argument("--batch", type=_positive_int, default=100, help="nn: batch size")
     bench.add_argument("--nodes", type=_positive_int, default=100_000)

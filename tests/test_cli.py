@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -195,3 +197,91 @@ def test_bench_nn_prints_goal_ratios(capsys, monkeypatch):
     assert code == 0
     assert "| m4ml_xp numpy |" in out
     assert "goal numpy <= 1.0x torch CPU" in out
+
+
+NIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "nist_strd"
+
+
+@pytest.mark.skipif(
+    not (NIST / "Misra1a.dat").is_file(), reason=f"NIST StRD files not found at {NIST}"
+)
+def test_fit_nist_prints_certified_digits(capsys, monkeypatch):
+    monkeypatch.setenv("M4ML_XP_DATA", str(NIST.parent))
+    code, out, _ = run(capsys, "fit", "Misra1a", "--start", "2")
+    assert code == 0
+    assert "Misra1a (NIST StRD, start 2)" in out
+    digits = [
+        float(line.split()[3])
+        for line in out.splitlines()
+        if line.strip().startswith("b") and "std error" in line and "(" in line
+    ]
+    assert len(digits) == 2
+    assert min(digits) >= 6
+
+
+def test_fit_csv_with_named_model_matches_scipy(capsys, tmp_path):
+    from scipy.optimize import curve_fit
+
+    rng = np.random.default_rng(3)
+    x = np.linspace(-3, 5, 60)
+    sigma = np.full(60, 0.05)
+    y = 2.5 * np.exp(-((x - 1.2) ** 2) / (2 * 0.7**2)) + sigma * rng.standard_normal(60)
+    path = tmp_path / "peak.csv"
+    path.write_text(
+        "x,y,sigma\n" + "\n".join(f"{a},{b},{c}" for a, b, c in zip(x, y, sigma, strict=True))
+    )
+    code, out, _ = run(capsys, "fit", str(path), "--model", "gaussian", "--sigma-col", "2")
+    assert code == 0
+    assert "(converged)" in out
+    popt, pcov = curve_fit(
+        lambda t, a, m, s: a * np.exp(-((t - m) ** 2) / (2 * s**2)),
+        x, y, p0=[2.0, 1.0, 1.0], sigma=sigma, absolute_sigma=True,
+    )  # fmt: skip
+    printed = {
+        line.split()[0]: (float(line.split()[1]), float(line.split()[2]))
+        for line in out.splitlines()
+        if line.strip().split()[:1] in (["a"], ["mu"], ["sigma"])
+    }
+    for i, name in enumerate(["a", "mu", "sigma"]):
+        np.testing.assert_allclose(printed[name][0], popt[i], rtol=1e-6)
+        np.testing.assert_allclose(printed[name][1], np.sqrt(pcov[i, i]), rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", "line", "--p0", "1,2,3"], "--p0 needs 2 values for line"),
+        (["--model", "line", "--y-col", "5"], "has 2 columns; asked for column 5"),
+    ],
+)
+def test_fit_errors_are_one_line(capsys, tmp_path, argv, message):
+    path = tmp_path / "data.txt"
+    path.write_text("1 2\n2 4\n3 6.5\n")
+    code, _, err = run(capsys, "fit", str(path), *argv)
+    assert code == 2
+    assert message in err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2\n3,x\n")
+    code, _, err = run(capsys, "fit", str(bad), "--model", "line")
+    assert code == 2
+    assert "bad.csv:2: not a row of numbers" in err
+
+
+def test_bench_lsq_prints_goal_ratios(capsys):
+    code, out, _ = run(
+        capsys,
+        "bench",
+        "lsq",
+        "--fits",
+        "200",
+        "--single-points",
+        "500",
+        "--repeat",
+        "1",
+        "--markdown",
+    )
+    assert code == 0
+    assert "| m4ml_xp numpy |" in out
+    assert "| scipy least_squares(lm) loop |" in out
+    assert "goal numpy >= 10x the SciPy loop's fits/s" in out
+    assert "goal single fit <= 1.5x least_squares" in out

@@ -1,0 +1,263 @@
+"""``m4ml-xp bench lsq``: batched and single Levenberg–Marquardt against SciPy, in one run.
+
+The workload is the issue's: many independent 3-parameter Gaussian fits
+``a·exp(−(x − μ)² / 2σ²)`` of 100 noisy points each, with analytic Jacobians
+on both sides, against a Python loop of ``scipy.optimize.least_squares(method="lm")``;
+and one fit of 10,000 points against one ``least_squares`` call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from m4ml_xp import _xp
+from m4ml_xp._bench import TARGETS, Timing, best_time, format_table
+from m4ml_xp._xp import array_namespace
+from m4ml_xp.lsq import levenberg_marquardt, levenberg_marquardt_batched
+
+Array = Any
+
+
+def gaussian_problems(
+    n_fits: int, n_points: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``x (m,)``, noisy curves ``Y (B, m)``, the true and the starting parameters ``(B, 3)``.
+
+    Starts are what a user would take from the data: the peak's height and
+    position, and a unit width.
+    """
+    rng = np.random.default_rng(seed)
+    x = np.linspace(-5.0, 5.0, n_points)
+    truth = np.column_stack(
+        [rng.uniform(1, 3, n_fits), rng.uniform(-1, 1, n_fits), rng.uniform(0.5, 2, n_fits)]
+    )
+    Y = gaussian_curves(x, truth) + 0.05 * rng.standard_normal((n_fits, n_points))
+    starts = np.column_stack([Y.max(axis=1), x[Y.argmax(axis=1)], np.ones(n_fits)])
+    return x, Y, truth, starts
+
+
+def gaussian_curves(x: Array, p: Array) -> Array:
+    """``a·exp(−(x − μ)² / 2σ²)`` for parameters ``p (B, 3)``: ``(B, m)``."""
+    xp = array_namespace(p)
+    return p[:, :1] * xp.exp(-((x - p[:, 1:2]) ** 2) / (2 * p[:, 2:] ** 2))
+
+
+def gaussian_fit_functions(x: Array) -> tuple[Callable[..., Array], Callable[..., Array]]:
+    """Batched residual ``(p, y) -> (B, m)`` and Jacobian ``(p, y) -> (B, m, 3)`` for shared `x`."""
+
+    def residual(p: Array, y: Array) -> Array:
+        return gaussian_curves(x, p) - y
+
+    def jacobian(p: Array, y: Array) -> Array:
+        xp = array_namespace(p)
+        a, mu, s = p[:, :1], p[:, 1:2], p[:, 2:]
+        d = x - mu
+        e = xp.exp(-(d**2) / (2 * s**2))
+        ae_d = a * e * d / s**2
+        return xp.stack([e, ae_d, ae_d * d / s], axis=2)
+
+    return residual, jacobian
+
+
+def scipy_loop(x: np.ndarray, Y: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """One ``least_squares(method="lm")`` per fit with the analytic Jacobian: ``(B, 3)``."""
+    from scipy.optimize import least_squares
+
+    residual, jacobian = gaussian_fit_functions(x)
+    out = np.empty_like(starts)
+    for i in range(Y.shape[0]):
+        y = Y[i : i + 1]
+        out[i] = least_squares(
+            lambda p, y=y: residual(p[None, :], y)[0],
+            starts[i],
+            jac=lambda p, y=y: jacobian(p[None, :], y)[0],
+            method="lm",
+        ).x
+    return out
+
+
+def bench_lsq(
+    *,
+    n_fits: int = 10_000,
+    n_points: int = 100,
+    single_points: int = 10_000,
+    scipy_fits: int | None = None,
+    repeat: int = 3,
+    log: Callable[[str], None] = print,
+) -> tuple[list[Timing], list[Timing]]:
+    """Time the batched fits on every backend (and Dask) and the single fit, with SciPy.
+
+    Returns the batched rows (``n_iter`` holds the number of fits, ``max_diff``
+    the largest parameter difference from SciPy over fits both converged) and
+    the single-fit rows.  `scipy_fits` times SciPy's loop on that many fits and
+    scales the time to `n_fits` (the whole loop by default).
+    """
+    x, Y, _truth, starts = gaussian_problems(n_fits, n_points)
+    looped = n_fits if scipy_fits is None else min(scipy_fits, n_fits)
+    log(f"  scipy least_squares(lm) loop over {looped} fits ...")
+    seconds, reference = best_time(lambda: scipy_loop(x, Y[:looped], starts[:looped]), 1)
+    note = "" if looped == n_fits else f"timed on {looped} fits, scaled"
+    rows = [Timing("scipy least_squares(lm) loop", seconds * n_fits / looped, n_fits, None, note)]
+    log(f"  {rows[0].name}: {rows[0].seconds:.2f} s")
+
+    def add(name: str, run: Callable[[], Any], note: str = "") -> None:
+        run()  # warm-up: JIT compilation, allocator, CUDA context
+        seconds, fit = best_time(run, repeat)
+        params = _xp.to_numpy(fit.x)[:looped]
+        ok = _xp.to_numpy(fit.converged)[:looped]
+        diff = float(np.abs(params[ok] - reference[ok]).max()) if ok.any() else None
+        converged = int(_xp.to_numpy(fit.converged).sum())
+        rows.append(Timing(name, seconds, n_fits, diff, note or f"{converged} converged"))
+        log(f"  {name}: {seconds:.3f} s")
+
+    for label, (backend, device_name) in TARGETS.items():
+        try:
+            xp, device = _xp.resolve_backend(backend, device_name)
+        except Exception:
+            continue
+        x_b = xp.asarray(x, device=device)
+        residual, jacobian = gaussian_fit_functions(x_b)
+        Y_b, p0 = xp.asarray(Y, device=device), xp.asarray(starts, device=device)
+        add(
+            f"m4ml_xp {label}",
+            lambda residual=residual, jacobian=jacobian, Y_b=Y_b, p0=p0: (
+                levenberg_marquardt_batched(residual, p0, args=(Y_b,), jac=jacobian)
+            ),
+        )
+    try:
+        import dask
+        import dask.array as da
+    except ImportError:
+        pass
+    else:
+        residual, jacobian = gaussian_fit_functions(x)  # chunks are NumPy arrays
+        chunks = max(1, n_fits // 8)
+        Y_d, p0_d = (
+            da.from_array(Y, chunks=(chunks, -1)),
+            da.from_array(starts, chunks=(chunks, -1)),
+        )
+
+        def on_dask() -> Any:
+            fit = levenberg_marquardt_batched(residual, p0_d, args=(Y_d,), jac=jacobian)
+            return type(fit)(*dask.compute(*fit))
+
+        add("m4ml_xp dask (numpy chunks, threads)", on_dask)
+    return rows, bench_single(single_points, repeat=max(repeat, 5), log=log)
+
+
+def bench_single(n_points: int, *, repeat: int, log: Callable[[str], None]) -> list[Timing]:
+    """One Gaussian fit of `n_points` with the analytic Jacobian: ours on each backend vs SciPy."""
+    from scipy.optimize import least_squares
+
+    x, Y, _truth, starts = gaussian_problems(1, n_points, seed=1)
+    rows: list[Timing] = []
+    residual, jacobian = gaussian_fit_functions(x)
+
+    def scipy_fit() -> Any:
+        return least_squares(
+            lambda p: residual(p[None, :], Y)[0],
+            starts[0],
+            jac=lambda p: jacobian(p[None, :], Y)[0],
+            method="lm",
+        )
+
+    scipy_fit()
+    seconds, reference = best_time(scipy_fit, repeat)
+    rows.append(Timing("scipy least_squares(lm)", seconds, reference.nfev))
+    log(f"  single fit, scipy: {seconds * 1e3:.2f} ms")
+    for label, (backend, device_name) in TARGETS.items():
+        try:
+            xp, device = _xp.resolve_backend(backend, device_name)
+        except Exception:
+            continue
+        x_b, y_b = xp.asarray(x, device=device), xp.asarray(Y, device=device)
+        residual_b, jacobian_b = gaussian_fit_functions(x_b)
+        p0 = xp.asarray(starts[0], device=device)
+
+        def run(
+            residual_b: Any = residual_b, jacobian_b: Any = jacobian_b, y_b: Any = y_b, p0: Any = p0
+        ) -> Any:
+            return levenberg_marquardt(
+                lambda p: residual_b(p[None, :], y_b)[0, :],
+                p0,
+                jac=lambda p: jacobian_b(p[None, :], y_b)[0, ...],
+            )
+
+        run()
+        seconds, fit = best_time(lambda run=run: run().x, repeat)
+        diff = float(np.abs(_xp.to_numpy(fit) - reference.x).max())
+        rows.append(Timing(f"m4ml_xp {label}", seconds, None, diff))
+        log(f"  single fit, {label}: {seconds * 1e3:.2f} ms")
+    return rows
+
+
+def format_lsq(
+    batched: list[Timing],
+    single: list[Timing],
+    *,
+    n_points: int,
+    single_points: int,
+    markdown: bool = False,
+) -> str:
+    """Both tables and the goal ratios of the issue."""
+    scipy_row = batched[0]
+    lines = [
+        [
+            r.name,
+            f"{r.seconds:.3f}",
+            f"{r.n_iter / r.seconds:,.0f}",
+            f"{scipy_row.seconds / r.seconds:.1f}x",
+            f"{r.max_diff:.1e}" if r.max_diff is not None else "-",
+            r.note,
+        ]
+        for r in batched
+    ]
+    title = (
+        f"{scipy_row.n_iter:,} Gaussian fits of {n_points} points, 3 parameters, analytic Jacobians"
+    )
+    header = [
+        "implementation",
+        "time [s]",
+        "fits/s",
+        "speed-up vs SciPy loop",
+        "max |Δp| vs SciPy",
+        "note",
+    ]
+    text = format_table(title, header, lines, markdown=markdown)
+    reference = single[0]
+    single_lines = [
+        [
+            r.name,
+            f"{r.seconds * 1e3:.2f}",
+            f"{r.seconds / reference.seconds:.2f}",
+            f"{r.max_diff:.1e}" if r.max_diff is not None else "-",
+        ]
+        for r in single
+    ]
+    text += "\n\n" + format_table(
+        f"one Gaussian fit of {single_points:,} points",
+        ["implementation", "time [ms]", "time / SciPy", "max |Δp| vs SciPy"],
+        single_lines,
+        markdown=markdown,
+    )
+    by_name = {r.name: r for r in batched}
+    singles = {r.name: r for r in single}
+
+    def speedup(name: str) -> str:
+        row = by_name.get(name)
+        return f"{scipy_row.seconds / row.seconds:.1f}x" if row else "-"
+
+    gpu = [r for r in batched if any(k in r.name for k in ("cuda", "cupy"))]
+    best_gpu = max((r.n_iter / r.seconds for r in gpu), default=None)
+    numpy_single = singles.get("m4ml_xp numpy")
+    goals = [
+        f"goal numpy >= 10x the SciPy loop's fits/s: {speedup('m4ml_xp numpy')}",
+        "goal GPU >= 1,000,000 fits/s (with 1M fits): "
+        + (f"{best_gpu:,.0f} fits/s" if best_gpu else "no GPU here"),
+        "goal single fit <= 1.5x least_squares: "
+        + (f"{numpy_single.seconds / reference.seconds:.2f}" if numpy_single else "-"),
+    ]
+    return text + "\n\n" + "\n".join(("- " if markdown else "  ") + g for g in goals)
