@@ -75,3 +75,4 @@ def bench(session: nox.Session) -> None:
     session.run("asv", "publish")
     session.run("m4ml-xp", "bench", "pagerank")
     session.run("m4ml-xp", "bench", "nn")
+    session.run("m4ml-xp", "bench", "lsq")

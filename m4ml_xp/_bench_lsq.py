@@ -121,12 +121,16 @@ def bench_lsq(
         x_b = xp.asarray(x, device=device)
         residual, jacobian = gaussian_fit_functions(x_b)
         Y_b, p0 = xp.asarray(Y, device=device), xp.asarray(starts, device=device)
-        add(
-            f"m4ml_xp {label}",
-            lambda residual=residual, jacobian=jacobian, Y_b=Y_b, p0=p0: (
-                levenberg_marquardt_batched(residual, p0, args=(Y_b,), jac=jacobian)
-            ),
-        )
+
+        def solve(p0: Any, Y_b: Any, residual: Any = residual, jacobian: Any = jacobian) -> Any:
+            return levenberg_marquardt_batched(residual, p0, args=(Y_b,), jac=jacobian)
+
+        if _xp.is_jax_namespace(xp):  # traced once: the whole solve is one lax.while_loop
+            import jax
+
+            solve = jax.jit(solve)
+            label += " (jax.jit)"
+        add(f"m4ml_xp {label}", lambda solve=solve, p0=p0, Y_b=Y_b: solve(p0, Y_b))
     try:
         import dask
         import dask.array as da

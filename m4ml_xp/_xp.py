@@ -588,7 +588,7 @@ def while_any(
     `state` is a (named) tuple whose leaves — arrays, or tuples of arrays — all
     have the batch axis first, and `body` treats the rows independently.  With
     `retire`, eager backends drop the rows that are no longer active from the
-    working state once a quarter of it has finished, so the last iterations
+    working state once an eighth of it has finished, so the last iterations
     cost what the stragglers cost; the rows come back in their original order.
     JAX keeps every row (static shapes) in one ``lax.while_loop``.
     """
@@ -602,7 +602,7 @@ def while_any(
         flags = to_numpy(active(state))
         if not flags.any():
             break
-        if 4 * int((~flags).sum()) >= flags.size:
+        if 8 * int((~flags).sum()) >= flags.size:
             finished.append((position[~flags], _take_rows(state, ~flags, xp=xp)))
             state, position = _take_rows(state, flags, xp=xp), position[flags]
         state = body(state)

@@ -942,7 +942,9 @@ def _solve_batched(
         fnorm_trial = xp.where(xp.isfinite(fnorm_trial), fnorm_trial, zero + math.inf)
         ratio_f = fnorm_trial / safe_fnorm
         actred = xp.where(0.1 * fnorm_trial < s.fnorm, 1 - ratio_f * ratio_f, zero - 1)
-        temp1 = xp.where(s.fnorm > 0, norm((s.J @ p[:, :, None])[:, :, 0]) / safe_fnorm, zero)
+        # ‖J·p‖ = ‖S·Vᵀ·(D·p)‖ since J·D⁻¹ = U·S·Vᵀ: from (B, n) arrays, not another (B, m, n) pass
+        jp_norm = norm(sv * (Vt @ q[:, :, None])[:, :, 0])
+        temp1 = xp.where(s.fnorm > 0, jp_norm / safe_fnorm, zero)
         temp2 = xp.where(s.fnorm > 0, xp.sqrt(alpha) * pnorm / safe_fnorm, zero)
         prered = temp1 * temp1 + 2 * temp2 * temp2
         dirder = -(temp1 * temp1 + temp2 * temp2)
@@ -1073,6 +1075,8 @@ def _batched_lm_parameter(
     a = xp.where((alpha >= lower) & (alpha <= upper) & (alpha > 0), alpha, restart)
     done = gn_ok | (upper == 0)
     for _ in range(10):
+        if not _xp.is_traced(done) and bool(xp.all(done)):  # eager: stop when every fit has
+            break
         restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, zero)))
         a = xp.where(~done & ((a < lower) | (a > upper)), restart, a)
         value, slope = phi(a)
