@@ -136,6 +136,35 @@ def check_real_array(
     return check_values(x, all_finite, msg)
 
 
+def check_spd(A: Array, name: str, *, xp: Namespace, n: int) -> Array:
+    """Validate an ``(n, n)`` symmetric positive definite matrix (an inner product's).
+
+    Symmetric to rounding (``|A − Aᵀ| ≤ 100·eps·max|A|``), and positive definite
+    by its smallest eigenvalue.  A Dask matrix is small: it is computed for the
+    check (in its chunks' library).
+    """
+    A = check_real_array(A, name, xp=xp, ndim=2, square=True)
+    if A.shape[0] != n:
+        msg = f"`{name}` must be ({n}, {n}) to match the vectors; got {_shape_text(A)}"
+        raise ValueError(msg)
+    if is_traced(A):
+        return A
+    values = A.compute() if is_lazy(A) else A
+    ns = array_namespace(values)
+    eps = float(ns.finfo(values.dtype).eps)
+    largest = ns.max(ns.abs(values))
+    asymmetry = ns.max(ns.abs(values - ns.linalg.matrix_transpose(values)))
+    if not bool(asymmetry <= 100 * eps * largest):
+        raise ValueError(f"`{name}` must be symmetric; max |A − Aᵀ| = {float(asymmetry):.3g}")
+    smallest = ns.min(ns.linalg.eigvalsh(values))
+    if not bool(smallest > 0):
+        msg = (
+            f"`{name}` must be positive definite; its smallest eigenvalue is {float(smallest):.3g}"
+        )
+        raise ValueError(msg)
+    return A
+
+
 def check_index_array(x: Array, name: str, *, xp: Namespace, n: int, n_name: str) -> Array:
     """Validate a 1-D integer index array with values in ``[0, n)``."""
     if x.ndim != 1:

@@ -62,6 +62,7 @@ __all__ = [
     "is_traced",
     "library_name",
     "map_batch_chunks",
+    "map_block_pairs",
     "namespace_for",
     "numpy_scalar_as_array",
     "one_chunk",
@@ -529,6 +530,17 @@ def replace_rows(
     return tuple(
         xp.where(xp.reshape(mask, (-1,) + (1,) * (d.ndim - 1)), xp.take(out, position, axis=0), d)
         for out, d in zip(outs, defaults, strict=True)
+    )
+
+
+def map_block_pairs(function: Callable[[Array, Array], Array], X: Array, Y: Array) -> Array:
+    """``(N, M)`` from Dask row sets ``X (N, D)`` and ``Y (M, D)``: block ``(i, j)`` is
+    ``function(X_i, Y_j)`` on the chunks' own arrays, the feature axis kept whole."""
+    import dask.array as da
+
+    X, Y = X.rechunk({1: -1}), Y.rechunk({1: -1})
+    return da.blockwise(
+        function, "ij", X, "ik", Y, "jk", concatenate=True, dtype=X.dtype, meta=X._meta
     )
 
 

@@ -1,0 +1,361 @@
+"""Course 3 — the geometry and statistics of data sets.
+
+Data matrices are ``(N, D)`` with the samples as rows.  Means and covariances
+are computed in two passes (centre, then multiply), so float32 keeps its
+accuracy when the mean is large compared with the spread.  Inner products
+``⟨x, y⟩_A = xᵀAy`` take an optional symmetric positive definite ``A``
+(checked); the vector functions broadcast over leading axes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from m4ml_xp import _checks, _xp
+
+Array = Any
+Namespace = Any
+
+__all__ = [
+    "affine_cov",
+    "affine_mean",
+    "angle",
+    "cov",
+    "distance",
+    "inner_product",
+    "mean",
+    "norm",
+    "pairwise_distances",
+    "project",
+    "projection_matrix",
+]
+
+
+# --------------------------------------------------------------------------- statistics
+def mean(X: Array) -> Array:
+    """The mean of the rows of `X`.
+
+    Parameters
+    ----------
+    X : (N, D) array
+        Samples as rows.
+
+    Returns
+    -------
+    (D,) array
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import mean
+    >>> mean(np.array([[1.0, 2.0], [3.0, 6.0]]))
+    array([2., 4.])
+    """
+    xp = _checks.namespace(X=X)
+    X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
+    return xp.mean(X, axis=0)
+
+
+def cov(X: Array, *, correction: float = 0) -> Array:
+    """The covariance matrix of the rows of `X`: ``X̄ᵀX̄ / (N − correction)``.
+
+    `X` is centred first (two passes), which keeps float32 accurate where the
+    one-pass ``E[xxᵀ] − mmᵀ`` loses it to cancellation.
+
+    Parameters
+    ----------
+    X : (N, D) array
+        Samples as rows.
+    correction : float
+        0 (default, the course's biased estimator, ``numpy.cov(..., bias=True)``)
+        or 1 (unbiased); any value in ``[0, N)``.
+
+    Returns
+    -------
+    (D, D) array
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import cov
+    >>> cov(np.array([[1.0, 2.0], [3.0, 6.0]]))
+    array([[1., 2.],
+           [2., 4.]])
+    """
+    xp = _checks.namespace(X=X)
+    X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
+    N = X.shape[0]
+    correction = _checks.check_real(correction, "correction", low=0.0, high=N, high_open=True)
+    centred = X - xp.mean(X, axis=0)
+    return (xp.linalg.matrix_transpose(centred) @ centred) / (N - correction)
+
+
+def affine_mean(m: Array, A: Array, b: Array) -> Array:
+    """The mean of ``A·x + b`` when `x` has mean `m`: ``A·m + b``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import affine_mean
+    >>> affine_mean(np.array([1.0, 2.0]), np.array([[2.0, 0.0], [0.0, 3.0]]), np.array([1.0, 1.0]))
+    array([3., 7.])
+    """
+    xp = _checks.namespace(m=m, A=A, b=b)
+    m = _checks.check_real_array(m, "m", xp=xp, ndim=1)
+    A = _checks.check_real_array(A, "A", xp=xp, ndim=2)
+    b = _checks.check_real_array(b, "b", xp=xp, ndim=1)
+    if A.shape[1] != m.shape[0] or b.shape[0] != A.shape[0]:
+        msg = (
+            f"`A` must be (K, D) with `m` (D,) and `b` (K,); got A {tuple(A.shape)}, "
+            f"m {tuple(m.shape)}, b {tuple(b.shape)}"
+        )
+        raise ValueError(msg)
+    return A @ m + b
+
+
+def affine_cov(S: Array, A: Array) -> Array:
+    """The covariance of ``A·x + b`` when `x` has covariance `S`: ``A·S·Aᵀ``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import affine_cov
+    >>> affine_cov(np.eye(2), np.array([[1.0, 1.0], [0.0, 2.0]]))
+    array([[2., 2.],
+           [2., 4.]])
+    """
+    xp = _checks.namespace(S=S, A=A)
+    S = _checks.check_real_array(S, "S", xp=xp, ndim=2, square=True)
+    A = _checks.check_real_array(A, "A", xp=xp, ndim=2)
+    if A.shape[1] != S.shape[0]:
+        msg = f"`A` must have {S.shape[0]} columns to match `S` {tuple(S.shape)}; got {tuple(A.shape)}"
+        raise ValueError(msg)
+    return A @ S @ xp.linalg.matrix_transpose(A)
+
+
+# --------------------------------------------------------------------------- inner products
+def _vectors(
+    x: Array, y: Array | None, A: Array | None
+) -> tuple[Namespace, Array, Array | None, Array | None]:
+    """Validated `x`, `y` (same last axis) and `A` (symmetric positive definite)."""
+    xp = _checks.namespace(optional=["y", "A"], x=x, y=y, A=A)
+    x = _checks.check_real_array(x, "x", xp=xp)
+    if x.ndim < 1:
+        raise ValueError("`x` must be a vector (at least 1-D); got a 0-d array")
+    D = x.shape[-1]
+    if y is not None:
+        y = _checks.check_real_array(y, "y", xp=xp)
+        if y.ndim < 1 or y.shape[-1] != D:
+            msg = f"`x` and `y` must have the same length along their last axis; got {tuple(x.shape)} and {tuple(y.shape)}"
+            raise ValueError(msg)
+    if A is not None:
+        A = _checks.check_spd(A, "A", xp=xp, n=D)
+    return xp, x, y, A
+
+
+def _inner(x: Array, y: Array, A: Array | None, xp: Namespace) -> Array:
+    if A is None:
+        return xp.vecdot(x, y)
+    return xp.vecdot(x, y @ A)  # A symmetric: (A·y)ᵀ = yᵀ·A
+
+
+def inner_product(x: Array, y: Array, *, A: Array | None = None) -> Array:
+    """``⟨x, y⟩_A = xᵀ·A·y`` (the dot product without `A`), over the last axis.
+
+    Parameters
+    ----------
+    x, y : (..., D) arrays
+        Broadcast against each other.
+    A : (D, D) array, optional
+        Symmetric positive definite (checked).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import inner_product
+    >>> x, y = np.array([1.0, 2.0]), np.array([3.0, -1.0])
+    >>> float(inner_product(x, y)), float(inner_product(x, y, A=np.array([[2.0, 1.0], [1.0, 2.0]])))
+    (1.0, 7.0)
+    """
+    xp, x, y, A = _vectors(x, y, A)
+    return _inner(x, y, A, xp)
+
+
+def norm(x: Array, *, A: Array | None = None) -> Array:
+    """``‖x‖_A = sqrt(⟨x, x⟩_A)``, over the last axis.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import norm
+    >>> float(norm(np.array([3.0, 4.0])))
+    5.0
+    """
+    xp, x, _, A = _vectors(x, None, A)
+    if A is None:
+        return xp.linalg.vector_norm(x, axis=-1)
+    return xp.sqrt(_inner(x, x, A, xp))
+
+
+def distance(x: Array, y: Array, *, A: Array | None = None) -> Array:
+    """``‖x − y‖_A``, over the last axis (symmetric in `x` and `y`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import distance
+    >>> float(distance(np.array([1.0, 1.0]), np.array([4.0, 5.0])))
+    5.0
+    """
+    xp, x, y, A = _vectors(x, y, A)
+    difference = x - y
+    if A is None:
+        return xp.linalg.vector_norm(difference, axis=-1)
+    return xp.sqrt(_inner(difference, difference, A, xp))
+
+
+def angle(x: Array, y: Array, *, A: Array | None = None) -> Array:
+    """The angle between `x` and `y` in radians, ``arccos(⟨x,y⟩_A / (‖x‖_A‖y‖_A))``.
+
+    Computed as ``2·atan2(‖u − v‖_A, ‖u + v‖_A)`` with ``u``, ``v`` the unit vectors
+    (Kahan), which stays accurate for nearly parallel and nearly opposite
+    vectors, where ``arccos`` loses half the digits.  A zero vector has no angle:
+    ``ValueError``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import angle
+    >>> round(float(angle(np.array([1.0, 0.0]), np.array([1.0, 1.0]))), 12) == round(np.pi / 4, 12)
+    True
+    """
+    xp, x, y, A = _vectors(x, y, A)
+
+    def a_norm(v: Array) -> Array:
+        return xp.sqrt(xp.maximum(_inner(v, v, A, xp), xp.zeros((), dtype=v.dtype)))
+
+    def positive(v: Array) -> Array:
+        return _xp.array_namespace(v).all(v > 0)
+
+    message = "the angle of a zero vector is undefined: `{}` has norm 0"
+    nx = _checks.check_values(a_norm(x), positive, message.format("x"))
+    ny = _checks.check_values(a_norm(y), positive, message.format("y"))
+    u, v = x / nx[..., None], y / ny[..., None]
+    return 2 * xp.atan2(a_norm(u - v), a_norm(u + v))
+
+
+# --------------------------------------------------------------------------- distances between sets
+def pairwise_distances(X: Array, Y: Array | None = None) -> Array:
+    """Euclidean distances between the rows of `X` and of `Y` (default `X`): ``(N, M)``.
+
+    Computed by ``‖x‖² + ‖y‖² − 2·x·y`` on data centred at a common mean (one
+    matrix product), then every pair whose squared distance is small next to
+    ``‖x‖² + ‖y‖²`` — where that expansion cancels — is recomputed directly from
+    ``x − y``: identical rows give exact zeros and near neighbours keep their
+    digits in float32 too.  (Under ``jax.jit`` the recomputation, whose size
+    depends on the data, is skipped.)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import pairwise_distances
+    >>> X = np.array([[0.0, 0.0], [3.0, 4.0]])
+    >>> pairwise_distances(X)
+    array([[0., 5.],
+           [5., 0.]])
+    """
+    xp = _checks.namespace(optional=["Y"], X=X, Y=Y)
+    X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
+    Y = X if Y is None else _checks.check_real_array(Y, "Y", xp=xp, ndim=2)
+    if Y.shape[1] != X.shape[1]:
+        msg = f"`X` and `Y` must have the same number of columns; got {tuple(X.shape)} and {tuple(Y.shape)}"
+        raise ValueError(msg)
+    if X.dtype != Y.dtype:
+        dtype = xp.result_type(X.dtype, Y.dtype)
+        X, Y = xp.astype(X, dtype), xp.astype(Y, dtype)
+    if _xp.is_dask_array(X):
+        return _xp.map_block_pairs(_pairwise_eager, X, Y)
+    return _pairwise_eager(X, Y)
+
+
+def _pairwise_eager(X: Array, Y: Array) -> Array:
+    xp = _xp.array_namespace(X, Y)
+    centre = (xp.sum(X, axis=0) + xp.sum(Y, axis=0)) / (X.shape[0] + Y.shape[0])
+    Xc, Yc = X - centre, Y - centre
+    x2, y2 = xp.vecdot(Xc, Xc), xp.vecdot(Yc, Yc)
+    scale = x2[:, None] + y2[None, :]
+    squared = xp.maximum(scale - 2 * (Xc @ xp.linalg.matrix_transpose(Yc)), xp.zeros_like(scale))
+    eps = float(xp.finfo(X.dtype).eps)
+    suspect = squared <= math.sqrt(eps) * scale
+    if _xp.is_traced(squared):
+        return xp.sqrt(squared)
+    flags = _xp.to_numpy(suspect)
+    if flags.any():
+        rows, cols = flags.nonzero()
+        device = _xp.device(X)
+        i, j = xp.asarray(rows, device=device), xp.asarray(cols, device=device)
+        difference = xp.take(X, i, axis=0) - xp.take(Y, j, axis=0)
+        exact = xp.vecdot(difference, difference)
+        flat = xp.reshape(suspect, (-1,))
+        position = xp.cumulative_sum(xp.astype(flat, xp.int64)) - 1
+        position = xp.where(position < 0, xp.zeros_like(position), position)
+        gathered = xp.reshape(xp.take(exact, position, axis=0), squared.shape)
+        squared = xp.where(suspect, gathered, squared)
+    return xp.sqrt(squared)
+
+
+# --------------------------------------------------------------------------- projections
+def projection_matrix(B: Array) -> Array:
+    """The orthogonal projection onto the column span of `B`: ``B (BᵀB)⁻¹ Bᵀ``.
+
+    Built from an orthonormal basis of the span (the SVD's left vectors with
+    non-negligible singular values), so a rank-deficient `B` projects onto its
+    span rather than failing, and the result is exactly symmetric.
+
+    Parameters
+    ----------
+    B : (D,) or (D, M) array
+        One vector, or M basis vectors as columns.
+
+    Returns
+    -------
+    (D, D) array
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import projection_matrix
+    >>> projection_matrix(np.array([1.0, 1.0]))
+    array([[0.5, 0.5],
+           [0.5, 0.5]])
+    """
+    xp = _checks.namespace(B=B)
+    B = _checks.check_real_array(B, "B", xp=xp, ndim=(1, 2))
+    if B.ndim == 1:
+        B = B[:, None]
+    U, s, _Vt = xp.linalg.svd(_xp.one_chunk(B), full_matrices=False)
+    cutoff = float(xp.finfo(s.dtype).eps) * max(B.shape) * xp.max(s)
+    _checks.check_bool_result(xp.any(s > cutoff), "`B` must not be zero: it spans nothing")
+    U = U * xp.astype(s > cutoff, U.dtype)
+    P = U @ xp.linalg.matrix_transpose(U)
+    return (P + xp.linalg.matrix_transpose(P)) / 2
+
+
+def project(x: Array, B: Array) -> Array:
+    """The orthogonal projection of `x` (``(D,)`` or rows of ``(N, D)``) onto span(`B`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import project
+    >>> project(np.array([2.0, 0.0]), np.array([1.0, 1.0]))
+    array([1., 1.])
+    """
+    xp = _checks.namespace(x=x, B=B)
+    x = _checks.check_real_array(x, "x", xp=xp, ndim=(1, 2))
+    P = projection_matrix(B)
+    if x.shape[-1] != P.shape[0]:
+        msg = f"`x` must have {P.shape[0]} entries per vector to match `B`; got shape {tuple(x.shape)}"
+        raise ValueError(msg)
+    return x @ P

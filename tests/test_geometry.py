@@ -1,0 +1,205 @@
+"""Course 3 geometry and statistics on every backend: NumPy and SciPy as oracles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.spatial.distance
+from array_api_compat import device as device_of
+from hypothesis import given
+from hypothesis import strategies as st
+
+import m4ml_xp as mx
+from tests._helpers import asarray, assert_close_to, eps, to_numpy
+from tests.conftest import Backend
+
+SPD = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 3.0]])
+
+
+def data(seed: int, n: int = 20, d: int = 3, offset: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return offset + rng.standard_normal((n, d)) * rng.uniform(0.1, 10, d)
+
+
+class TestStatistics:
+    @given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 30), d=st.integers(1, 5))
+    def test_mean_and_cov_match_numpy(self, xp, seed, n, d):
+        X = data(seed, n, d)
+        X_b = asarray(xp, X, chunks=(7, -1))
+        tol = 100 * eps(X_b.dtype)
+        assert_close_to(mx.mean(X_b), X.mean(axis=0), rtol=tol, atol=tol * np.abs(X).max())
+        scale = np.abs(X).max() ** 2
+        assert_close_to(
+            mx.cov(X_b),
+            np.cov(X, rowvar=False, bias=True).reshape(d, d),
+            rtol=tol,
+            atol=tol * scale,
+        )
+        assert_close_to(
+            mx.cov(X_b, correction=1),
+            np.cov(X, rowvar=False).reshape(d, d),
+            rtol=tol,
+            atol=tol * scale,
+        )
+
+    def test_float32_cov_keeps_its_digits_with_a_large_mean(self, xp, backend):
+        """Two passes: centring first keeps ~1e-6; E[xxᵀ] − mmᵀ would cancel 1e4² against 1."""
+        X = data(3, 500, 4, offset=1e4).astype(np.float32)
+        reference = np.cov(X.astype(np.float64), rowvar=False, bias=True)
+        S = to_numpy(mx.cov(asarray(xp, X, chunks=(100, -1))))
+        assert S.dtype == np.float32
+        assert np.abs(S - reference).max() / np.abs(reference).max() < 1e-5
+
+    @given(seed=st.integers(0, 2**32 - 1))
+    def test_affine_rules_match_the_transformed_data(self, xp, seed):
+        rng = np.random.default_rng(seed)
+        X = data(seed, 25, 3)
+        A, b = rng.standard_normal((2, 3)), rng.standard_normal(2)
+        transformed = X @ A.T + b
+        m, S = mx.mean(asarray(xp, X)), mx.cov(asarray(xp, X))
+        tol = 1e3 * eps(m.dtype)
+        scale = np.abs(transformed).max()
+        assert_close_to(
+            mx.affine_mean(m, asarray(xp, A), asarray(xp, b)),
+            transformed.mean(axis=0),
+            rtol=tol,
+            atol=tol * scale,
+        )
+        assert_close_to(
+            mx.affine_cov(S, asarray(xp, A)),
+            np.cov(transformed, rowvar=False, bias=True),
+            rtol=tol,
+            atol=tol * scale**2,
+        )
+
+    def test_device_and_bad_inputs(self, xp, device):
+        X = asarray(xp, data(0), device)
+        assert device_of(mx.cov(X)) == device
+        with pytest.raises(ValueError, match="`X` must be a 2-D"):
+            mx.mean(asarray(xp, np.ones(3)))
+        with pytest.raises(ValueError, match=r"`correction` must be in \[0.0, 2"):
+            mx.cov(asarray(xp, np.ones((2, 3))), correction=2)
+        with pytest.raises(ValueError, match="`A` must be \\(K, D\\)"):
+            mx.affine_mean(
+                asarray(xp, np.ones(3)), asarray(xp, np.ones((2, 2))), asarray(xp, np.ones(2))
+            )
+        with pytest.raises(ValueError, match="`A` must have 3 columns"):
+            mx.affine_cov(asarray(xp, np.eye(3)), asarray(xp, np.ones((2, 2))))
+        with pytest.raises(TypeError, match="`X` must be an array"):
+            mx.mean([[1.0, 2.0]])
+
+
+class TestInnerProducts:
+    @given(seed=st.integers(0, 2**32 - 1))
+    def test_match_numpy_and_scipy(self, xp, seed):
+        rng = np.random.default_rng(seed)
+        x, y = rng.standard_normal(3), rng.standard_normal(3)
+        xb, yb, A = asarray(xp, x), asarray(xp, y), asarray(xp, SPD)
+        tol = 100 * eps(xb.dtype)
+        assert_close_to(mx.inner_product(xb, yb), np.asarray(x @ y), rtol=tol, atol=tol)
+        assert_close_to(mx.inner_product(xb, yb, A=A), np.asarray(x @ SPD @ y), rtol=tol, atol=tol)
+        assert_close_to(mx.norm(xb), np.asarray(np.linalg.norm(x)), rtol=tol)
+        assert_close_to(mx.norm(xb, A=A), np.asarray(np.sqrt(x @ SPD @ x)), rtol=tol)
+        assert_close_to(
+            mx.distance(xb, yb), np.asarray(scipy.spatial.distance.euclidean(x, y)), rtol=tol
+        )
+        assert_close_to(
+            mx.distance(xb, yb, A=A),
+            np.asarray(scipy.spatial.distance.mahalanobis(x, y, SPD)),
+            rtol=tol,
+        )
+        cosine = scipy.spatial.distance.cosine(x, y)
+        assert_close_to(
+            mx.angle(xb, yb), np.asarray(np.arccos(1 - cosine)), rtol=1e3 * tol, atol=1e3 * tol
+        )
+        general = np.arccos(x @ SPD @ y / np.sqrt((x @ SPD @ x) * (y @ SPD @ y)))
+        assert_close_to(mx.angle(xb, yb, A=A), np.asarray(general), rtol=1e3 * tol, atol=1e3 * tol)
+        # symmetric, and broadcast over rows
+        assert_close_to(mx.angle(yb, xb), to_numpy(mx.angle(xb, yb)), rtol=tol, atol=tol)
+        rows = asarray(xp, np.stack([x, y]))
+        assert_close_to(mx.norm(rows), np.linalg.norm(np.stack([x, y]), axis=1), rtol=tol)
+
+    def test_angles_of_parallel_and_opposite_vectors_keep_their_digits(self, xp):
+        """arccos(cos) would leave sqrt(eps) ≈ 1.5e-8 here; Kahan's formula leaves rounding."""
+        x = asarray(xp, np.array([1e-3, 2e-3, 3e-3]))
+        assert float(to_numpy(mx.angle(x, 7 * x))) <= 4 * eps(x.dtype)
+        assert float(to_numpy(mx.angle(x, -2 * x))) == pytest.approx(np.pi, rel=4 * eps(x.dtype))
+
+    def test_bad_inputs(self, xp):
+        x = asarray(xp, np.ones(3))
+        with pytest.raises(ValueError, match="`A` must be symmetric"):
+            mx.inner_product(x, x, A=asarray(xp, np.triu(SPD)))
+        with pytest.raises(ValueError, match="`A` must be positive definite"):
+            mx.norm(x, A=asarray(xp, np.diag([1.0, -1.0, 1.0])))
+        with pytest.raises(ValueError, match="`A` must be \\(3, 3\\)"):
+            mx.norm(x, A=asarray(xp, np.eye(2)))
+        with pytest.raises(ValueError, match="same length along their last axis"):
+            mx.distance(x, asarray(xp, np.ones(2)))
+        with pytest.raises(ValueError, match="angle of a zero vector"):
+            to_numpy(mx.angle(x, asarray(xp, np.zeros(3))))
+
+
+class TestPairwiseDistances:
+    @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 12), m=st.integers(1, 12))
+    def test_matches_cdist(self, xp, seed, n, m):
+        rng = np.random.default_rng(seed)
+        X, Y = rng.standard_normal((n, 4)), rng.standard_normal((m, 4))
+        D = mx.pairwise_distances(asarray(xp, X, chunks=(5, 2)), asarray(xp, Y, chunks=(4, -1)))
+        assert D.shape == (n, m)
+        tol = 100 * eps(D.dtype)
+        assert_close_to(D, scipy.spatial.distance.cdist(X, Y), rtol=tol, atol=tol)
+
+    def test_identical_rows_are_exact_zeros_and_float32_keeps_near_neighbours(self, xp):
+        rng = np.random.default_rng(5)
+        base = 1e3 + rng.standard_normal((40, 16))
+        near = base + 1e-2 * rng.standard_normal((40, 16))  # d ≈ 0.04 next to norms ≈ 4000
+        X = np.concatenate([base, near]).astype(np.float32)
+        D = to_numpy(mx.pairwise_distances(asarray(xp, X, chunks=(30, -1))))
+        assert D.dtype == np.float32
+        assert (np.diag(D) == 0).all()
+        reference = scipy.spatial.distance.cdist(X.astype(np.float64), X.astype(np.float64))
+        off = ~np.eye(80, dtype=bool)
+        assert (np.abs(D - reference)[off] / reference[off]).max() < 1e-5
+
+    def test_device_and_bad_inputs(self, xp, device):
+        X = asarray(xp, np.ones((3, 2)), device)
+        assert device_of(mx.pairwise_distances(X)) == device
+        with pytest.raises(ValueError, match="same number of columns"):
+            mx.pairwise_distances(X, asarray(xp, np.ones((3, 3)), device))
+
+
+class TestProjections:
+    @given(seed=st.integers(0, 2**32 - 1), d=st.integers(2, 6), k=st.integers(1, 3))
+    def test_matches_the_normal_equations_and_is_a_projection(self, xp, seed, d, k):
+        rng = np.random.default_rng(seed)
+        B = rng.standard_normal((d, min(k, d)))
+        P = mx.projection_matrix(asarray(xp, B))
+        expected = B @ np.linalg.solve(B.T @ B, B.T)
+        tol = 1e3 * eps(P.dtype) * np.linalg.cond(B) ** 2
+        assert_close_to(P, expected, rtol=tol, atol=tol)
+        P_np = to_numpy(P)
+        np.testing.assert_array_equal(P_np, P_np.T)
+        np.testing.assert_allclose(P_np @ P_np, P_np, atol=1e3 * eps(P.dtype))
+        x = rng.standard_normal(d)
+        assert_close_to(
+            mx.project(asarray(xp, x), asarray(xp, B)), expected @ x, rtol=tol, atol=tol
+        )
+
+    def test_one_vector_and_a_rank_deficient_basis(self, xp):
+        b = np.array([1.0, 2.0, 2.0])
+        P = mx.projection_matrix(asarray(xp, b))
+        tol = 100 * eps(P.dtype)
+        assert_close_to(P, np.outer(b, b) / 9, rtol=tol, atol=tol)
+        B = np.stack([b, 2 * b], axis=1)  # one direction twice
+        assert_close_to(
+            mx.projection_matrix(asarray(xp, B)), np.outer(b, b) / 9, rtol=1e3 * tol, atol=1e3 * tol
+        )
+
+    def test_bad_inputs(self, xp, backend):
+        with pytest.raises(ValueError, match="`B` must be a 1-D or 2-D"):
+            mx.projection_matrix(asarray(xp, np.ones((2, 2, 2))))
+        with pytest.raises(ValueError, match="`x` must have 3 entries"):
+            mx.project(asarray(xp, np.ones(2)), asarray(xp, np.ones(3)))
+        if backend is not Backend.DASK:  # the zero check reads a value: eager only
+            with pytest.raises(ValueError, match="`B` must not be zero"):
+                mx.projection_matrix(asarray(xp, np.zeros(3)))
