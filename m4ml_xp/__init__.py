@@ -73,6 +73,7 @@ from m4ml_xp.pagerank import (
     pagerank,
     pagerank_edges,
 )
+from m4ml_xp.pca import PCAResult, pca
 
 __version__ = "0.1.0"
 
@@ -90,6 +91,7 @@ __all__ = [
     "NISTProblem",
     "OptimizeResult",
     "Optimizer",
+    "PCAResult",
     "PageRankResult",
     "RankWarning",
     "RootResult",
@@ -131,6 +133,7 @@ __all__ = [
     "pagerank",
     "pagerank_edges",
     "pairwise_distances",
+    "pca",
     "power_iteration",
     "project",
     "projection_matrix",

@@ -48,6 +48,7 @@ __all__ = [
     "default_float",
     "deferred_check",
     "device",
+    "eigh",
     "evaluate",
     "float_dtype",
     "generator",
@@ -531,6 +532,19 @@ def replace_rows(
         xp.where(xp.reshape(mask, (-1,) + (1,) * (d.ndim - 1)), xp.take(out, position, axis=0), d)
         for out, d in zip(outs, defaults, strict=True)
     )
+
+
+def eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:
+    """``eigh`` of a symmetric matrix; a Dask matrix (small: D × D after a distributed
+    reduction) is computed and decomposed by its chunks' library, the results
+    returned as one-chunk Dask arrays."""
+    if not is_dask_array(S):
+        return tuple(xp.linalg.eigh(S))
+    import dask.array as da
+
+    values = S.compute()
+    eigenvalues, vectors = array_namespace(values).linalg.eigh(values)
+    return da.from_array(eigenvalues, chunks=-1), da.from_array(vectors, chunks=-1)
 
 
 def map_block_pairs(function: Callable[[Array, Array], Array], X: Array, Y: Array) -> Array:

@@ -1,0 +1,180 @@
+"""Course 3 — principal component analysis.
+
+``pca`` centres the data (subtracting the mean only), then finds the leading
+directions by one of four routes: the eigendecomposition of the covariance
+matrix (``X̄ᵀX̄``, the data centred *first* — two passes — so float32 keeps
+about 1e-6 relative eigenvalue accuracy), the thin SVD of ``X̄``, the
+eigendecomposition of the ``N × N`` Gram matrix ``X̄X̄ᵀ`` when there are fewer
+samples than features (the course's trick), or a seeded randomized SVD
+(Halko, Martinsson & Tropp 2011).  Signs are deterministic: each component's
+largest-magnitude entry is positive, as scikit-learn's ``svd_flip``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+from m4ml_xp import _checks, _xp
+
+Array = Any
+Namespace = Any
+
+__all__ = ["PCAResult", "pca"]
+
+METHODS = ("auto", "covariance_eigh", "svd", "gram", "randomized")
+
+
+class PCAResult(NamedTuple):
+    """Result of :func:`pca`; arrays of the input's library and device.
+
+    ``components`` is ``(k, D)`` (rows, like scikit-learn), ``explained_variance``
+    divides by ``N − 1`` like scikit-learn (the course's "principal values"
+    divide by ``N``: multiply by ``(N − 1) / N``), ``explained_variance_ratio`` is
+    the share of the total variance, ``singular_values`` those of the centred
+    data, ``mean`` the ``(D,)`` mean removed first.
+    """
+
+    components: Array
+    explained_variance: Array
+    explained_variance_ratio: Array
+    singular_values: Array
+    mean: Array
+
+
+def pca(
+    X: Array,
+    n_components: int | float | None = None,
+    *,
+    method: str = "auto",
+    seed: int | None = None,
+    oversampling: int = 10,
+    power_iterations: int = 4,
+) -> PCAResult:
+    """Principal components of the rows of `X`.
+
+    Parameters
+    ----------
+    X : (N, D) array
+        Samples as rows; ``N >= 2``.
+    n_components : int, float or None
+        How many components: an int in ``[1, min(N, D)]``, a float in ``(0, 1)``
+        for the fewest components that explain that fraction of the variance
+        (exact methods only), or None for ``min(N, D)``.
+    method : {"auto", "covariance_eigh", "svd", "gram", "randomized"}
+        ``"auto"``: ``"covariance_eigh"`` when ``N >= D``, else ``"gram"``.
+    seed : int, optional
+        Seeds the randomized method's test matrix (a NumPy ``Generator``: the
+        same numbers on every backend).
+    oversampling, power_iterations : int
+        The randomized method's extra columns and QR-normalised power iterations.
+
+    Returns
+    -------
+    PCAResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import pca
+    >>> X = np.array([[2.0, 0.0], [0.0, 0.0], [-2.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    >>> result = pca(X, 1)
+    >>> result.components, result.explained_variance
+    (array([[1., 0.]]), array([2.]))
+    """
+    xp = _checks.namespace(X=X)
+    X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
+    N, D = X.shape
+    if N < 2:
+        msg = f"`X` must have at least 2 samples (rows); got shape {tuple(X.shape)}"
+        raise ValueError(msg)
+    _checks.check_choice(method, "method", METHODS)
+    if method == "auto":
+        method = "covariance_eigh" if N >= D else "gram"
+    if _xp.is_dask_array(X) and method != "covariance_eigh":
+        msg = f"Dask arrays take method='covariance_eigh' (a distributed reduction); got {method!r}"
+        raise ValueError(msg)
+    k, fraction = _n_components(n_components, N, D, method)
+    mean = xp.mean(X, axis=0)
+    centred = X - mean
+    total = xp.sum(centred * centred) / (N - 1)
+    if method == "randomized":
+        seed = _checks.check_int(seed if seed is not None else 0, "seed")
+        oversampling = _checks.check_int(oversampling, "oversampling")
+        power_iterations = _checks.check_int(power_iterations, "power_iterations")
+        singular, components = _randomized(centred, k, seed, oversampling, power_iterations, xp=xp)
+    elif method == "svd":
+        _U, singular, components = xp.linalg.svd(centred, full_matrices=False)
+    elif method == "gram":
+        eigenvalues, V = _descending_eigh(centred @ xp.linalg.matrix_transpose(centred), xp=xp)
+        singular = xp.sqrt(xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)))
+        directions = xp.linalg.matrix_transpose(centred) @ V  # (D, N): Xcᵀv, of norm s
+        lengths = xp.linalg.vector_norm(directions, axis=0)
+        safe = xp.where(lengths > 0, lengths, xp.ones_like(lengths))
+        components = xp.linalg.matrix_transpose(directions / safe)
+    else:
+        eigenvalues, V = _descending_eigh(xp.linalg.matrix_transpose(centred) @ centred, xp=xp)
+        singular = xp.sqrt(xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)))
+        components = xp.linalg.matrix_transpose(V)
+    variance = singular * singular / (N - 1)
+    if fraction is not None:
+        shares = _xp.to_numpy(xp.cumulative_sum(variance) / total)
+        k = min(int((shares < fraction - 1e-12).sum()) + 1, variance.shape[0])
+    components = _flip_signs(components[:k, :], xp=xp)
+    variance, singular = variance[:k], singular[:k]
+    return PCAResult(components, variance, variance / total, singular, mean)
+
+
+def _n_components(value: Any, N: int, D: int, method: str) -> tuple[int, float | None]:
+    """(k, fraction): the count to compute, and the variance fraction if one was asked."""
+    largest = min(N, D)
+    if value is None:
+        return largest, None
+    if isinstance(value, float) and not value.is_integer():
+        if not 0 < value < 1:
+            msg = f"`n_components` as a fraction of the variance must be in (0, 1); got {value}"
+            raise ValueError(msg)
+        if method == "randomized":
+            raise ValueError(
+                "`n_components` as a variance fraction needs an exact method, not 'randomized'"
+            )
+        return largest, value
+    k = _checks.check_int(value, "n_components", low=1)
+    if k > largest:
+        msg = f"`n_components` must be <= min(N, D) = {largest} for X of shape ({N}, {D}); got {k}"
+        raise ValueError(msg)
+    return k, None
+
+
+def _descending_eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:
+    """Eigenvalues (descending) and eigenvectors (columns) of a symmetric matrix."""
+    eigenvalues, V = _xp.eigh(S, xp=xp)
+    return xp.flip(eigenvalues, axis=0), xp.flip(V, axis=1)
+
+
+def _randomized(
+    centred: Array, k: int, seed: int, oversampling: int, power_iterations: int, *, xp: Namespace
+) -> tuple[Array, Array]:
+    """Halko–Martinsson–Tropp: a sketch of the range, QR-normalised power iterations, a
+    small SVD.  Returns the leading singular values and right singular vectors (rows)."""
+    N, D = centred.shape
+    width = min(k + oversampling, N, D)
+    omega = _xp.generator(seed).standard_normal((D, width))
+    Q = centred @ xp.asarray(omega, dtype=centred.dtype, device=_xp.device(centred))
+    Q, _ = xp.linalg.qr(Q)
+    transposed = xp.linalg.matrix_transpose(centred)
+    for _ in range(power_iterations):
+        Q, _ = xp.linalg.qr(transposed @ Q)
+        Q, _ = xp.linalg.qr(centred @ Q)
+    small = xp.linalg.matrix_transpose(Q) @ centred  # (width, D)
+    _U, singular, Vt = xp.linalg.svd(small, full_matrices=False)
+    return singular, Vt
+
+
+def _flip_signs(components: Array, *, xp: Namespace) -> Array:
+    """Each row's largest-magnitude entry positive (ties: the positive one wins)."""
+    magnitude = xp.abs(components)
+    largest = xp.max(magnitude, axis=1, keepdims=True)
+    extreme = xp.where(magnitude == largest, components, xp.full_like(components, -math.inf))
+    top = xp.max(extreme, axis=1, keepdims=True)
+    return components * xp.where(top < 0, -xp.ones_like(top), xp.ones_like(top))

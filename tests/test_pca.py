@@ -1,0 +1,141 @@
+"""PCA on every backend: scikit-learn and NumPy's eigh/SVD as oracles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from array_api_compat import device as device_of
+from hypothesis import given
+from hypothesis import strategies as st
+
+import m4ml_xp as mx
+from tests._helpers import asarray, assert_close_to, eps, to_numpy
+from tests.conftest import Backend
+
+
+def low_rank_data(seed: int, n: int, d: int, offset: float = 0.0) -> np.ndarray:
+    """Data with a clear spectrum: decaying scales along random directions, plus noise."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    scales = 10.0 ** -np.linspace(0, 2, d)
+    return offset + (rng.standard_normal((n, d)) * scales) @ basis.T
+
+
+def methods_for(backend: Backend) -> list[str]:
+    return ["covariance_eigh"] if backend is Backend.DASK else ["covariance_eigh", "svd", "gram"]
+
+
+class TestAgainstScikitLearn:
+    @pytest.mark.parametrize("shape", [(60, 8), (8, 30)], ids=["tall", "wide"])
+    def test_exact_methods_match_sklearn_full(self, xp, backend, shape):
+        from sklearn.decomposition import PCA
+
+        n, d = shape
+        X = low_rank_data(1, n, d)
+        k = min(n, d) - 1  # the last direction of a wide centred matrix is null
+        reference = PCA(n_components=k, svd_solver="full").fit(X)
+        for method in methods_for(backend):
+            result = mx.pca(asarray(xp, X, chunks=(20, -1)), k, method=method)
+            tol = 1e4 * eps(result.components.dtype)
+            assert_close_to(result.components, reference.components_, rtol=tol, atol=tol)
+            assert_close_to(
+                result.explained_variance, reference.explained_variance_, rtol=tol, atol=tol
+            )
+            assert_close_to(
+                result.explained_variance_ratio,
+                reference.explained_variance_ratio_,
+                rtol=tol,
+                atol=tol,
+            )
+            assert_close_to(result.singular_values, reference.singular_values_, rtol=tol, atol=tol)
+            assert_close_to(result.mean, reference.mean_, rtol=tol, atol=tol)
+
+    def test_randomized_matches_sklearn_randomized_and_full(self, xp, backend):
+        from sklearn.decomposition import PCA
+
+        if backend is Backend.DASK:
+            pytest.skip("Dask takes the covariance route")
+        rng = np.random.default_rng(2)
+        basis = np.linalg.qr(rng.standard_normal((40, 40)))[0]
+        scales = np.concatenate([[10.0, 8, 6, 4, 2], np.full(35, 0.02)])  # a gap after 5
+        X = (rng.standard_normal((200, 40)) * scales) @ basis.T
+        exact = PCA(n_components=5, svd_solver="full").fit(X)
+        sketched = PCA(n_components=5, svd_solver="randomized", random_state=0).fit(X)
+        np.testing.assert_allclose(
+            sketched.explained_variance_, exact.explained_variance_, rtol=1e-8
+        )
+        result = mx.pca(asarray(xp, X), 5, method="randomized", seed=0)
+        tol = 1e-9  # (σ₁₆/σ₅)^(2q+1) with q = 4 power iterations: the sketch is exact here
+        assert_close_to(result.components, exact.components_, rtol=tol, atol=tol)
+        assert_close_to(result.explained_variance, exact.explained_variance_, rtol=tol)
+        again = mx.pca(asarray(xp, X), 5, method="randomized", seed=0)
+        np.testing.assert_array_equal(to_numpy(again.components), to_numpy(result.components))
+
+    @given(seed=st.integers(0, 2**32 - 1), n=st.integers(3, 25), d=st.integers(2, 8))
+    def test_routes_agree_with_numpy_eigh(self, xp, backend, seed, n, d):
+        X = low_rank_data(seed, n, d, offset=3.0)
+        centred = X - X.mean(axis=0)
+        eigenvalues = np.linalg.eigvalsh(centred.T @ centred)[::-1][: min(n, d)] / (n - 1)
+        for method in methods_for(backend):
+            result = mx.pca(asarray(xp, X, chunks=(10, -1)), method=method)
+            tol = 1e4 * eps(result.explained_variance.dtype)
+            assert_close_to(
+                result.explained_variance, eigenvalues, rtol=tol, atol=tol * eigenvalues[0]
+            )
+            C = to_numpy(result.components)
+            np.testing.assert_allclose(
+                np.linalg.norm(C, axis=1), 1, rtol=1e3 * eps(result.components.dtype)
+            )
+            top = np.take_along_axis(C, np.abs(C).argmax(axis=1)[:, None], axis=1)
+            assert (top > 0).all()  # svd_flip's convention
+
+
+class TestAccuracyAndOptions:
+    def test_float32_covariance_route_keeps_eigenvalues_to_1e_6(self, xp):
+        """Centring first: a large mean (pixel-like offsets) costs nothing in float32."""
+        X = low_rank_data(3, 2000, 20, offset=100.0)
+        reference = np.linalg.eigvalsh(np.cov(X, rowvar=False))[::-1][:10]
+        result = mx.pca(
+            asarray(xp, X.astype(np.float32), chunks=(500, -1)), 10, method="covariance_eigh"
+        )
+        assert result.explained_variance.dtype == xp.float32
+        error = np.abs(to_numpy(result.explained_variance) - reference) / reference[0]
+        assert error.max() < 1e-6
+
+    def test_variance_fraction_picks_the_fewest_components(self, xp):
+        X = low_rank_data(4, 100, 10)
+        full = mx.pca(asarray(xp, X))
+        shares = np.cumsum(to_numpy(full.explained_variance_ratio))
+        result = mx.pca(asarray(xp, X), 0.95)
+        assert result.components.shape[0] == int(np.searchsorted(shares, 0.95) + 1)
+        assert float(to_numpy(result.explained_variance_ratio).sum()) >= 0.95
+
+    def test_constant_columns_and_device(self, xp, device):
+        X = low_rank_data(5, 30, 4)
+        X[:, 2] = 7.0
+        result = mx.pca(asarray(xp, X, device), 3)
+        assert device_of(result.components) == device
+        values = to_numpy(result.explained_variance)
+        assert np.isfinite(values).all()
+        assert np.isfinite(to_numpy(result.components)).all()
+
+    def test_bad_inputs(self, xp):
+        X = asarray(xp, low_rank_data(6, 10, 4))
+        with pytest.raises(ValueError, match="`X` must be a 2-D"):
+            mx.pca(asarray(xp, np.ones(4)), 1)
+        with pytest.raises(ValueError, match="at least 2 samples"):
+            mx.pca(asarray(xp, np.ones((1, 4))), 1)
+        with pytest.raises(ValueError, match=r"`n_components` must be <= min\(N, D\) = 4"):
+            mx.pca(X, 5)
+        with pytest.raises(ValueError, match="`n_components` must be >= 1"):
+            mx.pca(X, 0)
+        with pytest.raises(ValueError, match=r"fraction of the variance must be in \(0, 1\)"):
+            mx.pca(X, 1.5)
+        with pytest.raises(TypeError, match="`n_components` must be an integer"):
+            mx.pca(X, "3")
+        with pytest.raises(ValueError, match="`method` must be one of"):
+            mx.pca(X, 2, method="eig")
+        bad = np.ones((5, 3))
+        bad[2, 1] = np.nan
+        with pytest.raises(ValueError, match="`X` must contain only finite"):
+            to_numpy(mx.pca(asarray(xp, bad), 2).components)
