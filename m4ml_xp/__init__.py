@@ -73,11 +73,13 @@ from m4ml_xp.pagerank import (
     pagerank,
     pagerank_edges,
 )
-from m4ml_xp.pca import PCAResult, pca
+from m4ml_xp.pca import PCAResult, pca, reconstruct, reconstruction_error
+from m4ml_xp.pca_stream import PCA, StreamingState, streaming_pca
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "PCA",
     "Backprop",
     "BatchedLMResult",
     "ConvergenceError",
@@ -95,6 +97,7 @@ __all__ = [
     "PageRankResult",
     "RankWarning",
     "RootResult",
+    "StreamingState",
     "TrainResult",
     "adam",
     "affine_cov",
@@ -137,6 +140,8 @@ __all__ = [
     "power_iteration",
     "project",
     "projection_matrix",
+    "reconstruct",
+    "reconstruction_error",
     "reflection_matrix",
     "rotation_matrix",
     "row_echelon",
@@ -145,6 +150,7 @@ __all__ = [
     "sgd",
     "shear_matrix",
     "span_dimension",
+    "streaming_pca",
     "train_mlp",
     "transform_image",
 ]

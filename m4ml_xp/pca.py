@@ -20,7 +20,7 @@ from m4ml_xp import _checks, _xp
 Array = Any
 Namespace = Any
 
-__all__ = ["PCAResult", "pca"]
+__all__ = ["PCAResult", "pca", "reconstruct", "reconstruction_error"]
 
 METHODS = ("auto", "covariance_eigh", "svd", "gram", "randomized")
 
@@ -123,6 +123,47 @@ def pca(
     components = _flip_signs(components[:k, :], xp=xp)
     variance, singular = variance[:k], singular[:k]
     return PCAResult(components, variance, variance / total, singular, mean)
+
+
+def reconstruct(X: Array, result: PCAResult) -> Array:
+    """The course's reconstruction: ``X̄·Cᵀ·C + mean``, the rows projected onto the components.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import pca, reconstruct
+    >>> X = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.1]])
+    >>> np.round(reconstruct(X, pca(X, 1)), 2)
+    array([[1.01, 0.99],
+           [1.98, 2.02],
+           [3.01, 3.09]])
+    """
+    xp = _checks.namespace(X=X, components=result.components)
+    X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
+    if X.shape[1] != result.components.shape[1]:
+        msg = f"`X` must have {result.components.shape[1]} columns like the fitted data; got {tuple(X.shape)}"
+        raise ValueError(msg)
+    C = result.components
+    return ((X - result.mean) @ xp.linalg.matrix_transpose(C)) @ C + result.mean
+
+
+def reconstruction_error(X: Array, result: PCAResult) -> Array:
+    """The course's error: the squared L2 error per row of :func:`reconstruct`, averaged.
+
+    On the data the components were fitted to it equals the sum of the
+    discarded eigenvalues of the biased covariance ``X̄ᵀX̄/N``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import pca, reconstruction_error
+    >>> X = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 0.5], [0.0, -0.5]])
+    >>> float(reconstruction_error(X, pca(X, 1)))
+    0.125
+    """
+    xp = _checks.namespace(X=X, components=result.components)
+    difference = reconstruct(X, result) - X
+    return xp.mean(xp.sum(difference * difference, axis=1))
 
 
 def _n_components(value: Any, N: int, D: int, method: str) -> tuple[int, float | None]:

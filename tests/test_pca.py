@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from array_api_compat import device as device_of
@@ -139,3 +141,138 @@ class TestAccuracyAndOptions:
         bad[2, 1] = np.nan
         with pytest.raises(ValueError, match="`X` must contain only finite"):
             to_numpy(mx.pca(asarray(xp, bad), 2).components)
+
+
+class TestCourseReconstruction:
+    def test_error_is_the_sum_of_the_discarded_eigenvalues(self, xp, backend):
+        X = low_rank_data(7, 80, 6, offset=2.0)
+        centred = X - X.mean(axis=0)
+        principal_values = np.linalg.eigvalsh(centred.T @ centred / len(X))[::-1]  # the course's /N
+        for k in (1, 3, 6):
+            result = mx.pca(asarray(xp, X, chunks=(30, -1)), k, method=methods_for(backend)[-1])
+            error = float(
+                to_numpy(mx.reconstruction_error(asarray(xp, X, chunks=(30, -1)), result))
+            )
+            assert error == pytest.approx(principal_values[k:].sum(), rel=1e-9, abs=1e-12)
+        full = mx.pca(asarray(xp, X), 6)
+        assert_close_to(mx.reconstruct(asarray(xp, X), full), X, rtol=1e-10, atol=1e-10)
+
+    def test_gram_route_gives_the_same_reconstruction(self, xp, backend):
+        """The course's N < D trick: the same components, so the same reconstruction."""
+        if backend is Backend.DASK:
+            pytest.skip("Dask takes the covariance route")
+        X = low_rank_data(8, 10, 40)
+        by_gram = mx.pca(asarray(xp, X), 5, method="gram")
+        by_svd = mx.pca(asarray(xp, X), 5, method="svd")
+        assert_close_to(
+            mx.reconstruct(asarray(xp, X), by_gram), to_numpy(mx.reconstruct(asarray(xp, X), by_svd)),
+            rtol=1e-9, atol=1e-9,
+        )  # fmt: skip
+
+
+class TestStreaming:
+    @given(seed=st.integers(0, 2**32 - 1), cuts=st.lists(st.integers(1, 119), max_size=6))
+    def test_streaming_equals_batch_on_random_chunkings(self, xp, seed, cuts):
+        X = low_rank_data(seed, 120, 5, offset=50.0)
+        edges = [0, *sorted(set(cuts)), 120]
+        chunks = [asarray(xp, X[a:b]) for a, b in itertools.pairwise(edges)]
+        streamed = mx.streaming_pca(chunks, 3)
+        batch = mx.pca(asarray(xp, X), 3, method="covariance_eigh")
+        tol = 1e4 * eps(streamed.components.dtype)
+        for got, want in zip(streamed, batch, strict=True):
+            assert_close_to(got, to_numpy(want), rtol=tol, atol=tol * 100)
+
+    def test_numpy_chunks_stream_onto_the_backend(self, xp, device):
+        X = low_rank_data(9, 300, 6)
+        memmap_like = (X[i : i + 64] for i in range(0, 300, 64))  # host chunks
+        result = mx.streaming_pca(memmap_like, 2, xp=xp, device=device)
+        assert device_of(result.components) == device
+        expected = mx.pca(asarray(xp, X, device), 2)
+        assert_close_to(
+            result.explained_variance, to_numpy(expected.explained_variance), rtol=1e-10
+        )
+
+    def test_resume_after_an_interruption_gives_the_same_result(self, xp, tmp_path):
+        X = low_rank_data(10, 500, 4)
+        pieces = [X[i : i + 50] for i in range(0, 500, 50)]
+        path = tmp_path / "state.npz"
+
+        def killed_after(n):
+            for i, piece in enumerate(pieces):
+                if i == n:
+                    raise KeyboardInterrupt  # the run dies between two chunks
+                yield asarray(xp, piece)
+
+        with pytest.raises(KeyboardInterrupt):
+            mx.streaming_pca(killed_after(6), 2, checkpoint=path, xp=xp)
+        assert mx.StreamingState.load(path).n_chunks == 6
+        resumed = mx.streaming_pca((asarray(xp, p) for p in pieces), 2, checkpoint=path, xp=xp)
+        uninterrupted = mx.streaming_pca((asarray(xp, p) for p in pieces), 2, xp=xp)
+        for got, want in zip(resumed, uninterrupted, strict=True):
+            np.testing.assert_allclose(to_numpy(got), to_numpy(want), rtol=1e-12, atol=1e-14)
+
+    def test_bad_streams(self, xp, tmp_path):
+        with pytest.raises(ValueError, match="`chunks` was empty"):
+            mx.streaming_pca(iter([]), 2, xp=xp)
+        with pytest.raises(ValueError, match="every chunk must have 3 columns"):
+            mx.streaming_pca([asarray(xp, np.ones((4, 3))), asarray(xp, np.ones((4, 2)))], 1)
+        bad = np.ones((4, 3))
+        bad[0, 0] = np.inf
+        with pytest.raises(ValueError, match="`chunk 1` must contain only finite"):
+            to_numpy(mx.streaming_pca([asarray(xp, np.eye(3)), asarray(xp, bad)], 1).components)
+        broken = tmp_path / "broken.npz"
+        broken.write_text("not a state")
+        with pytest.raises(ValueError, match="not a saved streaming-PCA state"):
+            mx.StreamingState.load(broken)
+
+
+class TestEstimator:
+    def test_matches_scikit_learn(self, xp, backend):
+        from sklearn.decomposition import PCA
+
+        X = low_rank_data(11, 90, 7)
+        for whiten in (False, True):
+            ours = mx.PCA(3, whiten=whiten).fit(asarray(xp, X, chunks=(30, -1)))
+            theirs = PCA(3, whiten=whiten, svd_solver="full").fit(X)
+            tol = 1e-9
+            for name in ("components_", "explained_variance_", "explained_variance_ratio_",
+                         "singular_values_", "mean_"):  # fmt: skip
+                assert_close_to(getattr(ours, name), getattr(theirs, name), rtol=tol, atol=tol)
+            assert ours.n_components_ == theirs.n_components_
+            Z = ours.transform(asarray(xp, X, chunks=(30, -1)))
+            assert_close_to(Z, theirs.transform(X), rtol=1e-8, atol=1e-8)
+            assert_close_to(
+                ours.inverse_transform(Z),
+                theirs.inverse_transform(theirs.transform(X)),
+                rtol=1e-8,
+                atol=1e-8,
+            )
+
+    def test_partial_fit_equals_fit_and_incremental_pca(self, xp):
+        from sklearn.decomposition import IncrementalPCA
+
+        X = low_rank_data(12, 200, 6, offset=5.0)
+        model = mx.PCA(3)
+        reference = IncrementalPCA(3)
+        for i in range(0, 200, 40):
+            model.partial_fit(asarray(xp, X[i : i + 40]))
+            reference.partial_fit(X[i : i + 40])
+        whole = mx.PCA(3).fit(asarray(xp, X))
+        assert_close_to(model.components_, to_numpy(whole.components_), rtol=1e-9, atol=1e-9)
+        # exact: the batch fit's variances, where IncrementalPCA (top-k kept between batches) drifts
+        assert_close_to(model.explained_variance_, to_numpy(whole.explained_variance_), rtol=1e-9)
+        ours = np.abs(to_numpy(model.explained_variance_) / to_numpy(whole.explained_variance_) - 1)
+        theirs = np.abs(reference.explained_variance_ / to_numpy(whole.explained_variance_) - 1)
+        assert ours.max() < theirs.max()
+        assert_close_to(model.mean_, reference.mean_, rtol=1e-12, atol=1e-12)
+        resumed = mx.PCA(3).load_state_dict(model.state_dict(), xp=xp)
+        assert_close_to(resumed.components_, to_numpy(model.components_), rtol=0, atol=0)
+
+    def test_bad_use(self, xp):
+        with pytest.raises(ValueError, match="not fitted yet"):
+            mx.PCA(2).transform(asarray(xp, np.ones((3, 3))))
+        model = mx.PCA(2).fit(asarray(xp, low_rank_data(13, 10, 4)))
+        with pytest.raises(ValueError, match="`X` must have 4 columns"):
+            model.transform(asarray(xp, np.ones((3, 3))))
+        with pytest.raises(ValueError, match="`Z` must have 2 columns"):
+            model.inverse_transform(asarray(xp, np.ones((3, 3))))

@@ -1,0 +1,330 @@
+"""Course 3 — PCA that streams: exact statistics merged chunk by chunk, and the estimator.
+
+A chunk's count, mean and centred cross-product matrix are merged into the
+running ones with the pairwise update of Chan, Golub & LeVeque (1979)::
+
+    δ = μ_b − μ_a,   n = n_a + n_b,   μ = μ_a + δ·n_b/n,
+    M = M_a + M_b + δδᵀ·n_a·n_b/n
+
+which is exact — the same covariance as one pass over all the data, to
+rounding — and never forms ``E[xxᵀ] − μμᵀ``.  One ``eigh`` of ``M/(n − 1)``
+then gives the components.  The state (and how many chunks it has seen) can be
+saved and resumed, so a run killed mid-way ends with the same result.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from m4ml_xp import _checks, _xp
+from m4ml_xp.pca import PCAResult, _descending_eigh, _flip_signs, _n_components, pca
+
+Array = Any
+Namespace = Any
+
+__all__ = ["PCA", "StreamingState", "streaming_pca"]
+
+
+class StreamingState(NamedTuple):
+    """Running statistics of a stream: ``count`` rows, their ``mean`` and the centred
+    cross-product matrix ``scatter`` (``Σ (x − μ)(x − μ)ᵀ``), after ``n_chunks`` chunks."""
+
+    count: int
+    mean: Array
+    scatter: Array
+    n_chunks: int
+
+    def state_dict(self) -> dict[str, Any]:
+        """Host (NumPy) copies of the state, for saving."""
+        return {
+            "count": self.count,
+            "mean": _xp.to_numpy(self.mean),
+            "scatter": _xp.to_numpy(self.scatter),
+            "n_chunks": self.n_chunks,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the state to `path` (``.npz``) atomically: a kill mid-write keeps the old file."""
+        import numpy as np
+
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial.npz")
+        np.savez(partial, **self.state_dict())
+        os.replace(partial, path)
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, xp: Namespace | None = None, device: Any = None
+    ) -> StreamingState:
+        """Read a state saved by :meth:`save` onto `xp` / `device` (default NumPy)."""
+        import numpy as np
+
+        try:
+            with np.load(Path(path)) as saved:
+                parts = {key: saved[key] for key in ("count", "mean", "scatter", "n_chunks")}
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: not a saved streaming-PCA state ({exc})") from None
+        return cls.from_state_dict(parts, xp=xp, device=device)
+
+    @classmethod
+    def from_state_dict(
+        cls, parts: dict[str, Any], *, xp: Namespace | None = None, device: Any = None
+    ) -> StreamingState:
+        xp = _xp.namespace_for(xp)
+        return cls(
+            int(parts["count"]),
+            xp.asarray(parts["mean"], device=device),
+            xp.asarray(parts["scatter"], device=device),
+            int(parts["n_chunks"]),
+        )
+
+
+def _chunk_statistics(chunk: Array, xp: Namespace) -> tuple[int, Array, Array]:
+    count = chunk.shape[0]
+    mean = xp.mean(chunk, axis=0)
+    centred = chunk - mean
+    return count, mean, xp.linalg.matrix_transpose(centred) @ centred
+
+
+def update_state(state: StreamingState | None, chunk: Array, *, xp: Namespace) -> StreamingState:
+    """Merge one ``(n, D)`` chunk into the running statistics (Chan et al.)."""
+    count_b, mean_b, scatter_b = _chunk_statistics(chunk, xp)
+    if state is None or state.count == 0:
+        return StreamingState(
+            count_b, mean_b, scatter_b, 1 if state is None else state.n_chunks + 1
+        )
+    if chunk.shape[1] != state.mean.shape[0]:
+        msg = f"every chunk must have {state.mean.shape[0]} columns like the first; got {tuple(chunk.shape)}"
+        raise ValueError(msg)
+    count = state.count + count_b
+    delta = mean_b - state.mean
+    mean = state.mean + delta * (count_b / count)
+    scatter = (
+        state.scatter
+        + scatter_b
+        + (delta[:, None] * delta[None, :]) * (state.count * count_b / count)
+    )
+    return StreamingState(count, mean, scatter, state.n_chunks + 1)
+
+
+def result_from_state(state: StreamingState, n_components: Any, *, xp: Namespace) -> PCAResult:
+    """The principal components of the streamed data: one ``eigh`` of the covariance."""
+    N, D = state.count, state.mean.shape[0]
+    if N < 2:
+        raise ValueError(f"at least 2 rows are needed for PCA; the stream had {N}")
+    k, fraction = _n_components(n_components, N, D, "covariance_eigh")
+    eigenvalues, V = _descending_eigh(state.scatter, xp=xp)
+    variance = xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)) / (N - 1)
+    total = xp.sum(xp.linalg.diagonal(state.scatter)) / (N - 1)
+    if fraction is not None:
+        shares = _xp.to_numpy(xp.cumulative_sum(variance) / total)
+        k = min(int((shares < fraction - 1e-12).sum()) + 1, variance.shape[0])
+    components = _flip_signs(xp.linalg.matrix_transpose(V)[:k, :], xp=xp)
+    variance = variance[:k]
+    return PCAResult(
+        components, variance, variance / total, xp.sqrt(variance * (N - 1)), state.mean
+    )
+
+
+def streaming_pca(
+    chunks: Iterable[Any],
+    n_components: int | float | None = None,
+    *,
+    xp: Namespace | None = None,
+    device: Any = None,
+    dtype: Any = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 1,
+    progress: bool = False,
+) -> PCAResult:
+    """Exact PCA of data arriving in row chunks — more data than fits on the device.
+
+    Parameters
+    ----------
+    chunks : iterable of (n_i, D) arrays
+        NumPy arrays or memmaps, arrays of `xp`, anything ``xp.asarray`` takes;
+        each is moved to `device` and merged into the running statistics.
+    n_components : int, float or None
+        As for :func:`~m4ml_xp.pca`.
+    xp, device, dtype : optional
+        Where the work happens (default: the first chunk's library, its default
+        float).  Use e.g. ``xp=cupy`` to stream host data through a GPU.
+    checkpoint : path, optional
+        Resume from this file if it exists (skipping the chunks it has seen),
+        and save the state there every `checkpoint_every` chunks and at the end.
+    progress : bool
+        A tqdm bar over the chunks.
+
+    Returns
+    -------
+    PCAResult
+        Equal, to rounding, to :func:`~m4ml_xp.pca` with ``method="covariance_eigh"``
+        on all the rows at once.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import pca, streaming_pca
+    >>> X = np.random.default_rng(0).standard_normal((1000, 5))
+    >>> streamed = streaming_pca((X[i : i + 128] for i in range(0, 1000, 128)), 2)
+    >>> bool(np.allclose(streamed.explained_variance, pca(X, 2).explained_variance))
+    True
+    """
+    checkpoint_every = _checks.check_int(checkpoint_every, "checkpoint_every", low=1)
+    state: StreamingState | None = None
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = StreamingState.load(checkpoint, xp=xp, device=device)
+        xp = _xp.array_namespace(state.mean)
+    iterator = iter(chunks)
+    skip = state.n_chunks if state is not None else 0
+    for _ in range(skip):  # already counted before the interruption
+        next(iterator, None)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="streaming PCA", unit="chunk", initial=skip)
+    for index, chunk in enumerate(iterator, start=skip):
+        if xp is None:
+            xp = _xp.array_namespace(chunk) if _xp.is_array(chunk) else _xp.namespace_for(None)
+        block = xp.asarray(chunk, device=device) if device is not None else xp.asarray(chunk)
+        block = _checks.check_real_array(block, f"chunk {index}", xp=xp, ndim=2)
+        if dtype is not None and block.dtype != dtype:
+            block = xp.astype(block, dtype)
+        if state is not None and state.mean.dtype != block.dtype:
+            block = xp.astype(block, state.mean.dtype)
+        state = update_state(state, block, xp=xp)
+        if checkpoint is not None and state.n_chunks % checkpoint_every == 0:
+            state.save(checkpoint)
+    if state is None:
+        raise ValueError("`chunks` was empty: no rows to analyse")
+    if checkpoint is not None:
+        state.save(checkpoint)
+    return result_from_state(state, n_components, xp=xp)
+
+
+class PCA:
+    """Principal component analysis as a scikit-learn-style estimator.
+
+    Parameters
+    ----------
+    n_components : int, float or None
+        As for :func:`~m4ml_xp.pca` (a float: the variance fraction to keep).
+    method : str
+        As for :func:`~m4ml_xp.pca` (``fit``); ``partial_fit`` is always the
+        exact streaming covariance route.
+    whiten : bool
+        Scale the projections to unit variance.
+    seed : int, optional
+        For ``method="randomized"``.
+
+    Attributes
+    ----------
+    components_, explained_variance_, explained_variance_ratio_, singular_values_,
+    mean_, n_components_, n_samples_, n_features_in_ : as in scikit-learn.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import PCA
+    >>> X = np.random.default_rng(0).standard_normal((100, 4))
+    >>> model = PCA(2).fit(X)
+    >>> Z = model.transform(X)
+    >>> Z.shape, model.components_.shape
+    ((100, 2), (2, 4))
+    """
+
+    def __init__(
+        self,
+        n_components: int | float | None = None,
+        *,
+        method: str = "auto",
+        whiten: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.method = method
+        self.whiten = whiten
+        self.seed = seed
+        self._state: StreamingState | None = None
+
+    def _set(self, result: PCAResult, n_samples: int) -> PCA:
+        self.components_ = result.components
+        self.explained_variance_ = result.explained_variance
+        self.explained_variance_ratio_ = result.explained_variance_ratio
+        self.singular_values_ = result.singular_values
+        self.mean_ = result.mean
+        self.n_components_ = int(result.components.shape[0])
+        self.n_samples_ = n_samples
+        self.n_features_in_ = int(result.components.shape[1])
+        return self
+
+    def fit(self, X: Array, y: Any = None) -> PCA:
+        """Fit on all of `X` at once."""
+        self._state = None
+        return self._set(pca(X, self.n_components, method=self.method, seed=self.seed), X.shape[0])
+
+    def partial_fit(self, X: Array, y: Any = None) -> PCA:
+        """Merge the rows of `X` into the running statistics; the fit is exact after each call."""
+        xp = _checks.namespace(X=X)
+        X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
+        if self._state is not None and self._state.mean.dtype != X.dtype:
+            X = xp.astype(X, self._state.mean.dtype)
+        self._state = update_state(self._state, X, xp=xp)
+        if self._state.count >= 2:
+            self._set(result_from_state(self._state, self.n_components, xp=xp), self._state.count)
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        """The streaming statistics (host copies), to resume ``partial_fit`` later."""
+        if self._state is None:
+            raise ValueError("no partial_fit yet: nothing to save")
+        return self._state.state_dict()
+
+    def load_state_dict(
+        self, parts: dict[str, Any], *, xp: Namespace | None = None, device: Any = None
+    ) -> PCA:
+        """Resume from :meth:`state_dict`'s output."""
+        self._state = StreamingState.from_state_dict(parts, xp=xp, device=device)
+        if self._state.count >= 2:
+            self._set(
+                result_from_state(
+                    self._state, self.n_components, xp=_xp.array_namespace(self._state.mean)
+                ),
+                self._state.count,
+            )
+        return self
+
+    def _fitted(self) -> None:
+        if not hasattr(self, "components_"):
+            raise ValueError("this PCA is not fitted yet: call fit or partial_fit first")
+
+    def transform(self, X: Array) -> Array:
+        """Coordinates of the rows of `X` along the components: ``(N, k)``."""
+        self._fitted()
+        xp = _checks.namespace(X=X, components=self.components_)
+        X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
+        if X.shape[1] != self.n_features_in_:
+            msg = f"`X` must have {self.n_features_in_} columns like the fitted data; got {tuple(X.shape)}"
+            raise ValueError(msg)
+        Z = (X - self.mean_) @ xp.linalg.matrix_transpose(self.components_)
+        if self.whiten:
+            Z = Z / xp.sqrt(self.explained_variance_)
+        return Z
+
+    def fit_transform(self, X: Array, y: Any = None) -> Array:
+        return self.fit(X).transform(X)
+
+    def inverse_transform(self, Z: Array) -> Array:
+        """Back to the data space: ``Z·components + mean`` (the course's reconstruction)."""
+        self._fitted()
+        xp = _checks.namespace(Z=Z, components=self.components_)
+        Z = _checks.check_real_array(Z, "Z", xp=xp, ndim=2)
+        if Z.shape[1] != self.n_components_:
+            msg = f"`Z` must have {self.n_components_} columns (one per component); got {tuple(Z.shape)}"
+            raise ValueError(msg)
+        if self.whiten:
+            Z = Z * xp.sqrt(self.explained_variance_)
+        return Z @ self.components_ + self.mean_
