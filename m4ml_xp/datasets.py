@@ -106,6 +106,21 @@ def _find(directory: Path, stem: str) -> Path:
     raise FileNotFoundError(f"no {stem}[.gz] in {directory}")
 
 
+_EMBEDDED = Path(__file__).resolve().parent / "data"
+
+
+def _default_mnist_directory(image_stem: str) -> Path | None:
+    """``M4ML_XP_DATA`` (itself or its ``mnist`` folder) when it holds the images, else None."""
+    env = os.environ.get("M4ML_XP_DATA")
+    if not env:
+        return None
+    for candidate in (Path(env), Path(env) / "mnist"):
+        if any(candidate.glob(image_stem + "*")):
+            return candidate
+    msg = f"M4ML_XP_DATA={env} holds no {image_stem}[.gz] (nor its mnist/ folder)"
+    raise FileNotFoundError(msg)
+
+
 def load_mnist(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -122,7 +137,9 @@ def load_mnist(
     path : path-like, optional
         A directory holding the IDX files (``t10k-images-idx3-ubyte[.gz]`` and
         ``t10k-labels-idx1-ubyte[.gz]`` for ``kind="test"``).  Default: the
-        directory in the ``M4ML_XP_DATA`` environment variable.
+        directory in the ``M4ML_XP_DATA`` environment variable (or its ``mnist``
+        subdirectory), else the embedded sample — the first 2,000 test images,
+        shipped with the package (``scripts/make_mnist_sample.py`` regenerates it).
     kind : {"test", "train"}
         Which split.
     limit : int, optional
@@ -139,27 +156,32 @@ def load_mnist(
 
     Examples
     --------
-    >>> import os
     >>> from m4ml_xp import load_mnist
-    >>> if os.environ.get("M4ML_XP_DATA"):
-    ...     images, labels = load_mnist(limit=10)
-    ...     assert images.shape == (10, 784)
+    >>> images, labels = load_mnist(limit=10)
+    >>> images.shape, labels.shape
+    ((10, 784), (10,))
     """
     _checks.check_choice(kind, "kind", tuple(_MNIST_FILES))
-    if path is None:
-        env = os.environ.get("M4ML_XP_DATA")
-        if not env:
-            msg = "no MNIST location: pass `path` or set the M4ML_XP_DATA environment variable"
-            raise FileNotFoundError(msg)
-        path = env
-    directory = Path(path)
-    if not directory.is_dir():
-        raise FileNotFoundError(
-            f"`path` must be a directory holding the MNIST IDX files; got {directory}"
-        )
+    if limit is not None:
+        limit = _checks.check_int(limit, "limit", low=1)
     image_stem, label_stem = _MNIST_FILES[kind]
-    images = read_idx(_find(directory, image_stem), limit=limit)
-    labels = read_idx(_find(directory, label_stem), limit=limit)
+    if path is None:
+        path = _default_mnist_directory(image_stem)
+    if path is None:
+        if kind != "test":
+            msg = "the embedded MNIST sample is test images only: pass `path` or set M4ML_XP_DATA"
+            raise FileNotFoundError(msg)
+        images = read_idx(_EMBEDDED / "mnist-sample-images-idx3-ubyte.gz", limit=limit)
+        labels = read_idx(_EMBEDDED / "mnist-sample-labels-idx1-ubyte.gz", limit=limit)
+    else:
+        directory = Path(path)
+        if not directory.is_dir():
+            raise FileNotFoundError(
+                f"`path` must be a directory holding the MNIST IDX files; got {directory}"
+            )
+        images = read_idx(_find(directory, image_stem), limit=limit)
+        labels = read_idx(_find(directory, label_stem), limit=limit)
+    directory = path if path is not None else _EMBEDDED
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise ValueError(
             f"{directory}: images {images.shape} and labels {labels.shape} do not match as MNIST"

@@ -50,6 +50,36 @@ class TestLoadMnist:
         )
 
 
+class TestEmbeddedSample:
+    def test_default_is_the_shipped_sample(self, xp, device, monkeypatch):
+        monkeypatch.delenv("M4ML_XP_DATA", raising=False)
+        images, labels = mx.load_mnist(xp=xp, device=device)
+        assert images.shape == (2000, 784)
+        assert labels.shape == (2000,)
+        assert sorted(set(to_numpy(labels).tolist())) == list(range(10))
+        assert float(to_numpy(images).min()) == 0.0
+        assert float(to_numpy(images).max()) == 1.0
+
+    @needs_mnist
+    def test_sample_is_the_first_test_images_and_the_script_regenerates_it(self, tmp_path):
+        import subprocess
+        import sys
+
+        full_images, full_labels = mx.load_mnist(MNIST, limit=2000)
+        from m4ml_xp.datasets import _EMBEDDED
+
+        shipped = {p.name: p.read_bytes() for p in sorted(_EMBEDDED.glob("*.gz"))}
+        embedded = read_idx(_EMBEDDED / "mnist-sample-images-idx3-ubyte.gz")
+        np.testing.assert_array_equal(embedded.reshape(2000, 784) / 255.0, full_images)
+        np.testing.assert_array_equal(
+            read_idx(_EMBEDDED / "mnist-sample-labels-idx1-ubyte.gz"), full_labels
+        )
+        script = Path(__file__).resolve().parents[1] / "scripts" / "make_mnist_sample.py"
+        command = [sys.executable, str(script), "--source", str(MNIST), "--target", str(tmp_path)]
+        subprocess.run(command, check=True, capture_output=True)
+        assert {p.name: p.read_bytes() for p in sorted(tmp_path.glob("*.gz"))} == shipped
+
+
 class TestReadIdx:
     @pytest.mark.parametrize("compress", [False, True])
     def test_round_trip(self, tmp_path, compress):
@@ -78,7 +108,10 @@ class TestReadIdx:
 
     def test_missing_data_location(self, monkeypatch, tmp_path):
         monkeypatch.delenv("M4ML_XP_DATA", raising=False)
-        with pytest.raises(FileNotFoundError, match="M4ML_XP_DATA"):
+        with pytest.raises(FileNotFoundError, match="embedded MNIST sample is test images only"):
+            mx.load_mnist(kind="train")
+        monkeypatch.setenv("M4ML_XP_DATA", str(tmp_path))
+        with pytest.raises(FileNotFoundError, match="holds no t10k-images"):
             mx.load_mnist()
         with pytest.raises(FileNotFoundError, match="t10k-images"):
             mx.load_mnist(tmp_path)
