@@ -1,9 +1,10 @@
-"""The ``m4ml-xp`` command line: ``info``, ``pagerank``, ``train``, ``fit``, ``bench``.
+"""The ``m4ml-xp`` command line: ``pca`` (the main job), ``info``, ``pagerank``, ``train``, ``fit``, ``bench``.
 
 Examples
 --------
 ::
 
+    m4ml-xp pca                      # MNIST PCA: embedded sample, best backend, PNGs
     m4ml-xp info
     m4ml-xp pagerank --generate 100000 --backend torch --top 10
     m4ml-xp pagerank edges.csv --damping 0.9
@@ -494,6 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
+
+    from m4ml_xp import _pca_job
+
+    _pca_job.add_parser(commands, _positive_int)
 
     fit = commands.add_parser(
         "fit", help="least-squares fit of a NIST StRD problem or of a CSV with a named model"

@@ -285,3 +285,36 @@ def test_bench_lsq_prints_goal_ratios(capsys):
     assert "| scipy least_squares(lm) loop |" in out
     assert "goal numpy >= 10x the SciPy loop's fits/s" in out
     assert "goal single fit <= 1.5x least_squares" in out
+
+
+def test_pca_main_job_on_the_embedded_sample(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("M4ML_XP_DATA", raising=False)
+    code, out, _ = run(
+        capsys, "pca", "--backend", "numpy", "--n-components", "20", "--out", str(tmp_path)
+    )
+    assert code == 0
+    assert "2,000 images × 784 pixels from the embedded sample" in out
+    lines = [line.split() for line in out.splitlines() if line.strip()[:2] in ("1 ", "20")]
+    assert float(lines[-1][-1]) > float(lines[0][-1])  # cumulative ratio grows
+    assert {p.name for p in tmp_path.glob("*.png")} == {
+        "eigendigits.png",
+        "explained_variance.png",
+        "components_scatter.png",
+    }
+    import m4ml_xp as mx
+
+    images, _ = mx.load_mnist()
+    reference = mx.pca(images, 20)
+    printed = float(out.split("reconstruction MSE per image with 20 components: ")[1].split()[0])
+    assert printed == pytest.approx(float(mx.reconstruction_error(images, reference)), rel=1e-3)
+
+
+def test_pca_auto_backend_falls_back_to_numpy(capsys, monkeypatch):
+    monkeypatch.delenv("M4ML_XP_DATA", raising=False)
+    from m4ml_xp import _pca_job
+
+    label, _namespace, _ = _pca_job.pick_backend("auto", None)
+    assert label.startswith(("numpy", "cupy", "jax", "torch"))
+    code, out, _ = run(capsys, "pca", "--limit", "300", "--no-plots", "--method", "randomized")
+    assert code == 0
+    assert "300 images" in out
