@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     for i, ax in enumerate(np.ravel(axes)):
         ax.axis("off")
         if i < grid:
-            ax.imshow(components[i].reshape(28, 28), cmap="RdBu_r")
+            limit = float(np.abs(components[i]).max())  # zero is white in every panel
+            ax.imshow(components[i].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
             ax.set_title(f"{i + 1}", fontsize=8)
     fig.suptitle("eigen-digits: the first principal components")
     fig.savefig(out / "eigendigits.png", dpi=100)
