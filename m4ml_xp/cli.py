@@ -14,6 +14,7 @@ Examples
     m4ml-xp bench pagerank --nodes 100000 --edges 1000000
     m4ml-xp bench nn --data path/to/mnist
     m4ml-xp bench lsq --fits 10000
+    m4ml-xp bench pca --data path/to/mnist
 """
 
 from __future__ import annotations
@@ -348,6 +349,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from m4ml_xp import _bench
 
     print(f"machine: {_bench.machine_description()}")
+    if args.what == "pca":
+        from m4ml_xp import _bench_pca
+
+        tables = _bench_pca.bench_pca(
+            data=args.data,
+            repeat=args.repeat,
+            large=not args.small,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+        print(_bench_pca.format_pca(tables, k=50, markdown=args.markdown))
+        return 0
     if args.what == "lsq":
         from m4ml_xp import _bench_lsq
 
@@ -524,7 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.set_defaults(func=cmd_fit)
 
     bench = commands.add_parser("bench", help="time m4ml_xp against the reference tools in one run")
-    bench.add_argument("what", choices=["pagerank", "nn", "lsq"])
+    bench.add_argument("what", choices=["pagerank", "nn", "lsq", "pca"])
+    bench.add_argument("--small", action="store_true", help="pca: t10k only, not the 70k matrix")
     bench.add_argument("--fits", type=_positive_int, default=10_000, help="lsq: batched fits")
     bench.add_argument("--points", type=_positive_int, default=100, help="lsq: points per fit")
     bench.add_argument(
@@ -533,7 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--scipy-fits", type=_positive_int, help="lsq: time SciPy's loop on this many fits, scaled"
     )
-    bench.add_argument("--data", help="nn: MNIST directory (default $M4ML_XP_DATA, else random)")
+    bench.add_argument(
+        "--data", help="nn, pca: MNIST directory (default $M4ML_XP_DATA, else random)"
+    )
     bench.add_argument("--batch", type=_positive_int, default=100, help="nn: batch size")
     bench.add_argument("--nodes", type=_positive_int, default=100_000)
     bench.add_argument("--edges", type=_positive_int, default=1_000_000)

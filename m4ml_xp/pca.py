@@ -96,26 +96,32 @@ def pca(
         raise ValueError(msg)
     k, fraction = _n_components(n_components, N, D, method)
     mean = xp.mean(X, axis=0)
-    centred = X - mean
-    total = xp.sum(centred * centred) / (N - 1)
+    centred = X - mean  # the one (N, D) copy a fit makes
     if method == "randomized":
         seed = _checks.check_int(seed if seed is not None else 0, "seed")
         oversampling = _checks.check_int(oversampling, "oversampling")
         power_iterations = _checks.check_int(power_iterations, "power_iterations")
         singular, components = _randomized(centred, k, seed, oversampling, power_iterations, xp=xp)
+        total = xp.sum(xp.vecdot(centred, centred))  # row by row: no (N, D) temporary
     elif method == "svd":
         _U, singular, components = xp.linalg.svd(centred, full_matrices=False)
+        total = xp.sum(singular * singular)
     elif method == "gram":
-        eigenvalues, V = _descending_eigh(centred @ xp.linalg.matrix_transpose(centred), xp=xp)
+        gram = centred @ xp.linalg.matrix_transpose(centred)
+        total = xp.sum(xp.linalg.diagonal(gram))
+        eigenvalues, V = _descending_eigh(gram, xp=xp)
         singular = xp.sqrt(xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)))
         directions = xp.linalg.matrix_transpose(centred) @ V  # (D, N): Xcᵀv, of norm s
         lengths = xp.linalg.vector_norm(directions, axis=0)
         safe = xp.where(lengths > 0, lengths, xp.ones_like(lengths))
         components = xp.linalg.matrix_transpose(directions / safe)
     else:
-        eigenvalues, V = _descending_eigh(xp.linalg.matrix_transpose(centred) @ centred, xp=xp)
+        scatter = xp.linalg.matrix_transpose(centred) @ centred
+        total = xp.sum(xp.linalg.diagonal(scatter))
+        eigenvalues, V = _descending_eigh(scatter, xp=xp)
         singular = xp.sqrt(xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)))
         components = xp.linalg.matrix_transpose(V)
+    total = total / (N - 1)
     variance = singular * singular / (N - 1)
     if fraction is not None:
         shares = _xp.to_numpy(xp.cumulative_sum(variance) / total)
