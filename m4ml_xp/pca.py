@@ -49,7 +49,7 @@ def pca(
     method: str = "auto",
     seed: int | None = None,
     oversampling: int = 10,
-    power_iterations: int = 4,
+    power_iterations: int | None = None,
 ) -> PCAResult:
     """Principal components of the rows of `X`.
 
@@ -67,7 +67,8 @@ def pca(
         Seeds the randomized method's test matrix (a NumPy ``Generator``: the
         same numbers on every backend).
     oversampling, power_iterations : int
-        The randomized method's extra columns and QR-normalised power iterations.
+        The randomized method's extra columns and QR-normalised power iterations
+        (default as scikit-learn: 7 when ``k < 0.1·min(N, D)``, else 4).
 
     Returns
     -------
@@ -100,6 +101,8 @@ def pca(
     if method == "randomized":
         seed = _checks.check_int(seed if seed is not None else 0, "seed")
         oversampling = _checks.check_int(oversampling, "oversampling")
+        if power_iterations is None:
+            power_iterations = 7 if k < 0.1 * min(N, D) else 4
         power_iterations = _checks.check_int(power_iterations, "power_iterations")
         singular, components = _randomized(centred, k, seed, oversampling, power_iterations, xp=xp)
         total = xp.sum(xp.vecdot(centred, centred))  # row by row: no (N, D) temporary

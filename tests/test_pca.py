@@ -276,3 +276,31 @@ class TestEstimator:
             model.transform(asarray(xp, np.ones((3, 3))))
         with pytest.raises(ValueError, match="`Z` must have 2 columns"):
             model.inverse_transform(asarray(xp, np.ones((3, 3))))
+
+
+class TestDistributed:
+    def test_dask_pca_on_a_local_cluster_equals_numpy(self, xp, backend):
+        """The covariance route as a distributed reduction: tasks on real workers."""
+        if backend is not Backend.DASK:
+            pytest.skip("dask.distributed runs Dask arrays")
+        from dask.distributed import Client, LocalCluster, get_task_stream
+
+        X = low_rank_data(14, 4000, 12, offset=10.0)
+        with (
+            LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            X_d = asarray(xp, X, chunks=(500, -1))
+            with get_task_stream(client) as stream:
+                result = mx.pca(X_d, 4)
+                components, variance = (
+                    to_numpy(result.components),
+                    to_numpy(result.explained_variance),
+                )
+            workers = {task["worker"] for task in stream.data}
+        assert len(workers) == 2  # the reduction ran on both workers
+        reference = mx.pca(X, 4)
+        np.testing.assert_allclose(components, reference.components, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(variance, reference.explained_variance, rtol=1e-10)
