@@ -97,7 +97,8 @@ def pca(
         raise ValueError(msg)
     k, fraction = _n_components(n_components, N, D, method)
     mean = xp.mean(X, axis=0)
-    centred = X - mean  # the one (N, D) copy a fit makes
+    # the covariance route centres block by block; the others need the centred copy
+    centred = X - mean if method != "covariance_eigh" else None
     if method == "randomized":
         seed = _checks.check_int(seed if seed is not None else 0, "seed")
         oversampling = _checks.check_int(oversampling, "oversampling")
@@ -119,7 +120,7 @@ def pca(
         safe = xp.where(lengths > 0, lengths, xp.ones_like(lengths))
         components = xp.linalg.matrix_transpose(directions / safe)
     else:
-        scatter = xp.linalg.matrix_transpose(centred) @ centred
+        scatter = centred_scatter(X, mean, xp=xp)
         total = xp.sum(xp.linalg.diagonal(scatter))
         eigenvalues, V = _descending_eigh(scatter, xp=xp)
         singular = xp.sqrt(xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)))
@@ -173,6 +174,25 @@ def reconstruction_error(X: Array, result: PCAResult) -> Array:
     xp = _checks.namespace(X=X, components=result.components)
     difference = reconstruct(X, result) - X
     return xp.mean(xp.sum(difference * difference, axis=1))
+
+
+def centred_scatter(X: Array, mean: Array, *, xp: Namespace, blocks: int = 8) -> Array:
+    """``(X − mean)ᵀ(X − mean)`` summed over row blocks: two-pass accuracy without an
+    ``(N, D)`` centred copy (each block's copy is ``1/blocks`` of the input).
+
+    Dask arrays and JAX tracers take the one-expression form (Dask already works
+    chunk by chunk; ``jit`` shapes must be static)."""
+    N = X.shape[0]
+    if _xp.is_lazy(X) or 2 * blocks > N:
+        centred = X - mean
+        return xp.linalg.matrix_transpose(centred) @ centred
+    size = -(-N // blocks)
+    scatter = None
+    for start in range(0, N, size):
+        block = X[start : min(start + size, N), :] - mean  # the standard has no out-of-range stops
+        part = xp.linalg.matrix_transpose(block) @ block
+        scatter = part if scatter is None else scatter + part
+    return scatter
 
 
 def _n_components(value: Any, N: int, D: int, method: str) -> tuple[int, float | None]:
