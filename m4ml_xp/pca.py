@@ -120,11 +120,31 @@ def pca(
         safe = xp.where(lengths > 0, lengths, xp.ones_like(lengths))
         components = xp.linalg.matrix_transpose(directions / safe)
     else:
-        scatter = centred_scatter(X, mean, xp=xp)
-        total = xp.sum(xp.linalg.diagonal(scatter))
-        eigenvalues, V = _descending_eigh(scatter, xp=xp)
-        singular = xp.sqrt(xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)))
-        components = xp.linalg.matrix_transpose(V)
+        singular, components, total = scatter_decomposition(centred_scatter(X, mean, xp=xp), xp=xp)
+    return finish_result(singular, components, total, mean, N, k, fraction, xp=xp)
+
+
+def scatter_decomposition(scatter: Array, *, xp: Namespace) -> tuple[Array, Array, Array]:
+    """The covariance route from ``X̄ᵀX̄``: singular values of X̄, components (rows) and
+    the total sum of squares."""
+    eigenvalues, V = _descending_eigh(scatter, xp=xp)
+    singular = xp.sqrt(xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)))
+    return singular, xp.linalg.matrix_transpose(V), xp.sum(xp.linalg.diagonal(scatter))
+
+
+def finish_result(
+    singular: Array,
+    components: Array,
+    total: Array,
+    mean: Array,
+    N: int,
+    k: int,
+    fraction: float | None,
+    *,
+    xp: Namespace,
+) -> PCAResult:
+    """Every route's ending: variances ÷ (N − 1), the count a variance `fraction` asks
+    for, the first `k` components with svd_flip signs."""
     total = total / (N - 1)
     variance = singular * singular / (N - 1)
     if fraction is not None:

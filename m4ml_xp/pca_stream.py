@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _xp
-from m4ml_xp.pca import PCAResult, _descending_eigh, _flip_signs, _n_components, pca
+from m4ml_xp.pca import (
+    PCAResult,
+    _n_components,
+    centred_scatter,
+    finish_result,
+    pca,
+    scatter_decomposition,
+)
 
 Array = Any
 Namespace = Any
@@ -83,10 +90,8 @@ class StreamingState(NamedTuple):
 
 
 def _chunk_statistics(chunk: Array, xp: Namespace) -> tuple[int, Array, Array]:
-    count = chunk.shape[0]
     mean = xp.mean(chunk, axis=0)
-    centred = chunk - mean
-    return count, mean, xp.linalg.matrix_transpose(centred) @ centred
+    return chunk.shape[0], mean, centred_scatter(chunk, mean, xp=xp)
 
 
 def update_state(state: StreamingState | None, chunk: Array, *, xp: Namespace) -> StreamingState:
@@ -116,17 +121,8 @@ def result_from_state(state: StreamingState, n_components: Any, *, xp: Namespace
     if N < 2:
         raise ValueError(f"at least 2 rows are needed for PCA; the stream had {N}")
     k, fraction = _n_components(n_components, N, D, "covariance_eigh")
-    eigenvalues, V = _descending_eigh(state.scatter, xp=xp)
-    variance = xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)) / (N - 1)
-    total = xp.sum(xp.linalg.diagonal(state.scatter)) / (N - 1)
-    if fraction is not None:
-        shares = _xp.to_numpy(xp.cumulative_sum(variance) / total)
-        k = min(int((shares < fraction - 1e-12).sum()) + 1, variance.shape[0])
-    components = _flip_signs(xp.linalg.matrix_transpose(V)[:k, :], xp=xp)
-    variance = variance[:k]
-    return PCAResult(
-        components, variance, variance / total, xp.sqrt(variance * (N - 1)), state.mean
-    )
+    singular, components, total = scatter_decomposition(state.scatter, xp=xp)
+    return finish_result(singular, components, total, state.mean, N, k, fraction, xp=xp)
 
 
 def streaming_pca(
