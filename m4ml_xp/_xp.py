@@ -50,6 +50,7 @@ __all__ = [
     "device",
     "eigh",
     "evaluate",
+    "fill_masked",
     "float_dtype",
     "generator",
     "is_array",
@@ -526,12 +527,16 @@ def replace_rows(
         return tuple(function(*arrays))
     rows = xp.asarray(flags.nonzero()[0], device=device(mask))
     outs = function(*(xp.take(a, rows, axis=0) for a in arrays))
+    return tuple(fill_masked(mask, out, d, xp=xp) for out, d in zip(outs, defaults, strict=True))
+
+
+def fill_masked(mask: Array, values: Array, defaults: Array, *, xp: Namespace) -> Array:
+    """`defaults` with its rows where `mask` (``(B,)``) is true replaced, in order, by the
+    rows of `values` (one per true entry) — a scatter without in-place writes."""
     position = xp.cumulative_sum(xp.astype(mask, xp.int64)) - 1
     position = xp.where(position < 0, xp.zeros_like(position), position)
-    return tuple(
-        xp.where(xp.reshape(mask, (-1,) + (1,) * (d.ndim - 1)), xp.take(out, position, axis=0), d)
-        for out, d in zip(outs, defaults, strict=True)
-    )
+    spread = xp.reshape(mask, (-1,) + (1,) * (defaults.ndim - 1))
+    return xp.where(spread, xp.take(values, position, axis=0), defaults)
 
 
 def eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:

@@ -297,11 +297,8 @@ def _pairwise_eager(X: Array, Y: Array) -> Array:
         i, j = xp.asarray(rows, device=device), xp.asarray(cols, device=device)
         difference = xp.take(X, i, axis=0) - xp.take(Y, j, axis=0)
         exact = xp.vecdot(difference, difference)
-        flat = xp.reshape(suspect, (-1,))
-        position = xp.cumulative_sum(xp.astype(flat, xp.int64)) - 1
-        position = xp.where(position < 0, xp.zeros_like(position), position)
-        gathered = xp.reshape(xp.take(exact, position, axis=0), squared.shape)
-        squared = xp.where(suspect, gathered, squared)
+        flat = _xp.fill_masked(xp.reshape(suspect, (-1,)), exact, xp.reshape(squared, (-1,)), xp=xp)
+        squared = xp.reshape(flat, squared.shape)
     return xp.sqrt(squared)
 
 
