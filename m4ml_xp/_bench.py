@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,17 @@ TARGETS: dict[str, tuple[str, str | None]] = {
     "torch:cuda": ("torch", "cuda"),
     "jax.numpy:cuda": ("jax", "gpu"),
 }
+
+
+def available_targets() -> Iterator[tuple[str, str, Any, Any]]:
+    """``(label, backend, namespace, device)`` for each of :data:`TARGETS` that imports
+    and has its device here; the others are skipped."""
+    for label, (backend, device_name) in TARGETS.items():
+        try:
+            xp, device = _xp.resolve_backend(backend, device_name)
+        except Exception:
+            continue
+        yield label, backend, xp, device
 
 
 @dataclass
@@ -388,11 +399,7 @@ def bench_nn(
             f"jax.jit + lax.scan reference ({platform_name})",
             _jax_scan_epoch(params_np, X, y, order, lr, batch, jax_device),
         )
-    for label, (backend, device_name) in TARGETS.items():
-        try:
-            xp, device = _xp.resolve_backend(backend, device_name)
-        except Exception:
-            continue
+    for label, _backend, xp, device in available_targets():
         params = [
             (xp.asarray(W, device=device), xp.asarray(b, device=device)) for W, b in params_np
         ]

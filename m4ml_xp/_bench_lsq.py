@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from m4ml_xp import _xp
-from m4ml_xp._bench import TARGETS, Timing, best_time, format_table
+from m4ml_xp._bench import Timing, available_targets, best_time, format_table
 from m4ml_xp._xp import array_namespace
 from m4ml_xp.lsq import levenberg_marquardt, levenberg_marquardt_batched
 
@@ -113,11 +113,7 @@ def bench_lsq(
         rows.append(Timing(name, seconds, n_fits, diff, note or f"{converged} converged"))
         log(f"  {name}: {seconds:.3f} s")
 
-    for label, (backend, device_name) in TARGETS.items():
-        try:
-            xp, device = _xp.resolve_backend(backend, device_name)
-        except Exception:
-            continue
+    for label, _backend, xp, device in available_targets():
         x_b = xp.asarray(x, device=device)
         residual, jacobian = gaussian_fit_functions(x_b)
         Y_b, p0 = xp.asarray(Y, device=device), xp.asarray(starts, device=device)
@@ -172,11 +168,7 @@ def bench_single(n_points: int, *, repeat: int, log: Callable[[str], None]) -> l
     seconds, reference = best_time(scipy_fit, repeat)
     rows.append(Timing("scipy least_squares(lm)", seconds, reference.nfev))
     log(f"  single fit, scipy: {seconds * 1e3:.2f} ms")
-    for label, (backend, device_name) in TARGETS.items():
-        try:
-            xp, device = _xp.resolve_backend(backend, device_name)
-        except Exception:
-            continue
+    for label, _backend, xp, device in available_targets():
         x_b, y_b = xp.asarray(x, device=device), xp.asarray(Y, device=device)
         residual_b, jacobian_b = gaussian_fit_functions(x_b)
         p0 = xp.asarray(starts[0], device=device)

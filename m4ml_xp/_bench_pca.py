@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from m4ml_xp import _xp
-from m4ml_xp._bench import TARGETS, Timing, best_time, format_table, mnist_or_synthetic
+from m4ml_xp._bench import Timing, available_targets, best_time, format_table, mnist_or_synthetic
 from m4ml_xp.pca import pca
 
 SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1))
@@ -100,11 +100,7 @@ def bench_pca(
                 ),
                 lambda out, n=X.shape[0]: (out[1].numpy().astype(np.float64) ** 2) / (n - 1),
             )
-        for label, (backend, device_name) in TARGETS.items():
-            try:
-                xp, device = _xp.resolve_backend(backend, device_name)
-            except Exception:
-                continue
+        for label, backend, xp, device in available_targets():
             Xb = xp.asarray(X, device=device)
             for method in ("covariance_eigh", "randomized"):
                 add(
