@@ -570,10 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         print(f"m4ml-xp: error: {exc}", file=sys.stderr)
         return 2
-    except (
-        ValueError,
-        TypeError,
-    ) as exc:  # the library's own input errors: one line, not a traceback
+    except (ValueError, TypeError, OSError) as exc:
+        # the library's own input errors and unreadable files: one line, not a traceback
         print(f"m4ml-xp: error: {exc}", file=sys.stderr)
         return 2
 

@@ -109,15 +109,12 @@ def _find(directory: Path, stem: str) -> Path:
 _EMBEDDED = Path(__file__).resolve().parent / "data"
 
 
-def _default_mnist_directory(image_stem: str) -> Path | None:
-    """``M4ML_XP_DATA`` (itself or its ``mnist`` folder) when it holds the images, else None."""
-    env = os.environ.get("M4ML_XP_DATA")
-    if not env:
-        return None
-    for candidate in (Path(env), Path(env) / "mnist"):
-        if any(candidate.glob(image_stem + "*")):
+def _mnist_directory(location: str | os.PathLike[str], image_stem: str, source: str) -> Path:
+    """`location` itself or its ``mnist`` folder, whichever holds the images."""
+    for candidate in (Path(location), Path(location) / "mnist"):
+        if candidate.is_dir() and any(candidate.glob(image_stem + "*")):
             return candidate
-    msg = f"M4ML_XP_DATA={env} holds no {image_stem}[.gz] (nor its mnist/ folder)"
+    msg = f"{source}={location} holds no {image_stem}[.gz] (nor its mnist/ folder)"
     raise FileNotFoundError(msg)
 
 
@@ -136,7 +133,8 @@ def load_mnist(
     ----------
     path : path-like, optional
         A directory holding the IDX files (``t10k-images-idx3-ubyte[.gz]`` and
-        ``t10k-labels-idx1-ubyte[.gz]`` for ``kind="test"``).  Default: the
+        ``t10k-labels-idx1-ubyte[.gz]`` for ``kind="test"``), or holding them in
+        its ``mnist`` subdirectory.  Default: the
         directory in the ``M4ML_XP_DATA`` environment variable (or its ``mnist``
         subdirectory), else the embedded sample — the first 2,000 test images,
         shipped with the package (``scripts/make_mnist_sample.py`` regenerates it).
@@ -165,8 +163,10 @@ def load_mnist(
     if limit is not None:
         limit = _checks.check_int(limit, "limit", low=1)
     image_stem, label_stem = _MNIST_FILES[kind]
-    if path is None:
-        path = _default_mnist_directory(image_stem)
+    if path is None and os.environ.get("M4ML_XP_DATA"):
+        path = _mnist_directory(os.environ["M4ML_XP_DATA"], image_stem, "M4ML_XP_DATA")
+    elif path is not None:
+        path = _mnist_directory(path, image_stem, "`path`")
     if path is None:
         if kind != "test":
             msg = "the embedded MNIST sample is test images only: pass `path` or set M4ML_XP_DATA"
@@ -174,13 +174,8 @@ def load_mnist(
         images = read_idx(_EMBEDDED / "mnist-sample-images-idx3-ubyte.gz", limit=limit)
         labels = read_idx(_EMBEDDED / "mnist-sample-labels-idx1-ubyte.gz", limit=limit)
     else:
-        directory = Path(path)
-        if not directory.is_dir():
-            raise FileNotFoundError(
-                f"`path` must be a directory holding the MNIST IDX files; got {directory}"
-            )
-        images = read_idx(_find(directory, image_stem), limit=limit)
-        labels = read_idx(_find(directory, label_stem), limit=limit)
+        images = read_idx(_find(path, image_stem), limit=limit)
+        labels = read_idx(_find(path, label_stem), limit=limit)
     directory = path if path is not None else _EMBEDDED
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise ValueError(

@@ -320,3 +320,11 @@ def test_pca_auto_backend_falls_back_to_numpy(capsys, monkeypatch):
     code, out, _ = run(capsys, "pca", "--limit", "300", "--no-plots", "--method", "randomized")
     assert code == 0
     assert "300 images" in out
+
+
+def test_pca_missing_data_is_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "pca", "--data", str(tmp_path / "nowhere"), "--no-plots")
+    assert code == 2
+    assert err.startswith("m4ml-xp: error: `path`=")
+    assert "holds no t10k-images" in err
+    assert "Traceback" not in err

@@ -39,6 +39,12 @@ class TestLoadMnist:
         np.testing.assert_array_equal(to_numpy(images), expected)
         np.testing.assert_array_equal(to_numpy(labels), expected_labels)
 
+    def test_path_may_be_the_folder_above_mnist(self):
+        images, labels = mx.load_mnist(MNIST.parent, limit=5)
+        expected_images, expected_labels = mx.load_mnist(MNIST, limit=5)
+        np.testing.assert_array_equal(images, expected_images)
+        np.testing.assert_array_equal(labels, expected_labels)
+
     def test_whole_test_set_and_environment_variable(self, monkeypatch):
         monkeypatch.setenv("M4ML_XP_DATA", str(MNIST))
         images, labels = mx.load_mnist()
@@ -113,7 +119,9 @@ class TestReadIdx:
         monkeypatch.setenv("M4ML_XP_DATA", str(tmp_path))
         with pytest.raises(FileNotFoundError, match="holds no t10k-images"):
             mx.load_mnist()
-        with pytest.raises(FileNotFoundError, match="t10k-images"):
+        with pytest.raises(FileNotFoundError, match=r"`path`=.* holds no t10k-images"):
             mx.load_mnist(tmp_path)
+        with pytest.raises(FileNotFoundError, match="holds no t10k-images"):
+            mx.load_mnist(tmp_path / "missing")
         with pytest.raises(ValueError, match="`kind`"):
             mx.load_mnist(tmp_path, kind="validation")
