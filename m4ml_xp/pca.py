@@ -113,25 +113,21 @@ def pca(
     elif method == "gram":
         gram = centred @ xp.linalg.matrix_transpose(centred)
         total = xp.sum(xp.linalg.diagonal(gram))
-        eigenvalues, V = _descending_eigh(gram, xp=xp, top=None if fraction else k)
+        eigenvalues, V = _descending_eigh(gram, xp=xp)
         singular = xp.sqrt(xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)))
         directions = xp.linalg.matrix_transpose(centred) @ V  # (D, N): Xcᵀv, of norm s
         lengths = xp.linalg.vector_norm(directions, axis=0)
         safe = xp.where(lengths > 0, lengths, xp.ones_like(lengths))
         components = xp.linalg.matrix_transpose(directions / safe)
     else:
-        singular, components, total = scatter_decomposition(
-            centred_scatter(X, mean, xp=xp), xp=xp, top=None if fraction else k
-        )
+        singular, components, total = scatter_decomposition(centred_scatter(X, mean, xp=xp), xp=xp)
     return finish_result(singular, components, total, mean, N, k, fraction, xp=xp)
 
 
-def scatter_decomposition(
-    scatter: Array, *, xp: Namespace, top: int | None = None
-) -> tuple[Array, Array, Array]:
+def scatter_decomposition(scatter: Array, *, xp: Namespace) -> tuple[Array, Array, Array]:
     """The covariance route from ``X̄ᵀX̄``: singular values of X̄, components (rows) and
-    the total sum of squares; with `top`, at least the leading `top` of them."""
-    eigenvalues, V = _descending_eigh(scatter, xp=xp, top=top)
+    the total sum of squares."""
+    eigenvalues, V = _descending_eigh(scatter, xp=xp)
     singular = xp.sqrt(xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)))
     return singular, xp.linalg.matrix_transpose(V), xp.sum(xp.linalg.diagonal(scatter))
 
@@ -240,10 +236,9 @@ def _n_components(value: Any, N: int, D: int, method: str) -> tuple[int, float |
     return k, None
 
 
-def _descending_eigh(S: Array, *, xp: Namespace, top: int | None = None) -> tuple[Array, Array]:
-    """Eigenvalues (descending) and eigenvectors (columns) of a symmetric matrix; with
-    `top`, at least the leading `top` of them."""
-    eigenvalues, V = _xp.eigh(S, xp=xp, top=top)
+def _descending_eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:
+    """Eigenvalues (descending) and eigenvectors (columns) of a symmetric matrix."""
+    eigenvalues, V = _xp.eigh(S, xp=xp)
     return xp.flip(eigenvalues, axis=0), xp.flip(V, axis=1)
 
 

@@ -121,9 +121,7 @@ def result_from_state(state: StreamingState, n_components: Any, *, xp: Namespace
     if N < 2:
         raise ValueError(f"at least 2 rows are needed for PCA; the stream had {N}")
     k, fraction = _n_components(n_components, N, D, "covariance_eigh")
-    singular, components, total = scatter_decomposition(
-        state.scatter, xp=xp, top=None if fraction else k
-    )
+    singular, components, total = scatter_decomposition(state.scatter, xp=xp)
     return finish_result(singular, components, total, state.mean, N, k, fraction, xp=xp)
 
 
