@@ -76,3 +76,4 @@ def bench(session: nox.Session) -> None:
     session.run("m4ml-xp", "bench", "pagerank")
     session.run("m4ml-xp", "bench", "nn")
     session.run("m4ml-xp", "bench", "lsq")
+    session.run("m4ml-xp", "bench", "pca")

@@ -7,20 +7,10 @@ the pixel values.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
-from benchmarks.common import SkipNotImplemented, XPBenchmark
+from benchmarks.common import SkipNotImplemented, XPBenchmark, mnist_data
 from m4ml_xp import _bench, calculus, init_mlp, mlp_backprop, sgd, train_mlp
-
-_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-
-
-def _data():
-    location = os.environ.get("M4ML_XP_DATA") or (str(_SHARED) if _SHARED.is_dir() else None)
-    return _bench.mnist_or_synthetic(location)[:2]
 
 
 class MLPEpoch(XPBenchmark):
@@ -28,7 +18,7 @@ class MLPEpoch(XPBenchmark):
 
     def setup(self, backend):
         super().setup(backend)
-        X, y = _data()
+        X, y = mnist_data()
         self.X, self.y = self.asarray(X), self.asarray(y)
         self.params = [
             (self.asarray(W), self.asarray(b))
@@ -61,7 +51,7 @@ class MLPBackprop(XPBenchmark):
 
     def setup(self, backend):
         super().setup(backend)
-        X, y = _data()
+        X, y = mnist_data()
         self.X, self.y = self.asarray(X[:100]), self.asarray(y[:100])
         self.params = [
             (self.asarray(W), self.asarray(b))
@@ -89,7 +79,7 @@ class ReferenceEpochs:
     timeout = 600
 
     def setup(self, reference):
-        X, y = _data()
+        X, y = mnist_data()
         params = init_mlp([784, 128, 10], seed=0, dtype=np.float32, init="he")
         order = np.random.default_rng(0).permutation(X.shape[0])
         try:

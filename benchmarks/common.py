@@ -9,6 +9,7 @@ is paid in ``setup``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,12 +20,23 @@ except ImportError:  # older asv
     SkipNotImplemented = NotImplementedError
 
 from m4ml_xp import _xp
-from m4ml_xp._bench import TARGETS
+from m4ml_xp._bench import TARGETS, mnist_or_synthetic
 
 #: asv parameter value -> (m4ml_xp backend name, device name): the same table `m4ml-xp bench` uses
 BACKENDS = TARGETS
 
 LARGE = os.environ.get("M4ML_XP_BENCH_LARGE") == "1"
+
+_SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def mnist_data() -> tuple[np.ndarray, np.ndarray]:
+    """MNIST t10k images and labels from ``M4ML_XP_DATA`` (or ../shared/data/mnist beside
+    the repository), else random data of the same shape."""
+    location = os.environ.get("M4ML_XP_DATA") or (
+        str(_SHARED_MNIST) if _SHARED_MNIST.is_dir() else None
+    )
+    return mnist_or_synthetic(location)[:2]
 
 
 class XPBenchmark:

@@ -36,7 +36,8 @@ def reference_eigenvalues(X: np.ndarray, k: int) -> np.ndarray:
     return np.linalg.eigvalsh(centred.T @ centred)[::-1][:k] / (len(X) - 1)
 
 
-def _peak_ratio(run: Callable[[], Any], input_bytes: int) -> float:
+def peak_memory_ratio(run: Callable[[], Any], input_bytes: int) -> float:
+    """The peak memory `run` allocates (tracemalloc: NumPy's buffers included) ÷ `input_bytes`."""
     tracemalloc.start()
     try:
         run()
@@ -69,7 +70,7 @@ def bench_pca(
             seconds, result = best_time(run, repeat)
             values = np.asarray(eigenvalues(result), dtype=np.float64)[:k]
             error = float(np.max(np.abs(values - truth) / truth))
-            note = f"{_peak_ratio(run, X.nbytes):.2f}x input" if memory else ""
+            note = f"{peak_memory_ratio(run, X.nbytes):.2f}x input" if memory else ""
             rows.append(Timing(label, seconds, None, error, note))
             log(f"    {label}: {seconds * 1e3:.1f} ms, eigenvalue error {error:.1e}")
 

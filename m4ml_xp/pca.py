@@ -13,6 +13,7 @@ largest-magnitude entry is positive, as scikit-learn's ``svd_flip``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _xp
@@ -97,20 +98,23 @@ def pca(
         raise ValueError(msg)
     k, fraction = _n_components(n_components, N, D, method)
     mean = xp.mean(X, axis=0)
-    # the covariance route centres block by block; the others need the centred copy
-    centred = X - mean if method != "covariance_eigh" else None
     if method == "randomized":
         seed = _checks.check_int(seed if seed is not None else 0, "seed")
         oversampling = _checks.check_int(oversampling, "oversampling")
         if power_iterations is None:
             power_iterations = 7 if k < 0.1 * min(N, D) else 4
         power_iterations = _checks.check_int(power_iterations, "power_iterations")
-        singular, components = _randomized(centred, k, seed, oversampling, power_iterations, xp=xp)
-        total = xp.sum(xp.vecdot(centred, centred))  # row by row: no (N, D) temporary
+        singular, components = _randomized(X, mean, k, seed, oversampling, power_iterations, xp=xp)
+        total = centred_sum_of_squares(X, mean, xp=xp)
+        return finish_result(singular, components, total, mean, N, k, fraction, xp=xp)
+    if method == "covariance_eigh":
+        scatter = centred_scatter(X, mean, xp=xp)
+        singular, components, total = scatter_decomposition(scatter, xp=xp)
     elif method == "svd":
-        _U, singular, components = xp.linalg.svd(centred, full_matrices=False)
+        _U, singular, components = xp.linalg.svd(X - mean, full_matrices=False)
         total = xp.sum(singular * singular)
-    elif method == "gram":
+    else:  # gram
+        centred = X - mean
         gram = centred @ xp.linalg.matrix_transpose(centred)
         total = xp.sum(xp.linalg.diagonal(gram))
         eigenvalues, V = _descending_eigh(gram, xp=xp)
@@ -119,8 +123,6 @@ def pca(
         lengths = xp.linalg.vector_norm(directions, axis=0)
         safe = xp.where(lengths > 0, lengths, xp.ones_like(lengths))
         components = xp.linalg.matrix_transpose(directions / safe)
-    else:
-        singular, components, total = scatter_decomposition(centred_scatter(X, mean, xp=xp), xp=xp)
     return finish_result(singular, components, total, mean, N, k, fraction, xp=xp)
 
 
@@ -196,23 +198,37 @@ def reconstruction_error(X: Array, result: PCAResult) -> Array:
     return xp.mean(xp.sum(difference * difference, axis=1))
 
 
-def centred_scatter(X: Array, mean: Array, *, xp: Namespace, blocks: int = 8) -> Array:
-    """``(X − mean)ᵀ(X − mean)`` summed over row blocks: two-pass accuracy without an
-    ``(N, D)`` centred copy (each block's copy is ``1/blocks`` of the input).
+def centred_scatter(X: Array, mean: Array, *, xp: Namespace) -> Array:
+    """``(X − mean)ᵀ(X − mean)``, two-pass accurate, without an ``(N, D)`` centred copy."""
+    return _over_centred_blocks(
+        X, mean, lambda block, _rows: xp.linalg.matrix_transpose(block) @ block
+    )
+
+
+def centred_sum_of_squares(X: Array, mean: Array, *, xp: Namespace) -> Array:
+    """``Σ‖x − mean‖²`` over the rows, without an ``(N, D)`` centred copy."""
+    return _over_centred_blocks(X, mean, lambda block, _rows: xp.sum(xp.vecdot(block, block)))
+
+
+def _over_centred_blocks(
+    X: Array, mean: Array, reduce: Callable[[Array, slice], Array], *, blocks: int = 8
+) -> Array:
+    """``reduce(X − mean, rows)`` for a `reduce` that sums over rows, summed over row
+    blocks ``reduce(X[rows] − mean, rows)`` so that each centred copy is ``1/blocks`` of
+    the input.
 
     Dask arrays and JAX tracers take the one-expression form (Dask already works
     chunk by chunk; ``jit`` shapes must be static)."""
     N = X.shape[0]
     if _xp.is_lazy(X) or 2 * blocks > N:
-        centred = X - mean
-        return xp.linalg.matrix_transpose(centred) @ centred
+        return reduce(X - mean, slice(0, N))
     size = -(-N // blocks)
-    scatter = None
+    total = None
     for start in range(0, N, size):
-        block = X[start : min(start + size, N), :] - mean  # the standard has no out-of-range stops
-        part = xp.linalg.matrix_transpose(block) @ block
-        scatter = part if scatter is None else scatter + part
-    return scatter
+        rows = slice(start, min(start + size, N))  # the standard has no out-of-range stops
+        part = reduce(X[rows, :] - mean, rows)
+        total = part if total is None else total + part
+    return total
 
 
 def _n_components(value: Any, N: int, D: int, method: str) -> tuple[int, float | None]:
@@ -243,20 +259,41 @@ def _descending_eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:
 
 
 def _randomized(
-    centred: Array, k: int, seed: int, oversampling: int, power_iterations: int, *, xp: Namespace
+    X: Array,
+    mean: Array,
+    k: int,
+    seed: int,
+    oversampling: int,
+    power_iterations: int,
+    *,
+    xp: Namespace,
 ) -> tuple[Array, Array]:
     """Halko–Martinsson–Tropp: a sketch of the range, QR-normalised power iterations, a
-    small SVD.  Returns the leading singular values and right singular vectors (rows)."""
-    N, D = centred.shape
+    small SVD.  Returns the leading singular values and right singular vectors (rows).
+
+    No ``(N, D)`` centred copy is made: the power iterations centre implicitly
+    (``X̄A = XA − 1(meanᵀA)``, whose rounding — eps relative to the uncentred rows —
+    only perturbs the subspace), and the final projection ``QᵀX̄``, which sets the
+    singular values, centres block by block."""
+    N, D = X.shape
     width = min(k + oversampling, N, D)
+    row = xp.reshape(mean, (1, D))
+    transposed = xp.linalg.matrix_transpose(X)
+
+    def centred_times(A: Array) -> Array:  # X̄ A
+        return X @ A - row @ A
+
+    def centred_t_times(B: Array) -> Array:  # X̄ᵀ B
+        return transposed @ B - xp.linalg.matrix_transpose(row) @ xp.sum(B, axis=0, keepdims=True)
+
     omega = _xp.generator(seed).standard_normal((D, width))
-    Q = centred @ xp.asarray(omega, dtype=centred.dtype, device=_xp.device(centred))
-    Q, _ = xp.linalg.qr(Q)
-    transposed = xp.linalg.matrix_transpose(centred)
+    Q, _ = xp.linalg.qr(centred_times(xp.asarray(omega, dtype=X.dtype, device=_xp.device(X))))
     for _ in range(power_iterations):
-        Q, _ = xp.linalg.qr(transposed @ Q)
-        Q, _ = xp.linalg.qr(centred @ Q)
-    small = xp.linalg.matrix_transpose(Q) @ centred  # (width, D)
+        Q, _ = xp.linalg.qr(centred_t_times(Q))
+        Q, _ = xp.linalg.qr(centred_times(Q))
+    small = _over_centred_blocks(  # Qᵀ X̄, (width, D)
+        X, mean, lambda block, rows: xp.linalg.matrix_transpose(Q[rows, :]) @ block
+    )
     _U, singular, Vt = xp.linalg.svd(small, full_matrices=False)
     return singular, Vt
 
