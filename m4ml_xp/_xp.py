@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import importlib
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from array_api_compat import (
@@ -28,6 +28,7 @@ from array_api_compat import (
     is_jax_array,
     is_jax_namespace,
     is_lazy_array,
+    is_numpy_array,
     is_numpy_namespace,
     is_torch_array,
     is_torch_namespace,
@@ -75,6 +76,7 @@ __all__ = [
     "standard_normal",
     "supports_float64",
     "sync",
+    "to_device_chunks",
     "to_host",
     "to_numpy",
     "while_any",
@@ -550,6 +552,104 @@ def eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:
     values = S.compute()
     eigenvalues, vectors = array_namespace(values).linalg.eigh(values)
     return da.from_array(eigenvalues, chunks=-1), da.from_array(vectors, chunks=-1)
+
+
+def to_device_chunks(chunks: Iterable[Any], xp: Namespace, dev: Any = None) -> Iterator[Array]:
+    """The chunks as arrays of `xp` on `dev`, in order.
+
+    Host (NumPy / memmap) chunks bound for a CUDA device go through two reused
+    page-locked staging buffers: each chunk is copied into one while the device
+    may still be reading the other, and the host-to-device copy from pinned memory
+    runs asynchronously — the next chunk is read or generated on the host while
+    the device copies and computes.  Other chunks go through ``xp.asarray``."""
+    if is_cupy_namespace(xp):
+        stage, slots = _cupy_pinned_stage(dev)
+    elif is_torch_namespace(xp) and dev is not None and getattr(dev, "type", str(dev)) == "cuda":
+        stage, slots = _torch_pinned_stage(dev)
+    else:
+        stage, slots = None, None
+    try:
+        for chunk in chunks:
+            if stage is None or (is_array_api_obj(chunk) and not is_numpy_array(chunk)):
+                yield xp.asarray(chunk, device=dev) if dev is not None else xp.asarray(chunk)
+            else:
+                yield stage(chunk)
+    finally:
+        if slots is not None:  # the buffers outlive no copy still reading them
+            slots.drain()
+
+
+class _PinnedSlots:
+    """Two page-locked host buffers used in turn.  A buffer is refilled only after the
+    device copy out of it has finished (the event left in ``pending``)."""
+
+    def __init__(self, allocate: Callable[[int, Any], Any], fill: Callable[[Any, Any], Any]):
+        self.allocate, self.fill = allocate, fill
+        self.buffers: list[tuple[Any, Any] | None] = [None, None]  # (NumPy dtype, buffer)
+        self.pending: list[Any] = [None, None]
+        self.turn = 0
+
+    def take(self, host: Any) -> tuple[int, Any]:
+        """The next slot and a pinned view shaped like the NumPy array `host`, filled with it."""
+        slot, self.turn = self.turn, 1 - self.turn
+        if self.pending[slot] is not None:
+            self.pending[slot].synchronize()
+        held = self.buffers[slot]
+        if held is None or held[0] != host.dtype or held[1].shape[0] < host.size:
+            held = self.buffers[slot] = (host.dtype, self.allocate(host.size, host.dtype))
+        view = held[1][: host.size].reshape(host.shape)
+        self.fill(view, host)
+        return slot, view
+
+    def drain(self) -> None:
+        """Wait for every copy still reading a buffer."""
+        for event in self.pending:
+            if event is not None:
+                event.synchronize()
+
+
+def _cupy_pinned_stage(dev: Any) -> tuple[Callable[[Any], Array], _PinnedSlots]:
+    import contextlib
+
+    import cupy
+    import cupyx
+    import numpy as np
+
+    slots = _PinnedSlots(
+        lambda n, dtype: cupyx.empty_pinned((n,), dtype=dtype),
+        lambda view, host: np.copyto(view, host),
+    )
+
+    def stage(chunk: Any) -> Array:
+        slot, view = slots.take(np.asarray(chunk))
+        with dev if dev is not None else contextlib.nullcontext():
+            moved = cupy.asarray(view, blocking=False)  # asynchronous from pinned memory
+            done = cupy.cuda.Event()
+            done.record()
+        slots.pending[slot] = done
+        return moved
+
+    return stage, slots
+
+
+def _torch_pinned_stage(dev: Any) -> tuple[Callable[[Any], Array], _PinnedSlots]:
+    import numpy as np
+    import torch
+
+    slots = _PinnedSlots(
+        lambda n, dtype: torch.from_numpy(np.empty((n,), dtype=dtype)).pin_memory(),
+        lambda view, host: view.copy_(torch.from_numpy(host)),
+    )
+
+    def stage(chunk: Any) -> Array:
+        slot, view = slots.take(np.ascontiguousarray(chunk))
+        moved = view.to(dev, non_blocking=True)  # asynchronous from pinned memory
+        done = torch.cuda.Event()
+        done.record(torch.cuda.current_stream(dev))
+        slots.pending[slot] = done
+        return moved
+
+    return stage, slots
 
 
 def map_block_pairs(function: Callable[[Array, Array], Array], X: Array, Y: Array) -> Array:

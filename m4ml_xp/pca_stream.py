@@ -14,6 +14,7 @@ saved and resumed, so a run killed mid-way ends with the same result.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -142,7 +143,10 @@ def streaming_pca(
     ----------
     chunks : iterable of (n_i, D) arrays
         NumPy arrays or memmaps, arrays of `xp`, anything ``xp.asarray`` takes;
-        each is moved to `device` and merged into the running statistics.
+        each is moved to `device` and merged into the running statistics.  Host
+        chunks bound for a CUDA device (CuPy, torch) pass through two reused
+        page-locked buffers, so reading the next chunk overlaps the transfer and
+        the work on this one.
     n_components : int, float or None
         As for :func:`~m4ml_xp.pca`.
     xp, device, dtype : optional
@@ -182,10 +186,13 @@ def streaming_pca(
         from tqdm.auto import tqdm
 
         iterator = tqdm(iterator, desc="streaming PCA", unit="chunk", initial=skip)
-    for index, chunk in enumerate(iterator, start=skip):
-        if xp is None:
-            xp = _xp.array_namespace(chunk) if _xp.is_array(chunk) else _xp.namespace_for(None)
-        block = xp.asarray(chunk, device=device) if device is not None else xp.asarray(chunk)
+    if xp is None:  # the first chunk's library
+        first = next(iterator, None)
+        if first is not None:
+            xp = _xp.array_namespace(first) if _xp.is_array(first) else _xp.namespace_for(None)
+            iterator = itertools.chain([first], iterator)
+    on_device = _xp.to_device_chunks(iterator, xp, device)
+    for index, block in enumerate(on_device, start=skip):
         block = _checks.check_real_array(block, f"chunk {index}", xp=xp, ndim=2)
         if dtype is not None and block.dtype != dtype:
             block = xp.astype(block, dtype)

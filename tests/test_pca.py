@@ -209,6 +209,48 @@ class TestStreaming:
             result.explained_variance, to_numpy(expected.explained_variance), rtol=1e-10
         )
 
+    def test_host_chunks_arrive_intact_in_order(self, xp, device):
+        """Through the pinned staging buffers on CUDA: a buffer refilled before its copy
+        finished would corrupt an earlier chunk; a smaller last chunk and a change of
+        dtype reuse or replace the buffers."""
+        from m4ml_xp import _xp
+
+        rng = np.random.default_rng(12)
+        host = [rng.standard_normal((n, 5)) for n in (40, 40, 17, 40, 3)]
+        host.append(rng.standard_normal((6, 5)).astype(np.float32))
+        arrived = list(_xp.to_device_chunks(iter(host), xp, device))
+        for got, want in zip(arrived, host, strict=True):
+            assert device_of(got) == device
+            np.testing.assert_array_equal(to_numpy(got), want)
+
+    @pytest.mark.xp_backend_only(Backend.NUMPY)
+    def test_pinned_slots_wait_for_the_copy_out_of_a_buffer_before_refilling_it(self):
+        from m4ml_xp._xp import _PinnedSlots
+
+        log = []
+
+        class Copy:  # stands for a CUDA event recorded after the copy out of a buffer
+            def __init__(self, name):
+                self.name = name
+
+            def synchronize(self):
+                log.append(f"wait {self.name}")
+
+        slots = _PinnedSlots(lambda n, dtype: np.empty(n, dtype), np.copyto)
+        seen = []
+        for i, n in enumerate([4, 4, 2, 4]):
+            slot, view = slots.take(np.full((n, 3), float(i)))
+            seen.append((slot, view.shape, id(slots.buffers[slot][1])))
+            np.testing.assert_array_equal(view, np.full((n, 3), float(i)))
+            slots.pending[slot] = Copy(i)
+        assert [slot for slot, _, _ in seen] == [0, 1, 0, 1]
+        assert log == ["wait 0", "wait 1"]  # chunk 2 waited for chunk 0's copy, 3 for 1's
+        assert seen[2][2] == seen[0][2]  # the smaller chunk reused slot 0's buffer
+        slots.take(np.ones((2, 3), np.float32))  # another dtype: a new buffer
+        assert slots.buffers[0][0] == np.float32
+        slots.drain()
+        assert log[-1] == "wait 3"
+
     def test_resume_after_an_interruption_gives_the_same_result(self, xp, tmp_path):
         X = low_rank_data(10, 500, 4)
         pieces = [X[i : i + 50] for i in range(0, 500, 50)]
