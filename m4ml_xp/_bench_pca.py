@@ -9,8 +9,10 @@ the input's size.
 
 from __future__ import annotations
 
+import math
+import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -153,3 +155,114 @@ def format_pca(tables: list[tuple[str, list[Timing]]], *, k: int, markdown: bool
                 "(goal <= 1.2x)"
             )
     return "\n\n".join(texts) + "\n\n" + "\n".join(("- " if markdown else "  ") + g for g in goals)
+
+
+class GeneratedChunks:
+    """``rows × 784`` float32 chunks of uniform [0, 1) pixels, ``total_bytes`` in all,
+    generated on the host by `workers` threads ahead of their use (at most
+    ``2·workers`` chunks held), yielded in order.  Nothing is kept: the data can
+    exceed host and device memory."""
+
+    def __init__(self, total_bytes: float, rows: int, *, workers: int = 4, seed: int = 0):
+        self.rows, self.workers, self.seed = rows, workers, seed
+        self.n_chunks = max(1, math.ceil(total_bytes / (rows * 784 * 4)))
+        self.nbytes = self.n_chunks * rows * 784 * 4
+
+    def __len__(self) -> int:
+        return self.n_chunks
+
+    def _make(self, index: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, index]).random((self.rows, 784), dtype=np.float32)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            ahead = min(self.n_chunks, 2 * self.workers)
+            pending = deque(pool.submit(self._make, i) for i in range(ahead))
+            following = len(pending)
+            while pending:
+                chunk = pending.popleft().result()
+                if following < self.n_chunks:
+                    pending.append(pool.submit(self._make, following))
+                    following += 1
+                yield chunk
+
+
+def host_to_device_bandwidth(xp: Any, device: Any, nbytes: int = 1 << 28) -> dict[str, float]:
+    """GB/s of one ``nbytes`` copy from host to `device`: from pageable NumPy memory
+    (``xp.asarray``) and, on CUDA, from page-locked memory."""
+    host = np.ones(nbytes // 4, dtype=np.float32)
+    rates: dict[str, float] = {}
+    if device is None or "cpu" in str(device).lower():
+        return rates  # host memory: nothing to copy
+
+    def best(copy: Callable[[], Any]) -> float:
+        seconds, _ = best_time(lambda: _xp.sync(copy()), 3)
+        return nbytes / seconds / 1e9
+
+    rates["pageable"] = best(lambda: xp.asarray(host, device=device))
+    if _xp.is_cupy_namespace(xp):
+        import cupy
+        import cupyx
+
+        pinned = cupyx.empty_pinned(host.shape, dtype=host.dtype)
+        rates["pinned"] = best(lambda: cupy.asarray(pinned))
+    elif _xp.is_torch_namespace(xp) and getattr(device, "type", "") == "cuda":
+        import torch
+
+        pinned = torch.from_numpy(host).pin_memory()
+        rates["pinned"] = best(lambda: pinned.to(device, non_blocking=True))
+    return rates
+
+
+def bench_streaming(
+    xp: Any, device: Any, *, gigabytes: float, rows: int = 65_536, workers: int = 4,
+    k: int = 50, progress: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Stream `gigabytes` of generated float32 784-wide rows through ``streaming_pca`` on
+    `xp`/`device`; the throughput next to the host generation rate and the host-to-device
+    bandwidth.  Uniform pixels have every covariance eigenvalue near 1/12: the largest
+    deviation, about ``2·sqrt(784 / rows streamed)``, checks the result."""
+    from m4ml_xp.pca_stream import streaming_pca
+
+    sample = GeneratedChunks(min(gigabytes * 1e9, 2e9), rows, workers=workers, seed=1)
+    start = time.perf_counter()
+    for _chunk in sample:
+        pass
+    generation = sample.nbytes / (time.perf_counter() - start) / 1e9
+    chunks = GeneratedChunks(gigabytes * 1e9, rows, workers=workers)
+    start = time.perf_counter()
+    result = streaming_pca(chunks, k, xp=xp, device=device, progress=progress)
+    variance = _xp.to_numpy(_xp.sync(result.explained_variance)).astype(np.float64)
+    seconds = time.perf_counter() - start
+    streamed = chunks.nbytes
+    return {
+        "bytes": streamed,
+        "seconds": seconds,
+        "throughput": streamed / seconds / 1e9,
+        "generation": generation,
+        "bandwidth": host_to_device_bandwidth(xp, device),
+        "deviation": float(np.max(np.abs(variance * 12 - 1))),
+    }
+
+
+def format_streaming(label: str, run: dict[str, Any], *, markdown: bool = False) -> str:
+    """One table: the streamed size, time, throughput and the rates it is bounded by."""
+    bandwidth = run["bandwidth"]
+    header = ["backend", "streamed [GB]", "time [s]", "throughput [GB/s]",
+              "host generation [GB/s]", "H2D pageable [GB/s]", "H2D pinned [GB/s]",
+              "max |12·λ − 1|"]  # fmt: skip
+    line = [
+        label,
+        f"{run['bytes'] / 1e9:.3g}",
+        f"{run['seconds']:.3g}",
+        f"{run['throughput']:.2f}",
+        f"{run['generation']:.2f}",
+        f"{bandwidth['pageable']:.2f}" if "pageable" in bandwidth else "-",
+        f"{bandwidth['pinned']:.2f}" if "pinned" in bandwidth else "-",
+        f"{run['deviation']:.1e}",
+    ]
+    title = "Streaming PCA of generated 784-wide float32 rows, k = 50"
+    return format_table(title, header, [line], markdown=markdown)

@@ -349,6 +349,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from m4ml_xp import _bench
 
     print(f"machine: {_bench.machine_description()}")
+    if args.what == "pca" and args.stream is not None:
+        from m4ml_xp import _bench_pca, _pca_job
+
+        label, xp, device = _pca_job.pick_backend(args.backend, args.device)
+        print(f"streaming {args.stream:g} GB through {label}", file=sys.stderr)
+        run = _bench_pca.bench_streaming(
+            xp, device, gigabytes=args.stream, rows=args.chunk_rows, workers=args.workers
+        )
+        print(_bench_pca.format_streaming(label, run, markdown=args.markdown))
+        return 0
     if args.what == "pca":
         from m4ml_xp import _bench_pca
 
@@ -538,6 +548,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="time m4ml_xp against the reference tools in one run")
     bench.add_argument("what", choices=["pagerank", "nn", "lsq", "pca"])
     bench.add_argument("--small", action="store_true", help="pca: t10k only, not the 70k matrix")
+    bench.add_argument(
+        "--stream",
+        type=_positive_float,
+        metavar="GB",
+        help="pca: instead, stream this many GB of generated 784-wide float32 rows",
+    )
+    bench.add_argument("--chunk-rows", type=_positive_int, default=65_536, help="pca --stream")
+    bench.add_argument(
+        "--workers", type=_positive_int, default=4, help="pca --stream: host generator threads"
+    )
+    bench.add_argument(
+        "--backend", default="auto", choices=["auto", *sorted(_xp.BACKENDS)],
+        help="pca --stream: where the statistics are computed (auto: a GPU backend if one works)",
+    )  # fmt: skip
+    bench.add_argument("--device", default=None, help="pca --stream: e.g. cuda, cuda:1, gpu")
     bench.add_argument("--fits", type=_positive_int, default=10_000, help="lsq: batched fits")
     bench.add_argument("--points", type=_positive_int, default=100, help="lsq: points per fit")
     bench.add_argument(

@@ -185,7 +185,8 @@ def streaming_pca(
     if progress:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(iterator, desc="streaming PCA", unit="chunk", initial=skip)
+        total = len(chunks) if hasattr(chunks, "__len__") else None
+        iterator = tqdm(iterator, desc="streaming PCA", unit="chunk", initial=skip, total=total)
     if xp is None:  # the first chunk's library
         first = next(iterator, None)
         if first is not None:

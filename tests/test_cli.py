@@ -328,3 +328,26 @@ def test_pca_missing_data_is_one_line(capsys, tmp_path):
     assert err.startswith("m4ml-xp: error: `path`=")
     assert "holds no t10k-images" in err
     assert "Traceback" not in err
+
+
+def test_bench_pca_stream_reports_throughput(capsys):
+    code, out, _ = run(
+        capsys, "bench", "pca", "--stream", "0.02", "--backend", "numpy", "--chunk-rows", "2000"
+    )
+    assert code == 0
+    assert "throughput [GB/s]" in out
+    row = out.strip().splitlines()[-1].split()
+    assert row[0] == "numpy"
+    assert float(row[1]) == pytest.approx(0.025, abs=0.001)  # 4 chunks of 2,000 × 784 float32
+    assert float(row[-1]) < 4 * (784 / 8000) ** 0.5  # every eigenvalue near 1/12
+
+
+def test_generated_chunks_are_reproducible_and_distinct():
+    from m4ml_xp._bench_pca import GeneratedChunks
+
+    chunks = GeneratedChunks(3 * 100 * 784 * 4, 100, workers=2)
+    first, again = list(chunks), list(chunks)
+    assert len(chunks) == len(first) == 3
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], first[1])
