@@ -215,12 +215,16 @@ class PCA:
     Parameters
     ----------
     n_components : int, float or None
-        As for :func:`~m4ml_xp.pca` (a float: the variance fraction to keep).
+        As for :func:`~m4ml_xp.pca`.  A float is the variance fraction to keep:
+        after each ``partial_fit`` the count is chosen again from all the rows
+        seen so far, so ``n_components_`` may change as data arrive (it always
+        equals a batch ``fit`` on the same rows).
     method : str
         As for :func:`~m4ml_xp.pca` (``fit``); ``partial_fit`` is always the
         exact streaming covariance route.
     whiten : bool
-        Scale the projections to unit variance.
+        Scale the projections to unit variance (with ``partial_fit``: the
+        variance of the rows seen so far).
     seed : int, optional
         For ``method="randomized"``.
 

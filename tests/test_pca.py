@@ -327,6 +327,26 @@ class TestEstimator:
         resumed = mx.PCA(3).load_state_dict(model.state_dict(), xp=xp)
         assert_close_to(resumed.components_, to_numpy(model.components_), rtol=0, atol=0)
 
+    def test_variance_fraction_and_whitening_while_streaming(self, xp):
+        """`PCA(0.9).partial_fit`: after each call, the fewest components explaining 90 % of
+        the variance seen so far — the count may change as rows arrive — and whitened
+        projections of unit variance, exactly as a batch fit on the same rows."""
+        X = low_rank_data(13, 240, 8, offset=2.0)
+        model = mx.PCA(0.9, whiten=True)
+        for start, stop in ((0, 60), (60, 120), (120, 240)):
+            model.partial_fit(asarray(xp, X[start:stop]))
+            batch = mx.PCA(0.9, whiten=True).fit(asarray(xp, X[:stop]))
+            assert model.n_components_ == batch.n_components_
+            assert_close_to(model.components_, to_numpy(batch.components_), rtol=1e-9, atol=1e-9)
+        ratio = to_numpy(model.explained_variance_ratio_)
+        assert ratio.sum() >= 0.9 > ratio[:-1].sum()
+        Z = to_numpy(model.transform(asarray(xp, X)))
+        np.testing.assert_allclose(Z.var(axis=0, ddof=1), 1.0, rtol=1e-9)
+        assert_close_to(
+            model.inverse_transform(asarray(xp, Z)), to_numpy(mx.reconstruct(asarray(xp, X),
+            mx.pca(asarray(xp, X), model.n_components_))), rtol=1e-9, atol=1e-9,
+        )  # fmt: skip
+
     def test_bad_use(self, xp):
         with pytest.raises(ValueError, match="not fitted yet"):
             mx.PCA(2).transform(asarray(xp, np.ones((3, 3))))
