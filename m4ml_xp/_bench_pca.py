@@ -253,7 +253,7 @@ def format_streaming(label: str, run: dict[str, Any], *, markdown: bool = False)
     bandwidth = run["bandwidth"]
     header = ["backend", "streamed [GB]", "time [s]", "throughput [GB/s]",
               "host generation [GB/s]", "H2D pageable [GB/s]", "H2D pinned [GB/s]",
-              "max |12·λ − 1|"]  # fmt: skip
+              "max abs(12·λ − 1)"]  # fmt: skip
     line = [
         label,
         f"{run['bytes'] / 1e9:.3g}",
