@@ -24,6 +24,18 @@ from m4ml_xp import _xp
 GPU_BACKENDS = (("cupy", "cuda:0"), ("jax", "gpu"), ("torch", "cuda"))
 
 
+def add_backend_arguments(parser: argparse.ArgumentParser, *, auto: bool = False) -> None:
+    """``--backend`` (with `auto`: a GPU backend when one works, the default) and ``--device``."""
+    if auto:
+        parser.add_argument(
+            "--backend", default="auto", choices=["auto", *sorted(_xp.BACKENDS)],
+            help="auto: cupy, then jax, then torch on a GPU when one works, else numpy",
+        )  # fmt: skip
+    else:
+        parser.add_argument("--backend", default="numpy", choices=sorted(_xp.BACKENDS))
+    parser.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1, gpu")
+
+
 def pick_backend(name: str, device: str | None) -> tuple[str, Any, Any]:
     """(label, namespace, device): `name`, or with ``auto`` the first GPU backend that works."""
     if name != "auto":
@@ -125,11 +137,7 @@ def add_parser(commands: Any, positive_int: Any) -> None:
         "--data", help="MNIST directory (default $M4ML_XP_DATA, else the embedded sample)"
     )
     job.add_argument("--limit", type=positive_int, help="use the first N images")
-    job.add_argument(
-        "--backend", default="auto", choices=["auto", *sorted(_xp.BACKENDS)],
-        help="auto: cupy, then jax, then torch on a GPU when one works, else numpy",
-    )  # fmt: skip
-    job.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1, gpu")
+    add_backend_arguments(job, auto=True)
     job.add_argument(
         "--method", default="auto", choices=["auto", "covariance_eigh", "svd", "gram", "randomized"]
     )

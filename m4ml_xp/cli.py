@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from m4ml_xp import _xp
+from m4ml_xp import _pca_job, _xp
 from m4ml_xp._models import MODELS
 from m4ml_xp.pagerank import generate_internet_edges, pagerank_edges
 
@@ -350,7 +350,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     print(f"machine: {_bench.machine_description()}")
     if args.what == "pca" and args.stream is not None:
-        from m4ml_xp import _bench_pca, _pca_job
+        from m4ml_xp import _bench_pca
 
         label, xp, device = _pca_job.pick_backend(args.backend, args.device)
         print(f"streaming {args.stream:g} GB through {label}", file=sys.stderr)
@@ -484,8 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the course's random internet of N pages",
     )
     pr.add_argument("--seed", type=int, default=0, help="seed for --generate")
-    pr.add_argument("--backend", default="numpy", choices=sorted(_xp.BACKENDS))
-    pr.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1, gpu")
+    _pca_job.add_backend_arguments(pr)
     pr.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     pr.add_argument("--damping", type=float, default=0.85)
     pr.add_argument(
@@ -512,13 +511,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_positive_int, default=10)
     train.add_argument("--batch-size", type=_positive_int, default=100)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--backend", default="numpy", choices=sorted(_xp.BACKENDS))
-    train.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1, gpu")
+    _pca_job.add_backend_arguments(train)
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
-
-    from m4ml_xp import _pca_job
 
     _pca_job.add_parser(commands, _positive_int)
 
@@ -540,8 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--start", type=int, default=1, choices=[1, 2], help="NIST starting vector")
     fit.add_argument("--tol", type=_positive_float, help="ftol = xtol = gtol (NIST: 1e-15)")
     fit.add_argument("--max-nfev", type=_positive_int)
-    fit.add_argument("--backend", default="numpy", choices=sorted(_xp.BACKENDS))
-    fit.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1, gpu")
+    _pca_job.add_backend_arguments(fit)
     fit.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     fit.set_defaults(func=cmd_fit)
 
@@ -558,11 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--workers", type=_positive_int, default=4, help="pca --stream: host generator threads"
     )
-    bench.add_argument(
-        "--backend", default="auto", choices=["auto", *sorted(_xp.BACKENDS)],
-        help="pca --stream: where the statistics are computed (auto: a GPU backend if one works)",
-    )  # fmt: skip
-    bench.add_argument("--device", default=None, help="pca --stream: e.g. cuda, cuda:1, gpu")
+    _pca_job.add_backend_arguments(bench, auto=True)  # pca --stream: where the work happens
     bench.add_argument("--fits", type=_positive_int, default=10_000, help="lsq: batched fits")
     bench.add_argument("--points", type=_positive_int, default=100, help="lsq: points per fit")
     bench.add_argument(
