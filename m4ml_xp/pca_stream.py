@@ -309,14 +309,19 @@ class PCA:
         if not hasattr(self, "components_"):
             raise ValueError("this PCA is not fitted yet: call fit or partial_fit first")
 
+    def _checked(self, name: str, array: Array, columns: int, why: str) -> tuple[Namespace, Array]:
+        """The namespace and `array` checked as a real 2-D input of `columns` columns."""
+        xp = _checks.namespace(**{name: array, "components": self.components_})
+        array = _checks.check_real_array(array, name, xp=xp, ndim=2)
+        if array.shape[1] != columns:
+            msg = f"`{name}` must have {columns} columns {why}; got {tuple(array.shape)}"
+            raise ValueError(msg)
+        return xp, array
+
     def transform(self, X: Array) -> Array:
         """Coordinates of the rows of `X` along the components: ``(N, k)``."""
         self._fitted()
-        xp = _checks.namespace(X=X, components=self.components_)
-        X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
-        if X.shape[1] != self.n_features_in_:
-            msg = f"`X` must have {self.n_features_in_} columns like the fitted data; got {tuple(X.shape)}"
-            raise ValueError(msg)
+        xp, X = self._checked("X", X, self.n_features_in_, "like the fitted data")
         Z = (X - self.mean_) @ xp.linalg.matrix_transpose(self.components_)
         if self.whiten:
             Z = Z / xp.sqrt(self.explained_variance_)
@@ -328,11 +333,7 @@ class PCA:
     def inverse_transform(self, Z: Array) -> Array:
         """Back to the data space: ``Z·components + mean`` (the course's reconstruction)."""
         self._fitted()
-        xp = _checks.namespace(Z=Z, components=self.components_)
-        Z = _checks.check_real_array(Z, "Z", xp=xp, ndim=2)
-        if Z.shape[1] != self.n_components_:
-            msg = f"`Z` must have {self.n_components_} columns (one per component); got {tuple(Z.shape)}"
-            raise ValueError(msg)
+        xp, Z = self._checked("Z", Z, self.n_components_, "(one per component)")
         if self.whiten:
             Z = Z * xp.sqrt(self.explained_variance_)
         return Z @ self.components_ + self.mean_
