@@ -33,8 +33,7 @@ TARGETS: dict[str, tuple[str, str | None]] = {
 
 
 def available_targets() -> Iterator[tuple[str, str, Any, Any]]:
-    """``(label, backend, namespace, device)`` for each of :data:`TARGETS` that imports
-    and has its device here; the others are skipped."""
+    """``(label, backend, namespace, device)`` for each of :data:`TARGETS` that imports and has its device here; the others are skipped."""
     for label, (backend, device_name) in TARGETS.items():
         try:
             xp, device = _xp.resolve_backend(backend, device_name)
@@ -95,7 +94,7 @@ def scipy_pagerank(
     tol: float = 1e-6,
     max_iter: int = 100,
 ) -> tuple[np.ndarray, int]:
-    """A hand-written SciPy CSR PageRank with NetworkX's semantics: the fair baseline."""
+    """Return a hand-written SciPy CSR PageRank with NetworkX's semantics: the fair baseline."""
     import scipy.sparse as sparse
 
     A = sparse.csr_array((np.ones(src.size), (src, dst)), shape=(n, n))
@@ -199,7 +198,7 @@ def machine_description() -> str:
 def format_pagerank(
     rows: list[Timing], *, n_nodes: int, n_edges: int, tol: float = 1e-6, markdown: bool = False
 ) -> str:
-    """The PageRank table with ratios to NetworkX and to the SciPy loop."""
+    """Return the PageRank table with ratios to NetworkX and to the SciPy loop."""
     by_name = {r.name: r for r in rows}
     scipy_time = by_name["scipy CSR loop (hand-written)"].seconds
     nx_row = by_name.get("networkx.pagerank")
@@ -242,7 +241,7 @@ def format_pagerank(
 
 # --------------------------------------------------------------------------- MLP
 def format_table(title: str, header: list[str], lines: list[list[str]], *, markdown: bool) -> str:
-    """A plain-text or Markdown table."""
+    """Return a plain-text or Markdown table."""
     if markdown:
         out = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         out += ["| " + " | ".join(line) + " |" for line in lines]
@@ -253,8 +252,7 @@ def format_table(title: str, header: list[str], lines: list[list[str]], *, markd
 
 
 def mnist_or_synthetic(data: str | None, limit: int = 10_000) -> tuple[np.ndarray, np.ndarray, str]:
-    """MNIST t10k (float32 pixels / 255, labels) from `data` or ``M4ML_XP_DATA``, else random
-    data of the same shape (the timings do not depend on the values)."""
+    """MNIST t10k (float32 pixels / 255, labels) from `data` or ``M4ML_XP_DATA``, else random data of the same shape (the timings do not depend on the values)."""
     import os
 
     from m4ml_xp.datasets import load_mnist
@@ -277,7 +275,7 @@ def _torch_epoch(
     batch: int,
     device: str,
 ) -> Callable[[], Any]:
-    """torch autograd + ``optim.SGD``: the same network, start and batch order."""
+    """Torch autograd + ``optim.SGD``: the same network, start and batch order."""
     import torch
     import torch.nn.functional as F
 
@@ -314,7 +312,7 @@ def _jax_scan_epoch(
     batch: int,
     device: Any,
 ) -> Callable[[], Any]:
-    """A hand-written JAX epoch: ``jax.grad`` of the loss, SGD, ``lax.scan`` over the batches."""
+    """Return a hand-written JAX epoch: ``jax.grad`` of the loss, SGD, ``lax.scan`` over the batches."""
     import jax
     import jax.numpy as jnp
 
@@ -348,8 +346,7 @@ def bench_nn(
     repeat: int = 3,
     log: Callable[[str], None] = print,
 ) -> tuple[list[Timing], str]:
-    """One epoch of a 784-hidden-10 ReLU/softmax MLP, SGD, float32: every backend vs
-    torch autograd + ``optim.SGD`` and a ``jax.lax.scan`` epoch, on the same batches."""
+    """One epoch of a 784-hidden-10 ReLU/softmax MLP, SGD, float32: every backend vs torch autograd + ``optim.SGD`` and a ``jax.lax.scan`` epoch, on the same batches."""
     from m4ml_xp.nn import init_mlp, train_mlp
     from m4ml_xp.optimize import sgd
 
@@ -431,7 +428,7 @@ def _flatten(tree: Any) -> list[Any]:
 
 
 def format_nn(rows: list[Timing], *, described: str, batch: int, markdown: bool = False) -> str:
-    """The MLP table with the goal ratios: numpy vs torch CPU, our JAX vs the scan reference."""
+    """Return the MLP table with the goal ratios: numpy vs torch CPU, our JAX vs the scan reference."""
     by_name = {r.name: r for r in rows}
 
     def ratio(ours: str, reference: str) -> str:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from array_api_compat import is_array_api_obj
 
 from m4ml_xp._xp import (
     array_namespace,
+    default_float,
     deferred_check,
     device,
     float_dtype,
@@ -33,13 +34,16 @@ Namespace = Any
 __all__ = [
     "all_finite",
     "all_non_negative",
+    "array_items",
     "check_bool_result",
     "check_callable",
     "check_choice",
+    "check_float_dtype",
     "check_index_array",
     "check_int",
     "check_real",
     "check_real_array",
+    "check_seed",
     "check_values",
     "namespace",
     "returned_array",
@@ -47,7 +51,7 @@ __all__ = [
 
 
 def namespace(optional: Iterable[str] = (), **arrays: Array | None) -> Namespace:
-    """The common namespace of the named arrays.
+    """Return the common namespace of the named arrays.
 
     Rejects non-arrays, arrays of different libraries and arrays on different
     devices, naming the arguments involved.  Arguments named in `optional` may be
@@ -82,6 +86,15 @@ def namespace(optional: Iterable[str] = (), **arrays: Array | None) -> Namespace
 
 def _shape_text(x: Array) -> str:
     return "(" + ", ".join(str(s) for s in x.shape) + ("," if x.ndim == 1 else "") + ")"
+
+
+def array_items(items: Iterable[Any], name: str, *, start: int = 0) -> Iterator[Array]:
+    """Return the items of `items` (``name[start]``, ...), each checked to be an array as it arrives."""
+    for index, item in enumerate(items, start=start):
+        if not is_array_api_obj(item) or isinstance(item, bool | int | float | complex):
+            msg = f"`{name}[{index}]` must be an array; got {type(item).__name__}"
+            raise TypeError(msg)
+        yield item
 
 
 def check_real_array(
@@ -224,6 +237,25 @@ def check_int(value: Any, name: str, *, low: int = 0) -> int:
     return int(value)
 
 
+def check_seed(seed: Any) -> int | None:
+    """Validate a ``seed`` option: ``None`` or an integer ``>= 0``."""
+    return None if seed is None else check_int(seed, "seed")
+
+
+def check_float_dtype(dtype: Any, *, xp: Namespace, device: Any = None) -> Any:
+    """Validate a ``dtype`` option: a real floating dtype of `xp` (``None``: its default)."""
+    if dtype is None:
+        return default_float(xp, device)
+    try:
+        floating = xp.isdtype(dtype, "real floating")
+    except (TypeError, ValueError, AttributeError):
+        floating = False
+    if not floating:
+        msg = f"`dtype` must be a real floating dtype of {xp.__name__} (such as float64); got {dtype!r}"
+        raise TypeError(msg)
+    return dtype
+
+
 def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     """Validate an option against its allowed values."""
     allowed = tuple(choices)
@@ -299,7 +331,7 @@ def returned_array(
     xp: Namespace,
     castable: tuple[str, ...] = ("integral", "bool"),
 ) -> Array:
-    """What the user's callable `name` returned for `argument`, validated.
+    """Return what the user's callable `name` returned for `argument`, validated.
 
     It must be an array of `argument`'s library (NumPy's 0-d scalars count) with
     real values; the `castable` dtype kinds are cast to `argument`'s dtype.

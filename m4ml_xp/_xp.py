@@ -105,7 +105,7 @@ def library_name(x: object) -> str:
 
 
 def namespace_for(xp: Namespace | None = None) -> Namespace:
-    """The array-api-compat namespace for `xp` (NumPy when None)."""
+    """Return the array-api-compat namespace for `xp` (NumPy when None)."""
     if xp is None:
         import numpy as np
 
@@ -259,7 +259,7 @@ def supports_float64(xp: Namespace, dev: Any = None) -> bool:
 
 
 def default_float(xp: Namespace, dev: Any = None) -> Any:
-    """The default real floating dtype of `xp` on device `dev`."""
+    """Return the default real floating dtype of `xp` on device `dev`."""
     try:
         return xp.__array_namespace_info__().default_dtypes(device=dev)["real floating"]
     except (AttributeError, TypeError, ValueError):
@@ -267,7 +267,7 @@ def default_float(xp: Namespace, dev: Any = None) -> Any:
 
 
 def float_dtype(xp: Namespace, dtype: Any, dev: Any = None) -> Any:
-    """The floating dtype an algorithm computes in for inputs of `dtype`.
+    """Return the floating dtype an algorithm computes in for inputs of `dtype`.
 
     Real floating dtypes are kept (float32 is never silently upcast); integers
     and booleans become the device's default float.
@@ -285,7 +285,7 @@ def standard_normal(
     device: Any = None,
     dtype: Any = None,
 ) -> Array:
-    """Standard normal draws from NumPy's ``Generator(seed)``, moved to `xp` on `device`.
+    """Return standard normal draws from NumPy's ``Generator(seed)``, moved to `xp` on `device`.
 
     The same seed gives the same numbers on every backend.
     """
@@ -347,7 +347,7 @@ def evaluate(*arrays: Array) -> tuple[Array, ...]:
 
 
 def one_chunk(x: Array) -> Array:
-    """A small Dask array as a single chunk (its linear algebra wants whole matrices).
+    """Return a small Dask array as a single chunk (its linear algebra wants whole matrices).
 
     Matrices built by stacking scalars come out in 1×1 chunks, which Dask's
     ``svd`` and ``solve`` reject; other arrays are returned unchanged.
@@ -358,7 +358,7 @@ def one_chunk(x: Array) -> Array:
 
 
 def to_host(x: Array) -> list[Any]:
-    """The values of a small array as a (nested) Python list, in one transfer.
+    """Return the values of a small array as a (nested) Python list, in one transfer.
 
     For convergence tests read on the host: one copy for the whole array rather
     than one synchronisation per element.
@@ -371,7 +371,7 @@ def to_host(x: Array) -> list[Any]:
 
 
 def to_numpy(x: Array) -> Any:
-    """A NumPy copy of `x`, for printing and comparison *outside* the algorithms.
+    """Return a NumPy copy of `x`, for printing and comparison *outside* the algorithms.
 
     The CLI and benchmarks report results with it; algorithms never call it.
     """
@@ -454,7 +454,7 @@ def compile_step(fn: Callable[..., Any], xp: Namespace) -> Callable[..., Any]:
 
 
 def compile_scan(step: Callable[..., Any], xp: Namespace) -> Callable[..., Any] | None:
-    """A compiled loop ``carry = step(carry, xs[i], *consts)`` over the rows of `xs`, or None.
+    """Return a compiled loop ``carry = step(carry, xs[i], *consts)`` over the rows of `xs`, or None.
 
     On JAX: one ``jax.jit``-ed ``lax.scan``, so a whole epoch of small steps is
     one dispatch instead of one per step.  None elsewhere: eager libraries run
@@ -504,8 +504,7 @@ def replace_rows(
     *,
     xp: Namespace,
 ) -> tuple[Array, ...]:
-    """``where(mask, function(*arrays), defaults)`` row by row, computing `function`
-    only where it is needed.
+    """``where(mask, function(*arrays), defaults)`` row by row, computing `function` only where it is needed.
 
     All arrays have the batch axis first and `mask` is ``(B,)``.  Eager backends
     evaluate `function` on the masked rows alone (gathered by index); JAX, whose
@@ -533,8 +532,7 @@ def replace_rows(
 
 
 def fill_masked(mask: Array, values: Array, defaults: Array, *, xp: Namespace) -> Array:
-    """`defaults` with its rows where `mask` (``(B,)``) is true replaced, in order, by the
-    rows of `values` (one per true entry) — a scatter without in-place writes."""
+    """`defaults` with its rows where `mask` (``(B,)``) is true replaced, in order, by the rows of `values` (one per true entry) — a scatter without in-place writes."""
     position = xp.cumulative_sum(xp.astype(mask, xp.int64)) - 1
     position = xp.where(position < 0, xp.zeros_like(position), position)
     spread = xp.reshape(mask, (-1,) + (1,) * (defaults.ndim - 1))
@@ -542,9 +540,7 @@ def fill_masked(mask: Array, values: Array, defaults: Array, *, xp: Namespace) -
 
 
 def eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:
-    """``eigh`` of a symmetric matrix; a Dask matrix (small: D × D after a distributed
-    reduction) is computed and decomposed by its chunks' library, the results
-    returned as one-chunk Dask arrays."""
+    """``eigh`` of a symmetric matrix; a Dask matrix (small: D × D after a distributed reduction) is computed and decomposed by its chunks' library, the results returned as one-chunk Dask arrays."""
     if not is_dask_array(S):
         return tuple(xp.linalg.eigh(S))
     import dask.array as da
@@ -555,13 +551,14 @@ def eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:
 
 
 def to_device_chunks(chunks: Iterable[Any], xp: Namespace, dev: Any = None) -> Iterator[Array]:
-    """The chunks as arrays of `xp` on `dev`, in order.
+    """Return the chunks as arrays of `xp` on `dev`, in order.
 
     Host (NumPy / memmap) chunks bound for a CUDA device go through two reused
     page-locked staging buffers: each chunk is copied into one while the device
     may still be reading the other, and the host-to-device copy from pinned memory
     runs asynchronously — the next chunk is read or generated on the host while
-    the device copies and computes.  Other chunks go through ``xp.asarray``."""
+    the device copies and computes.  Other chunks go through ``xp.asarray``.
+    """
     if is_cupy_namespace(xp):
         stage, slots = _cupy_pinned_stage(dev)
     elif is_torch_namespace(xp) and dev is not None and getattr(dev, "type", str(dev)) == "cuda":
@@ -580,8 +577,7 @@ def to_device_chunks(chunks: Iterable[Any], xp: Namespace, dev: Any = None) -> I
 
 
 class _PinnedSlots:
-    """Two page-locked host buffers used in turn.  A buffer is refilled only after the
-    device copy out of it has finished (the event left in ``pending``)."""
+    """Two page-locked host buffers used in turn.  A buffer is refilled only after the device copy out of it has finished (the event left in ``pending``)."""
 
     def __init__(self, allocate: Callable[[int, Any], Any], fill: Callable[[Any, Any], Any]):
         self.allocate, self.fill = allocate, fill
@@ -590,7 +586,7 @@ class _PinnedSlots:
         self.turn = 0
 
     def take(self, host: Any) -> tuple[int, Any]:
-        """The next slot and a pinned view shaped like the NumPy array `host`, filled with it."""
+        """Return the next slot and a pinned view shaped like the NumPy array `host`, filled with it."""
         slot, self.turn = self.turn, 1 - self.turn
         if self.pending[slot] is not None:
             self.pending[slot].synchronize()
@@ -653,8 +649,7 @@ def _torch_pinned_stage(dev: Any) -> tuple[Callable[[Any], Array], _PinnedSlots]
 
 
 def map_block_pairs(function: Callable[[Array, Array], Array], X: Array, Y: Array) -> Array:
-    """``(N, M)`` from Dask row sets ``X (N, D)`` and ``Y (M, D)``: block ``(i, j)`` is
-    ``function(X_i, Y_j)`` on the chunks' own arrays, the feature axis kept whole."""
+    """``(N, M)`` from Dask row sets ``X (N, D)`` and ``Y (M, D)``: block ``(i, j)`` is ``function(X_i, Y_j)`` on the chunks' own arrays, the feature axis kept whole."""
     import dask.array as da
 
     X, Y = X.rechunk({1: -1}), Y.rechunk({1: -1})
@@ -750,7 +745,7 @@ def _first_leaf(tree: Any) -> Array:
 
 
 def _take_rows(tree: Any, rows: Any, *, xp: Namespace) -> Any:
-    """The `rows` (a host boolean mask or integer positions) of every leaf of `tree`."""
+    """Return the `rows` (a host boolean mask or integer positions) of every leaf of `tree`."""
     if isinstance(tree, tuple):
         leaves = [_take_rows(leaf, rows, xp=xp) for leaf in tree]
         return type(tree)(*leaves) if hasattr(tree, "_fields") else tuple(leaves)
@@ -927,7 +922,7 @@ class EdgeOperator:
 
 
 def _torch_csr_matvec(rows: Array, cols: Array, values: Array, n: int) -> Callable[[Array], Array]:
-    """torch sparse CSR built directly from one sort (``coalesce`` is ~10x slower).
+    """Torch sparse CSR built directly from one sort (``coalesce`` is ~10x slower).
 
     Parallel edges stay as repeated entries, which a mat-vec adds up.
     """

@@ -376,7 +376,7 @@ def _derivative_function(
 
 
 def _newton_step(fx: Array, d: Array, x: Array, *, xp: Namespace) -> tuple[Array, str | None]:
-    """The step ``d⁻¹ f``, or why there is none: an exact root, a zero/singular derivative.
+    """Return the step ``d⁻¹ f``, or why there is none: an exact root, a zero/singular derivative.
 
     One host read per call: the residual, and the derivative (1-D) or the extreme
     singular values of the Jacobian (n-D).
@@ -415,7 +415,7 @@ def _singular_values(a: Array, *, xp: Namespace) -> Array:
 
 
 def newton_step(J: Array, H: Array) -> Array:
-    """The Newton step ``−H⁻¹J`` towards the stationary point of a quadratic model.
+    """Return the Newton step ``−H⁻¹J`` towards the stationary point of a quadratic model.
 
     Parameters
     ----------
@@ -442,7 +442,7 @@ def newton_step(J: Array, H: Array) -> Array:
 
 
 def sandpit_step(J: Array, H: Array, *, gamma: float = 0.5, max_newton_norm: float = 2.0) -> Array:
-    """The course's hybrid step: Newton's, unless it goes uphill or is too long.
+    """Return the course's hybrid step: Newton's, unless it goes uphill or is too long.
 
     The Newton step ``−H⁻¹J`` is taken unless it does not descend
     (``step · (−J) ≤ 0``), is longer than `max_newton_norm`, or does not exist

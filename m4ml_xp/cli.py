@@ -91,6 +91,7 @@ def read_edge_list(
 
 # --------------------------------------------------------------------------- commands
 def cmd_info(args: argparse.Namespace) -> int:
+    """Print the versions, backends and devices this installation sees."""
     import m4ml_xp
 
     print(f"m4ml_xp {m4ml_xp.__version__}")
@@ -106,6 +107,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_pagerank(args: argparse.Namespace) -> int:
+    """Rank the pages of the course's random internet or of an edge-list file."""
     xp, device = _resolve(args.backend, args.device)
     labels = None
     weights = None
@@ -154,6 +156,7 @@ def cmd_pagerank(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train the MLP by hand-written backpropagation and report its losses."""
     from m4ml_xp.datasets import load_mnist
     from m4ml_xp.nn import init_mlp, mlp_forward, train_mlp
     from m4ml_xp.optimize import adam, momentum, sgd
@@ -244,6 +247,7 @@ def _tolerances(args: argparse.Namespace, default: float) -> dict[str, Any]:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    """Fit a NIST StRD problem or a model to a data file by Levenberg–Marquardt."""
     from m4ml_xp.datasets import load_nist_strd
     from m4ml_xp.lsq import curve_fit
 
@@ -346,6 +350,7 @@ def _print_fit(fit: Any, seconds: float, names: list[str]) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """Time m4ml_xp against the reference tools and print the ratios."""
     from m4ml_xp import _bench
 
     print(f"machine: {_bench.machine_description()}")
@@ -467,6 +472,7 @@ def _float_list(text: str) -> list[float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Return the ``m4ml-xp`` argument parser with one sub-command per job."""
     parser = argparse.ArgumentParser(prog="m4ml-xp", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -580,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``m4ml-xp`` command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -182,7 +182,7 @@ def load_mnist(
             f"{directory}: images {images.shape} and labels {labels.shape} do not match as MNIST"
         )
     xp = _xp.namespace_for(xp)
-    dtype = dtype or _xp.default_float(xp, device)
+    dtype = _checks.check_float_dtype(dtype, xp=xp, device=device)
     pixels = images.reshape(images.shape[0], -1).astype(np.float64) / 255.0
     return (
         xp.asarray(pixels, dtype=dtype, device=device),
@@ -193,7 +193,7 @@ def load_mnist(
 def heart_curve(
     n: int = 100, *, xp: Namespace | None = None, device: Any = None, dtype: Any = None
 ) -> tuple[Array, Array]:
-    """The course's backpropagation training data: a heart drawn by two functions of x.
+    """Return the course's backpropagation training data: a heart drawn by two functions of x.
 
     ``x = arange(0, 1, 1/n)``; ``y = ((16 sin³(2πx), 13 cos(2πx) − 5 cos(4πx) −
     2 cos(6πx) − cos(8πx)) / 20 + 1) / 2``, so both outputs lie in (0, 1), the
@@ -231,7 +231,7 @@ def heart_curve(
     )
     y = (y / 20 + 1) / 2
     xp = _xp.namespace_for(xp)
-    dtype = dtype or _xp.default_float(xp, device)
+    dtype = _checks.check_float_dtype(dtype, xp=xp, device=device)
     return (
         xp.asarray(x[:, None], dtype=dtype, device=device),
         xp.asarray(y, dtype=dtype, device=device),
@@ -273,7 +273,7 @@ _FORMULA_FUNCTIONS = {
 
 
 def _compile_formula(formula: str, n_params: int, source: Path) -> Any:
-    """The model formula (``y = ... + e``) as a function ``(b, x) -> y`` in `b`'s namespace.
+    """Return the model formula (``y = ... + e``) as a function ``(b, x) -> y`` in `b`'s namespace.
 
     The text is tokenised against a whitelist (numbers, operators, ``x``,
     ``b1..bp``, ``pi`` and a few functions) before it is turned into Python.
@@ -411,7 +411,7 @@ def load_nist_strd(
             raise ValueError(f"{path}: the model is for log(y) but y has values <= 0")
         response = np.log(response)
     xp = _xp.namespace_for(xp)
-    dtype = dtype or _xp.default_float(xp, device)
+    dtype = _checks.check_float_dtype(dtype, xp=xp, device=device)
 
     def put(values: np.ndarray) -> Array:
         return xp.asarray(values, dtype=dtype, device=device)
@@ -441,7 +441,7 @@ _HEIGHT_FREQUENCIES = (
 def heights_data(
     *, xp: Namespace | None = None, device: Any = None, dtype: Any = None
 ) -> tuple[Array, Array]:
-    """The course's height distribution: 100 bins of width 2.5 cm, normalised to unit area.
+    """Return the course's height distribution: 100 bins of width 2.5 cm, normalised to unit area.
 
     Bins have left edges 50, 52.5, ..., 297.5; ``x`` is the bin centres and ``y``
     the frequencies divided by ``Σy · 2.5`` (a density), zero outside 160–200 cm.
@@ -463,7 +463,7 @@ def heights_data(
     frequencies[first : first + len(_HEIGHT_FREQUENCIES)] = _HEIGHT_FREQUENCIES
     density = frequencies / (frequencies.sum() * 2.5)
     xp = _xp.namespace_for(xp)
-    dtype = dtype or _xp.default_float(xp, device)
+    dtype = _checks.check_float_dtype(dtype, xp=xp, device=device)
     return (
         xp.asarray(edges + 1.25, dtype=dtype, device=device),
         xp.asarray(density, dtype=dtype, device=device),

@@ -34,7 +34,7 @@ __all__ = [
 
 # --------------------------------------------------------------------------- statistics
 def mean(X: Array) -> Array:
-    """The mean of the rows of `X`.
+    """Return the mean of the rows of `X`.
 
     Parameters
     ----------
@@ -58,7 +58,7 @@ def mean(X: Array) -> Array:
 
 
 def cov(X: Array, *, correction: float = 0) -> Array:
-    """The covariance matrix of the rows of `X`: ``X̄ᵀX̄ / (N − correction)``.
+    """Return the covariance matrix of the rows of `X`: ``X̄ᵀX̄ / (N − correction)``.
 
     `X` is centred first (two passes), which keeps float32 accurate where the
     one-pass ``E[xxᵀ] − mmᵀ`` loses it to cancellation.
@@ -92,7 +92,7 @@ def cov(X: Array, *, correction: float = 0) -> Array:
 
 
 def affine_mean(m: Array, A: Array, b: Array) -> Array:
-    """The mean of ``A·x + b`` when `x` has mean `m`: ``A·m + b``.
+    """Return the mean of ``A·x + b`` when `x` has mean `m`: ``A·m + b``.
 
     Examples
     --------
@@ -115,7 +115,7 @@ def affine_mean(m: Array, A: Array, b: Array) -> Array:
 
 
 def affine_cov(S: Array, A: Array) -> Array:
-    """The covariance of ``A·x + b`` when `x` has covariance `S`: ``A·S·Aᵀ``.
+    """Return the covariance of ``A·x + b`` when `x` has covariance `S`: ``A·S·Aᵀ``.
 
     Examples
     --------
@@ -138,7 +138,7 @@ def affine_cov(S: Array, A: Array) -> Array:
 def _vectors(
     x: Array, y: Array | None, A: Array | None
 ) -> tuple[Namespace, Array, Array | None, Array | None]:
-    """Validated `x`, `y` (same last axis) and `A` (symmetric positive definite)."""
+    """Return validated `x`, `y` (same last axis) and `A` (symmetric positive definite)."""
     xp = _checks.namespace(optional=["y", "A"], x=x, y=y, A=A)
     x = _checks.check_real_array(x, "x", xp=xp)
     if x.ndim < 1:
@@ -216,7 +216,7 @@ def distance(x: Array, y: Array, *, A: Array | None = None) -> Array:
 
 
 def angle(x: Array, y: Array, *, A: Array | None = None) -> Array:
-    """The angle between `x` and `y` in radians, ``arccos(⟨x,y⟩_A / (‖x‖_A‖y‖_A))``.
+    """Return the angle between `x` and `y` in radians, ``arccos(⟨x,y⟩_A / (‖x‖_A‖y‖_A))``.
 
     Computed as ``2·atan2(‖u − v‖_A, ‖u + v‖_A)`` with ``u``, ``v`` the unit vectors
     (Kahan), which stays accurate for nearly parallel and nearly opposite
@@ -233,7 +233,9 @@ def angle(x: Array, y: Array, *, A: Array | None = None) -> Array:
     xp, x, y, A = _vectors(x, y, A)
 
     def a_norm(v: Array) -> Array:
-        return xp.sqrt(xp.maximum(_inner(v, v, A, xp), xp.zeros((), dtype=v.dtype)))
+        return xp.sqrt(
+            xp.maximum(_inner(v, v, A, xp), xp.zeros((), dtype=v.dtype, device=_xp.device(v)))
+        )
 
     def positive(v: Array) -> Array:
         return _xp.array_namespace(v).all(v > 0)
@@ -304,7 +306,7 @@ def _pairwise_eager(X: Array, Y: Array) -> Array:
 
 # --------------------------------------------------------------------------- projections
 def projection_matrix(B: Array) -> Array:
-    """The orthogonal projection onto the column span of `B`: ``B (BᵀB)⁻¹ Bᵀ``.
+    """Return the orthogonal projection onto the column span of `B`: ``B (BᵀB)⁻¹ Bᵀ``.
 
     Built from an orthonormal basis of the span (the SVD's left vectors with
     non-negligible singular values), so a rank-deficient `B` projects onto its
@@ -340,7 +342,7 @@ def projection_matrix(B: Array) -> Array:
 
 
 def project(x: Array, B: Array) -> Array:
-    """The orthogonal projection of `x` (``(D,)`` or rows of ``(N, D)``) onto span(`B`).
+    """Return the orthogonal projection of `x` (``(D,)`` or rows of ``(N, D)``) onto span(`B`).
 
     Examples
     --------

@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _xp
 from m4ml_xp._xp import (
-    default_float,
     device,
     evaluate,
     namespace_for,
@@ -57,12 +56,13 @@ _RANK_SAFETY = 64
 def _parameter(
     value: Any, name: str, *, xp: Namespace | None, device_: Any, dtype: Any
 ) -> tuple[Array, Namespace]:
-    """A transformation parameter (Python number, sequence or array) as an array."""
+    """Return a transformation parameter (Python number, sequence or array) as an array."""
     if isinstance(value, list | tuple):
         for item in value:
-            _checks.check_real(item, f"{name}[...]")
+            if not math.isfinite(_checks.check_real(item, f"{name}[...]")):
+                raise ValueError(f"`{name}` must contain finite numbers; got {value}")
         xp = namespace_for(xp)
-        dtype = dtype or default_float(xp, device_)
+        dtype = _checks.check_float_dtype(dtype, xp=xp, device=device_)
         return xp.asarray([float(v) for v in value], dtype=dtype, device=device_), xp
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         _checks.check_real(value, name, low=-math.inf, high=math.inf)
@@ -70,7 +70,7 @@ def _parameter(
             msg = f"`{name}` must be finite; got {value}"
             raise ValueError(msg)
         xp = namespace_for(xp)
-        dtype = dtype or default_float(xp, device_)
+        dtype = _checks.check_float_dtype(dtype, xp=xp, device=device_)
         return xp.asarray(float(value), dtype=dtype, device=device_), xp
     xp = _checks.namespace(**{name: value})
     array = _checks.check_real_array(value, name, xp=xp, allow_empty=True, small=True)
@@ -381,7 +381,11 @@ def gram_schmidt(A: Array, *, tol: float | None = None) -> Array:
     A = _checks.check_real_array(A, "A", xp=xp, ndim=2, allow_empty=True)
     m, n = A.shape
     if tol is None:
-        column_norms = xp.linalg.vector_norm(A, axis=0) if n and m else xp.zeros(1, dtype=A.dtype)
+        column_norms = (
+            xp.linalg.vector_norm(A, axis=0)
+            if n and m
+            else xp.zeros(1, dtype=A.dtype, device=device(A))
+        )
         threshold = _RANK_SAFETY * max(m, n, 1) * _eps(A, xp) * xp.max(column_norms)
     else:
         threshold = _checks.check_real(tol, "tol", low=0.0)
@@ -634,7 +638,7 @@ def power_iteration(
     n = A.shape[0]
     dev = device(A)
     if x0 is None:
-        x = _xp.standard_normal(seed, (n,), xp=xp, device=dev, dtype=A.dtype)
+        x = _xp.standard_normal(_checks.check_seed(seed), (n,), xp=xp, device=dev, dtype=A.dtype)
     else:
         x = _checks.check_real_array(x0, "x0", xp=xp, ndim=1, small=True)
         if x.shape[0] != n:

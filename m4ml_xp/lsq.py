@@ -237,7 +237,7 @@ def _residual_function(
 def _lm_options(
     bounds: Any, ftol: float, xtol: float, gtol: float, factor: float, diff_step: float | None
 ) -> tuple[float, float | None]:
-    """The options both Levenberg–Marquardt solvers share, validated: (factor, diff_step)."""
+    """Return the options both Levenberg–Marquardt solvers share, validated: (factor, diff_step)."""
     if bounds is not None:
         msg = (
             "`bounds` are not supported by Levenberg–Marquardt; use a trust-region-reflective "
@@ -253,8 +253,7 @@ def _lm_options(
 
 
 def _max_nfev(max_nfev: int | None, jac: Any, n: int) -> int:
-    """SciPy's budget of about 100·n iterations: 100·n evaluations with an analytic `jac`,
-    100·n·(n+1) with forward differences, 100·n·(2n+1) with central ones (each costs 2n)."""
+    """SciPy's budget of about 100·n iterations: 100·n evaluations with an analytic `jac`, 100·n·(n+1) with forward differences, 100·n·(2n+1) with central ones (each costs 2n)."""
     if max_nfev is None:
         max_nfev = (
             100 * n if callable(jac) else 100 * n * (n + 1 if jac == "2-point" else 2 * n + 1)
@@ -270,8 +269,7 @@ def _jacobian_function(
     xp: Namespace,
     diff_step: float | None,
 ) -> tuple[Callable[[Array, Array], Array], int]:
-    """``J(x, f(x))`` of `shape` — ``(m, n)``, or ``(B, m, n)`` for batches of fits — and
-    the function evaluations it costs (MINPACK counts them)."""
+    """``J(x, f(x))`` of `shape` — ``(m, n)``, or ``(B, m, n)`` for batches of fits — and the function evaluations it costs (MINPACK counts them)."""
     if callable(jac):
 
         def analytic(x: Array, f: Array) -> Array:
@@ -665,8 +663,7 @@ def _curve_fit_batched(
 
 
 def _covariance(J: Array, cost: Any, absolute_sigma: bool, *, xp: Namespace) -> Array:
-    """``(JᵀJ)⁻¹`` from the SVD of ``J`` (one ``(m, n)`` or a stack), infinite along
-    singular directions; scaled by the reduced chi-square unless `absolute_sigma`."""
+    """``(JᵀJ)⁻¹`` from the SVD of ``J`` (one ``(m, n)`` or a stack), infinite along singular directions; scaled by the reduced chi-square unless `absolute_sigma`."""
     m, n = J.shape[-2:]
     _U, s, Vt = xp.linalg.svd(J, full_matrices=False)
     cutoff = float(xp.finfo(s.dtype).eps) * max(m, n) * xp.max(s, axis=-1, keepdims=True)
@@ -768,6 +765,12 @@ def levenberg_marquardt_batched(
         ``x`` (B, n), ``cost`` (B,), ``fun`` (B, m), ``jac`` (B, m, n),
         ``n_iter``, ``nfev``, ``converged``, ``status`` (B,).
 
+    Warns
+    -----
+    ConvergenceWarning
+        When some fits stop before converging (saying how many).  Dask results
+        are lazy: read their ``converged`` after computing.
+
     Examples
     --------
     >>> import numpy as np
@@ -800,7 +803,17 @@ def levenberg_marquardt_batched(
                "diff_step": diff_step, "factor": factor}  # fmt: skip
     if lazy:
         return _batched_by_chunks(residual, x, tuple(args), options)
-    return _solve_batched(residual, x, tuple(args), xp=xp, **options)
+    result = _solve_batched(residual, x, tuple(args), xp=xp, **options)
+    if not _xp.is_traced(result.converged):
+        failed = int(xp.sum(xp.astype(~result.converged, xp.int32)))
+        if failed:
+            report_non_convergence(
+                f"levenberg_marquardt_batched: {failed} of {B} fits stopped before "
+                "converging (their `status` says why)",
+                raise_on_failure=False,
+                stacklevel=2,
+            )
+    return result
 
 
 _DASK_CLOSURE = (
@@ -863,7 +876,7 @@ def _solve_batched(
     eps = float(xp.finfo(dtype).eps)
 
     def fun_of(data: tuple[Array, ...]) -> Callable[[Array], Array]:
-        """The checked residual of the fits whose per-fit `data` (rows of `args`) is given."""
+        """Return the checked residual of the fits whose per-fit `data` (rows of `args`) is given."""
 
         def fun(v: Array) -> Array:
             out = _checks.returned_array(

@@ -100,8 +100,8 @@ def init_mlp(
     sizes = _layer_sizes(layer_sizes)
     _checks.check_choice(init, "init", _INITS)
     xp = _xp.namespace_for(xp)
-    dtype = dtype or _xp.default_float(xp, device)
-    rng = _xp.generator(seed)
+    dtype = _checks.check_float_dtype(dtype, xp=xp, device=device)
+    rng = _xp.generator(_checks.check_seed(seed))
     params = []
     for n_in, n_out in itertools.pairwise(sizes):
         scale = {"course": 0.5, "glorot": math.sqrt(2 / (n_in + n_out)), "he": math.sqrt(2 / n_in)}
@@ -181,7 +181,7 @@ def _inputs(X: Array, params: Params, *, xp: Namespace, finite: bool = True) -> 
 
 
 def _targets(Y: Array, X: Array, n_out: int, *, xp: Namespace, values: bool = True) -> Array:
-    """Validated targets: ``(N, n_out)`` floats, or integer class labels ``(N,)`` in range.
+    """Return validated targets: ``(N, n_out)`` floats, or integer class labels ``(N,)`` in range.
 
     Labels stay labels (one-hot rows are made per batch, inside the compiled step).
     ``values=False`` checks only shapes and dtypes (the caller checks the values).
@@ -228,7 +228,7 @@ def _hidden(z: Array, name: str, xp: Namespace) -> Array:
 
 
 def _hidden_slope(a: Array, name: str, xp: Namespace) -> Array:
-    """The activation's derivative, from its output: σ′ = a(1−a), tanh′ = 1−a², relu′ = [a>0]."""
+    """Return the activation's derivative, from its output: σ′ = a(1−a), tanh′ = 1−a², relu′ = [a>0]."""
     if name == "sigmoid":
         return a * (1 - a)
     if name == "tanh":
@@ -269,7 +269,7 @@ def _one_hot(Y: Array, like: Array, *, xp: Namespace) -> Array:
 def _cost_and_delta(
     a: Array, z: Array, Y: Array, output: str, loss: str, *, xp: Namespace
 ) -> tuple[Array, Array]:
-    """The cost (averaged over examples) and ∂C/∂zL; `Y` targets or integer labels."""
+    """Return the cost (averaged over examples) and ∂C/∂zL; `Y` targets or integer labels."""
     n = a.shape[0]
     Y = _one_hot(Y, a, xp=xp)
     if loss == "squared_error":
@@ -488,7 +488,7 @@ def train_mlp(
 
     run, run_epoch, score = _compiled(activation, output, loss, optimizer, xp)
     state = optimizer.init(params)
-    rng = _xp.generator(seed)
+    rng = _xp.generator(_checks.check_seed(seed))
     dev = device(X)
     losses: list[float] = []
     val_losses: list[float] = []
@@ -547,7 +547,7 @@ def train_mlp(
 def _compiled(
     activation: str, output: str, loss: str, optimizer: Optimizer, xp: Namespace
 ) -> tuple[Any, Any, Any]:
-    """The training step and validation cost, compiled once per configuration (JAX).
+    """Return the training step and validation cost, compiled once per configuration (JAX).
 
     Cached so that repeated ``train_mlp`` calls with the same optimiser reuse
     the compiled step instead of tracing it again.
@@ -584,7 +584,7 @@ def _value_checks(X: Array, Y: Array, *, xp: Namespace) -> Array:
 def _raise_on_bad_values(
     checks: list[float], X: Array, Y: Array, n_out: int, *, xp: Namespace
 ) -> None:
-    """The clear errors for what :func:`_value_checks` found."""
+    """Return the clear errors for what :func:`_value_checks` found."""
     x_ok, first, second = checks
     # a sum of finite values can overflow: confirm element by element before blaming `X`
     if not x_ok and not bool(_checks.all_finite(X)):

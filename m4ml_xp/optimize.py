@@ -116,7 +116,7 @@ def tree_map(fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
 
 
 def tree_leaves(tree: PyTree) -> list[Any]:
-    """The leaves of a pytree, depth first, in order."""
+    """Return the leaves of a pytree, depth first, in order."""
     if isinstance(tree, list | tuple):
         return [leaf for part in tree for leaf in tree_leaves(part)]
     if isinstance(tree, dict):
@@ -139,7 +139,7 @@ def _check_like(tree: PyTree, name: str, reference: PyTree, reference_name: str)
     """`tree` must have the containers and leaf shapes of `reference`."""
     if _structure(tree) != _structure(reference):
         msg = (
-            f"`{name}` must match {reference_name} in structure and shapes; got "
+            f"`{name}` must match `{reference_name}` in structure and shapes; got "
             f"{_describe(tree)} for {_describe(reference)}"
         )
         raise ValueError(msg)
@@ -157,6 +157,19 @@ def _leaf_namespace(tree: PyTree, name: str) -> Namespace:
     return _checks.namespace(**{f"{name}[{i}]": leaf for i, leaf in enumerate(leaves)})
 
 
+def _check_same_arrays(tree: PyTree, name: str, reference: PyTree, reference_name: str) -> None:
+    """`tree` must match `reference` in structure, shapes, library and device.
+
+    The library and device are compared by leaf type and device (cheap: this runs
+    every step); only a mismatch pays for the namespace check that names the leaves.
+    """
+    _check_like(tree, name, reference, reference_name)
+    for i, (leaf, ref) in enumerate(zip(tree_leaves(tree), tree_leaves(reference), strict=True)):
+        if type(leaf) is not type(ref) or device(leaf) != device(ref):
+            leaf = _xp.numpy_scalar_as_array(leaf, _xp.array_namespace(ref))  # NumPy's 0-d
+            _checks.namespace(**{f"{reference_name}[{i}]": ref, f"{name}[{i}]": leaf})
+
+
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     """``params + updates`` leaf by leaf, keeping each parameter's dtype.
 
@@ -170,7 +183,7 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     >>> apply_updates(params, updates)
     [array([0.9, 2.1])]
     """
-    _check_like(updates, "updates", params, "`params`")
+    _check_same_arrays(updates, "updates", params, "params")
     return tree_map(lambda p, u: p + _xp.array_namespace(p).astype(u, p.dtype), params, updates)
 
 
@@ -246,7 +259,7 @@ def momentum(lr: float, beta: float = 0.9) -> Optimizer:
         return MomentumState(_zeros_like(params))
 
     def update(grads: PyTree, state: MomentumState) -> tuple[PyTree, MomentumState]:
-        _check_like(grads, "grads", state.velocity, "the parameters")
+        _check_same_arrays(grads, "grads", state.velocity, "params")
         velocity = tree_map(lambda v, g: beta * v + g, state.velocity, grads)
         return tree_map(lambda v: -lr * v, velocity), MomentumState(velocity)
 
@@ -290,7 +303,7 @@ def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Op
         return AdamState(count, _zeros_like(params), _zeros_like(params))
 
     def update(grads: PyTree, state: AdamState) -> tuple[PyTree, AdamState]:
-        _check_like(grads, "grads", state.mu, "the parameters")
+        _check_same_arrays(grads, "grads", state.mu, "params")
         xp = _xp.array_namespace(state.count)
         count = state.count + 1
         mu = tree_map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)

@@ -53,7 +53,7 @@ def generate_internet(
     device: Any = None,
     dtype: Any = None,
 ) -> Array:
-    """The course's random internet as a dense column-stochastic link matrix.
+    """Return the course's random internet as a dense column-stochastic link matrix.
 
     A link from page j to page i exists when ``|Cauchy / 2| > |i − j| + 1`` (a
     band that thins out with distance); ``1e-10`` is added to every entry and
@@ -89,13 +89,13 @@ def generate_internet(
         )
         raise ValueError(msg)
     xp = _xp.namespace_for(xp)
-    rng = np.random.default_rng(seed)
+    rng = _xp.generator(_checks.check_seed(seed))
     index = np.arange(n)
     distance = np.abs(index[:, None] - index[None, :])
     links = (np.abs(rng.standard_cauchy((n, n)) / 2) > distance + 1).astype(np.float64)
     links = links + 1e-10
     links = links / links.sum(axis=0, keepdims=True)
-    dtype = dtype or _xp.default_float(xp, device)
+    dtype = _checks.check_float_dtype(dtype, xp=xp, device=device)
     return xp.asarray(links, dtype=dtype, device=device)
 
 
@@ -106,7 +106,7 @@ def generate_internet_edges(
     xp: Namespace | None = None,
     device: Any = None,
 ) -> tuple[Array, Array]:
-    """The course's random internet as a sparse edge list, for graphs of any size.
+    """Return the course's random internet as a sparse edge list, for graphs of any size.
 
     Same link law as :func:`generate_internet` (a link j → i with probability
     ``P(|Cauchy| / 2 > |i − j| + 1)``, independently per pair), sampled without
@@ -137,7 +137,7 @@ def generate_internet_edges(
     """
     n = _checks.check_int(n, "n", low=1)
     xp = _xp.namespace_for(xp)
-    rng = np.random.default_rng(seed)
+    rng = _xp.generator(_checks.check_seed(seed))
     distances = np.arange(n)
     pairs = np.where(distances == 0, n, 2 * (n - distances))  # ordered pairs at each distance
     counts = rng.binomial(pairs, _link_probability(distances.astype(np.float64)))
@@ -315,7 +315,7 @@ def _power_loop(
 def _node_vector(
     values: Array | None, name: str, *, xp: Namespace, n: int, dtype: Any, dev: Any
 ) -> Array | None:
-    """A personalization / dangling / nstart vector: non-negative, length n, normalised."""
+    """Return a personalization / dangling / nstart vector: non-negative, length n, normalised."""
     if values is None:
         return None
     values = _checks.check_real_array(values, name, xp=xp, ndim=1)
@@ -422,7 +422,7 @@ def pagerank_edges(
     max_iter = _checks.check_int(max_iter, "max_iter", low=1)
     dev = _xp.device(src)
     if weights is None:
-        dtype = dtype or _xp.default_float(xp, dev)
+        dtype = _checks.check_float_dtype(dtype, xp=xp, device=dev)
         weights = xp.ones(src.shape, dtype=dtype, device=dev)
     else:
         weights = _checks.check_real_array(weights, "weights", xp=xp, ndim=1, allow_empty=True)

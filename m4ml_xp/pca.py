@@ -94,7 +94,10 @@ def pca(
     if method == "auto":
         method = "covariance_eigh" if N >= D else "gram"
     if _xp.is_dask_array(X) and method != "covariance_eigh":
-        msg = f"Dask arrays take method='covariance_eigh' (a distributed reduction); got {method!r}"
+        msg = (
+            "`method` must be 'covariance_eigh' for Dask arrays (a distributed reduction); "
+            f"got {method!r}"
+        )
         raise ValueError(msg)
     k, fraction = _n_components(n_components, N, D, method)
     mean = xp.mean(X, axis=0)
@@ -127,8 +130,7 @@ def pca(
 
 
 def scatter_decomposition(scatter: Array, *, xp: Namespace) -> tuple[Array, Array, Array]:
-    """The covariance route from ``X̄ᵀX̄``: singular values of X̄, components (rows) and
-    the total sum of squares."""
+    """Return the covariance route from ``X̄ᵀX̄``: singular values of X̄, components (rows) and the total sum of squares."""
     eigenvalues, V = _descending_eigh(scatter, xp=xp)
     singular = xp.sqrt(xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)))
     return singular, xp.linalg.matrix_transpose(V), xp.sum(xp.linalg.diagonal(scatter))
@@ -145,8 +147,7 @@ def finish_result(
     *,
     xp: Namespace,
 ) -> PCAResult:
-    """Every route's ending: variances ÷ (N − 1), the count a variance `fraction` asks
-    for, the first `k` components with svd_flip signs."""
+    """Every route's ending: variances ÷ (N − 1), the count a variance `fraction` asks for, the first `k` components with svd_flip signs."""
     total = total / (N - 1)
     variance = singular * singular / (N - 1)
     if fraction is not None:
@@ -158,7 +159,7 @@ def finish_result(
 
 
 def reconstruct(X: Array, result: PCAResult) -> Array:
-    """The course's reconstruction: ``X̄·Cᵀ·C + mean``, the rows projected onto the components.
+    """Return the course's reconstruction: ``X̄·Cᵀ·C + mean``, the rows projected onto the components.
 
     Examples
     --------
@@ -180,7 +181,7 @@ def reconstruct(X: Array, result: PCAResult) -> Array:
 
 
 def reconstruction_error(X: Array, result: PCAResult) -> Array:
-    """The course's error: the squared L2 error per row of :func:`reconstruct`, averaged.
+    """Return the course's error: the squared L2 error per row of :func:`reconstruct`, averaged.
 
     On the data the components were fitted to it equals the sum of the
     discarded eigenvalues of the biased covariance ``X̄ᵀX̄/N``.
@@ -213,12 +214,11 @@ def centred_sum_of_squares(X: Array, mean: Array, *, xp: Namespace) -> Array:
 def _over_centred_blocks(
     X: Array, mean: Array, reduce: Callable[[Array, slice], Array], *, blocks: int = 8
 ) -> Array:
-    """``reduce(X − mean, rows)`` for a `reduce` that sums over rows, summed over row
-    blocks ``reduce(X[rows] − mean, rows)`` so that each centred copy is ``1/blocks`` of
-    the input.
+    """``reduce(X − mean, rows)`` for a `reduce` that sums over rows, summed over row blocks ``reduce(X[rows] − mean, rows)`` so that each centred copy is ``1/blocks`` of the input.
 
     Dask arrays and JAX tracers take the one-expression form (Dask already works
-    chunk by chunk; ``jit`` shapes must be static)."""
+    chunk by chunk; ``jit`` shapes must be static).
+    """
     N = X.shape[0]
     if _xp.is_lazy(X) or 2 * blocks > N:
         return reduce(X - mean, slice(0, N))
@@ -268,13 +268,13 @@ def _randomized(
     *,
     xp: Namespace,
 ) -> tuple[Array, Array]:
-    """Halko–Martinsson–Tropp: a sketch of the range, QR-normalised power iterations, a
-    small SVD.  Returns the leading singular values and right singular vectors (rows).
+    """Halko–Martinsson–Tropp: a sketch of the range, QR-normalised power iterations, a small SVD.  Returns the leading singular values and right singular vectors (rows).
 
     No ``(N, D)`` centred copy is made: the power iterations centre implicitly
     (``X̄A = XA − 1(meanᵀA)``, whose rounding — eps relative to the uncentred rows —
     only perturbs the subspace), and the final projection ``QᵀX̄``, which sets the
-    singular values, centres block by block."""
+    singular values, centres block by block.
+    """
     N, D = X.shape
     width = min(k + oversampling, N, D)
     row = xp.reshape(mean, (1, D))

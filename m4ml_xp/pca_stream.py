@@ -37,8 +37,7 @@ __all__ = ["PCA", "StreamingState", "streaming_pca"]
 
 
 class StreamingState(NamedTuple):
-    """Running statistics of a stream: ``count`` rows, their ``mean`` and the centred
-    cross-product matrix ``scatter`` (``Σ (x − μ)(x − μ)ᵀ``), after ``n_chunks`` chunks."""
+    """Running statistics of a stream: ``count`` rows, their ``mean`` and the centred cross-product matrix ``scatter`` (``Σ (x − μ)(x − μ)ᵀ``), after ``n_chunks`` chunks."""
 
     count: int
     mean: Array
@@ -81,6 +80,7 @@ class StreamingState(NamedTuple):
     def from_state_dict(
         cls, parts: dict[str, Any], *, xp: Namespace | None = None, device: Any = None
     ) -> StreamingState:
+        """Rebuild a state from :meth:`state_dict`'s parts onto `xp` / `device`."""
         xp = _xp.namespace_for(xp)
         return cls(
             int(parts["count"]),
@@ -103,7 +103,10 @@ def update_state(state: StreamingState | None, chunk: Array, *, xp: Namespace) -
             count_b, mean_b, scatter_b, 1 if state is None else state.n_chunks + 1
         )
     if chunk.shape[1] != state.mean.shape[0]:
-        msg = f"every chunk must have {state.mean.shape[0]} columns like the first; got {tuple(chunk.shape)}"
+        msg = (
+            f"`chunks[{state.n_chunks}]` must have {state.mean.shape[0]} columns like the "
+            f"first chunk; got shape {tuple(chunk.shape)}"
+        )
         raise ValueError(msg)
     count = state.count + count_b
     delta = mean_b - state.mean
@@ -117,7 +120,7 @@ def update_state(state: StreamingState | None, chunk: Array, *, xp: Namespace) -
 
 
 def result_from_state(state: StreamingState, n_components: Any, *, xp: Namespace) -> PCAResult:
-    """The principal components of the streamed data: one ``eigh`` of the covariance."""
+    """Return the principal components of the streamed data: one ``eigh`` of the covariance."""
     N, D = state.count, state.mean.shape[0]
     if N < 2:
         raise ValueError(f"at least 2 rows are needed for PCA; the stream had {N}")
@@ -178,8 +181,8 @@ def streaming_pca(
     if checkpoint is not None and Path(checkpoint).exists():
         state = StreamingState.load(checkpoint, xp=xp, device=device)
         xp = _xp.array_namespace(state.mean)
-    iterator = iter(chunks)
     skip = state.n_chunks if state is not None else 0
+    iterator = iter(_checks.array_items(chunks, "chunks"))
     for _ in range(skip):  # already counted before the interruption
         next(iterator, None)
     if progress:
@@ -194,7 +197,7 @@ def streaming_pca(
             iterator = itertools.chain([first], iterator)
     on_device = _xp.to_device_chunks(iterator, xp, device)
     for index, block in enumerate(on_device, start=skip):
-        block = _checks.check_real_array(block, f"chunk {index}", xp=xp, ndim=2)
+        block = _checks.check_real_array(block, f"chunks[{index}]", xp=xp, ndim=2)
         if dtype is not None and block.dtype != dtype:
             block = xp.astype(block, dtype)
         if state is not None and state.mean.dtype != block.dtype:
@@ -286,7 +289,7 @@ class PCA:
         return self
 
     def state_dict(self) -> dict[str, Any]:
-        """The streaming statistics (host copies), to resume ``partial_fit`` later."""
+        """Return the streaming statistics (host copies), to resume ``partial_fit`` later."""
         if self._state is None:
             raise ValueError("no partial_fit yet: nothing to save")
         return self._state.state_dict()
@@ -310,7 +313,7 @@ class PCA:
             raise ValueError("this PCA is not fitted yet: call fit or partial_fit first")
 
     def _checked(self, name: str, array: Array, columns: int, why: str) -> tuple[Namespace, Array]:
-        """The namespace and `array` checked as a real 2-D input of `columns` columns."""
+        """Return the namespace and `array` checked as a real 2-D input of `columns` columns."""
         xp = _checks.namespace(**{name: array, "components": self.components_})
         array = _checks.check_real_array(array, name, xp=xp, ndim=2)
         if array.shape[1] != columns:
@@ -328,6 +331,7 @@ class PCA:
         return Z
 
     def fit_transform(self, X: Array, y: Any = None) -> Array:
+        """Fit on `X` and return its coordinates along the components (:meth:`transform`)."""
         return self.fit(X).transform(X)
 
     def inverse_transform(self, Z: Array) -> Array:

@@ -164,3 +164,49 @@ def device(xp: Any, backend: Backend) -> Any:
     from array_api_compat import device as device_of
 
     return device_of(xp.empty(0))
+
+
+# --------------------------------------------------------------------------- contract table
+#: (function, bad-input class) -> outcomes of ``test_rejects_bad_input`` over the backends run.
+_REJECTIONS: dict[tuple[str, str], set[str]] = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Record the outcome of each bad-input contract test for the summary table."""
+    outcome = yield
+    report = outcome.get_result()
+    if getattr(item, "originalname", None) != "test_rejects_bad_input":
+        return
+    params = item.callspec.params
+    key = (params["name"], params["bad"].value)
+    if report.failed:
+        _REJECTIONS.setdefault(key, set()).add("FAIL")
+    elif report.skipped:
+        _REJECTIONS.setdefault(key, set()).add("skip")
+    elif report.when == "call":
+        _REJECTIONS.setdefault(key, set()).add("ok")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print which classes of bad input each public function rejects (``-``: none such)."""
+    if not _REJECTIONS:
+        return
+    from tests.contract_registry import FUNCTIONS, Bad
+
+    write = terminalreporter.write_line
+    terminalreporter.section("bad inputs rejected (contract)")
+    width = max(len(name) for name in FUNCTIONS) + 2
+    write("function".ljust(width) + "".join(bad.value.rjust(10) for bad in Bad))
+    for name, entry in FUNCTIONS.items():
+        cells = []
+        for bad in Bad:
+            seen = _REJECTIONS.get((name, bad.value), set())
+            if bad not in entry.bad:
+                cells.append("-")
+            elif "FAIL" in seen:
+                cells.append("FAIL")
+            else:
+                cells.append("ok" if "ok" in seen else "skip" if seen else "")
+        write(name.ljust(width) + "".join(cell.rjust(10) for cell in cells))
+    write("ok: rejected with the argument named, on every backend run; -: no such input")

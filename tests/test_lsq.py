@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.optimize
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, is_dask_namespace
 from array_api_compat import device as device_of
 from hypothesis import given
 from hypothesis import strategies as st
@@ -722,12 +722,16 @@ class TestLevenbergMarquardtBatched:
             return residual(b, y) + 0 * ns.log(b[:, 2:] + 1.0)
 
         starts[1, 2] = -3.0
-        with warnings.catch_warnings():  # not errstate: Dask computes in other threads
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with warnings.catch_warnings(record=True) as caught:  # Dask computes in other threads
+            warnings.simplefilter("always")
             fit = mx.levenberg_marquardt_batched(
                 with_log, asarray(xp, starts, chunks=(2, 3)), args=(Y,)
             )
             status = to_numpy(fit.status)
+        reported = [str(w.message) for w in caught if w.category is mx.ConvergenceWarning]
+        if not is_dask_namespace(xp):  # lazy results are not read at the call
+            assert len(reported) == 1
+            assert "1 of 3 fits" in reported[0]
         assert status[1] == -2
         assert status[0] > 0
         assert status[2] > 0

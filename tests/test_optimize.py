@@ -114,7 +114,7 @@ class TestMomentum:
     def test_mismatched_gradient_shapes(self, xp):
         opt = mx.momentum(0.1)
         state = opt.init([asarray(xp, np.zeros(3)), asarray(xp, np.zeros(2))])
-        with pytest.raises(ValueError, match="`grads` must match the parameters"):
+        with pytest.raises(ValueError, match="`grads` must match `params`"):
             opt.update([asarray(xp, np.zeros(3)), asarray(xp, np.zeros(4))], state)
         with pytest.raises(ValueError, match="`beta` must be in"):
             mx.momentum(0.1, beta=1.0)

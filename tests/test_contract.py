@@ -1,0 +1,260 @@
+"""The whole-library contract, generated from ``tests/contract_registry.py``.
+
+For every public function on every backend: each applicable class of bad
+input raises ``ValueError`` / ``TypeError`` from m4ml_xp's own checks with the
+argument named; a valid call leaves its inputs unchanged and returns arrays of
+the input's library on the input's device; seeded calls are bit-identical on
+one backend and agree with NumPy within the dtype's tolerance; iterative
+methods stopped early report ``converged=False`` and warn.  The table of which
+bad inputs each function rejects is printed in the terminal summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from array_api_compat import array_namespace, is_array_api_obj, is_dask_array
+from array_api_compat import device as device_of
+
+import m4ml_xp
+from m4ml_xp.errors import ConvergenceWarning
+from tests._helpers import asarray, to_numpy
+from tests.conftest import Backend
+from tests.contract_registry import DATA, FUNCTIONS, TYPES, Bad, Entry
+
+PACKAGE = Path(m4ml_xp.__file__).resolve().parent
+
+
+def _entry_marks(name: str, *, test: str = "") -> list[Any]:
+    entry = FUNCTIONS[name]
+    xfail = {**entry.xfail, **getattr(entry, f"xfail_{test}", {})}
+    return [
+        pytest.mark.xfail_xp_backend(Backend(backend), reason=reason)
+        for backend, reason in xfail.items()
+    ]
+
+
+def _params(names: list[str], *, test: str = "") -> list[Any]:
+    return [pytest.param(name, id=name, marks=_entry_marks(name, test=test)) for name in names]
+
+
+BAD_CASES = [
+    pytest.param(name, bad, id=f"{name}-{bad.name.lower()}", marks=_entry_marks(name))
+    for name, entry in FUNCTIONS.items()
+    for bad in Bad
+    if bad in entry.bad
+]
+
+
+class Context:
+    """What a mutation needs: the namespace, device, inputs, and other libraries/devices."""
+
+    def __init__(self, xp: Any, device: Any, backend: Backend, a: dict[str, Any]) -> None:
+        self.xp, self.device, self.backend, self.a = xp, device, backend, a
+
+    def foreign(self, values: np.ndarray) -> Any:
+        """`values` as an array of another library than the backend's."""
+        if self.backend in (Backend.NUMPY, Backend.NUMPY_READONLY):
+            strict = pytest.importorskip("array_api_strict")
+            return strict.asarray(values)
+        return np.asarray(values)
+
+    def elsewhere(self, values: np.ndarray) -> Any:
+        """`values` on another device of the backend (array-api-strict has two)."""
+        if self.backend is not Backend.ARRAY_API_STRICT:
+            pytest.skip("one device on this backend (array-api-strict has a second)")
+        info = self.xp.__array_namespace_info__()
+        other = next(d for d in info.devices() if d != self.device)
+        return self.xp.asarray(values, device=other)
+
+    def with_nan(self, v: Any) -> Any:
+        """`v` with its first entry NaN and its last infinite."""
+        values = np.array(to_numpy(v), dtype=np.float64, copy=True)
+        values.flat[0] = np.nan
+        values.flat[-1] = np.inf
+        return asarray(self.xp, values.astype(to_numpy(v).dtype), device_of(v))
+
+
+def _as_backend(tree: Any, xp: Any, device: Any) -> Any:
+    if isinstance(tree, np.ndarray):
+        return asarray(xp, tree, device)
+    if isinstance(tree, list | tuple):
+        return type(tree)(_as_backend(v, xp, device) for v in tree)
+    if isinstance(tree, dict):
+        return {k: _as_backend(v, xp, device) for k, v in tree.items()}
+    return tree
+
+
+def _inputs(name: str, xp: Any, device: Any) -> dict[str, Any]:
+    entry = FUNCTIONS[name]
+    if entry.needs_data and not (DATA / entry.needs_data).is_dir():
+        pytest.skip(f"{name} needs {DATA / entry.needs_data} (set M4ML_XP_DATA)")
+    a = _as_backend(entry.inputs(np.random.default_rng(0)), xp, device)
+    return {**a, "xp": xp, "device": device}
+
+
+def _arrays(tree: Any) -> list[Any]:
+    """Every array in a result: dataclass / named-tuple fields, sequences, dicts."""
+    if isinstance(tree, np.generic) or (
+        is_array_api_obj(tree) and not isinstance(tree, bool | int | float | complex)
+    ):
+        return [tree]
+    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        tree = [getattr(tree, f.name) for f in dataclasses.fields(tree)]
+    if isinstance(tree, dict):
+        tree = list(tree.values())
+    if isinstance(tree, list | tuple):
+        return [leaf for item in tree for leaf in _arrays(item)]
+    return []
+
+
+def _run(entry: Entry, a: dict[str, Any], **options: Any) -> Any:
+    """Call, then compute any Dask outputs (deferred input checks raise here)."""
+    result = entry.call(a, **options)
+    lazy = [x for x in _arrays(result) if is_dask_array(x)]
+    if lazy:
+        import dask
+
+        dask.compute(*lazy)
+    return result
+
+
+def _generic(bad: Bad, value: Any, ctx: Context) -> Any:
+    if bad is Bad.NDIM:
+        return value[None, ...]
+    if bad is Bad.SHAPE:
+        return value[..., :-1]
+    if bad is Bad.NONFINITE:
+        return ctx.with_nan(value)
+    if bad is Bad.EMPTY:
+        return value[:0, ...]
+    if bad is Bad.DTYPE:
+        return ctx.xp.astype(value, ctx.xp.complex128)
+    if bad is Bad.MIXED:
+        return ctx.foreign(to_numpy(value))
+    if bad is Bad.DEVICE:
+        return ctx.elsewhere(to_numpy(value))
+    return to_numpy(value).tolist()  # Bad.NONARRAY
+
+
+def test_every_public_name_has_a_registry_entry() -> None:
+    """A new public name without an entry (or a stale entry) fails here."""
+    public = set(m4ml_xp.__all__)
+    registered = set(FUNCTIONS) | set(TYPES)
+    assert not public - registered, (
+        f"add contract_registry entries for {sorted(public - registered)}"
+    )
+    assert not registered - public, f"registry names not in __all__: {sorted(registered - public)}"
+    assert not set(FUNCTIONS) & set(TYPES)
+
+
+@pytest.mark.parametrize(("name", "bad"), BAD_CASES)
+def test_rejects_bad_input(name: str, bad: Bad, xp: Any, device: Any, backend: Backend) -> None:
+    entry = FUNCTIONS[name]
+    a = _inputs(name, xp, device)
+    mutation = entry.bad[bad]
+    ctx = Context(xp, device, backend, a)
+    options = {k: v(ctx) if callable(v) else v for k, v in mutation.options.items()}
+    if not options:
+        change = mutation.change or (lambda v, c: _generic(bad, v, c))
+        a = {**a, mutation.arg: change(a.get(mutation.arg), ctx)}
+    with pytest.raises((ValueError, TypeError)) as info:
+        _run(entry, a, **options)
+    message = str(info.value)
+    named = mutation.expect or mutation.arg
+    assert re.search(rf"`{named}(\[[^`]*\])?`", message), (
+        f"the message does not name `{named}`: {message}"
+    )
+    raised_in = Path(str(info.traceback[-1].path)).resolve()
+    assert raised_in.is_relative_to(PACKAGE), (
+        f"raised inside {raised_in}, not by m4ml_xp's checks: {message}"
+    )
+
+
+@pytest.mark.parametrize("name", _params(list(FUNCTIONS)))
+def test_inputs_unchanged_and_outputs_on_input_device(name: str, xp: Any, device: Any) -> None:
+    entry = FUNCTIONS[name]
+    a = _inputs(name, xp, device)
+    before = {k: [to_numpy(x).copy() for x in _arrays(v)] for k, v in a.items() if k != "xp"}
+    result = _run(entry, a)
+    for key, copies in before.items():
+        for old, new in zip(copies, _arrays(a[key]), strict=True):
+            np.testing.assert_array_equal(to_numpy(new), old, err_msg=f"{name} modified `{key}`")
+    outputs = _arrays(result)
+    assert bool(outputs) == entry.returns_arrays, f"{name} returned {type(result).__name__}"
+    probe = xp.empty(0, device=device) if device is not None else xp.empty(0)
+    for out in outputs:
+        if isinstance(out, np.generic):  # NumPy's 0-d results are its scalars
+            assert isinstance(probe, np.ndarray), f"{name} returned a NumPy scalar"
+            continue
+        array_namespace(out, probe)  # raises when the library differs
+        assert device_of(out) == device, f"{name} returned an array on {device_of(out)}"
+
+
+SEEDED = [name for name, entry in FUNCTIONS.items() if entry.seeded is not None]
+
+
+def _seeded_outputs(name: str, xp: Any, device: Any, seed: int) -> list[np.ndarray]:
+    entry = FUNCTIONS[name]
+    result = _run(entry, _inputs(name, xp, device), seed=seed, **entry.seeded)
+    return [to_numpy(x) for x in _arrays(result)]
+
+
+@pytest.mark.parametrize("name", _params(SEEDED, test="seeded"))
+def test_same_seed_same_result(name: str, xp: Any, device: Any) -> None:
+    first = _seeded_outputs(name, xp, device, seed=3)
+    again = _seeded_outputs(name, xp, device, seed=3)
+    for x, y in zip(first, again, strict=True):
+        np.testing.assert_array_equal(x, y)
+    other = _seeded_outputs(name, xp, device, seed=4)
+    assert any(not np.array_equal(x, y) for x, y in zip(first, other, strict=True)), (
+        f"{name}: the seed changes nothing"
+    )
+
+
+@pytest.mark.parametrize("name", _params(SEEDED, test="seeded"))
+def test_seeded_result_agrees_with_numpy(name: str, xp: Any, device: Any) -> None:
+    ours = _seeded_outputs(name, xp, device, seed=3)
+    reference = _seeded_outputs(name, np, None, seed=3)
+    for x, y in zip(ours, reference, strict=True):
+        assert x.shape == y.shape
+        if np.issubdtype(y.dtype, np.floating):
+            tol = float(np.sqrt(np.finfo(y.dtype).eps))
+            np.testing.assert_allclose(x, y, rtol=tol, atol=tol * float(np.max(np.abs(y))))
+        else:
+            np.testing.assert_array_equal(x, y)
+
+
+ITERATIVE = [name for name, entry in FUNCTIONS.items() if entry.convergence is not None]
+
+
+@pytest.mark.parametrize("name", _params(ITERATIVE, test="convergence"))
+def test_stopped_early_reports_and_warns(name: str, xp: Any, device: Any) -> None:
+    entry = FUNCTIONS[name]
+    with pytest.warns(ConvergenceWarning):
+        result = _run(entry, _inputs(name, xp, device), **entry.convergence)
+    assert not bool(entry.converged(result)), f"{name} claims convergence after one step"
+
+
+@pytest.mark.parametrize("name", list(TYPES))
+def test_public_type_is_produced(name: str) -> None:
+    kind = getattr(m4ml_xp, name)
+    spec = TYPES[name]
+    a = _inputs(spec.produced_by, np, None)
+    make = spec.make or (lambda a: _run(FUNCTIONS[spec.produced_by], a))
+    if spec.how == "raises":
+        with pytest.raises(kind):
+            make(a)
+    elif spec.how == "warns":
+        with pytest.warns(kind):
+            make(a)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert isinstance(make(a), kind)
