@@ -2,13 +2,14 @@
 
     nox -t cpu                          # lint + every CPU backend + examples (what CI runs)
     nox -s "tests(backend='jax')"       # one backend
-    nox -s bench                        # asv suite + `m4ml-xp bench`, every installed backend
+    nox -s bench                        # asv + dashboard + `m4ml-xp bench all`, every backend
 
 What each backend needs is in backends/<name>.txt, the single place that says so.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nox
@@ -68,12 +69,15 @@ def examples(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """asv on every installed backend in this one environment, then the side-by-side table."""
-    session.install("-e", ".[bench,jax,torch,dask]")
+    """asv on every installed backend in this one environment, its dashboard, then `bench all`.
+
+    CuPy joins when the machine has an NVIDIA GPU.  ``asv preview`` serves the dashboard.
+    """
+    names = [name for name in BACKENDS if name not in GPU_ONLY or shutil.which("nvidia-smi")]
+    requirements = [arg for name in names for arg in backend_requirements(name)]
+    session.install("-e", ".[bench]", *requirements)
     session.run("asv", "machine", "--yes")
     session.run("asv", "run", "--python=same", "--quick", "--show-stderr", *session.posargs)
     session.run("asv", "publish")
-    session.run("m4ml-xp", "bench", "pagerank")
-    session.run("m4ml-xp", "bench", "nn")
-    session.run("m4ml-xp", "bench", "lsq")
-    session.run("m4ml-xp", "bench", "pca")
+    session.run("m4ml-xp", "bench", "all", "--markdown")
+    session.log("dashboard: .asv/html (serve it with `asv preview`); goals: benchmarks/RESULTS.md")

@@ -230,13 +230,17 @@ def format_pagerank(
         f"pagerank_edges: {n_nodes:,} nodes, {n_edges:,} edges, tol {tol:g} (NetworkX semantics: "
         "L1 change < n·tol), from edge arrays to scores, best of runs"
     )
-    if markdown:
-        out = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(line) + " |" for line in lines]
-        return "\n".join(out)
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([title, fmt.format(*header), *(fmt.format(*line) for line in lines)])
+    numpy_row = by_name.get("m4ml_xp numpy")
+    goals = []
+    if numpy_row is not None:
+        vs_networkx = f"{nx_row.seconds / numpy_row.seconds:.1f}x" if nx_row else "not run"
+        goals = [
+            f"goal numpy >= 50x networkx.pagerank: {vs_networkx}",
+            f"goal numpy <= 1.5x the SciPy CSR loop: {numpy_row.seconds / scipy_time:.2f}x",
+        ]
+    table = format_table(title, header, lines, markdown=markdown)
+    bullet = "- " if markdown else "  "
+    return table + ("\n\n" + "\n".join(bullet + g for g in goals) if goals else "")
 
 
 # --------------------------------------------------------------------------- MLP

@@ -15,6 +15,7 @@ Examples
     m4ml-xp bench nn --data path/to/mnist
     m4ml-xp bench lsq --fits 10000
     m4ml-xp bench pca --data path/to/mnist
+    m4ml-xp bench all --markdown     # every goal ratio; rewrites benchmarks/RESULTS.md's block
 """
 
 from __future__ import annotations
@@ -351,7 +352,7 @@ def _print_fit(fit: Any, seconds: float, names: list[str]) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Time m4ml_xp against the reference tools and print the ratios."""
-    from m4ml_xp import _bench
+    from m4ml_xp import _bench, _bench_all
 
     print(f"machine: {_bench.machine_description()}")
     if args.what == "pca" and args.stream is not None:
@@ -364,60 +365,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
         print(_bench_pca.format_streaming(label, run, markdown=args.markdown))
         return 0
-    if args.what == "pca":
-        from m4ml_xp import _bench_pca
-
-        tables = _bench_pca.bench_pca(
-            data=args.data,
-            repeat=args.repeat,
-            large=not args.small,
-            log=lambda line: print(line, file=sys.stderr),
-        )
-        print(_bench_pca.format_pca(tables, k=50, markdown=args.markdown))
-        return 0
-    if args.what == "lsq":
-        from m4ml_xp import _bench_lsq
-
-        batched, single = _bench_lsq.bench_lsq(
-            n_fits=args.fits,
-            n_points=args.points,
-            single_points=args.single_points,
-            scipy_fits=args.scipy_fits,
-            repeat=args.repeat,
-            log=lambda line: print(line, file=sys.stderr),
-        )
-        text = _bench_lsq.format_lsq(
-            batched,
-            single,
-            n_points=args.points,
-            single_points=args.single_points,
-            markdown=args.markdown,
-        )
+    if args.what == "all":
+        text = _bench_all.run_all(args)
         print(text)
+        results = Path(args.results)
+        if args.markdown and results.parent.is_dir():
+            _bench_all.write_block(results, text)
+            print(f"wrote the generated block of {results}", file=sys.stderr)
         return 0
-    if args.what == "nn":
-        rows, described = _bench.bench_nn(
-            data=args.data,
-            batch=args.batch,
-            repeat=args.repeat,
-            log=lambda line: print(line, file=sys.stderr),
-        )
-        print(_bench.format_nn(rows, described=described, batch=args.batch, markdown=args.markdown))
-        return 0
-    rows = _bench.bench_pagerank(
-        args.nodes,
-        args.edges,
-        repeat=args.repeat,
-        tol=args.tol,
-        networkx=not args.no_networkx,
-        dtype=args.dtype,
-        log=lambda line: print(line, file=sys.stderr),
-    )
-    print(
-        _bench.format_pagerank(
-            rows, n_nodes=args.nodes, n_edges=args.edges, tol=args.tol, markdown=args.markdown
-        )
-    )
+    print(_bench_all.run_section(args.what, args))
     return 0
 
 
@@ -547,7 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.set_defaults(func=cmd_fit)
 
     bench = commands.add_parser("bench", help="time m4ml_xp against the reference tools in one run")
-    bench.add_argument("what", choices=["pagerank", "nn", "lsq", "pca"])
+    bench.add_argument("what", choices=["all", "pagerank", "nn", "lsq", "pca"])
+    bench.add_argument(
+        "--results",
+        default="benchmarks/RESULTS.md",
+        help="all --markdown: the file whose generated block is rewritten (when its folder exists)",
+    )
     bench.add_argument("--small", action="store_true", help="pca: t10k only, not the 70k matrix")
     bench.add_argument(
         "--stream",

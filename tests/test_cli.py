@@ -109,7 +109,38 @@ def test_bench_pagerank_prints_ratios(capsys):
         "--markdown",
         "--no-networkx",
     )
-    assert out.splitlines()[-1].startswith("| m4ml_xp")
+    assert any(line.startswith("| m4ml_xp numpy |") for line in out.splitlines())
+    assert "- goal numpy >= 50x networkx.pagerank: not run" in out
+    assert "- goal numpy <= 1.5x the SciPy CSR loop: " in out
+
+
+def test_bench_all_reports_every_goal_and_rewrites_the_results_block(capsys, monkeypatch, tmp_path):
+    from m4ml_xp import _bench, _bench_pca
+
+    X = np.random.default_rng(0).random((400, 784), dtype=np.float32)
+    y = np.arange(400) % 10
+    for module in (_bench, _bench_pca):
+        monkeypatch.setattr(module, "mnist_or_synthetic", lambda data, limit=10_000: (X, y, "400"))
+    results = tmp_path / "RESULTS.md"
+    results.write_text(
+        "# Results\n\nabove\n<!-- bench-all:start -->\nold\n<!-- bench-all:end -->\nbelow\n"
+    )
+    small = ["--repeat", "1", "--nodes", "500", "--edges", "3000", "--fits", "100"]
+    small += ["--single-points", "300", "--small", "--results", str(results), "--markdown"]
+    code, out, _ = run(capsys, "bench", "all", *small)
+    assert code == 0
+    goals = out.split("### Goals", 1)[1].split("###", 1)[0]
+    for expected in (
+        "- pagerank: goal numpy >= 50x networkx.pagerank",
+        "- nn: goal numpy <= 1.0x torch CPU",
+        "- lsq: goal numpy >= 10x the SciPy loop's fits/s",
+        "- pca: 400: numpy covariance_eigh / sklearn covariance_eigh",
+    ):
+        assert expected in goals
+    written = results.read_text()
+    assert written.startswith("# Results\n\nabove\n<!-- bench-all:start -->\n## Latest")
+    assert written.endswith("<!-- bench-all:end -->\nbelow\n")
+    assert "old" not in written
 
 
 def test_absent_device_is_a_one_line_error(capsys):
