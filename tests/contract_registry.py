@@ -375,7 +375,11 @@ FUNCTIONS: dict[str, Entry] = {
     "rotation_matrix": Entry(
         lambda a, **o: m.rotation_matrix(**{"theta": 0.3, **o}, xp=a["xp"], device=a["device"]),
         lambda r: {},
-        {Bad.NONFINITE: option("theta", math.nan), Bad.NONARRAY: option("theta", "ninety")},
+        {
+            Bad.NONFINITE: option("theta", math.nan),
+            Bad.NONARRAY: option("theta", "ninety"),
+            Bad.OPTION: _CREATOR[Bad.OPTION],
+        },
         creates=True,
     ),
     "scaling_matrix": Entry(
@@ -388,13 +392,18 @@ FUNCTIONS: dict[str, Entry] = {
             Bad.NONFINITE: option("factors", [2.0, math.inf]),
             Bad.EMPTY: option("factors", []),
             Bad.NONARRAY: option("factors", "double"),
+            Bad.OPTION: _CREATOR[Bad.OPTION],
         },
         creates=True,
     ),
     "shear_matrix": Entry(
         lambda a, **o: m.shear_matrix(**{"k": 0.5, **o}, xp=a["xp"], device=a["device"]),
         lambda r: {},
-        {Bad.NONFINITE: option("k", math.nan), Bad.OPTION: option("axis", 2)},
+        {
+            Bad.NONFINITE: option("k", math.nan),
+            Bad.NONARRAY: option("k", "half"),
+            Bad.OPTION: option("axis", 2),
+        },
         creates=True,
     ),
     "reflection_matrix": Entry(
@@ -532,7 +541,9 @@ FUNCTIONS: dict[str, Entry] = {
         lambda a, **o: m.newton_raphson(lambda x: x**2 - 2.0, lambda x: 2.0 * x, a["x0"], **o),
         lambda r: {"x0": np.asarray(1.0)},
         {
+            Bad.NDIM: on("x0", lambda v, ctx: ctx.xp.reshape(v, (1, 1))),
             Bad.NONFINITE: on("x0"),
+            Bad.EMPTY: on("x0", lambda v, ctx: ctx.xp.reshape(v, (1,))[:0]),
             Bad.DTYPE: on("x0"),
             Bad.NONARRAY: on("x0", lambda v, ctx: "one"),
             Bad.OPTION: option("tol", -1.0),
@@ -588,6 +599,7 @@ FUNCTIONS: dict[str, Entry] = {
         lambda r: {"x0": np.array([1.0, -1.0])},
         {
             Bad.NONFINITE: on("x0"),
+            Bad.EMPTY: on("x0"),
             Bad.DTYPE: on("x0"),
             Bad.NONARRAY: on("x0"),
             Bad.OPTION: option("n_steps", -1),
@@ -598,6 +610,7 @@ FUNCTIONS: dict[str, Entry] = {
         lambda r: {"x0": np.array([0.0, 1.0])},
         {
             Bad.NONFINITE: on("x0"),
+            Bad.EMPTY: on("x0"),
             Bad.DTYPE: on("x0"),
             Bad.NONARRAY: on("x0"),
             Bad.OPTION: option("tol", -1.0),
@@ -847,7 +860,10 @@ TYPES: dict[str, TypeEntry] = {
     "CurveFit": TypeEntry("curve_fit"),
     "NISTProblem": TypeEntry("load_nist_strd"),
     "StreamingState": TypeEntry(
-        "PCA", make=lambda a: m.PCA(2).partial_fit(a["X"]).partial_fit(a["Z"])._state
+        "PCA",
+        make=lambda a: m.StreamingState.from_state_dict(
+            m.PCA(2).partial_fit(a["X"]).partial_fit(a["Z"]).state_dict()
+        ),
     ),
     "ConvergenceWarning": TypeEntry(
         "power_iteration",
