@@ -145,8 +145,9 @@ def streaming_pca(
     Parameters
     ----------
     chunks : iterable of (n_i, D) arrays
-        NumPy arrays or memmaps, arrays of `xp`, anything ``xp.asarray`` takes;
-        each is moved to `device` and merged into the running statistics.  Host
+        Arrays: NumPy arrays or memmaps on the host, or arrays of `xp` (lists and
+        other non-arrays are refused, naming ``chunks[i]``); each is moved to
+        `device` and merged into the running statistics.  Host
         chunks bound for a CUDA device (CuPy, torch) pass through two reused
         page-locked buffers, so reading the next chunk overlaps the transfer and
         the work on this one.
