@@ -33,7 +33,11 @@ TARGETS: dict[str, tuple[str, str | None]] = {
 
 
 def available_targets() -> Iterator[tuple[str, str, Any, Any]]:
-    """``(label, backend, namespace, device)`` for each of :data:`TARGETS` that imports and has its device here; the others are skipped."""
+    """Yield ``(label, backend, namespace, device)`` for each of :data:`TARGETS` available.
+
+    A target is available when its library imports and its device exists here; the
+    others are skipped.
+    """
     for label, (backend, device_name) in TARGETS.items():
         try:
             xp, device = _xp.resolve_backend(backend, device_name)
@@ -94,7 +98,7 @@ def scipy_pagerank(
     tol: float = 1e-6,
     max_iter: int = 100,
 ) -> tuple[np.ndarray, int]:
-    """Return a hand-written SciPy CSR PageRank with NetworkX's semantics: the fair baseline."""
+    """Run a hand-written SciPy CSR PageRank with NetworkX's semantics: the fair baseline."""
     import scipy.sparse as sparse
 
     A = sparse.csr_array((np.ones(src.size), (src, dst)), shape=(n, n))
@@ -256,7 +260,10 @@ def format_table(title: str, header: list[str], lines: list[list[str]], *, markd
 
 
 def mnist_or_synthetic(data: str | None, limit: int = 10_000) -> tuple[np.ndarray, np.ndarray, str]:
-    """MNIST t10k (float32 pixels / 255, labels) from `data` or ``M4ML_XP_DATA``, else random data of the same shape (the timings do not depend on the values)."""
+    """Return MNIST t10k (float32 pixels / 255, labels) from `data` or ``M4ML_XP_DATA``.
+
+    Else random data of the same shape (the timings do not depend on the values).
+    """
     import os
 
     from m4ml_xp.datasets import load_mnist
@@ -350,7 +357,11 @@ def bench_nn(
     repeat: int = 3,
     log: Callable[[str], None] = print,
 ) -> tuple[list[Timing], str]:
-    """One epoch of a 784-hidden-10 ReLU/softmax MLP, SGD, float32: every backend vs torch autograd + ``optim.SGD`` and a ``jax.lax.scan`` epoch, on the same batches."""
+    """One epoch of a 784-hidden-10 ReLU/softmax MLP, SGD, float32.
+
+    Every backend vs torch autograd + ``optim.SGD`` and a ``jax.lax.scan`` epoch, on the
+    same batches.
+    """
     from m4ml_xp.nn import init_mlp, train_mlp
     from m4ml_xp.optimize import sgd
 

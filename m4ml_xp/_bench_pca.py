@@ -53,7 +53,10 @@ def bench_pca(
     *, data: str | None = None, k: int = 50, repeat: int = 3, large: bool = True,
     log: Callable[[str], None] = print,
 ) -> list[tuple[str, list[Timing]]]:  # fmt: skip
-    """Tables for t10k and (with `large`) the 70k matrix; ``max_diff`` is the eigenvalue error, ``note`` the memory ratio where measured."""
+    """Tables for t10k and (with `large`) the 70k matrix.
+
+    ``max_diff`` is the eigenvalue error, ``note`` the memory ratio where measured.
+    """
     images, _labels, described = mnist_or_synthetic(data)
     sets = [(described, images.astype(np.float32))]
     if large:
@@ -157,7 +160,12 @@ def format_pca(tables: list[tuple[str, list[Timing]]], *, k: int, markdown: bool
 
 
 class GeneratedChunks:
-    """``rows × 784`` float32 chunks of uniform [0, 1) pixels, ``total_bytes`` in all, generated on the host by `workers` threads ahead of their use (at most ``2·workers`` chunks held), yielded in order.  Nothing is kept: the data can exceed host and device memory."""
+    """``rows × 784`` float32 chunks of uniform [0, 1) pixels, ``total_bytes`` in all.
+
+    Generated on the host by `workers` threads ahead of their use (at most ``2·workers``
+    chunks held), yielded in order.  Nothing is kept: the data can exceed host and device
+    memory.
+    """
 
     def __init__(self, total_bytes: float, rows: int, *, workers: int = 4, seed: int = 0):
         self.rows, self.workers, self.seed = rows, workers, seed
@@ -187,7 +195,10 @@ class GeneratedChunks:
 
 
 def host_to_device_bandwidth(xp: Any, device: Any, nbytes: int = 1 << 28) -> dict[str, float]:
-    """GB/s of one ``nbytes`` copy from host to `device`: from pageable NumPy memory (``xp.asarray``) and, on CUDA, from page-locked memory."""
+    """GB/s of one ``nbytes`` copy from host to `device`.
+
+    From pageable NumPy memory (``xp.asarray``) and, on CUDA, from page-locked memory.
+    """
     host = np.ones(nbytes // 4, dtype=np.float32)
     rates: dict[str, float] = {}
     if device is None or "cpu" in str(device).lower():
@@ -216,7 +227,12 @@ def bench_streaming(
     xp: Any, device: Any, *, gigabytes: float, rows: int = 65_536, workers: int = 4,
     k: int = 50, progress: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
-    """Stream `gigabytes` of generated float32 784-wide rows through ``streaming_pca`` on `xp`/`device`; the throughput next to the host generation rate and the host-to-device bandwidth.  Uniform pixels have every covariance eigenvalue near 1/12: the largest deviation, about ``2·sqrt(784 / rows streamed)``, checks the result."""
+    """Stream `gigabytes` of generated 784-wide float32 rows through ``streaming_pca``.
+
+    On `xp`/`device`; the throughput is reported next to the host generation rate and the
+    host-to-device bandwidth.  Uniform pixels have every covariance eigenvalue near 1/12:
+    the largest deviation, about ``2·sqrt(784 / rows streamed)``, checks the result.
+    """
     from m4ml_xp.pca_stream import streaming_pca
 
     sample = GeneratedChunks(min(gigabytes * 1e9, 2e9), rows, workers=workers, seed=1)

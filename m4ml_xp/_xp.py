@@ -504,9 +504,9 @@ def replace_rows(
     *,
     xp: Namespace,
 ) -> tuple[Array, ...]:
-    """``where(mask, function(*arrays), defaults)`` row by row, computing `function` only where it is needed.
+    """Return ``where(mask, function(*arrays), defaults)`` row by row.
 
-    All arrays have the batch axis first and `mask` is ``(B,)``.  Eager backends
+    `function` is computed only on the rows where it is needed.  All arrays have the batch axis first and `mask` is ``(B,)``.  Eager backends
     evaluate `function` on the masked rows alone (gathered by index); JAX, whose
     shapes are static under ``jit``, evaluates it on every row inside a
     ``lax.cond`` taken only when some row is masked.
@@ -532,7 +532,11 @@ def replace_rows(
 
 
 def fill_masked(mask: Array, values: Array, defaults: Array, *, xp: Namespace) -> Array:
-    """`defaults` with its rows where `mask` (``(B,)``) is true replaced, in order, by the rows of `values` (one per true entry) — a scatter without in-place writes."""
+    """Return `defaults` with the rows where `mask` (``(B,)``) is true replaced.
+
+    They are replaced, in order, by the rows of `values` (one per true entry): a scatter
+    without in-place writes.
+    """
     position = xp.cumulative_sum(xp.astype(mask, xp.int64)) - 1
     position = xp.where(position < 0, xp.zeros_like(position), position)
     spread = xp.reshape(mask, (-1,) + (1,) * (defaults.ndim - 1))
@@ -540,7 +544,11 @@ def fill_masked(mask: Array, values: Array, defaults: Array, *, xp: Namespace) -
 
 
 def eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:
-    """``eigh`` of a symmetric matrix; a Dask matrix (small: D × D after a distributed reduction) is computed and decomposed by its chunks' library, the results returned as one-chunk Dask arrays."""
+    """``eigh`` of a symmetric matrix.
+
+    A Dask matrix (small: D × D after a distributed reduction) is computed and decomposed by
+    its chunks' library, the results returned as one-chunk Dask arrays.
+    """
     if not is_dask_array(S):
         return tuple(xp.linalg.eigh(S))
     import dask.array as da
@@ -577,7 +585,11 @@ def to_device_chunks(chunks: Iterable[Any], xp: Namespace, dev: Any = None) -> I
 
 
 class _PinnedSlots:
-    """Two page-locked host buffers used in turn.  A buffer is refilled only after the device copy out of it has finished (the event left in ``pending``)."""
+    """Two page-locked host buffers used in turn.
+
+    A buffer is refilled only after the device copy out of it has finished (the event left
+    in ``pending``).
+    """
 
     def __init__(self, allocate: Callable[[int, Any], Any], fill: Callable[[Any, Any], Any]):
         self.allocate, self.fill = allocate, fill
@@ -649,7 +661,11 @@ def _torch_pinned_stage(dev: Any) -> tuple[Callable[[Any], Array], _PinnedSlots]
 
 
 def map_block_pairs(function: Callable[[Array, Array], Array], X: Array, Y: Array) -> Array:
-    """``(N, M)`` from Dask row sets ``X (N, D)`` and ``Y (M, D)``: block ``(i, j)`` is ``function(X_i, Y_j)`` on the chunks' own arrays, the feature axis kept whole."""
+    """``(N, M)`` from Dask row sets ``X (N, D)`` and ``Y (M, D)``.
+
+    Block ``(i, j)`` is ``function(X_i, Y_j)`` on the chunks' own arrays, the feature axis
+    kept whole.
+    """
     import dask.array as da
 
     X, Y = X.rechunk({1: -1}), Y.rechunk({1: -1})

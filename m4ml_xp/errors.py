@@ -20,7 +20,11 @@ class RankWarning(UserWarning):
 
 
 class ConvergenceError(RuntimeError):
-    """An iterative method stopped before meeting its tolerance and the caller asked for an exception (``raise_on_failure=True``)."""
+    """An iterative method stopped before meeting its tolerance.
+
+    Raised instead of a :class:`ConvergenceWarning` when the caller asked for it
+    (``raise_on_failure=True``).
+    """
 
 
 def report_non_convergence(message: str, *, raise_on_failure: bool, stacklevel: int) -> None:

@@ -253,7 +253,11 @@ def _lm_options(
 
 
 def _max_nfev(max_nfev: int | None, jac: Any, n: int) -> int:
-    """SciPy's budget of about 100·n iterations: 100·n evaluations with an analytic `jac`, 100·n·(n+1) with forward differences, 100·n·(2n+1) with central ones (each costs 2n)."""
+    """SciPy's budget of about 100·n iterations.
+
+    100·n evaluations with an analytic `jac`, 100·n·(n+1) with forward differences,
+    100·n·(2n+1) with central ones (each costs 2n).
+    """
     if max_nfev is None:
         max_nfev = (
             100 * n if callable(jac) else 100 * n * (n + 1 if jac == "2-point" else 2 * n + 1)
@@ -269,7 +273,10 @@ def _jacobian_function(
     xp: Namespace,
     diff_step: float | None,
 ) -> tuple[Callable[[Array, Array], Array], int]:
-    """``J(x, f(x))`` of `shape` — ``(m, n)``, or ``(B, m, n)`` for batches of fits — and the function evaluations it costs (MINPACK counts them)."""
+    """Return ``J(x, f(x))`` and the function evaluations it costs (MINPACK counts them).
+
+    ``J`` is ``(m, n)``, or ``(B, m, n)`` for batches of fits.
+    """
     if callable(jac):
 
         def analytic(x: Array, f: Array) -> Array:
@@ -663,7 +670,11 @@ def _curve_fit_batched(
 
 
 def _covariance(J: Array, cost: Any, absolute_sigma: bool, *, xp: Namespace) -> Array:
-    """``(JᵀJ)⁻¹`` from the SVD of ``J`` (one ``(m, n)`` or a stack), infinite along singular directions; scaled by the reduced chi-square unless `absolute_sigma`."""
+    """Return ``(JᵀJ)⁻¹`` from the SVD of ``J`` (one ``(m, n)`` or a stack).
+
+    Infinite along singular directions; scaled by the reduced chi-square unless
+    `absolute_sigma`.
+    """
     m, n = J.shape[-2:]
     _U, s, Vt = xp.linalg.svd(J, full_matrices=False)
     cutoff = float(xp.finfo(s.dtype).eps) * max(m, n) * xp.max(s, axis=-1, keepdims=True)

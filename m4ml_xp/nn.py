@@ -584,7 +584,7 @@ def _value_checks(X: Array, Y: Array, *, xp: Namespace) -> Array:
 def _raise_on_bad_values(
     checks: list[float], X: Array, Y: Array, n_out: int, *, xp: Namespace
 ) -> None:
-    """Return the clear errors for what :func:`_value_checks` found."""
+    """Raise the clear error for what :func:`_value_checks` found, if anything."""
     x_ok, first, second = checks
     # a sum of finite values can overflow: confirm element by element before blaming `X`
     if not x_ok and not bool(_checks.all_finite(X)):

@@ -130,7 +130,10 @@ def pca(
 
 
 def scatter_decomposition(scatter: Array, *, xp: Namespace) -> tuple[Array, Array, Array]:
-    """Return the covariance route from ``X̄ᵀX̄``: singular values of X̄, components (rows) and the total sum of squares."""
+    """Return the covariance route from ``X̄ᵀX̄``.
+
+    Singular values of X̄, components (rows) and the total sum of squares.
+    """
     eigenvalues, V = _descending_eigh(scatter, xp=xp)
     singular = xp.sqrt(xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)))
     return singular, xp.linalg.matrix_transpose(V), xp.sum(xp.linalg.diagonal(scatter))
@@ -147,7 +150,10 @@ def finish_result(
     *,
     xp: Namespace,
 ) -> PCAResult:
-    """Every route's ending: variances ÷ (N − 1), the count a variance `fraction` asks for, the first `k` components with svd_flip signs."""
+    """Finish every route: variances ÷ (N − 1), the component count, svd_flip signs.
+
+    The count is the one a variance `fraction` asks for, else `k`.
+    """
     total = total / (N - 1)
     variance = singular * singular / (N - 1)
     if fraction is not None:
@@ -214,9 +220,10 @@ def centred_sum_of_squares(X: Array, mean: Array, *, xp: Namespace) -> Array:
 def _over_centred_blocks(
     X: Array, mean: Array, reduce: Callable[[Array, slice], Array], *, blocks: int = 8
 ) -> Array:
-    """``reduce(X − mean, rows)`` for a `reduce` that sums over rows, summed over row blocks ``reduce(X[rows] − mean, rows)`` so that each centred copy is ``1/blocks`` of the input.
+    """Return ``reduce(X − mean, rows)`` for a `reduce` that sums over rows, block by block.
 
-    Dask arrays and JAX tracers take the one-expression form (Dask already works
+    The sum over row blocks of ``reduce(X[rows] − mean, rows)``, so that each centred copy
+    is ``1/blocks`` of the input.  Dask arrays and JAX tracers take the one-expression form (Dask already works
     chunk by chunk; ``jit`` shapes must be static).
     """
     N = X.shape[0]
@@ -268,7 +275,9 @@ def _randomized(
     *,
     xp: Namespace,
 ) -> tuple[Array, Array]:
-    """Halko–Martinsson–Tropp: a sketch of the range, QR-normalised power iterations, a small SVD.  Returns the leading singular values and right singular vectors (rows).
+    """Halko–Martinsson–Tropp randomized SVD of the implicitly centred `X`.
+
+    A sketch of the range, QR-normalised power iterations, a small SVD; returns the leading singular values and right singular vectors (rows).
 
     No ``(N, D)`` centred copy is made: the power iterations centre implicitly
     (``X̄A = XA − 1(meanᵀA)``, whose rounding — eps relative to the uncentred rows —

@@ -37,7 +37,11 @@ __all__ = ["PCA", "StreamingState", "streaming_pca"]
 
 
 class StreamingState(NamedTuple):
-    """Running statistics of a stream: ``count`` rows, their ``mean`` and the centred cross-product matrix ``scatter`` (``Σ (x − μ)(x − μ)ᵀ``), after ``n_chunks`` chunks."""
+    """Running statistics of a stream.
+
+    ``count`` rows, their ``mean`` and the centred cross-product matrix ``scatter`` (``Σ (x
+    − μ)(x − μ)ᵀ``), after ``n_chunks`` chunks.
+    """
 
     count: int
     mean: Array
