@@ -66,11 +66,22 @@ class Context:
         return np.asarray(values)
 
     def elsewhere(self, values: np.ndarray) -> Any:
-        """`values` on another device of the backend (array-api-strict has two)."""
-        if self.backend is not Backend.ARRAY_API_STRICT:
-            pytest.skip("one device on this backend (array-api-strict has a second)")
-        info = self.xp.__array_namespace_info__()
-        other = next(d for d in info.devices() if d != self.device)
+        """`values` on another device of the backend than the inputs'.
+
+        array-api-strict always has two; torch and JAX on a GPU also have the CPU.
+        """
+        on_gpu = "cpu" not in str(self.device).lower()
+        if self.backend is Backend.ARRAY_API_STRICT:
+            info = self.xp.__array_namespace_info__()
+            other = next(d for d in info.devices() if d != self.device)
+        elif self.backend is Backend.TORCH and on_gpu:
+            other = "cpu"
+        elif self.backend is Backend.JAX and on_gpu:
+            import jax
+
+            other = jax.devices("cpu")[0]
+        else:
+            pytest.skip("one device here (array-api-strict has two; torch/JAX on a GPU, cpu too)")
         return self.xp.asarray(values, device=other)
 
     def with_nan(self, v: Any) -> Any:
