@@ -211,12 +211,19 @@ def check_real(
     high: float = math.inf,
     low_open: bool = False,
     high_open: bool = False,
+    finite: bool = False,
 ) -> float:
-    """Validate a real Python (or 0-d NumPy) scalar in an interval; returns a float."""
+    """Validate a real Python (or 0-d NumPy) scalar in an interval; returns a float.
+
+    With `finite`, NaN and infinities are refused as such (even where the interval
+    is unbounded).
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         msg = f"`{name}` must be a real number; got {type(value).__name__}"
         raise TypeError(msg)
     value = float(value)
+    if finite and not math.isfinite(value):
+        raise ValueError(f"`{name}` must be finite; got {value}")
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
     if math.isnan(value) or too_low or too_high:

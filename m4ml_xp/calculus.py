@@ -588,8 +588,7 @@ def lagrange_multipliers(
 
 def _multipliers(lam0: Any, m: int, scalar_constraint: bool, x: Array, *, xp: Namespace) -> Array:
     if isinstance(lam0, int | float) and not isinstance(lam0, bool):
-        if not math.isfinite(lam0):
-            raise ValueError(f"`lam0` must be finite; got {lam0}")
+        _checks.check_real(lam0, "lam0", finite=True)
         return xp.full((m,), float(lam0), dtype=x.dtype, device=device(x))
     _checks.namespace(x0=x, lam0=lam0)
     lam = _checks.check_real_array(lam0, "lam0", xp=xp, ndim=(0, 1), small=True)

@@ -6,7 +6,6 @@ Conventions (see COURSE.md): vectors of a basis are the *columns* of a matrix;
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, NamedTuple
 
@@ -59,16 +58,12 @@ def _parameter(
     """Return a transformation parameter (Python number, sequence or array) as an array."""
     if isinstance(value, list | tuple):
         for item in value:
-            if not math.isfinite(_checks.check_real(item, f"{name}[...]")):
-                raise ValueError(f"`{name}` must contain finite numbers; got {value}")
+            _checks.check_real(item, f"{name}[...]", finite=True)
         xp = namespace_for(xp)
         dtype = _checks.check_float_dtype(dtype, xp=xp, device=device_)
         return xp.asarray([float(v) for v in value], dtype=dtype, device=device_), xp
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        _checks.check_real(value, name, low=-math.inf, high=math.inf)
-        if not math.isfinite(float(value)):
-            msg = f"`{name}` must be finite; got {value}"
-            raise ValueError(msg)
+        _checks.check_real(value, name, finite=True)
         xp = namespace_for(xp)
         dtype = _checks.check_float_dtype(dtype, xp=xp, device=device_)
         return xp.asarray(float(value), dtype=dtype, device=device_), xp

@@ -189,10 +189,7 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
 
 # --------------------------------------------------------------------------- optimisers
 def _learning_rate(lr: Any) -> float:
-    lr = _checks.check_real(lr, "lr", low=0.0, low_open=True)
-    if not math.isfinite(lr):
-        raise ValueError(f"`lr` must be finite; got {lr}")
-    return lr
+    return _checks.check_real(lr, "lr", low=0.0, low_open=True, finite=True)
 
 
 def _zeros_like(tree: PyTree) -> PyTree:
