@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import gzip
 import math
+import operator
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, NoReturn
 
 import numpy as np
 
@@ -270,46 +272,145 @@ _FORMULA_FUNCTIONS = {
     "log": "log",
     "sqrt": "sqrt",
 }
+_BINARY_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "**": operator.pow,
+}
+
+#: A compiled formula node: ``(b, x, xp) -> value``.
+_Node = Callable[[Array, Array, Namespace], Any]
+
+
+class _FormulaParser:
+    """Recursive-descent parser from a NIST model formula to a tree of closures.
+
+    No ``eval``: the formula becomes ordinary Python functions of this module,
+    so the array library runs in frames with the normal builtins (CuPy's
+    kernel machinery imports from the calling frame's ``__builtins__``).
+    Grammar, with Python's precedence::
+
+        sum     := product (("+" | "-") product)*
+        product := unary (("*" | "/") unary)*
+        unary   := ("-" | "+") unary | power
+        power   := atom ("**" unary)?
+        atom    := number | name | function "(" sum ")" | "(" sum ")"
+    """
+
+    def __init__(self, text: str, names: set[str], source: Path):
+        self.source = source
+        self.names = names
+        self.tokens: list[tuple[str, str]] = []
+        position = 0
+        while position < len(text):
+            match = _FORMULA_TOKENS.match(text, position)
+            if match is None or match.end() == position:
+                if not text[position:].strip():
+                    break
+                self.fail(f"cannot read the model formula near {text[position : position + 20]!r}")
+            number, name, symbol = match.groups()
+            kind = "number" if number is not None else "name" if name is not None else "symbol"
+            self.tokens.append((kind, number or name or symbol))
+            position = match.end()
+        self.position = 0
+
+    def fail(self, message: str) -> NoReturn:
+        raise ValueError(f"{self.source}: {message}")
+
+    def peek(self) -> str | None:
+        return self.tokens[self.position][1] if self.position < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str]:
+        if self.position >= len(self.tokens):
+            self.fail("the model formula ends too early")
+        token = self.tokens[self.position]
+        self.position += 1
+        return token
+
+    def expect(self, symbol: str) -> None:
+        if self.take()[1] != symbol:
+            self.fail(f"expected {symbol!r} in the model formula")
+
+    def parse(self) -> _Node:
+        node = self.sum()
+        if self.position != len(self.tokens):
+            self.fail(f"unexpected {self.peek()!r} in the model formula")
+        return node
+
+    def binary(self, symbols: tuple[str, ...], operand: Callable[[], _Node]) -> _Node:
+        node = operand()
+        while self.peek() in symbols:
+            node = _apply(_BINARY_OPERATORS[self.take()[1]], node, operand())
+        return node
+
+    def sum(self) -> _Node:
+        return self.binary(("+", "-"), self.product)
+
+    def product(self) -> _Node:
+        return self.binary(("*", "/"), self.unary)
+
+    def unary(self) -> _Node:
+        if self.peek() in ("-", "+"):
+            sign = self.take()[1]
+            operand = self.unary()
+            return operand if sign == "+" else _apply(operator.neg, operand)
+        return self.power()
+
+    def power(self) -> _Node:
+        base = self.atom()
+        if self.peek() == "**":
+            self.take()
+            return _apply(operator.pow, base, self.unary())
+        return base
+
+    def atom(self) -> _Node:
+        kind, token = self.take()
+        if kind == "number":
+            value = float(token)
+            return lambda b, x, xp: value
+        if token == "(":
+            node = self.sum()
+            self.expect(")")
+            return node
+        if kind != "name":
+            self.fail(f"unexpected {token!r} in the model formula")
+        if token not in self.names:
+            self.fail(f"unknown name {token!r} in the model formula")
+        if token in _FORMULA_FUNCTIONS:
+            function = _FORMULA_FUNCTIONS[token]
+            self.expect("(")
+            argument = self.sum()
+            self.expect(")")
+            return lambda b, x, xp: getattr(xp, function)(argument(b, x, xp))
+        if token == "x":
+            return lambda b, x, xp: x
+        if token == "pi":
+            return lambda b, x, xp: math.pi
+        index = int(token[1:]) - 1
+        return lambda b, x, xp: b[..., index, None]
+
+
+def _apply(function: Callable[..., Any], *operands: _Node) -> _Node:
+    return lambda b, x, xp: function(*(node(b, x, xp) for node in operands))
 
 
 def _compile_formula(formula: str, n_params: int, source: Path) -> Any:
     """Return the model formula (``y = ... + e``) as a function ``(b, x) -> y`` in `b`'s namespace.
 
     The text is tokenised against a whitelist (numbers, operators, ``x``,
-    ``b1..bp``, ``pi`` and a few functions) before it is turned into Python.
+    ``b1..bp``, ``pi`` and a few functions) and parsed into closures.
     """
     text = formula.replace("[", "(").replace("]", ")")
     text = re.sub(r"\+\s*e\s*$", "", text.split("=", 1)[1]).strip()
     names = {f"b{i}" for i in range(1, n_params + 1)} | {"x", "pi"} | set(_FORMULA_FUNCTIONS)
-    out: list[str] = []
-    position = 0
-    while position < len(text):
-        match = _FORMULA_TOKENS.match(text, position)
-        if match is None or match.end() == position:
-            raise ValueError(
-                f"{source}: cannot read the model formula near {text[position : position + 20]!r}"
-            )
-        number, name, operator = match.groups()
-        if name is not None:
-            if name not in names:
-                raise ValueError(f"{source}: unknown name {name!r} in the model formula")
-            if name in _FORMULA_FUNCTIONS:
-                out.append(f"xp.{_FORMULA_FUNCTIONS[name]}")
-            elif name.startswith("b"):
-                out.append(f"b[..., {int(name[1:]) - 1}, None]")
-            else:
-                out.append(name)
-        else:
-            out.append(number if number is not None else operator)
-        position = match.end()
-    code = compile("".join(out), str(source), "eval")
+    tree = _FormulaParser(text, names, source).parse()
 
     def model(b: Array, x: Array) -> Array:
         from m4ml_xp._xp import array_namespace
 
-        xp = array_namespace(b, x)
-        value = eval(code, {"__builtins__": {}}, {"xp": xp, "b": b, "x": x, "pi": math.pi})
-        return value
+        return tree(b, x, array_namespace(b, x))
 
     return model
 

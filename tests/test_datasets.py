@@ -125,3 +125,117 @@ class TestReadIdx:
             mx.load_mnist(tmp_path / "missing")
         with pytest.raises(ValueError, match="`kind`"):
             mx.load_mnist(tmp_path, kind="validation")
+
+
+# --------------------------------------------------------------------------- NIST formulas
+#: The model formulas of the NIST StRD non-linear problems, as the files print them
+#: (Nelson, with two predictors and ``log[y]`` on the left, is not a ``y = f(x)`` model).
+NIST_FORMULAS = {
+    "Misra1a": "y = b1*(1-exp[-b2*x])  +  e",
+    "Chwirut": "y = exp[-b1*x]/(b2+b3*x)  +  e",
+    "Lanczos": "y = b1*exp(-b2*x) + b3*exp(-b4*x) + b5*exp(-b6*x)  +  e",
+    "Gauss": "y = b1*exp( -b2*x ) + b3*exp( -(x-b4)**2 / b5**2 ) + b6*exp( -(x-b7)**2 / b8**2 ) + e",
+    "DanWood": "y  = b1*x**b2  +  e",
+    "Misra1b": "y = b1 * (1-(1+b2*x/2)**(-2))  +  e",
+    "Kirby2": "y = (b1 + b2*x + b3*x**2) / (1 + b4*x + b5*x**2)  +  e",
+    "Hahn1": "y = (b1+b2*x+b3*x**2+b4*x**3) / (1+b5*x+b6*x**2+b7*x**3)  +  e",
+    "MGH17": "y = b1 + b2*exp[-x*b4] + b3*exp[-x*b5]  +  e",
+    "Misra1c": "y = b1 * (1-(1+2*b2*x)**(-.5))  +  e",
+    "Misra1d": "y = b1*b2*x*((1+b2*x)**(-1))  +  e",
+    "Roszman1": "y =  b1 - b2*x - arctan[b3/(x-b4)]/pi  +  e",
+    "ENSO": (
+        "y = b1 + b2*cos( 2*pi*x/12 ) + b3*sin( 2*pi*x/12 ) + b5*cos( 2*pi*x/b4 ) "
+        "+ b6*sin( 2*pi*x/b4 ) + b8*cos( 2*pi*x/b7 ) + b9*sin( 2*pi*x/b7 )  + e"
+    ),
+    "MGH09": "y = b1*(x**2+x*b2) / (x**2+x*b3+b4)  +  e",
+    "BoxBOD": "y = b1*(1-exp[-b2*x])  +  e",
+    "Rat42": "y = b1 / (1+exp[b2-b3*x])  +  e",
+    "MGH10": "y = b1 * exp[b2/(x+b3)]  +  e",
+    "Eckerle4": "y = (b1/b2) * exp[-0.5*((x-b3)/b2)**2]  +  e",
+    "Rat43": "y = b1 / ((1+exp[b2-b3*x])**(1/b4))  +  e",
+    "Bennett5": "y = b1 * (b2+x)**(-1/b3)  +  e",
+    # Python's precedence: unary minus binds looser than **, an exponent may be signed
+    "precedence": "y = -b1**2 + 2**-b2*x - -x/b1/b2 + e",
+}
+
+
+def python_value(formula: str, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The oracle: Python's own parser on the same text, with NumPy's functions."""
+    text = formula.split("=", 1)[1].rsplit("+", 1)[0].replace("[", "(").replace("]", ")")
+    names = {f"b{i + 1}": b[i] for i in range(b.shape[0])}
+    functions = {"exp": np.exp, "cos": np.cos, "sin": np.sin, "arctan": np.arctan}
+    return eval(text, {"__builtins__": {}}, {**names, **functions, "x": x, "pi": np.pi})
+
+
+@pytest.mark.parametrize("name", NIST_FORMULAS)
+def test_nist_formulas_evaluate_as_python_reads_them(name):
+    from m4ml_xp.datasets import _compile_formula
+
+    formula = NIST_FORMULAS[name]
+    n_params = max(int(match) for match in __import__("re").findall(r"b(\d+)", formula))
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0.5, 2.0, size=n_params)
+    x = rng.uniform(0.5, 3.0, size=7)
+    model = _compile_formula(formula, n_params, Path(f"{name}.dat"))
+    np.testing.assert_allclose(model(b, x), python_value(formula, b, x), rtol=1e-14)
+    batch = np.stack([b, b[::-1]])
+    expected = np.stack([python_value(formula, row, x) for row in batch])
+    np.testing.assert_allclose(model(batch, x), expected, rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("formula", "message"),
+    [
+        ("y = b1*(x + e", "ends too early"),
+        ("y = b1 x + e", "unexpected 'x'"),
+        ("y = open(x) + e", "unknown name 'open'"),
+        ("y = b1 * $x + e", "cannot read the model formula"),
+        ("y = b1 * ) + e", "unexpected '\\)'"),
+    ],
+)
+def test_malformed_formulas_name_the_file(formula, message):
+    from m4ml_xp.datasets import _compile_formula
+
+    with pytest.raises(ValueError, match=rf"Broken\.dat: .*{message}"):
+        _compile_formula(formula, 1, Path("Broken.dat"))
+
+
+class CallerBuiltinsNamespace:
+    """NumPy whose functions, like CuPy's kernel machinery, import via the caller's builtins.
+
+    CuPy's compiled kernels look up ``__import__`` in the calling frame's
+    ``__builtins__``; a model evaluated by ``eval`` with empty builtins broke
+    every CuPy NIST fit (``KeyError: '__import__'``).
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __getattr__(self, name):
+        function = getattr(np, name)
+        if not callable(function):
+            return function
+
+        def needs_caller_builtins(*args, **kwargs):
+            import sys
+
+            builtins = sys._getframe(1).f_globals["__builtins__"]
+            getattr(builtins, "__import__", None) or builtins["__import__"]
+            self.calls += 1
+            return function(*args, **kwargs)
+
+        return needs_caller_builtins
+
+
+def test_nist_model_runs_where_the_library_imports_from_the_calling_frame(monkeypatch):
+    import m4ml_xp._xp
+
+    from m4ml_xp.datasets import _compile_formula
+
+    namespace = CallerBuiltinsNamespace()
+    monkeypatch.setattr(m4ml_xp._xp, "array_namespace", lambda *arrays: namespace)
+    formula = NIST_FORMULAS["Roszman1"]
+    model = _compile_formula(formula, 4, Path("Roszman1.dat"))
+    b, x = np.asarray([0.2, -6e-6, 1.2e3, -1.8e2]), np.linspace(-4000.0, -500.0, 5)
+    np.testing.assert_allclose(model(b, x), python_value(formula, b, x), rtol=1e-14)
+    assert namespace.calls == 1  # the patched namespace's atan ran
