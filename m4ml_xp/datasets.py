@@ -301,7 +301,6 @@ class _FormulaParser:
 
     def __init__(self, text: str, names: set[str], source: Path):
         self.source = source
-        self.names = names
         self.tokens: list[tuple[str, str]] = []
         position = 0
         while position < len(text):
@@ -311,6 +310,8 @@ class _FormulaParser:
                     break
                 self.fail(f"cannot read the model formula near {text[position : position + 20]!r}")
             number, name, symbol = match.groups()
+            if name is not None and name not in names:
+                self.fail(f"unknown name {name!r} in the model formula")
             kind = "number" if number is not None else "name" if name is not None else "symbol"
             self.tokens.append((kind, number or name or symbol))
             position = match.end()
@@ -376,8 +377,6 @@ class _FormulaParser:
             return node
         if kind != "name":
             self.fail(f"unexpected {token!r} in the model formula")
-        if token not in self.names:
-            self.fail(f"unknown name {token!r} in the model formula")
         if token in _FORMULA_FUNCTIONS:
             function = _FORMULA_FUNCTIONS[token]
             self.expect("(")

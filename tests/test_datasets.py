@@ -229,7 +229,6 @@ class CallerBuiltinsNamespace:
 
 def test_nist_model_runs_where_the_library_imports_from_the_calling_frame(monkeypatch):
     import m4ml_xp._xp
-
     from m4ml_xp.datasets import _compile_formula
 
     namespace = CallerBuiltinsNamespace()
