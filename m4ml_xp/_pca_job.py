@@ -1,8 +1,8 @@
 """``m4ml-xp pca``: the project's main job — PCA of MNIST, with its table and plots.
 
 MNIST comes from ``--data``, ``M4ML_XP_DATA`` or the embedded 2,000-image
-sample; ``--backend auto`` takes the first GPU backend that works (CuPy, then
-JAX, then torch) and NumPy otherwise.  Prints the explained-variance table,
+sample; ``--backend auto`` takes the fastest GPU backend for PCA that works
+(``_xp.AUTO_ORDER["pca"]``: torch, then CuPy, then JAX) and NumPy otherwise.  Prints the explained-variance table,
 the reconstruction error (the course's per-image MSE) and the timing; writes
 three PNGs: the eigen-digits, the explained-variance / MSE curves and the
 first two components scattered by digit.
@@ -20,43 +20,62 @@ import numpy as np
 
 from m4ml_xp import _xp
 
-#: --backend auto tries these (backend, device) in order before NumPy
-GPU_BACKENDS = (("cupy", "cuda:0"), ("jax", "gpu"), ("torch", "cuda"))
+
+def add_backend_arguments(
+    parser: argparse.ArgumentParser, *, job: str, default: str = "numpy"
+) -> None:
+    """``--backend`` (``auto``: the fastest GPU backend for `job` that works) and ``--device``."""
+    order = ", then ".join(_xp.AUTO_ORDER[job])
+    parser.add_argument(
+        "--backend", default=default, choices=["auto", *sorted(_xp.BACKENDS)],
+        help=f"auto: the fastest working GPU backend for this job ({order}), else numpy",
+    )  # fmt: skip
+    parser.add_argument(
+        "--device", default=None,
+        help="e.g. cpu, cuda, cuda:1, gpu (default: the backend's own default device)",
+    )  # fmt: skip
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser, *, auto: bool = False) -> None:
-    """``--backend`` (with `auto`: a GPU backend when one works, the default) and ``--device``."""
-    if auto:
-        parser.add_argument(
-            "--backend", default="auto", choices=["auto", *sorted(_xp.BACKENDS)],
-            help="auto: cupy, then jax, then torch on a GPU when one works, else numpy",
-        )  # fmt: skip
-    else:
-        parser.add_argument("--backend", default="numpy", choices=sorted(_xp.BACKENDS))
-    parser.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1, gpu")
+def backend_label(name: str, dev: Any) -> str:
+    """``numpy``, ``cupy``, ``torch:cpu``, ``torch:cuda``, ``jax:cuda:0``: where the work runs."""
+    return name if name in ("numpy", "cupy", "dask") else f"{name}:{dev}"
 
 
-def pick_backend(name: str, device: str | None) -> tuple[str, Any, Any]:
-    """(label, namespace, device): `name`, or with ``auto`` the first GPU backend that works."""
+def pick_backend(name: str, device: str | None, job: str = "pca") -> tuple[str, Any, Any]:
+    """Return ``(label, namespace, device)``: `name`, or with ``auto`` the fastest for `job`.
+
+    ``auto`` takes the first backend of ``_xp.AUTO_ORDER[job]`` that imports and computes
+    on its GPU (on `device` when given), and NumPy on the CPU when none does.
+    """
     if name != "auto":
         xp, dev = _xp.resolve_backend(name, device)
-        return name, xp, dev
-    for backend, gpu in GPU_BACKENDS:
-        try:
-            xp, dev = _xp.resolve_backend(backend, device or gpu)
-            _xp.sync(xp.ones(4, device=dev) @ xp.ones(4, device=dev))
-        except Exception:
-            continue
-        return f"{backend} ({gpu})", xp, dev
-    xp, dev = _xp.resolve_backend("numpy", None)
-    return "numpy (no GPU backend found)", xp, dev
+        return backend_label(name, dev), xp, dev
+    if device is None:
+        backend, gpu = _xp.auto_backend(job)
+    elif device == "cpu":
+        backend, gpu = "numpy", None
+    else:  # auto among the backends that have this device
+
+        def works(candidate: str) -> bool:
+            try:
+                _xp.resolve_backend(candidate, device)
+            except Exception:
+                return False
+            return True
+
+        backend, gpu = _xp.auto_backend(job, works)
+        gpu = device if backend != "numpy" else None
+    xp, dev = _xp.resolve_backend(backend, gpu)
+    if backend == "numpy":
+        return "numpy (auto: no GPU backend works here)", xp, dev
+    return f"{backend_label(backend, dev)} (auto: fastest for {job})", xp, dev
 
 
 def run(args: argparse.Namespace) -> int:
     from m4ml_xp.datasets import load_mnist
     from m4ml_xp.pca import pca
 
-    label, xp, device = pick_backend(args.backend, args.device)
+    label, xp, device = pick_backend(args.backend, args.device, "pca")
     dtype = getattr(xp, args.dtype)
     images, labels = load_mnist(args.data, limit=args.limit, xp=xp, device=device, dtype=dtype)
     env = os.environ.get("M4ML_XP_DATA")
@@ -137,7 +156,7 @@ def add_parser(commands: Any, positive_int: Any) -> None:
         "--data", help="MNIST directory (default $M4ML_XP_DATA, else the embedded sample)"
     )
     job.add_argument("--limit", type=positive_int, help="use the first N images")
-    add_backend_arguments(job, auto=True)
+    add_backend_arguments(job, job="pca", default="auto")
     job.add_argument(
         "--method", default="auto", choices=["auto", "covariance_eigh", "svd", "gram", "randomized"]
     )

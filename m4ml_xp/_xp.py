@@ -223,6 +223,89 @@ def available_backends() -> dict[str, dict[str, Any]]:
     return found
 
 
+#: The device name each GPU backend is resolved with when ``--backend auto`` picks it.
+GPU_DEVICES: dict[str, str] = {"cupy": "cuda:0", "torch": "cuda", "jax": "gpu"}
+
+#: ``--backend auto``, per job: the GPU backends fastest first.  Measured on one H200,
+#: 2026-11-30 (CuPy 14.2, torch 2.11+cu130, JAX 0.11.2; ``shared/gpu/2026-11-30/check1.log``,
+#: ``check2.log``, ``stream.log``).  `scripts/gpu_check.py` re-measures every row.
+AUTO_ORDER: dict[str, tuple[str, ...]] = {
+    # PCA, 1M × 784 float32, k = 50, covariance_eigh: torch 45.5 ms, CuPy 70.0 ms (eigenvalue
+    # error 5e-7 both); JAX 35.5 ms but 3.1e-4 error (TF32 matmuls) — last, for accuracy.
+    "pca": ("torch", "cupy", "jax"),
+    # PageRank, 10M nodes / 100M edges, float32: CuPy 0.84 ms/iter, torch 1.23, JAX 68.7
+    # (float64: CuPy 1.25, torch 1.64, JAX 69.4).
+    "pagerank": ("cupy", "torch", "jax"),
+    # Batched Levenberg–Marquardt, 1M Gaussian fits: JAX 2.73M fits/s, CuPy 2.13M; torch
+    # fails above ~10k fits (batched eigh: cusolver error, then out of memory).  `fit` is one
+    # small fit, not measured on a GPU: the batched order until the GPU check says otherwise.
+    "fit": ("jax", "cupy", "torch"),
+    # Streaming PCA from host chunks: CuPy 4.37 GB/s (pinned H2D 54 GB/s, host generation
+    # 7.5 GB/s).  torch's 0.98 GB/s in stream.log ran on its default device, the CPU.
+    "stream": ("cupy", "torch", "jax"),
+    # MLP training (small matmuls, launch-bound): not measured on a GPU yet; torch's eager
+    # dispatch first, JAX (one jitted step per batch), CuPy.  The GPU check's nn rows decide.
+    "train": ("torch", "jax", "cupy"),
+}
+
+
+def gpu_backend_works(name: str) -> bool:
+    """Whether backend `name` imports here and computes on its GPU device (:data:`GPU_DEVICES`)."""
+    try:
+        xp, dev = resolve_backend(name, GPU_DEVICES[name])
+        sync(xp.ones(4, device=dev) @ xp.ones(4, device=dev))
+    except Exception:  # not installed, no GPU, a broken driver: this backend does not work
+        return False
+    return True
+
+
+def auto_backend(
+    job: str,
+    working: Iterable[str] | Callable[[str], bool] | None = None,
+    *,
+    order: Sequence[str] | None = None,
+) -> tuple[str, str | None]:
+    """Return ``(backend, device name)`` for ``--backend auto``: the fastest working GPU backend.
+
+    Parameters
+    ----------
+    job : str
+        A key of :data:`AUTO_ORDER` (``pca``, ``pagerank``, ``fit``, ``stream``, ``train``).
+    working : iterable of str, callable or None
+        The GPU backends known to work, or a predicate; default :func:`gpu_backend_works`,
+        asked in order and only until one works (each probe imports a library).
+    order : sequence of str, optional
+        Preference order instead of the job's row of :data:`AUTO_ORDER`.
+
+    Returns
+    -------
+    tuple
+        The first backend of the order that works, with its :data:`GPU_DEVICES` name;
+        ``("numpy", None)`` (the CPU) when none does.
+
+    Examples
+    --------
+    >>> from m4ml_xp._xp import auto_backend
+    >>> auto_backend("pca", ["cupy", "torch"])
+    ('torch', 'cuda')
+    >>> auto_backend("pagerank", [])
+    ('numpy', None)
+    """
+    if job not in AUTO_ORDER:
+        raise ValueError(f"`job` must be one of {sorted(AUTO_ORDER)}; got {job!r}")
+    if working is None:
+        works = gpu_backend_works
+    elif callable(working):
+        works = working
+    else:
+        known = frozenset(working)
+        works = known.__contains__
+    for name in AUTO_ORDER[job] if order is None else order:
+        if works(name):
+            return name, GPU_DEVICES[name]
+    return "numpy", None
+
+
 def is_array(x: object) -> bool:
     """Whether `x` is an array of a library the Array API standard covers."""
     return is_array_api_obj(x)
@@ -675,13 +758,18 @@ def _torch_pinned_stage(dev: Any) -> tuple[Callable[[Any], Array], _PinnedSlots]
     import numpy as np
     import torch
 
-    slots = _PinnedSlots(
-        lambda n, dtype: torch.from_numpy(np.empty((n,), dtype=dtype)).pin_memory(),
-        lambda view, host: view.copy_(torch.from_numpy(host)),
-    )
+    def allocate(n: int, dtype: Any) -> Any:
+        # page-locked from the start: ``from_numpy(np.empty(n)).pin_memory()`` also wrote n
+        # pageable bytes and copied them over
+        torch_dtype = torch.from_numpy(np.empty(0, dtype=np.dtype(dtype).newbyteorder("="))).dtype
+        return torch.empty((n,), dtype=torch_dtype, pin_memory=True)
+
+    # The fill is CuPy's: NumPy copies into the pinned buffer's NumPy view.  ``torch.from_numpy``
+    # of each chunk warned (UserWarning) on read-only chunks such as memmaps, every chunk.
+    slots = _PinnedSlots(allocate, lambda view, host: np.copyto(view.numpy(), host))
 
     def stage(chunk: Any) -> Array:
-        slot, view = slots.take(np.ascontiguousarray(chunk))
+        slot, view = slots.take(np.asarray(chunk))
         moved = view.to(dev, non_blocking=True)  # asynchronous from pinned memory
         done = torch.cuda.Event()
         done.record(torch.cuda.current_stream(dev))

@@ -109,7 +109,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_pagerank(args: argparse.Namespace) -> int:
     """Rank the pages of the course's random internet or of an edge-list file."""
-    xp, device = _resolve(args.backend, args.device)
+    label, xp, device = _resolve(args.backend, args.device, "pagerank")
     labels = None
     weights = None
     if args.generate is not None:
@@ -145,7 +145,7 @@ def cmd_pagerank(args: argparse.Namespace) -> int:
     scores = _xp.to_numpy(result.scores)
     status = "converged" if result.converged else "NOT converged"
     print(
-        f"backend {args.backend} ({device}), {args.dtype}: {status} after {result.n_iter} iterations, "
+        f"backend {label}, {args.dtype}: {status} after {result.n_iter} iterations, "
         f"L1 change {result.error:.2e}, {seconds * 1e3:.1f} ms ({seconds * 1e3 / max(result.n_iter, 1):.2f} ms/iter)"
     )
     top = np.argsort(-scores, kind="stable")[: args.top]
@@ -162,7 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from m4ml_xp.nn import init_mlp, mlp_forward, train_mlp
     from m4ml_xp.optimize import adam, momentum, sgd
 
-    xp, device = _resolve(args.backend, args.device)
+    label, xp, device = _resolve(args.backend, args.device, "train")
     location = args.data or os.environ.get("M4ML_XP_DATA")
     if not location:
         raise CLIError("no MNIST data: pass --data DIR or set M4ML_XP_DATA")
@@ -186,7 +186,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"MNIST {args.kind} from {location}: training on the first {args.n_train:,}, testing on the "
         f"last {args.n_test:,}; network {'-'.join(map(str, sizes))} ({args.activation}, softmax), "
         f"{args.optimizer}(lr={args.lr:g}), batch {args.batch_size}, {args.epochs} epochs, "
-        f"backend {args.backend} ({device}), {args.dtype}"
+        f"backend {label}, {args.dtype}"
     )
     options = {"activation": args.activation, "output": "softmax"}
     start = time.perf_counter()
@@ -252,7 +252,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from m4ml_xp.datasets import load_nist_strd
     from m4ml_xp.lsq import curve_fit
 
-    xp, device = _resolve(args.backend, args.device)
+    _label, xp, device = _resolve(args.backend, args.device, "fit")
     dtype = getattr(xp, args.dtype)
     if args.model is None:  # a NIST StRD problem: certified values to compare with
         problem = load_nist_strd(args.source, xp=xp, device=device, dtype=dtype)
@@ -358,8 +358,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "pca" and args.stream is not None:
         from m4ml_xp import _bench_pca
 
-        label, xp, device = _pca_job.pick_backend(args.backend, args.device)
+        label, xp, device = _resolve(args.backend, args.device, "stream")
         print(f"streaming {args.stream:g} GB through {label}", file=sys.stderr)
+        if args.backend in ("torch", "jax") and "cpu" in str(device).lower():
+            print(
+                f"note: {args.backend} runs on the CPU here; pass --device cuda (torch) or "
+                "--device gpu (jax) to stream through a GPU",
+                file=sys.stderr,
+            )
         run = _bench_pca.bench_streaming(
             xp, device, gigabytes=args.stream, rows=args.chunk_rows, workers=args.workers
         )
@@ -377,9 +383,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve(backend: str, device: str | None) -> tuple[Any, Any]:
+def _resolve(backend: str, device: str | None, job: str) -> tuple[str, Any, Any]:
+    """``(label, namespace, device)`` for ``--backend`` / ``--device``; ``auto`` by `job`."""
     try:
-        return _xp.resolve_backend(backend, device)
+        return _pca_job.pick_backend(backend, device, job)
     except ImportError as exc:
         raise CLIError(
             f"backend {backend!r} is not installed here ({exc}); see `m4ml-xp info`"
@@ -446,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the course's random internet of N pages",
     )
     pr.add_argument("--seed", type=int, default=0, help="seed for --generate")
-    _pca_job.add_backend_arguments(pr)
+    _pca_job.add_backend_arguments(pr, job="pagerank")
     pr.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     pr.add_argument("--damping", type=float, default=0.85)
     pr.add_argument(
@@ -473,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_positive_int, default=10)
     train.add_argument("--batch-size", type=_positive_int, default=100)
     train.add_argument("--seed", type=int, default=0)
-    _pca_job.add_backend_arguments(train)
+    _pca_job.add_backend_arguments(train, job="train")
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
@@ -498,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--start", type=int, default=1, choices=[1, 2], help="NIST starting vector")
     fit.add_argument("--tol", type=_positive_float, help="ftol = xtol = gtol (NIST: 1e-15)")
     fit.add_argument("--max-nfev", type=_positive_int)
-    _pca_job.add_backend_arguments(fit)
+    _pca_job.add_backend_arguments(fit, job="fit")
     fit.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     fit.set_defaults(func=cmd_fit)
 
@@ -520,7 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--workers", type=_positive_int, default=4, help="pca --stream: host generator threads"
     )
-    _pca_job.add_backend_arguments(bench, auto=True)  # pca --stream: where the work happens
+    # pca --stream: where the work happens (the other sections time every backend)
+    _pca_job.add_backend_arguments(bench, job="stream", default="auto")
     bench.add_argument("--fits", type=_positive_int, default=10_000, help="lsq: batched fits")
     bench.add_argument("--points", type=_positive_int, default=100, help="lsq: points per fit")
     bench.add_argument(
@@ -553,6 +561,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except CLIError as exc:
         print(f"m4ml-xp: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # an explicit --backend whose library is missing
+        print(f"m4ml-xp: error: not installed here ({exc}); see `m4ml-xp info`", file=sys.stderr)
         return 2
     except (ValueError, TypeError, OSError) as exc:
         # the library's own input errors and unreadable files: one line, not a traceback
