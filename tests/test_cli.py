@@ -382,3 +382,92 @@ def test_generated_chunks_are_reproducible_and_distinct():
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0], first[1])
+
+
+# --------------------------------------------------------------------------- --backend auto
+JOBS = {"pca": "pca", "pagerank": "pagerank", "fit": "fit", "train": "train", "bench": "stream"}
+
+
+def test_auto_order_covers_every_command_and_every_gpu_backend():
+    from m4ml_xp import _xp
+    from m4ml_xp.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    with_backend = {
+        name
+        for name, sub in commands.items()
+        if any("--backend" in action.option_strings for action in sub._actions)
+    }
+    assert with_backend == set(JOBS)
+    assert set(_xp.AUTO_ORDER) == set(JOBS.values())
+    for job, order in _xp.AUTO_ORDER.items():
+        assert sorted(order) == sorted(_xp.GPU_DEVICES), job  # each GPU backend once
+
+
+@pytest.mark.parametrize(
+    ("job", "working", "expected"),
+    [
+        ("pca", ["cupy", "jax", "torch"], "torch"),  # 45.5 ms vs CuPy 70 at 1M rows
+        ("pca", ["cupy", "jax"], "cupy"),  # torch absent: the next, not JAX's TF32
+        ("pagerank", ["cupy", "jax", "torch"], "cupy"),
+        ("pagerank", ["jax", "torch"], "torch"),
+        ("fit", ["cupy", "jax", "torch"], "jax"),
+        ("stream", ["cupy", "jax", "torch"], "cupy"),
+        ("train", ["jax"], "jax"),
+        ("pca", [], "numpy"),
+    ],
+)
+def test_auto_takes_the_jobs_first_working_backend(job, working, expected):
+    from m4ml_xp import _xp
+
+    backend, device = _xp.auto_backend(job, working)
+    assert backend == expected
+    assert device == _xp.GPU_DEVICES.get(expected)
+
+
+def test_auto_probes_only_until_one_works():
+    from m4ml_xp import _xp
+
+    asked = []
+
+    def works(name):
+        asked.append(name)
+        return name == "cupy"
+
+    assert _xp.auto_backend("pca", works) == ("cupy", "cuda:0")
+    assert asked == ["torch", "cupy"]  # JAX never imported
+    with pytest.raises(ValueError, match="`job` must be one of"):
+        _xp.auto_backend("sort", [])
+
+
+def test_auto_here_skips_what_does_not_import_or_has_no_gpu():
+    import importlib.util
+
+    from m4ml_xp import _xp
+
+    working = [name for name in _xp.GPU_DEVICES if _xp.gpu_backend_works(name)]
+    for name in _xp.GPU_DEVICES:  # a library that is not installed never works
+        if importlib.util.find_spec(_xp.BACKENDS[name].split(".")[0]) is None:
+            assert name not in working
+    for job in _xp.AUTO_ORDER:
+        expected = next((n for n in _xp.AUTO_ORDER[job] if n in working), "numpy")
+        assert _xp.auto_backend(job)[0] == expected
+    if not working:  # a machine without a GPU: NumPy on the CPU, for every job
+        assert {_xp.auto_backend(job) for job in _xp.AUTO_ORDER} == {("numpy", None)}
+
+
+def test_every_command_runs_with_backend_auto(capsys):
+    from m4ml_xp import _xp
+
+    code, out, _ = run(capsys, "pagerank", "--generate", "300", "--backend", "auto", "--top", "1")
+    assert code == 0
+    expected = _xp.auto_backend("pagerank")[0]
+    assert f"backend {expected}" in out
+    assert "(auto" in out
+
+
+def test_explicit_backend_label_names_its_device(capsys):
+    pytest.importorskip("torch")
+    code, out, _ = run(capsys, "pagerank", "--generate", "300", "--backend", "torch", "--top", "1")
+    assert code == 0
+    assert "backend torch:cpu, float64" in out  # torch without --device: its default, the CPU
