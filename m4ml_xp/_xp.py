@@ -765,7 +765,7 @@ def _torch_pinned_stage(dev: Any) -> tuple[Callable[[Any], Array], _PinnedSlots]
         return torch.empty((n,), dtype=torch_dtype, pin_memory=True)
 
     # The fill is CuPy's: NumPy copies into the pinned buffer's NumPy view.  ``torch.from_numpy``
-    # of each chunk warned (UserWarning) on read-only chunks such as memmaps, every chunk.
+    # of a read-only chunk (a memmap opened "r") warns, an error where warnings are errors.
     slots = _PinnedSlots(allocate, lambda view, host: np.copyto(view.numpy(), host))
 
     def stage(chunk: Any) -> Array:
