@@ -484,6 +484,171 @@ class TestBatchedMachinery:
             assert float(to_numpy(fit.cost[i])) <= one.cost + 1e-20
 
 
+# ----------------------------------------------------- the batched solver's decompositions
+def symmetric_batch(kind: str, n: int, B: int, seed: int) -> np.ndarray:
+    """B symmetric n × n matrices (float64) of one `kind`."""
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((B, n, n)))
+    if kind == "random":
+        A = rng.standard_normal((B, n, n))
+        return A + np.swapaxes(A, 1, 2)
+    if kind == "degenerate":  # repeated eigenvalues: two or three equal, and a zero
+        values = rng.choice([-2.0, 0.0, 1.0, 1.0, 3.0], size=(B, n))
+        values[:, 1:] = values[:, :1] if n > 2 else values[:, 1:]
+        return Q @ (values[:, :, None] * np.swapaxes(Q, 1, 2))
+    if kind == "diagonal":
+        return rng.standard_normal((B, n))[:, :, None] * np.eye(n)
+    # badly scaled: D·S·D with D spanning 16 orders of magnitude (a Gram matrix's shape)
+    D = 10.0 ** rng.uniform(-8, 8, (B, n))
+    S = rng.standard_normal((B, n, n))
+    S = S @ np.swapaxes(S, 1, 2)
+    return D[:, :, None] * S * D[:, None, :]
+
+
+def gaussian_batch(B: int, seed: int) -> tuple:
+    """B noisy Gaussian fits of 100 points, the benchmark's problem."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(-5.0, 5.0, 100)
+    truth = np.column_stack([rng.uniform(1, 3, B), rng.uniform(-1, 1, B), rng.uniform(0.5, 2, B)])
+    Y = truth[:, :1] * np.exp(-((t - truth[:, 1:2]) ** 2) / (2 * truth[:, 2:] ** 2))
+    Y = Y + 0.05 * rng.standard_normal((B, 100))
+    return t, Y, np.column_stack([Y.max(axis=1), t[Y.argmax(axis=1)], np.ones(B)])
+
+
+class TestBatchedDecompositions:
+    """The batched solver's eigendecompositions: Jacobi for small n, library calls in chunks."""
+
+    @given(
+        kind=st.sampled_from(["random", "degenerate", "diagonal", "badly scaled"]),
+        n=st.integers(1, 4),
+        dtype=st.sampled_from(["float32", "float64"]),
+        seed=st.integers(0, 2**32 - 1),
+    )
+    def test_jacobi_eigh_is_an_eigendecomposition(self, xp, backend, kind, n, dtype, seed):
+        from m4ml_xp.lsq import _jacobi_eigh
+
+        if backend is Backend.DASK:
+            pytest.skip("the batched solver runs Dask chunks as NumPy arrays")
+        A = symmetric_batch(kind, n, 6, seed).astype(dtype)
+        A_b = asarray(xp, A)
+        decompose = lambda S: _jacobi_eigh(S, xp=xp)  # noqa: E731
+        if backend is Backend.JAX:  # a pure kernel: also compiled
+            import jax
+
+            decompose = jax.jit(decompose)
+        w_b, W_b = decompose(A_b)
+        for out in (w_b, W_b):
+            assert out.dtype == A_b.dtype
+            assert device_of(out) == device_of(A_b)
+        w, W = to_numpy(w_b).astype(float), to_numpy(W_b).astype(float)
+        A = A.astype(float)
+        scale = np.linalg.norm(A, axis=(1, 2))[:, None]  # ‖A‖_F per matrix
+        tol = 20 * n * eps(A_b.dtype)
+        assert np.all(np.diff(w, axis=1) >= 0)  # ascending, like eigh
+        assert np.all(np.abs(w - np.linalg.eigvalsh(A)) <= tol * scale)
+        reconstructed = W @ (w[:, :, None] * np.swapaxes(W, 1, 2))
+        assert np.all(np.abs(reconstructed - A).max(axis=(1, 2)) <= tol * scale[:, 0])
+        np.testing.assert_allclose(
+            np.swapaxes(W, 1, 2) @ W, np.broadcast_to(np.eye(n), W.shape), rtol=0, atol=tol
+        )
+
+    @pytest.mark.parametrize("route", ["jacobi", "library eigh"])
+    def test_small_chunks_change_nothing(self, xp, backend, route, monkeypatch):
+        """The large-batch path: decompositions in chunks of 2 fits give the one-call results."""
+        from m4ml_xp import lsq
+
+        t = np.linspace(0, 1, 40)
+        ks = np.array([1.0, 1e-4, 2.0, 1e-4, 0.5, 3e-4, 3.0])  # k → 0: the SVD route
+        Y = 2.0 * np.exp(-ks[:, None] * t) + 0.5
+
+        def residual(b, y):
+            ns = array_namespace(b)
+            return b[:, :1] * ns.exp(-b[:, 1:2] * ns.asarray(t, device=device_of(b))) + b[:, 2:] - y
+
+        x0 = np.column_stack([np.full(7, 2.0), ks * 1.1, np.full(7, 0.5)])
+
+        def solve():
+            return mx.levenberg_marquardt_batched(
+                residual,
+                asarray(xp, x0, chunks=(3, 3)),
+                args=(asarray(xp, Y, chunks=(3, 40)),),
+                **TIGHT,
+            )
+
+        if route == "library eigh":  # n = 3 as a stand-in for the matrices too large for Jacobi
+            monkeypatch.setattr(lsq, "_JACOBI_MAX_N", 0)
+        whole = solve()
+        sizes = []
+        in_chunks = lsq._in_chunks
+
+        def recording(function, arrays, *, xp):
+            def chunk(*rows):
+                sizes.append(rows[0].shape[0])
+                return function(*rows)
+
+            return in_chunks(chunk, arrays, xp=xp)
+
+        monkeypatch.setattr(lsq, "_in_chunks", recording)
+        monkeypatch.setattr(lsq, "_DECOMPOSITION_CHUNK", 2)
+        chunked = solve()
+        if backend is Backend.JAX:
+            import jax
+
+            jitted = jax.jit(
+                lambda x0, y: mx.levenberg_marquardt_batched(residual, x0, args=(y,), **TIGHT)
+            )
+            compiled = jitted(asarray(xp, x0), asarray(xp, Y))
+            for a, b in zip(chunked, compiled, strict=True):
+                np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-10, atol=1e-14)
+        assert len(sizes) >= 2  # more than one chunk, none larger than the chunk size
+        assert max(sizes) <= 2
+        for a, b in zip(whole, chunked, strict=True):
+            np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-12, atol=1e-14)
+        np.testing.assert_array_equal(to_numpy(whole.status), to_numpy(chunked.status))
+        truth = np.column_stack([np.full(7, 2.0), ks, np.full(7, 0.5)])
+        for i in range(7):  # noise-free data: the truth is the exact solution
+            assert bool(to_numpy(chunked.converged[i]))
+            np.testing.assert_allclose(to_numpy(chunked.x[i, :]), truth[i], rtol=1e-6)
+            one = scipy.optimize.least_squares(
+                lambda b, i=i: b[0] * np.exp(-b[1] * t) + b[2] - Y[i], x0[i], method="lm", **TIGHT
+            )
+            assert float(to_numpy(chunked.cost[i])) <= one.cost + 1e-20
+
+    def test_gaussian_fits_match_scipy_on_both_routes(self, xp, backend, monkeypatch):
+        """The benchmark's Gaussian fits, Jacobi and library eigh: each fit is SciPy's."""
+        from m4ml_xp import lsq
+
+        t, Y, starts = gaussian_batch(6, 11)
+
+        def residual(p, y):
+            ns = array_namespace(p)
+            tt = ns.asarray(t, device=device_of(p))
+            return p[:, :1] * ns.exp(-((tt - p[:, 1:2]) ** 2) / (2 * p[:, 2:] ** 2)) - y
+
+        def solve():
+            return mx.levenberg_marquardt_batched(
+                residual,
+                asarray(xp, starts, chunks=(4, 3)),
+                args=(asarray(xp, Y, chunks=(4, 100)),),
+            )
+
+        jacobi = solve()
+        monkeypatch.setattr(lsq, "_JACOBI_MAX_N", 0)
+        library = solve()
+        np.testing.assert_array_equal(to_numpy(jacobi.status), to_numpy(library.status))
+        np.testing.assert_array_equal(to_numpy(jacobi.n_iter), to_numpy(library.n_iter))
+        for i in range(6):
+            one = scipy.optimize.least_squares(
+                lambda p, i=i: p[0] * np.exp(-((t - p[1]) ** 2) / (2 * p[2] ** 2)) - Y[i],
+                starts[i],
+                method="lm",
+            )
+            assert one.success
+            for fit in (jacobi, library):
+                assert bool(to_numpy(fit.converged[i]))
+                np.testing.assert_allclose(to_numpy(fit.x[i, :]), one.x, rtol=1e-6, atol=1e-9)
+
+
 class TestCurveFitBatched:
     @pytest.mark.parametrize("sigma_kind", [None, "shared", "per fit"])
     @pytest.mark.parametrize("x_kind", ["shared", "per fit"])
