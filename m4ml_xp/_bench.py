@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +32,33 @@ TARGETS: dict[str, tuple[str, str | None]] = {
 }
 
 
-def available_targets() -> Iterator[tuple[str, str, Any, Any]]:
+#: The labels of :data:`TARGETS` on a GPU; ``--targets gpu`` means these.
+GPU_TARGETS = ("cupy", "torch:cuda", "jax.numpy:cuda")
+
+
+def parse_targets(text: str | None) -> tuple[str, ...] | None:
+    """``--targets``: None (every target), ``gpu`` (:data:`GPU_TARGETS`) or labels, comma-separated."""
+    if text is None:
+        return None
+    labels = [part.strip() for part in text.split(",") if part.strip()]
+    labels = [label for part in labels for label in (GPU_TARGETS if part == "gpu" else (part,))]
+    unknown = sorted(set(labels) - set(TARGETS))
+    if unknown or not labels:
+        raise ValueError(f"`--targets` must name labels of {list(TARGETS)} or 'gpu'; got {text!r}")
+    return tuple(labels)
+
+
+def available_targets(
+    only: Collection[str] | None = None,
+) -> Iterator[tuple[str, str, Any, Any]]:
     """Yield ``(label, backend, namespace, device)`` for each of :data:`TARGETS` available.
 
     A target is available when its library imports and its device exists here; the
-    others are skipped.
+    others are skipped, and so are those not in `only` (labels) when it is given.
     """
     for label, (backend, device_name) in TARGETS.items():
+        if only is not None and label not in only:
+            continue
         try:
             xp, device = _xp.resolve_backend(backend, device_name)
         except Exception:
@@ -67,16 +87,23 @@ def best_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return best, result
 
 
-def power_law_graph(n_nodes: int, n_edges: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """`n_edges` distinct random edges: uniform sources, Zipf-like destinations.
+def power_law_graph(
+    n_nodes: int, n_edges: int, seed: int = 0, *, distinct: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """`n_edges` random edges: uniform sources, Zipf-like destinations.
 
-    Distinct, so that a NetworkX ``DiGraph`` (which merges parallel edges) sees
-    the same graph as the edge arrays.
+    Distinct by default, so that a NetworkX ``DiGraph`` (which merges parallel edges)
+    sees the same graph as the edge arrays; ``distinct=False`` skips the sorting that
+    takes most of the time at 100M edges (repeated edges then count twice everywhere).
     """
     if n_edges > n_nodes * n_nodes:
         raise ValueError(f"at most {n_nodes * n_nodes} distinct edges; asked for {n_edges}")
     rng = np.random.default_rng(seed)
     popularity = rng.permutation(n_nodes)
+    if not distinct:
+        src = rng.integers(0, n_nodes, n_edges)
+        rank = np.minimum((rng.pareto(1.2, n_edges) * n_nodes / 50).astype(np.int64), n_nodes - 1)
+        return src, popularity[rank]
     keys = np.zeros(0, dtype=np.int64)
     draw = n_edges
     while keys.size < n_edges:
@@ -116,6 +143,15 @@ def scipy_pagerank(
     raise RuntimeError("SciPy PageRank did not converge")
 
 
+def memory_floor_bytes(n_nodes: int, n_edges: int, itemsize: int) -> int:
+    """Bytes one PageRank iteration must move at least: the CSR mat-vec's traffic.
+
+    Each edge: its int32 column index and one float (the gathered score); each node: its
+    int32 row offset, its old score read and its new score written.
+    """
+    return n_edges * (4 + itemsize) + n_nodes * (4 + 2 * itemsize)
+
+
 def bench_pagerank(
     n_nodes: int = 100_000,
     n_edges: int = 1_000_000,
@@ -124,36 +160,67 @@ def bench_pagerank(
     networkx: bool = True,
     dtype: str = "float64",
     tol: float = 1e-6,
+    targets: Collection[str] | None = None,
+    bandwidth: float | None = None,
     log: Callable[[str], None] = print,
 ) -> list[Timing]:
-    """Time :func:`pagerank_edges` on every backend vs NetworkX and a SciPy CSR loop."""
-    src, dst = power_law_graph(n_nodes, n_edges)
+    """Time :func:`pagerank_edges` on every backend vs NetworkX and a SciPy CSR loop.
+
+    With `targets` (labels of :data:`TARGETS`) only those run, the graph may repeat edges
+    (NetworkX is then not run) and the SciPy loop runs once.  Every row on a device also
+    reports the steady cost of one iteration, ``(t(converged) − t(max_iter=1)) / (n_iter −
+    1)``, and, on a GPU with `bandwidth` (TB/s), that cost over :func:`memory_floor_bytes`
+    moved at that bandwidth.
+    """
+    src, dst = power_law_graph(n_nodes, n_edges, distinct=targets is None or networkx)
+    log(f"  graph: {n_nodes:,} nodes, {src.size:,} edges")
     rows: list[Timing] = []
     scipy_time, (reference, scipy_iters) = best_time(
-        lambda: scipy_pagerank(src, dst, n_nodes, tol=tol), repeat
+        lambda: scipy_pagerank(src, dst, n_nodes, tol=tol), repeat if targets is None else 1
     )
     rows.append(Timing("scipy CSR loop (hand-written)", scipy_time, scipy_iters, 0.0))
-    for label, (backend, device_name) in TARGETS.items():
+    for label, _backend, xp, device in available_targets(targets):
         try:
-            xp, device = _xp.resolve_backend(backend, device_name)
             s = xp.asarray(src, device=device)
             d = xp.asarray(dst, device=device)
             float_dtype = getattr(xp, dtype)
         except Exception:
             continue
 
-        def run(s: Any = s, d: Any = d, float_dtype: Any = float_dtype) -> Any:
-            return pagerank_edges(s, d, n_nodes=n_nodes, dtype=float_dtype, tol=tol, max_iter=1000)
+        def run(
+            max_iter: int = 1000, s: Any = s, d: Any = d, float_dtype: Any = float_dtype
+        ) -> Any:
+            with warnings.catch_warnings():  # max_iter=1 stops early on purpose
+                warnings.simplefilter("ignore")
+                return pagerank_edges(
+                    s, d, n_nodes=n_nodes, dtype=float_dtype, tol=tol, max_iter=max_iter
+                )
 
         run()  # warm-up: JIT compilation, CUDA context, caches
         seconds, result = best_time(run, repeat)
         scores = np.asarray(_xp.to_numpy(result.scores), dtype=np.float64)
+        note = ""
+        if result.n_iter > 1:
+            first, _ = best_time(lambda run=run: run(1), repeat)
+            per_iter = max(seconds - first, 0.0) / (result.n_iter - 1)
+            note = f"steady {per_iter * 1e3:.3f} ms/iter"
+            if bandwidth and label in GPU_TARGETS:
+                itemsize = 4 if dtype == "float32" else 8
+                floor = memory_floor_bytes(n_nodes, src.size, itemsize) / (bandwidth * 1e12)
+                note += (
+                    f", floor {floor * 1e3:.3f} ms at {bandwidth:g} TB/s, "
+                    f"{per_iter / floor:.1f}x floor"
+                )
         rows.append(
             Timing(
-                f"m4ml_xp {label}", seconds, result.n_iter, float(np.abs(scores - reference).max())
+                f"m4ml_xp {label}",
+                seconds,
+                result.n_iter,
+                float(np.abs(scores - reference).max()),
+                note,
             )
         )
-        log(f"  {label}: {seconds * 1e3:.1f} ms")
+        log(f"  {label}: {seconds * 1e3:.1f} ms" + (f" ({note})" if note else ""))
     if networkx:
         import networkx as nx
 
@@ -214,6 +281,7 @@ def format_pagerank(
         "speed-up vs networkx",
         "time / scipy loop",
         "max abs diff vs scipy",
+        "note",
     ]
     lines = []
     for r in rows:
@@ -228,6 +296,7 @@ def format_pagerank(
                 vs_nx,
                 f"{r.seconds / scipy_time:.2f}",
                 f"{r.max_diff:.1e}" if r.max_diff is not None else "-",
+                r.note or "-",
             ]
         )
     title = (

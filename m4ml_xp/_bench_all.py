@@ -28,13 +28,22 @@ def _log(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def _targets(args: argparse.Namespace) -> tuple[str, ...] | None:
+    return _bench.parse_targets(getattr(args, "targets", None))
+
+
 def run_section(what: str, args: argparse.Namespace, log: Callable[[str], None] = _log) -> str:
     """Run one benchmark with the command line's options; return its tables and goals."""
     if what == "pca":
         from m4ml_xp import _bench_pca
 
         tables = _bench_pca.bench_pca(
-            data=args.data, repeat=args.repeat, large=not args.small, log=log
+            data=args.data,
+            repeat=args.repeat,
+            large=not args.small,
+            rows=getattr(args, "rows", ()),
+            targets=_targets(args),
+            log=log,
         )
         return _bench_pca.format_pca(tables, k=50, markdown=args.markdown)
     if what == "lsq":
@@ -46,6 +55,7 @@ def run_section(what: str, args: argparse.Namespace, log: Callable[[str], None] 
             single_points=args.single_points,
             scipy_fits=args.scipy_fits,
             repeat=args.repeat,
+            targets=_targets(args),
             log=log,
         )
         return _bench_lsq.format_lsq(
@@ -67,6 +77,8 @@ def run_section(what: str, args: argparse.Namespace, log: Callable[[str], None] 
         tol=args.tol,
         networkx=not args.no_networkx,
         dtype=args.dtype,
+        targets=_targets(args),
+        bandwidth=getattr(args, "bandwidth", None),
         log=log,
     )
     return _bench.format_pagerank(

@@ -8,8 +8,8 @@ and one fit of 10,000 points against one ``least_squares`` call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -86,6 +86,7 @@ def bench_lsq(
     single_points: int = 10_000,
     scipy_fits: int | None = None,
     repeat: int = 3,
+    targets: Collection[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[list[Timing], list[Timing]]:
     """Time the batched fits on every backend (and Dask) and the single fit, with SciPy.
@@ -93,7 +94,10 @@ def bench_lsq(
     Returns the batched rows (``n_iter`` holds the number of fits, ``max_diff``
     the largest parameter difference from SciPy over fits both converged) and
     the single-fit rows.  `scipy_fits` times SciPy's loop on that many fits and
-    scales the time to `n_fits` (the whole loop by default).
+    scales the time to `n_fits` (the whole loop by default).  With `targets` (labels of
+    ``_bench.TARGETS``) only those backends run and Dask does not.  Where JAX and
+    optimistix import, optimistix's ``LevenbergMarquardt`` (``vmap`` + ``jit``) runs
+    beside us on each JAX target.
     """
     x, Y, _truth, starts = gaussian_problems(n_fits, n_points)
     looped = n_fits if scipy_fits is None else min(scipy_fits, n_fits)
@@ -113,7 +117,7 @@ def bench_lsq(
         rows.append(Timing(name, seconds, n_fits, diff, note or f"{converged} converged"))
         log(f"  {name}: {seconds:.3f} s")
 
-    for label, _backend, xp, device in available_targets():
+    for label, _backend, xp, device in available_targets(targets):
         x_b = xp.asarray(x, device=device)
         residual, jacobian = gaussian_fit_functions(x_b)
         Y_b, p0 = xp.asarray(Y, device=device), xp.asarray(starts, device=device)
@@ -127,7 +131,11 @@ def bench_lsq(
             solve = jax.jit(solve)
             label += " (jax.jit)"
         add(f"m4ml_xp {label}", lambda solve=solve, p0=p0, Y_b=Y_b: solve(p0, Y_b))
+        if _xp.is_jax_namespace(xp):
+            _optimistix_row(add, label.removesuffix(" (jax.jit)"), x_b, Y_b, p0, log)
     try:
+        if targets is not None:
+            raise ImportError("--targets given: no Dask row")
         import dask
         import dask.array as da
     except ImportError:
@@ -145,10 +153,58 @@ def bench_lsq(
             return type(fit)(*dask.compute(*fit))
 
         add("m4ml_xp dask (numpy chunks, threads)", on_dask)
-    return rows, bench_single(single_points, repeat=max(repeat, 5), log=log)
+    return rows, bench_single(single_points, repeat=max(repeat, 5), targets=targets, log=log)
 
 
-def bench_single(n_points: int, *, repeat: int, log: Callable[[str], None]) -> list[Timing]:
+def _optimistix_row(
+    add: Callable[..., None], label: str, x: Any, Y: Any, p0: Any, log: Callable[[str], None]
+) -> None:
+    """Add optimistix's Levenberg–Marquardt on every fit: one ``least_squares`` under ``vmap`` + ``jit``."""
+    try:
+        import jax
+        import optimistix
+    except ImportError:
+        return
+    residual, _ = gaussian_fit_functions(x)
+    solver = optimistix.LevenbergMarquardt(rtol=1e-8, atol=1e-8)
+
+    def one(p: Any, y: Any) -> Any:
+        solution = optimistix.least_squares(
+            lambda q, y: residual(q[None, :], y[None, :])[0, :],
+            solver,
+            p,
+            args=y,
+            max_steps=256,
+            throw=False,
+        )
+        return solution.value, solution.result == optimistix.RESULTS.successful
+
+    solve = jax.jit(jax.vmap(one))
+
+    def run() -> Any:
+        params, ok = solve(p0, Y)
+        return _Fit(params, ok)
+
+    try:
+        add(f"optimistix LevenbergMarquardt vmap+jit {label}", run)
+    except Exception as exc:  # a version without one of these names: reported, not fatal
+        log(f"  optimistix on {label}: not run ({type(exc).__name__}: {exc})")
+
+
+class _Fit(NamedTuple):
+    """The two fields of a batched result that the table reads."""
+
+    x: Any
+    converged: Any
+
+
+def bench_single(
+    n_points: int,
+    *,
+    repeat: int,
+    targets: Collection[str] | None = None,
+    log: Callable[[str], None],
+) -> list[Timing]:
     """One Gaussian fit of `n_points` with the analytic Jacobian: ours on each backend vs SciPy."""
     from scipy.optimize import least_squares
 
@@ -168,7 +224,7 @@ def bench_single(n_points: int, *, repeat: int, log: Callable[[str], None]) -> l
     seconds, reference = best_time(scipy_fit, repeat)
     rows.append(Timing("scipy least_squares(lm)", seconds, reference.nfev))
     log(f"  single fit, scipy: {seconds * 1e3:.2f} ms")
-    for label, _backend, xp, device in available_targets():
+    for label, _backend, xp, device in available_targets(targets):
         x_b, y_b = xp.asarray(x, device=device), xp.asarray(Y, device=device)
         residual_b, jacobian_b = gaussian_fit_functions(x_b)
         p0 = xp.asarray(starts[0], device=device)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,11 +31,23 @@ def shifted_mnist(images: np.ndarray) -> np.ndarray:
     return np.concatenate([images, *moved]).astype(np.float32)
 
 
-def reference_eigenvalues(X: np.ndarray, k: int) -> np.ndarray:
-    """Return the top `k` covariance eigenvalues (÷ N − 1) in float64 LAPACK."""
-    X64 = X.astype(np.float64)
-    centred = X64 - X64.mean(axis=0)
-    return np.linalg.eigvalsh(centred.T @ centred)[::-1][:k] / (len(X) - 1)
+def more_rows(images: np.ndarray, n_rows: int) -> np.ndarray:
+    """Return `n_rows` float32 rows: the 70k matrix of :func:`shifted_mnist` repeated."""
+    shifted = shifted_mnist(images)
+    return np.resize(shifted, (n_rows, shifted.shape[1]))
+
+
+def reference_eigenvalues(X: np.ndarray, k: int, *, block: int = 100_000) -> np.ndarray:
+    """Return the top `k` covariance eigenvalues (÷ N − 1) in float64 LAPACK.
+
+    Centred in float64 `block` rows at a time: no float64 copy of a large `X`.
+    """
+    mean = X.mean(axis=0, dtype=np.float64)
+    scatter = np.zeros((X.shape[1], X.shape[1]))
+    for start in range(0, len(X), block):
+        centred = X[start : start + block].astype(np.float64) - mean
+        scatter += centred.T @ centred
+    return np.linalg.eigvalsh(scatter)[::-1][:k] / (len(X) - 1)
 
 
 def peak_memory_ratio(run: Callable[[], Any], input_bytes: int) -> float:
@@ -51,16 +63,23 @@ def peak_memory_ratio(run: Callable[[], Any], input_bytes: int) -> float:
 
 def bench_pca(
     *, data: str | None = None, k: int = 50, repeat: int = 3, large: bool = True,
+    rows: Sequence[int] = (), targets: Collection[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[tuple[str, list[Timing]]]:  # fmt: skip
-    """Tables for t10k and (with `large`) the 70k matrix.
+    """Tables for t10k, (with `large`) the 70k matrix and (`rows`) the 70k matrix repeated.
 
     ``max_diff`` is the eigenvalue error, ``note`` the memory ratio where measured.
+    With `targets` (labels of ``_bench.TARGETS``) only those backends run, and of the
+    CPU references only scikit-learn's ``covariance_eigh`` (the ratios' base), plus
+    scikit-learn on torch CUDA through its array-API dispatch when ``torch:cuda`` is a
+    target (needs ``SCIPY_ARRAY_API=1`` in the environment).
     """
     images, _labels, described = mnist_or_synthetic(data)
     sets = [(described, images.astype(np.float32))]
     if large:
         sets.append((f"{described} + 6 one-pixel shifts", shifted_mnist(images)))
+    for n_rows in rows:
+        sets.append((f"{n_rows:,} rows: the shifted set repeated", more_rows(images, n_rows)))
     tables = []
     for name, X in sets:
         log(f"  {name}: {X.shape[0]:,} × {X.shape[1]} float32")
@@ -83,20 +102,32 @@ def bench_pca(
         except ImportError:
             PCA = None
         if PCA is not None:
-            for solver in ("full", "covariance_eigh", "randomized"):
+            solvers = (
+                ("full", "covariance_eigh", "randomized")
+                if targets is None
+                else ("covariance_eigh",)
+            )
+            for solver in solvers:
                 add(
                     f"sklearn PCA({solver})",
                     lambda solver=solver, X=X, PCA=PCA: PCA(
                         k, svd_solver=solver, random_state=0
                     ).fit(X),
                     lambda model: model.explained_variance_,
-                    memory=True,
+                    memory=targets is None,
                 )
         try:
             import torch
         except ImportError:
             torch = None
-        if torch is not None:
+        if (
+            PCA is not None
+            and torch is not None
+            and targets is not None
+            and "torch:cuda" in targets
+        ):
+            _sklearn_on_torch_cuda(add, PCA, torch, X, k, log)
+        if torch is not None and targets is None:
             tensor = torch.from_numpy(X)
             add(
                 "torch.pca_lowrank (cpu, niter=4)",
@@ -105,7 +136,7 @@ def bench_pca(
                 ),
                 lambda out, n=X.shape[0]: (out[1].numpy().astype(np.float64) ** 2) / (n - 1),
             )
-        for label, backend, xp, device in available_targets():
+        for label, backend, xp, device in available_targets(targets):
             Xb = xp.asarray(X, device=device)
             for method in ("covariance_eigh", "randomized"):
                 add(
@@ -126,6 +157,33 @@ def bench_pca(
             )
         tables.append((name, rows))
     return tables
+
+
+def _sklearn_on_torch_cuda(
+    add: Callable[..., None], PCA: Any, torch: Any, X: np.ndarray, k: int,
+    log: Callable[[str], None],
+) -> None:  # fmt: skip
+    """scikit-learn's PCA(covariance_eigh) on a torch CUDA tensor (array-API dispatch)."""
+    try:
+        import sklearn
+
+        if not torch.cuda.is_available():
+            return
+        tensor = torch.from_numpy(X).to("cuda")
+
+        def fit(tensor: Any = tensor) -> Any:
+            with sklearn.config_context(array_api_dispatch=True):
+                model = PCA(k, svd_solver="covariance_eigh").fit(tensor)
+            torch.cuda.synchronize()  # a model is no array: best_time cannot sync it
+            return model
+
+        add(
+            "sklearn PCA(covariance_eigh) torch:cuda (array-API dispatch)",
+            fit,
+            lambda model: model.explained_variance_.cpu().numpy(),
+        )
+    except Exception as exc:  # dispatch needs array-api-compat and SCIPY_ARRAY_API=1
+        log(f"    sklearn on torch:cuda: not run ({type(exc).__name__}: {exc})")
 
 
 def format_pca(tables: list[tuple[str, list[Timing]]], *, k: int, markdown: bool = False) -> str:

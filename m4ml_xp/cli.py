@@ -518,6 +518,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--small", action="store_true", help="pca: t10k only, not the 70k matrix")
     bench.add_argument(
+        "--rows",
+        type=_int_list,
+        default=[],
+        help="pca: also these sizes, e.g. 1000000 (the 70k matrix repeated)",
+    )
+    bench.add_argument(
+        "--targets",
+        help="pagerank, lsq, pca: only these backends (labels such as cupy,torch:cuda or 'gpu'); "
+        "the CPU references shrink to what the ratios divide by",
+    )
+    bench.add_argument(
+        "--bandwidth",
+        type=_positive_float,
+        default=4.3,
+        help="pagerank: the GPU's memory bandwidth in TB/s for the per-iteration floor "
+        "(default 4.3, an H200)",
+    )
+    bench.add_argument(
         "--stream",
         type=_positive_float,
         metavar="GB",
