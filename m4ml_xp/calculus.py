@@ -239,6 +239,7 @@ def _derivative(f: Function, x: Array, method: str, *, xp: Namespace, order: int
 
 
 # --------------------------------------------------------------------------- Newton–Raphson
+@_xp.full_precision
 def newton_raphson(
     f: Function,
     df: Function | None,
@@ -414,6 +415,7 @@ def _singular_values(a: Array, *, xp: Namespace) -> Array:
     return xp.linalg.svd(_xp.one_chunk(a), full_matrices=False)[1]
 
 
+@_xp.full_precision
 def newton_step(J: Array, H: Array) -> Array:
     """Return the Newton step ``−H⁻¹J`` towards the stationary point of a quadratic model.
 
@@ -441,6 +443,7 @@ def newton_step(J: Array, H: Array) -> Array:
     return -xp.linalg.solve(H, J[:, None])[:, 0]
 
 
+@_xp.full_precision
 def sandpit_step(J: Array, H: Array, *, gamma: float = 0.5, max_newton_norm: float = 2.0) -> Array:
     """Return the course's hybrid step: Newton's, unless it goes uphill or is too long.
 
@@ -495,6 +498,7 @@ def _common_dtype(xp: Namespace, *arrays: Array) -> tuple[Array, ...]:
 
 
 # --------------------------------------------------------------------------- Lagrange
+@_xp.full_precision
 def lagrange_multipliers(
     f: Function,
     g: Function,

@@ -57,6 +57,7 @@ def mean(X: Array) -> Array:
     return xp.mean(X, axis=0)
 
 
+@_xp.full_precision
 def cov(X: Array, *, correction: float = 0) -> Array:
     """Return the covariance matrix of the rows of `X`: ``X̄ᵀX̄ / (N − correction)``.
 
@@ -91,6 +92,7 @@ def cov(X: Array, *, correction: float = 0) -> Array:
     return (xp.linalg.matrix_transpose(centred) @ centred) / (N - correction)
 
 
+@_xp.full_precision
 def affine_mean(m: Array, A: Array, b: Array) -> Array:
     """Return the mean of ``A·x + b`` when `x` has mean `m`: ``A·m + b``.
 
@@ -114,6 +116,7 @@ def affine_mean(m: Array, A: Array, b: Array) -> Array:
     return A @ m + b
 
 
+@_xp.full_precision
 def affine_cov(S: Array, A: Array) -> Array:
     """Return the covariance of ``A·x + b`` when `x` has covariance `S`: ``A·S·Aᵀ``.
 
@@ -160,6 +163,7 @@ def _inner(x: Array, y: Array, A: Array | None, xp: Namespace) -> Array:
     return xp.vecdot(x, y @ A)  # A symmetric: (A·y)ᵀ = yᵀ·A
 
 
+@_xp.full_precision
 def inner_product(x: Array, y: Array, *, A: Array | None = None) -> Array:
     """``⟨x, y⟩_A = xᵀ·A·y`` (the dot product without `A`), over the last axis.
 
@@ -182,6 +186,7 @@ def inner_product(x: Array, y: Array, *, A: Array | None = None) -> Array:
     return _inner(x, y, A, xp)
 
 
+@_xp.full_precision
 def norm(x: Array, *, A: Array | None = None) -> Array:
     """``‖x‖_A = sqrt(⟨x, x⟩_A)``, over the last axis.
 
@@ -198,6 +203,7 @@ def norm(x: Array, *, A: Array | None = None) -> Array:
     return xp.sqrt(_inner(x, x, A, xp))
 
 
+@_xp.full_precision
 def distance(x: Array, y: Array, *, A: Array | None = None) -> Array:
     """``‖x − y‖_A``, over the last axis (symmetric in `x` and `y`).
 
@@ -215,6 +221,7 @@ def distance(x: Array, y: Array, *, A: Array | None = None) -> Array:
     return xp.sqrt(_inner(difference, difference, A, xp))
 
 
+@_xp.full_precision
 def angle(x: Array, y: Array, *, A: Array | None = None) -> Array:
     """Return the angle between `x` and `y` in radians, ``arccos(⟨x,y⟩_A / (‖x‖_A‖y‖_A))``.
 
@@ -248,6 +255,7 @@ def angle(x: Array, y: Array, *, A: Array | None = None) -> Array:
 
 
 # --------------------------------------------------------------------------- distances between sets
+@_xp.full_precision
 def pairwise_distances(X: Array, Y: Array | None = None) -> Array:
     """Euclidean distances between the rows of `X` and of `Y` (default `X`): ``(N, M)``.
 
@@ -305,6 +313,7 @@ def _pairwise_eager(X: Array, Y: Array) -> Array:
 
 
 # --------------------------------------------------------------------------- projections
+@_xp.full_precision
 def projection_matrix(B: Array) -> Array:
     """Return the orthogonal projection onto the column span of `B`: ``B (BᵀB)⁻¹ Bᵀ``.
 
@@ -341,6 +350,7 @@ def projection_matrix(B: Array) -> Array:
     return (P + xp.linalg.matrix_transpose(P)) / 2
 
 
+@_xp.full_precision
 def project(x: Array, B: Array) -> Array:
     """Return the orthogonal projection of `x` (``(D,)`` or rows of ``(N, D)``) onto span(`B`).
 

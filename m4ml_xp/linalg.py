@@ -190,6 +190,7 @@ def shear_matrix(
     return xp.stack([xp.stack(row) for row in rows])
 
 
+@_xp.full_precision
 def reflection_matrix(basis: Array) -> Array:
     """Reflection in the span of all columns of `basis` but the last.
 
@@ -315,11 +316,12 @@ def transform_image(
             (r0 + 1, c0, fr * (1 - fc)),
             (r0 + 1, c0 + 1, fr * fc),
         ]
+    indexing = xp.__array_namespace_info__().default_dtypes(device=dev)["indexing"]
     out = xp.zeros((flat.shape[0], height * width), dtype=dtype, device=dev)
     inside_total = xp.zeros(height * width, dtype=dtype, device=dev)
     for r, c, weight in samples:
         inside = (r >= 0) & (r <= height - 1) & (c >= 0) & (c <= width - 1)
-        index = xp.astype(xp.clip(r, 0, height - 1) * width + xp.clip(c, 0, width - 1), xp.int64)
+        index = xp.astype(xp.clip(r, 0, height - 1) * width + xp.clip(c, 0, width - 1), indexing)
         w = xp.ones_like(r) if weight is None else weight
         w_inside = xp.where(inside, w, 0.0)
         out = out + xp.take(flat, index, axis=1) * w_inside[None, :]
@@ -333,6 +335,7 @@ def transform_image(
 
 
 # --------------------------------------------------------------------------- Gram–Schmidt
+@_xp.full_precision
 def gram_schmidt(A: Array, *, tol: float | None = None) -> Array:
     """Orthonormalise the columns of `A`, left to right (modified Gram–Schmidt).
 
@@ -405,9 +408,10 @@ def gram_schmidt(A: Array, *, tol: float | None = None) -> Array:
 
 
 def _count_nonzero_columns(E: Array, xp: Namespace) -> int:
-    return int(xp.sum(xp.astype(xp.any(E != 0, axis=0), xp.int64)))
+    return int(xp.count_nonzero(xp.any(E != 0, axis=0)))
 
 
+@_xp.full_precision
 def span_dimension(A: Array, *, tol: float | None = None) -> int:
     """Dimension of the space spanned by the columns of `A`.
 
@@ -536,6 +540,7 @@ def is_singular(A: Array, *, tol: float | None = None) -> bool:
     return _echelon(A, tol, xp)[1] < A.shape[0]
 
 
+@_xp.full_precision
 def change_of_basis(r: Array, B: Array) -> Array:
     """Coordinates of `r` in the basis formed by the columns of `B`.
 
@@ -578,6 +583,7 @@ def change_of_basis(r: Array, B: Array) -> Array:
 
 
 # --------------------------------------------------------------------------- power iteration
+@_xp.full_precision
 def power_iteration(
     A: Array,
     *,

@@ -304,6 +304,7 @@ def _backprop(
     return grads[::-1], cost
 
 
+@_xp.full_precision
 def mlp_forward(
     params: Params, X: Array, *, activation: str = "sigmoid", output: str = "sigmoid"
 ) -> list[Array]:
@@ -340,6 +341,7 @@ def mlp_forward(
     return _forward(params, X, activation, output, xp=xp)[0]
 
 
+@_xp.full_precision
 def mlp_backprop(
     params: Params,
     X: Array,
@@ -391,6 +393,7 @@ def mlp_backprop(
 
 
 # --------------------------------------------------------------------------- training
+@_xp.full_precision
 def train_mlp(
     params: Params,
     X: Array,

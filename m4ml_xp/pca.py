@@ -43,6 +43,7 @@ class PCAResult(NamedTuple):
     mean: Array
 
 
+@_xp.full_precision
 def pca(
     X: Array,
     n_components: int | float | None = None,
@@ -164,6 +165,7 @@ def finish_result(
     return PCAResult(components, variance, variance / total, singular, mean)
 
 
+@_xp.full_precision
 def reconstruct(X: Array, result: PCAResult) -> Array:
     """Return the course's reconstruction: ``X̄·Cᵀ·C + mean``, the rows projected onto the components.
 
@@ -186,6 +188,7 @@ def reconstruct(X: Array, result: PCAResult) -> Array:
     return ((X - result.mean) @ xp.linalg.matrix_transpose(C)) @ C + result.mean
 
 
+@_xp.full_precision
 def reconstruction_error(X: Array, result: PCAResult) -> Array:
     """Return the course's error: the squared L2 error per row of :func:`reconstruct`, averaged.
 

@@ -133,6 +133,7 @@ def result_from_state(state: StreamingState, n_components: Any, *, xp: Namespace
     return finish_result(singular, components, total, state.mean, N, k, fraction, xp=xp)
 
 
+@_xp.full_precision
 def streaming_pca(
     chunks: Iterable[Any],
     n_components: int | float | None = None,
@@ -282,6 +283,7 @@ class PCA:
         self._state = None
         return self._set(pca(X, self.n_components, method=self.method, seed=self.seed), X.shape[0])
 
+    @_xp.full_precision
     def partial_fit(self, X: Array, y: Any = None) -> PCA:
         """Merge the rows of `X` into the running statistics; the fit is exact after each call."""
         xp = _checks.namespace(X=X)
@@ -299,6 +301,7 @@ class PCA:
             raise ValueError("no partial_fit yet: nothing to save")
         return self._state.state_dict()
 
+    @_xp.full_precision
     def load_state_dict(
         self, parts: dict[str, Any], *, xp: Namespace | None = None, device: Any = None
     ) -> PCA:
@@ -326,6 +329,7 @@ class PCA:
             raise ValueError(msg)
         return xp, array
 
+    @_xp.full_precision
     def transform(self, X: Array) -> Array:
         """Coordinates of the rows of `X` along the components: ``(N, k)``."""
         self._fitted()
@@ -339,6 +343,7 @@ class PCA:
         """Fit on `X` and return its coordinates along the components (:meth:`transform`)."""
         return self.fit(X).transform(X)
 
+    @_xp.full_precision
     def inverse_transform(self, Z: Array) -> Array:
         """Back to the data space: ``Z·components + mean`` (the course's reconstruction)."""
         self._fitted()
