@@ -3,6 +3,7 @@
     nox -t cpu                          # lint + every CPU backend + examples (what CI runs)
     nox -s "tests(backend='jax')"       # one backend
     nox -s bench                        # asv + dashboard + `m4ml-xp bench all`, every backend
+    nox -s gpu -- --wheels DIR          # on a GPU machine: scripts/gpu_check.py (< 8 minutes)
 
 What each backend needs is in backends/<name>.txt, the single place that says so.
 """
@@ -81,3 +82,13 @@ def bench(session: nox.Session) -> None:
     session.run("asv", "publish")
     session.run("m4ml-xp", "bench", "all", "--markdown")
     session.log("dashboard: .asv/html (serve it with `asv preview`); goals: benchmarks/RESULTS.md")
+
+
+@nox.session(venv_backend="none")
+def gpu(session: nox.Session) -> None:
+    """The GPU check, in this environment (a GPU image, often without network): tests + benchmarks.
+
+    ``nox -s gpu -- --wheels DIR --out DIR`` (``--dry-run`` prints the plan); see
+    scripts/gpu_check.py for the phases, their time budgets and what to carry.
+    """
+    session.run("python", str(ROOT / "scripts" / "gpu_check.py"), *session.posargs)

@@ -78,6 +78,7 @@ def run_section(what: str, args: argparse.Namespace, log: Callable[[str], None] 
         networkx=not args.no_networkx,
         dtype=args.dtype,
         targets=_targets(args),
+        steady=getattr(args, "steady_iters", None),
         bandwidth=getattr(args, "bandwidth", None),
         log=log,
     )

@@ -8,6 +8,7 @@ and one fit of 10,000 points against one ``least_squares`` call.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection
 from typing import Any, NamedTuple
 
@@ -108,8 +109,14 @@ def bench_lsq(
     log(f"  {rows[0].name}: {rows[0].seconds:.2f} s")
 
     def add(name: str, run: Callable[[], Any], note: str = "") -> None:
-        run()  # warm-up: JIT compilation, allocator, CUDA context
-        seconds, fit = best_time(run, repeat)
+        try:
+            run()  # warm-up: JIT compilation, allocator, CUDA context
+            seconds, fit = best_time(run, repeat)
+        except Exception as exc:  # e.g. a GPU out of memory at 1M fits: a row, not a crash
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
+            rows.append(Timing(name, math.nan, n_fits, None, f"failed: {message}"))
+            log(f"  {name}: failed: {message}")
+            return
         params = _xp.to_numpy(fit.x)[:looped]
         ok = _xp.to_numpy(fit.converged)[:looped]
         diff = float(np.abs(params[ok] - reference[ok]).max()) if ok.any() else None
@@ -302,7 +309,7 @@ def format_lsq(
         row = by_name.get(name)
         return f"{scipy_row.seconds / row.seconds:.1f}x" if row else "-"
 
-    gpu = [r for r in batched if any(k in r.name for k in ("cuda", "cupy"))]
+    gpu = [r for r in batched if any(k in r.name for k in ("cuda", "cupy")) and r.seconds > 0]
     best_gpu = max((r.n_iter / r.seconds for r in gpu), default=None)
     numpy_single = singles.get("m4ml_xp numpy")
     goals = [

@@ -529,6 +529,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the CPU references shrink to what the ratios divide by",
     )
     bench.add_argument(
+        "--steady-iters",
+        type=_positive_int,
+        metavar="K",
+        help="pagerank: also time K iterations against one: the cost of an iteration",
+    )
+    bench.add_argument(
         "--bandwidth",
         type=_positive_float,
         default=4.3,

@@ -471,3 +471,55 @@ def test_explicit_backend_label_names_its_device(capsys):
     code, out, _ = run(capsys, "pagerank", "--generate", "300", "--backend", "torch", "--top", "1")
     assert code == 0
     assert "backend torch:cpu, float64" in out  # torch without --device: its default, the CPU
+
+
+# --------------------------------------------------------------------------- scripts/gpu_check.py
+def _gpu_check():
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_dry_run_plans_every_phase_within_8_minutes(capsys):
+    import argparse
+
+    check = _gpu_check()
+    assert check.main(["--dry-run", "--workers", "14", "--data", "mnist-dir"]) == 0
+    out = capsys.readouterr().out
+    phases = ["env", "tests-cupy", "tests-torch", "tests-jax", "pca", "pagerank", "lsq"]
+    for name in [*phases, "stream", "nn"]:
+        assert f"phase {name} (budget" in out
+    assert "-n 14 -p no:benchmark" in out
+    assert "env M4ML_XP_TORCH_DEVICE=cuda" in out
+    assert "--rows 1000000 --targets gpu" in out
+    assert "--nodes 10000000 --edges 100000000" in out
+    assert "--fits 1000000" in out
+    assert "--backend torch --device cuda" in out
+    assert "bench nn --data mnist-dir" in out
+    defaults = argparse.Namespace(
+        data=None, workers=1, bandwidth=4.3, stream_gb=8.0, only=[], skip=[]
+    )
+    budgets = sum(phase.budget for phase in check.plan(defaults))
+    assert budgets <= 460 < 8 * 60
+    if not check.gpu_names():
+        assert out.count("no NVIDIA GPU found") == len(phases) - 1 + 2  # all but env
+
+
+def test_gpu_check_without_a_gpu_skips_cleanly(capsys, tmp_path):
+    check = _gpu_check()
+    if check.gpu_names():
+        pytest.skip("this machine has a GPU: the check would run")
+    code = check.main(["--out", str(tmp_path), "--only", "pca,stream"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "== pca: no NVIDIA GPU found (nvidia-smi is missing or lists none): skipped" in out
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| pca | skipped: no GPU |" in summary
+    assert "| stream | skipped: no GPU |" in summary
+    assert (tmp_path / "gpu_check.log").read_text().startswith("gpu_check: no GPU")
