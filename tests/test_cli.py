@@ -523,3 +523,13 @@ def test_gpu_check_without_a_gpu_skips_cleanly(capsys, tmp_path):
     assert "| pca | skipped: no GPU |" in summary
     assert "| stream | skipped: no GPU |" in summary
     assert (tmp_path / "gpu_check.log").read_text().startswith("gpu_check: no GPU")
+
+
+def test_bench_pca_stream_says_when_torch_stays_on_the_cpu(capsys):
+    pytest.importorskip("torch")
+    code, out, err = run(
+        capsys, "bench", "pca", "--stream", "0.01", "--backend", "torch", "--chunk-rows", "1000"
+    )
+    assert code == 0
+    assert "note: torch runs on the CPU here; pass --device cuda" in err
+    assert out.strip().splitlines()[-1].split()[0] == "torch:cpu"
