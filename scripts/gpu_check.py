@@ -13,7 +13,10 @@ Without network, carry the pure-Python wheels the image lacks and pass their fol
     python scripts/gpu_check.py --wheels wheels --out "$OUT"      # or: nox -s gpu -- --wheels wheels
 
 They are installed with ``pip install --no-index --no-deps --target SITE`` and SITE is
-put on ``PYTHONPATH`` for every phase.  ``--dry-run`` prints the phases, their budgets
+put on ``PYTHONPATH`` for every phase.  ``wheels/`` is git-ignored: a remote runner that
+copies the working tree must be told to carry it.  asv is not needed by the check (for
+``asv run`` on the GPU afterwards, carry asv and asv-runner built for the machine too).
+One phase again, e.g. after a timeout: ``--only tests-jax --total 300``.  ``--dry-run`` prints the phases, their budgets
 and commands, and which would be skipped here (every GPU phase when no NVIDIA GPU is
 found), and runs nothing.
 """
@@ -86,15 +89,14 @@ def plan(args: argparse.Namespace, gpus: Sequence[str] = ("GPU",)) -> list[Phase
     phases = [
         Phase(
             "env",
-            30,
+            25,
             [
                 *(
                     [["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv"]]
                     if gpus
                     else []
                 ),
-                [py, __file__, "--versions"],
-                [*cli, "info"],
+                [py, __file__, "--versions"],  # and `m4ml-xp info`, in one process
                 [*cli, "pca", "--backend", "auto", *data, "--no-plots"],
             ],
             needs_gpu=False,
@@ -133,14 +135,28 @@ def plan(args: argparse.Namespace, gpus: Sequence[str] = ("GPU",)) -> list[Phase
     phases += [
         Phase(
             "pca",
-            55,
-            [[*cli, "bench", "pca", *data, "--rows", "1000000", "--targets", "gpu", "--markdown"]],
+            50,
+            [
+                [
+                    *cli,
+                    "bench",
+                    "pca",
+                    *data,
+                    "--rows",
+                    "1000000",
+                    "--targets",
+                    "gpu",
+                    "--repeat",
+                    "2",
+                    "--markdown",
+                ],
+            ],
             {"SCIPY_ARRAY_API": "1"},  # scikit-learn's array-API dispatch (on torch CUDA)
             about="PCA, k = 50: t10k, 70k, 1M rows; ours, eigh(XcᵀXc) by hand, scikit-learn",
         ),
         Phase(
             "pagerank",
-            55,
+            50,
             [
                 [
                     *cli,
@@ -168,7 +184,7 @@ def plan(args: argparse.Namespace, gpus: Sequence[str] = ("GPU",)) -> list[Phase
         ),
         Phase(
             "lsq",
-            45,
+            60,
             [
                 [
                     *cli,
@@ -213,7 +229,7 @@ def plan(args: argparse.Namespace, gpus: Sequence[str] = ("GPU",)) -> list[Phase
         Phase(
             "nn",
             40,
-            [[*cli, "bench", "nn", *data, "--markdown"]],
+            [[*cli, "bench", "nn", *data, "--repeat", "2", "--markdown"]],
             about="an MLP epoch: ours vs torch autograd (CUDA) and JAX lax.scan (GPU)",
         ),
     ]
@@ -236,6 +252,9 @@ def print_versions() -> None:
             print(f"{name:18} not importable ({type(exc).__name__}: {exc})")
             continue
         print(f"{name:18} {getattr(module, '__version__', '?')}")
+    from m4ml_xp.cli import main
+
+    main(["info"])
 
 
 class Tee:
@@ -375,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for command in phase.commands:
                     remaining = budget - (time.monotonic() - began)
                     if remaining < 1:
-                        statuses.append("TIMEOUT (phase budget spent)")
+                        statuses.append("not run: phase budget spent")
                         break
                     statuses.append(run_command(command, {**env, **phase.env}, remaining, tee))
                 tee.phase = None
