@@ -7,6 +7,7 @@ probability of following a link (the course's ``d``).  Scores sum to 1.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -191,9 +192,41 @@ def _distinct_positions(
     return np.concatenate(groups).astype(np.int64), np.concatenate(positions).astype(np.int64)
 
 
-# --------------------------------------------------------------------------- dense
+# --------------------------------------------------------------------------- tolerances
+#: NetworkX's default tolerance per page, and the L1 accuracy a default call promises.
+_NX_TOL = 1e-6
+_ACCURACY = 1e-6
+
+
 def _default_tol(xp: Namespace, x: Array, n: int) -> float:
     return 10.0 * float(xp.finfo(x.dtype).eps) * math.sqrt(n)
+
+
+def _accuracy_threshold(damping: float, eps: float) -> float:
+    """Return the L1 change below which the scores are within `_ACCURACY` of the fixed point.
+
+    One step contracts the L1 distance to the fixed point by `damping`, so
+    ``‖x − x*‖₁ ≤ damping / (1 − damping) · ‖x_new − x‖₁``.  Above damping 0.99
+    the bound of 0.99 is used (at damping 1 no bound holds).  Never below
+    ``4 · eps``: rounding keeps float32 iterates changing by up to ~1 eps in L1.
+    """
+    if damping == 0.0:
+        return math.inf
+    return max(_ACCURACY * max(1.0 - damping, 0.01) / damping, 4.0 * eps)
+
+
+def _warn_if_vacuous(threshold: float, what: str) -> None:
+    """Warn that an explicit `tol` whose L1 test cannot fail stops after one iteration."""
+    if threshold >= 2.0:
+        msg = (
+            f"`tol` gives an L1 change threshold {what} = {threshold:.3g} >= 2, which every "
+            "iteration meets (two probability vectors are at most 2 apart in L1): PageRank "
+            "stops after one iteration and reports converged=True; pass a smaller `tol`"
+        )
+        warnings.warn(msg, UserWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------- dense
 
 
 def pagerank(
@@ -220,7 +253,10 @@ def pagerank(
         Probability of following a link, in [0, 1].
     tol : float, optional
         L1 tolerance; default ``10 · eps · √n`` (the course's L2 change of 0.01
-        is too loose to rank near-ties).
+        is too loose to rank near-ties), at most 2e-4 in float32 and 4e-13 in
+        float64 for the largest dense matrix.  The scores are then within
+        ``damping / (1 − damping) · tol`` of the fixed point in L1.  A `tol` of 2
+        or more cannot fail (probability vectors are at most 2 apart): it warns.
     max_iter : int
         Iteration limit.
     raise_on_failure : bool
@@ -251,11 +287,11 @@ def pagerank(
     damping = _checks.check_real(damping, "damping", low=0.0, high=1.0)
     max_iter = _checks.check_int(max_iter, "max_iter", low=1)
     n = L.shape[0]
-    tol = (
-        _default_tol(xp, L, n)
-        if tol is None
-        else _checks.check_real(tol, "tol", low=0.0, low_open=True)
-    )
+    if tol is None:
+        tol = _default_tol(xp, L, n)
+    else:
+        tol = _checks.check_real(tol, "tol", low=0.0, low_open=True)
+        _warn_if_vacuous(tol, "tol")
     eps = float(xp.finfo(L.dtype).eps)
     L = _checks.check_values(L, _checks.all_non_negative, "`L` must have non-negative link weights")
     column_sums = xp.sum(L, axis=0)
@@ -282,9 +318,19 @@ def _power_loop(
 
     Stops at the *first* iteration below the threshold (NetworkX semantics) while
     reading the error back to the host only every ``check_interval`` steps: the
-    iterates of a block are kept, and the first converged one returned.
+    iterates of a block are kept, and the first converged one returned.  Below
+    float64, every iterate is divided by its sum (accumulated in float64 where
+    the device has it): the fixed point is a probability vector, and rounding
+    (of ``1/out-degree`` above all) would otherwise drift its mass by ~1e-6.
     """
     every = _xp.check_interval(xp, _xp.device(x))
+    if x.dtype != xp.float64:
+        unnormalised = step
+
+        def step(x: Array) -> Array:
+            new = unnormalised(x)
+            return new / xp.astype(_xp.wide_sum(new, xp=xp), new.dtype)
+
     n_iter = 0
     error = math.inf
     while n_iter < max_iter:
@@ -293,7 +339,7 @@ def _power_loop(
         for _ in range(block):
             new = step(x)
             # persisted together on Dask, so reading the error does not redo the step
-            x, err = _xp.evaluate(new, xp.sum(xp.abs(new - x)))
+            x, err = _xp.evaluate(new, _xp.wide_sum(xp.abs(new - x), xp=xp))
             iterates.append(x)
             errors.append(err)
         host_errors = _xp.to_host(xp.stack(errors))
@@ -340,19 +386,20 @@ def pagerank_edges(
     personalization: Array | None = None,
     dangling: Array | None = None,
     nstart: Array | None = None,
-    tol: float = 1e-6,
+    tol: float | None = None,
     max_iter: int = 100,
     dtype: Any = None,
     raise_on_failure: bool = False,
 ) -> PageRankResult:
     """PageRank of a sparse graph given as an edge list, with NetworkX's semantics.
 
-    Reproduces :func:`networkx.pagerank` exactly: edge ``k`` is a link
+    Reproduces :func:`networkx.pagerank` exactly (given its `tol`): edge ``k`` is a link
     ``src[k] → dst[k]`` with weight ``weights[k]`` (parallel edges add); each
     page's out-weights are normalised; a page with no out-weight (dangling)
     links according to `dangling` (default: `personalization`); iterations
     ``x ← d·(Pᵀx + (Σ dangling x)·dangling) + (1 − d)·personalization`` stop at
-    the first L1 change ``< n_nodes · tol``.
+    the first L1 change ``< n_nodes · tol`` (by default, at most the change that
+    bounds the L1 error by 1e-6: see `tol`).
 
     Parameters
     ----------
@@ -368,8 +415,21 @@ def pagerank_edges(
         Teleport distribution, dangling-page distribution and start vector;
         non-negative, normalised here.  Default uniform (dangling: as
         personalization).
-    tol : float
-        NetworkX's tolerance: stop when the L1 change is below ``n_nodes · tol``.
+    tol : float, optional
+        NetworkX's tolerance: stop when the L1 change is below ``n_nodes · tol``
+        (``tol=1e-6``, NetworkX's default, reproduces its iterations).  NetworkX's
+        threshold grows with the graph: its error bound ``d / (1 − d) · n_nodes ·
+        tol`` exceeds 1e-6 from the first page on, and from ``2 / tol`` pages on
+        no iteration can fail it (two probability vectors are at most 2 apart in
+        L1), so an explicit `tol` with ``n_nodes · tol >= 2`` warns.  The
+        default, ``None``, stops at NetworkX's threshold capped at
+        ``1e-6 · (1 − d) / d`` (1.8e-7 for d = 0.85): one step contracts the
+        distance to the fixed point by ``d``, so the scores are then within 1e-6
+        of it in L1 at any size; if `max_iter` comes first, the
+        :class:`ConvergenceWarning` says so.  The cap is never below ``4 · eps``
+        of the dtype (float32 iterates keep changing by ~1 eps from rounding),
+        which bounds float32 scores by ``d / (1 − d) · 4 · eps`` (2.7e-6 for
+        d = 0.85) instead.
     max_iter : int
         Iteration limit (NetworkX raises at it; here ``converged=False`` and a
         :class:`ConvergenceWarning`).
@@ -384,12 +444,26 @@ def pagerank_edges(
     PageRankResult
         ``scores`` (n_nodes,), ``n_iter``, ``converged``, ``error``.
 
+    Warns
+    -----
+    ConvergenceWarning
+        When `max_iter` is reached first (``converged=False``).
+    UserWarning
+        When an explicit `tol` gives ``n_nodes · tol >= 2`` (a test that cannot fail).
+
     Notes
     -----
     The graph operator is built once (SciPy/CuPy CSR, torch sparse CSR, a jitted
-    JAX segment sum, chunked Dask reductions, or sorted segment sums in the
-    standard) and applied once per iteration.  On Dask, the edge arrays may be
-    larger than any worker's memory; each worker holds one edge chunk and the
+    JAX segment sum over sorted rows, chunked Dask reductions, or sorted segment
+    sums in the standard) and applied once per iteration.
+
+    In float32, rows with many in-links (a hub page) are summed in chunks whose
+    sums are added in float64, every sum over pages (dangling mass, L1 change)
+    accumulates in float64, and each iterate is renormalised to sum 1, where the
+    device has float64: float32 scores then agree with float64 ones to about
+    1e-6 in L1 (without float64, as JAX by default, chunk sums add in float32).
+
+    On Dask, the edge arrays may be larger than any worker's memory; each worker holds one edge chunk and the
     score vector.  On Dask, element-wise input checks (index ranges, signs,
     finiteness) run chunk by chunk as the iterations compute; a zero-sum
     `personalization` or `dangling` is not detected there.
@@ -399,8 +473,20 @@ def pagerank_edges(
     >>> import numpy as np
     >>> from m4ml_xp import pagerank_edges
     >>> src, dst = np.asarray([0, 1, 2, 2]), np.asarray([1, 2, 0, 1])
-    >>> np.round(pagerank_edges(src, dst, n_nodes=3).scores, 6)
-    array([0.214811, 0.3974  , 0.387789])
+    >>> result = pagerank_edges(src, dst, n_nodes=3)
+    >>> np.round(result.scores, 6), result.converged
+    (array([0.214811, 0.3974  , 0.38779 ]), True)
+
+    NetworkX's default stopping rule, and a `tol` that no iteration can fail:
+
+    >>> pagerank_edges(src, dst, n_nodes=3, tol=1e-6).n_iter  # as networkx.pagerank
+    25
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     vacuous = pagerank_edges(src, dst, n_nodes=3, tol=1.0)
+    >>> vacuous.n_iter, str(caught[0].message)[:60]
+    (1, '`tol` gives an L1 change threshold n_nodes · tol = 3 >= 2, w')
     """
     xp = _checks.namespace(
         src=src,
@@ -418,7 +504,9 @@ def pagerank_edges(
         msg = f"`src` and `dst` must have the same length; got {src.shape[0]} and {dst.shape[0]}"
         raise ValueError(msg)
     damping = _checks.check_real(damping, "damping", low=0.0, high=1.0)
-    tol = _checks.check_real(tol, "tol", low=0.0, low_open=True)
+    if tol is not None:
+        tol = _checks.check_real(tol, "tol", low=0.0, low_open=True)
+        _warn_if_vacuous(n * tol, "n_nodes · tol")
     max_iter = _checks.check_int(max_iter, "max_iter", low=1)
     dev = _xp.device(src)
     if weights is None:
@@ -454,9 +542,14 @@ def pagerank_edges(
     transitions = weights * xp.take(inverse, src)
     operator = _xp.EdgeOperator(dst, src, transitions, n, xp=xp)
     teleport = (1.0 - damping) * p
+    if tol is None:
+        eps = float(xp.finfo(dtype).eps)
+        threshold = min(n * _NX_TOL, _accuracy_threshold(damping, eps))
+    else:
+        threshold = n * tol
 
     def step(x: Array) -> Array:
-        dangling_mass = xp.sum(x * is_dangling)
+        dangling_mass = xp.astype(_xp.wide_sum(x * is_dangling, xp=xp), x.dtype)
         return damping * (operator.matvec(x) + dangling_mass * d) + teleport
 
-    return _power_loop(step, x, xp, max_iter, n * tol, raise_on_failure)
+    return _power_loop(step, x, xp, max_iter, threshold, raise_on_failure)

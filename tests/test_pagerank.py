@@ -205,6 +205,7 @@ class TestPageRankEdges:
             asarray(xp, dst, device, chunks=250),
             n_nodes=n,
             weights=asarray(xp, w, device, chunks=250) if weighted else None,
+            tol=1e-6,  # NetworkX's default: its iterations, not the 1e-6-accurate default
             dtype=xp.float64,
         )
         assert result.converged is True
@@ -262,7 +263,11 @@ class TestPageRankEdges:
         n = 500
         src, dst, w = random_graph(13, n, 3000, weighted=True)
         result = mx.pagerank_edges(
-            asarray(xp, src), asarray(xp, dst), n_nodes=n, weights=asarray(xp, w.astype(np.float32))
+            asarray(xp, src),
+            asarray(xp, dst),
+            n_nodes=n,
+            weights=asarray(xp, w.astype(np.float32)),
+            tol=1e-6,
         )
         assert result.scores.dtype == xp.float32
         expected = nx_scores(nx_graph(src, dst, w, n), n)  # same iterations, in float64
@@ -275,6 +280,7 @@ class TestPageRankEdges:
             asarray(xp, src.astype(dtype)),
             asarray(xp, dst.astype(dtype)),
             n_nodes=60,
+            tol=1e-6,
             dtype=xp.float64,
         )
         expected = nx_scores(nx_graph(src, dst, np.ones(200), 60), 60)
@@ -286,6 +292,7 @@ class TestPageRankEdges:
             asarray(xp, src.astype(np.int32)),
             asarray(xp, dst.astype(np.int32)),
             n_nodes=50,
+            tol=1e-6,
             dtype=xp.float64,
         )
         expected = nx_scores(nx_graph(src, dst, np.ones(200), 50), 50)
@@ -429,6 +436,7 @@ def test_dask_distributed_cluster_matches_networkx():
             da.from_array(dst, chunks=3000),
             n_nodes=n,
             weights=da.from_array(w, chunks=3000),
+            tol=1e-6,
         )
         scores = result.scores.compute()
     G = nx_graph(src, dst, w, n)
