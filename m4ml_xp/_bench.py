@@ -8,6 +8,7 @@ backend before timing; every timed call is synchronised.
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 import warnings
@@ -202,8 +203,14 @@ def bench_pagerank(
                     s, d, n_nodes=n_nodes, dtype=float_dtype, tol=tol, max_iter=max_iter
                 )
 
-        run()  # warm-up: JIT compilation, CUDA context, caches
-        seconds, result = best_time(run, repeat)
+        try:
+            run()  # warm-up: JIT compilation, CUDA context, caches
+            seconds, result = best_time(run, repeat)
+        except Exception as exc:  # e.g. a GPU out of memory at 100M edges: a row, not a crash
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
+            rows.append(Timing(f"m4ml_xp {label}", math.nan, None, None, f"failed: {message}"))
+            log(f"  {label}: failed: {message}")
+            continue
         scores = np.asarray(_xp.to_numpy(result.scores), dtype=np.float64)
         note = ""
         if steady is not None and steady > 1:

@@ -89,9 +89,15 @@ def bench_pca(
         def add(label: str, run: Callable[[], Any], eigenvalues: Callable[[Any], np.ndarray],
                 memory: bool = False, X: np.ndarray = X, truth: np.ndarray = truth,
                 rows: list[Timing] = rows) -> None:  # fmt: skip
-            run()
-            seconds, result = best_time(run, repeat)
-            values = np.asarray(eigenvalues(result), dtype=np.float64)[:k]
+            try:
+                run()
+                seconds, result = best_time(run, repeat)
+                values = np.asarray(eigenvalues(result), dtype=np.float64)[:k]
+            except Exception as exc:  # e.g. a GPU out of memory at 1M rows: a row, not a crash
+                message = " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
+                rows.append(Timing(label, math.nan, None, None, f"failed: {message}"))
+                log(f"    {label}: failed: {message}")
+                return
             error = float(np.max(np.abs(values - truth) / truth))
             note = f"{peak_memory_ratio(run, X.nbytes):.2f}x input" if memory else ""
             rows.append(Timing(label, seconds, None, error, note))
