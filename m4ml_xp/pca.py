@@ -12,6 +12,7 @@ largest-magnitude entry is positive, as scikit-learn's ``svd_flip``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -101,6 +102,9 @@ def pca(
         )
         raise ValueError(msg)
     k, fraction = _n_components(n_components, N, D, method)
+    if method == "covariance_eigh":
+        mean, singular, components, total = _covariance_kernel(xp)(X)
+        return finish_result(singular, components, total, mean, N, k, fraction, xp=xp)
     mean = xp.mean(X, axis=0)
     if method == "randomized":
         seed = _checks.check_int(seed if seed is not None else 0, "seed")
@@ -111,10 +115,7 @@ def pca(
         singular, components = _randomized(X, mean, k, seed, oversampling, power_iterations, xp=xp)
         total = centred_sum_of_squares(X, mean, xp=xp)
         return finish_result(singular, components, total, mean, N, k, fraction, xp=xp)
-    if method == "covariance_eigh":
-        scatter = centred_scatter(X, mean, xp=xp)
-        singular, components, total = scatter_decomposition(scatter, xp=xp)
-    elif method == "svd":
+    if method == "svd":
         _U, singular, components = xp.linalg.svd(X - mean, full_matrices=False)
         total = xp.sum(singular * singular)
     else:  # gram
@@ -128,6 +129,21 @@ def pca(
         safe = xp.where(lengths > 0, lengths, xp.ones_like(lengths))
         components = xp.linalg.matrix_transpose(directions / safe)
     return finish_result(singular, components, total, mean, N, k, fraction, xp=xp)
+
+
+@functools.lru_cache(maxsize=16)
+def _covariance_kernel(xp: Namespace) -> Callable[[Array], tuple[Array, Array, Array, Array]]:
+    """Return the covariance route as one function of `X`: mean, singular values, components, total.
+
+    Compiled where the backend compiles (JAX): centring, ``X̄ᵀX̄`` and ``eigh`` in one
+    dispatch instead of some forty small ones.  The same function elsewhere.
+    """
+
+    def kernel(X: Array) -> tuple[Array, Array, Array, Array]:
+        mean = xp.mean(X, axis=0)
+        return (mean, *scatter_decomposition(centred_scatter(X, mean, xp=xp), xp=xp))
+
+    return _xp.compile_step(kernel, xp)
 
 
 def scatter_decomposition(scatter: Array, *, xp: Namespace) -> tuple[Array, Array, Array]:
