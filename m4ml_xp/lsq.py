@@ -1111,7 +1111,7 @@ def _in_chunks(
     if rows <= size:
         return tuple(function(*arrays))
     parts = [
-        tuple(function(*(a[start : start + size, ...] for a in arrays)))
+        tuple(function(*(a[start : min(start + size, rows), ...] for a in arrays)))
         for start in range(0, rows, size)
     ]
     return tuple(xp.concat(list(pieces), axis=0) for pieces in zip(*parts, strict=True))
