@@ -681,10 +681,14 @@ def to_device_chunks(chunks: Iterable[Any], xp: Namespace, dev: Any = None) -> I
     runs asynchronously — the next chunk is read or generated on the host while
     the device copies and computes.  Other chunks go through ``xp.asarray``.
     """
+    # torch without `dev`: its default device, which ``torch.set_default_device`` may make a GPU
+    torch_dev = None
+    if is_torch_namespace(xp):
+        torch_dev = dev if dev is not None else device(xp.empty(0))
     if is_cupy_namespace(xp):
         stage, slots = _cupy_pinned_stage(dev)
-    elif is_torch_namespace(xp) and dev is not None and getattr(dev, "type", str(dev)) == "cuda":
-        stage, slots = _torch_pinned_stage(dev)
+    elif torch_dev is not None and getattr(torch_dev, "type", str(torch_dev)) == "cuda":
+        stage, slots = _torch_pinned_stage(torch_dev)
     else:
         stage, slots = None, None
     try:
