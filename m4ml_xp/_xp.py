@@ -766,7 +766,8 @@ def _torch_pinned_stage(dev: Any) -> tuple[Callable[[Any], Array], _PinnedSlots]
         # page-locked from the start: ``from_numpy(np.empty(n)).pin_memory()`` also wrote n
         # pageable bytes and copied them over
         torch_dtype = torch.from_numpy(np.empty(0, dtype=np.dtype(dtype).newbyteorder("="))).dtype
-        return torch.empty((n,), dtype=torch_dtype, pin_memory=True)
+        # device="cpu": under ``torch.set_default_device("cuda")`` empty() would be on the GPU
+        return torch.empty((n,), dtype=torch_dtype, device="cpu", pin_memory=True)
 
     # The fill is CuPy's: NumPy copies into the pinned buffer's NumPy view.  ``torch.from_numpy``
     # of a read-only chunk (a memmap opened "r") warns, an error where warnings are errors.
