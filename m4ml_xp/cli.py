@@ -6,7 +6,7 @@ Examples
 
     m4ml-xp pca                      # MNIST PCA: embedded sample, best backend, PNGs
     m4ml-xp info
-    m4ml-xp pagerank --generate 100000 --backend torch --top 10
+    m4ml-xp pagerank --generate 100000 --backend auto --top 10   # auto: the job's fastest GPU
     m4ml-xp pagerank edges.csv --damping 0.9
     m4ml-xp train --data path/to/mnist --backend jax --epochs 10
     m4ml-xp fit Misra1a --start 2
@@ -15,6 +15,7 @@ Examples
     m4ml-xp bench nn --data path/to/mnist
     m4ml-xp bench lsq --fits 10000
     m4ml-xp bench pca --data path/to/mnist
+    m4ml-xp bench pca --stream 40 --backend torch --device cuda
     m4ml-xp bench all --markdown     # every goal ratio; rewrites benchmarks/RESULTS.md's block
 """
 
@@ -104,6 +105,11 @@ def cmd_info(args: argparse.Namespace) -> int:
             )
         else:
             print(f"  {name:<17} not available ({info['reason'].splitlines()[0][:70]})")
+    working = [name for name in _xp.GPU_DEVICES if _xp.gpu_backend_works(name)]
+    choices = ", ".join(f"{job} → {_xp.auto_backend(job, working)[0]}" for job in _xp.AUTO_ORDER)
+    print(
+        f"--backend auto (GPU backends that work here: {', '.join(working) or 'none'}): {choices}"
+    )
     return 0
 
 

@@ -22,6 +22,9 @@ def test_info_lists_numpy(capsys):
     assert code == 0
     assert "numpy" in out
     assert "float64: yes" in out
+    from m4ml_xp import _xp
+
+    assert f"pca → {_xp.auto_backend('pca')[0]}" in out
 
 
 def test_pagerank_generated_internet(capsys):
