@@ -237,8 +237,9 @@ AUTO_ORDER: dict[str, tuple[str, ...]] = {
     # (float64: CuPy 1.25, torch 1.64, JAX 69.4).
     "pagerank": ("cupy", "torch", "jax"),
     # Batched Levenberg–Marquardt, 1M Gaussian fits: JAX 2.73M fits/s, CuPy 2.13M; torch
-    # fails above ~10k fits (batched eigh: cusolver error, then out of memory).  `fit` is one
-    # small fit, not measured on a GPU: the batched order until the GPU check says otherwise.
+    # failed above ~10k fits (vendor batched eigh: cusolver error, then out of memory; since
+    # replaced by Jacobi sweeps, torch at 1M unmeasured).  `fit` is one small fit, not
+    # measured on a GPU: the batched order until the GPU check says otherwise.
     "fit": ("jax", "cupy", "torch"),
     # Streaming PCA from host chunks: CuPy 4.37 GB/s (pinned H2D 54 GB/s, host generation
     # 7.5 GB/s).  torch's 0.98 GB/s in stream.log ran on its default device, the CPU.
