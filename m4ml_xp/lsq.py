@@ -1087,7 +1087,10 @@ def _scaled_decomposition(
 
 
 #: Largest matrix order decomposed by :func:`_jacobi_eigh` rather than the library's
-#: ``eigh``: on CPUs Jacobi is 2-6x faster for n ≤ 3, even at n = 4, slower from n = 5.
+#: ``eigh``.  On CPUs (NumPy, PyTorch; 10⁴-10⁵ matrices) Jacobi is 1.5-2.5x faster for
+#: n ≤ 3 and 1.0-1.4x slower at n = 4; n = 4 stays on it so that GPU batches of the
+#: common small models avoid vendor batched eigensolvers (their per-matrix workspace).
+#: From n = 5 the O(n³) elementwise operations per sweep make the library faster.
 _JACOBI_MAX_N = 4
 #: Cap on Jacobi sweeps; the cyclic method converges quadratically (≤ 6 sweeps to
 #: rounding for n ≤ 4), so the cap only stops rows that cannot converge (inf/NaN).
@@ -1134,32 +1137,33 @@ def _jacobi_eigh(A: Array, *, xp: Namespace) -> tuple[Array, Array]:
 
     Returns the eigenvalues in ascending order ``(B, n)`` and the orthonormal
     eigenvectors as columns ``(B, n, n)``, like ``eigh``; only the upper triangle
-    of each matrix is read.  The matrix is held entry by entry as
-    ``(B,)`` arrays, so every rotation is a few elementwise operations over the
-    batch (fused into one kernel under ``jax.jit``).  Sweeps of rotations that
-    zero each off-diagonal entry in turn (Rutishauser's stable angle, |t| ≤ 1)
-    run until ``Σ_{p<q} a_pq² ≤ eps² Σ_p a_pp²`` in every matrix; a matrix that has
-    converged is left untouched by the later sweeps (its rotations are the
-    identity), so each matrix's result does not depend on the others in the
-    batch.  The error is that of ``eigh``: a few eps·‖A‖ (Golub & Van Loan,
-    *Matrix Computations*, §8.5).
+    of each matrix is read.  The matrix is held entry by entry as ``(B,)`` arrays
+    and the vectors column by column as ``(n, B)`` arrays (the batch innermost), so
+    a rotation is some thirty elementwise operations over the batch (fused under
+    ``jax.jit``).
+    Sweeps of rotations that zero each off-diagonal entry in turn (Rutishauser's
+    stable angle, |t| ≤ 1) run until ``Σ_{p<q} a_pq² ≤ eps² Σ_p a_pp²`` in every
+    matrix; a matrix that has converged is left untouched by the later sweeps
+    (its rotations are the identity), so each matrix's result does not depend on
+    the others in the batch.  The error is that of ``eigh``, a few eps·‖A‖
+    (Golub & Van Loan, *Matrix Computations*, §8.5).
     """
     n = A.shape[-1]
-    eps = float(xp.finfo(A.dtype).eps)
+    finfo = xp.finfo(A.dtype)
+    eps, tiny = float(finfo.eps), float(finfo.smallest_normal)
     pairs = [(p, q) for p in range(n) for q in range(p + 1, n)]
     triangle = [(i, j) for i in range(n) for j in range(i, n)]
     zero = xp.zeros_like(A[:, 0, 0])
-    one = xp.ones_like(zero)
+    one, floor = xp.ones_like(zero), zero + tiny
 
     def unconverged(a: dict[tuple[int, int], Array]) -> Array:
         off = sum((a[pq] * a[pq] for pq in pairs), start=zero)
         scale = sum((a[i, i] * a[i, i] for i in range(n)), start=zero)
         return off > (eps * eps) * scale
 
-    def unpack(state: tuple[Array, ...]) -> tuple[dict[tuple[int, int], Array], list[list[Array]]]:
-        a = dict(zip(triangle, state[2 : 2 + len(triangle)], strict=True))
-        v = state[2 + len(triangle) :]
-        return a, [list(v[r * n : (r + 1) * n]) for r in range(n)]
+    def unpack(state: tuple[Array, ...]) -> tuple[dict[tuple[int, int], Array], list[Array]]:
+        entries = state[2 : 2 + len(triangle)]
+        return dict(zip(triangle, entries, strict=True)), list(state[2 + len(triangle) :])
 
     def sweep(state: tuple[Array, ...]) -> tuple[Array, ...]:
         active, count = state[0], state[1]
@@ -1168,13 +1172,11 @@ def _jacobi_eigh(A: Array, *, xp: Namespace) -> tuple[Array, Array]:
             apq, app, aqq = a[p, q], a[p, p], a[q, q]
             tau = aqq - app
             twice = 2 * apq
-            den = xp.abs(tau) + xp.hypot(tau, twice)  # 0 only when a_pq = 0 = a_qq − a_pp
-            t = xp.where(
-                active & (den > 0),
-                xp.where(tau >= 0, twice, -twice) / xp.where(den > 0, den, one),
-                zero,
-            )  # tan of the rotation angle; 0 leaves the matrix exactly as it is
-            c = 1 / xp.sqrt(1 + t * t)
+            # tan of the angle that zeroes a_pq (0 when a_pq = 0: den > 0 unless both are 0);
+            # t = 0 in the converged matrices, whose entries then stay exactly as they are
+            den = xp.maximum(xp.abs(tau) + xp.hypot(tau, twice), floor)
+            t = xp.where(active, xp.where(tau >= 0, twice, -twice) / den, zero)
+            c = 1 / xp.hypot(one, t)
             s = t * c
             a[p, p], a[q, q] = app - t * apq, aqq + t * apq
             a[p, q] = xp.where(active, zero, apq)
@@ -1183,18 +1185,17 @@ def _jacobi_eigh(A: Array, *, xp: Namespace) -> tuple[Array, Array]:
                     rp, rq = (min(r, p), max(r, p)), (min(r, q), max(r, q))
                     arp, arq = a[rp], a[rq]
                     a[rp], a[rq] = c * arp - s * arq, s * arp + c * arq
-                vrp, vrq = v[r][p], v[r][q]
-                v[r][p], v[r][q] = c * vrp - s * vrq, s * vrp + c * vrq
-        flat = [entry for row in v for entry in row]
-        return (active & unconverged(a), count + 1, *(a[ij] for ij in triangle), *flat)
+            v[p], v[q] = c * v[p] - s * v[q], s * v[p] + c * v[q]
+        return (active & unconverged(a), count + 1, *(a[ij] for ij in triangle), *v)
 
     a0 = {(i, j): A[:, i, j] for i, j in triangle}
-    identity = [one if i == j else zero for i in range(n) for j in range(n)]
+    identity = xp.eye(n, dtype=A.dtype, device=device(A))
+    columns = [identity[:, j : j + 1] + zero for j in range(n)]  # (n, B): the batch innermost
     state = (
         unconverged(a0),
         xp.asarray(0, dtype=xp.int32, device=device(A)),
         *(a0[ij] for ij in triangle),
-        *identity,
+        *columns,
     )
     state = _xp.while_loop(
         lambda s: xp.any(s[0]) & (s[1] < _JACOBI_MAX_SWEEPS), sweep, state, xp=xp
@@ -1205,12 +1206,8 @@ def _jacobi_eigh(A: Array, *, xp: Namespace) -> tuple[Array, Array]:
         for j in range(n - 1 - k):
             swap = w[j] > w[j + 1]
             w[j], w[j + 1] = xp.where(swap, w[j + 1], w[j]), xp.where(swap, w[j], w[j + 1])
-            for row in v:
-                row[j], row[j + 1] = (
-                    xp.where(swap, row[j + 1], row[j]),
-                    xp.where(swap, row[j], row[j + 1]),
-                )
-    return xp.stack(w, axis=1), xp.stack([xp.stack(row, axis=1) for row in v], axis=1)
+            v[j], v[j + 1] = xp.where(swap, v[j + 1], v[j]), xp.where(swap, v[j], v[j + 1])
+    return xp.stack(w, axis=1), xp.permute_dims(xp.stack(v, axis=1), (2, 0, 1))
 
 
 def _batched_lm_parameter(
