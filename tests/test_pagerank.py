@@ -53,6 +53,30 @@ def as_dict(values: np.ndarray) -> dict[int, float]:
     return dict(enumerate(values.tolist()))
 
 
+def scipy_pagerank(src, dst, n: int, damping: float = 0.85) -> np.ndarray:
+    """Float64 oracle for large graphs (networkx is slow there): SciPy CSR, to 1e-15 in L1."""
+    import scipy.sparse as sparse
+
+    out_degree = np.bincount(src, minlength=n).astype(np.float64)
+    P = sparse.csr_array((1.0 / out_degree[src], (dst, src)), shape=(n, n))
+    dangling = out_degree == 0
+    x = np.full(n, 1.0 / n)
+    for _ in range(2000):
+        new = damping * (P @ x + x[dangling].sum() / n) + (1.0 - damping) / n
+        if np.abs(new - x).sum() < 1e-15:
+            return new
+        x = new
+    raise AssertionError("the oracle did not converge")
+
+
+def hub_graph(seed: int, n: int, n_edges: int, share: float):
+    """Random links, a `share` of them to page 0 (one float32 run of ~share·E terms)."""
+    rng = np.random.default_rng(seed)
+    src = rng.integers(0, n, n_edges)
+    dst = np.where(rng.random(n_edges) < share, 0, rng.integers(0, n, n_edges))
+    return src, dst
+
+
 def dense_link_matrix(src, dst, weights, n: int) -> np.ndarray:
     """L[to, from] with out-weights normalised; dangling columns stay zero."""
     L = np.zeros((n, n))
@@ -153,6 +177,12 @@ class TestPageRank:
         assert result.converged
         ref = mx.pagerank(L.astype(np.float64)).scores
         np.testing.assert_allclose(to_numpy(result.scores), ref, rtol=1e3 * eps(np.float32))
+
+    def test_tol_that_cannot_fail_warns(self, xp):
+        L = asarray(xp, mx.generate_internet(20, seed=9))
+        with pytest.warns(UserWarning, match=r"`tol` gives an L1 change threshold tol = 2 >= 2"):
+            result = mx.pagerank(L, tol=2.0)
+        assert result.n_iter == 1
 
     def test_max_iter_one_reports(self, xp):
         L = mx.generate_internet(20, seed=9)
@@ -356,6 +386,89 @@ class TestPageRankEdges:
             dtype=xp.float64,
         )
         np.testing.assert_allclose(to_numpy(shuffled.scores), scores, rtol=1e-10)
+
+    def test_heavy_tailed_float32_matches_float64(self, xp):
+        # a hub receiving 70% of 1.5M links: one float32 run of ~1M terms, which used to move
+        # 1.6e-5 (SciPy), 5.6e-5 (torch), 3.1e-3 (JAX) of the mass
+        n = 30_000
+        src, dst = hub_graph(2, n, 1_500_000, share=0.7)
+        result = mx.pagerank_edges(
+            asarray(xp, src), asarray(xp, dst), n_nodes=n, tol=2e-7 / n, dtype=xp.float32
+        )
+        assert result.converged
+        assert result.scores.dtype == xp.float32
+        scores = to_numpy(result.scores).astype(np.float64)
+        assert abs(scores.sum() - 1.0) < 1e-5
+        assert np.abs(scores - scipy_pagerank(src, dst, n)).sum() < 1e-5
+
+    def test_default_tol_is_accurate_at_any_size(self, xp):
+        # NetworkX's n·1e-6 is 0.02 here: it stopped after a few iterations, ~1e-3 off in L1
+        n = 20_000
+        src, dst = mx.generate_internet_edges(n, seed=5)
+        result = mx.pagerank_edges(asarray(xp, src), asarray(xp, dst), n_nodes=n, dtype=xp.float64)
+        assert result.converged
+        assert np.abs(to_numpy(result.scores) - scipy_pagerank(src, dst, n)).sum() < 1e-6
+
+    def test_tol_that_cannot_fail_warns(self, xp):
+        src, dst = asarray(xp, [0, 1, 2, 2]), asarray(xp, [1, 2, 0, 1])
+        match = r"`tol` gives an L1 change threshold n_nodes · tol = 3 >= 2"
+        with pytest.warns(UserWarning, match=match):
+            result = mx.pagerank_edges(src, dst, n_nodes=3, tol=1.0)
+        assert result.n_iter == 1
+
+    @pytest.mark.parametrize(
+        "index_dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint32]
+    )
+    def test_no_edges_dangling_pages_every_index_dtype(self, xp, index_dtype):
+        # cuSPARSE refused some of these (empty, nnz > rows·cols, index types mixed)
+        cases = [
+            (np.zeros(0, int), np.zeros(0, int), 4),  # no edges: every page dangling
+            (np.array([0, 1, 1]), np.array([1, 0, 0]), 6),  # pages 2..5 without any edge
+            (np.array([0, 0, 0]), np.array([0, 0, 0]), 1),  # one page, parallel self-loops
+            (np.array([2, 2, 2, 2]), np.array([0, 0, 0, 1]), 3),  # nnz > n: parallel edges
+        ]
+        for src, dst, n in cases:
+            result = mx.pagerank_edges(
+                asarray(xp, src.astype(index_dtype)),
+                asarray(xp, dst.astype(index_dtype)),
+                n_nodes=n,
+                tol=1e-12,
+                dtype=xp.float64,
+            )
+            expected = nx_scores(nx_graph(src, dst, np.ones(src.size), n), n, tol=1e-12)
+            assert_close_to(result.scores, expected, rtol=1e-12)
+
+    def test_torch_operator_index_dtypes(self, xp, backend):
+        if backend is not Backend.TORCH:
+            pytest.skip("the torch sparse CSR builder")
+        import torch
+
+        rng = np.random.default_rng(0)
+        for n, n_edges in [(1, 2), (3, 40), (50, 200), (20, 2000)]:
+            rows, cols = rng.integers(0, n, n_edges), rng.integers(0, n, n_edges)
+            values = rng.random(n_edges)
+            for row_dtype, col_dtype in [(torch.int32, torch.int64), (torch.int64, torch.int32)]:
+                split = mx._xp._SplitRows(
+                    torch.asarray(rows, dtype=row_dtype),
+                    torch.asarray(cols, dtype=col_dtype),
+                    torch.asarray(values),
+                    n,
+                    xp=xp,
+                )
+                csr = mx._xp._native_csr_matvec(split, xp=xp).args[0]
+                assert csr.crow_indices().dtype == csr.col_indices().dtype == torch.int32
+                assert csr._nnz() <= csr.shape[0] * csr.shape[1]  # cuSPARSE's invariant
+                x = rng.random(n)
+                y = split.combine(torch.mv(csr, torch.asarray(x, device=csr.device)))
+                expected = np.bincount(rows, weights=values * x[cols], minlength=n)
+                np.testing.assert_allclose(y.cpu().numpy(), expected, rtol=1e-12)
+        with pytest.raises(TypeError, match="`crow` and `cols` must have the same dtype"):
+            mx._xp._torch_csr_matvec(
+                torch.zeros(2, dtype=torch.int64),
+                torch.zeros(1, dtype=torch.int32),
+                torch.ones(1),
+                (1, 1),
+            )
 
     def test_inputs_not_modified(self, xp):
         src, dst, w = random_graph(16, 30, 90, weighted=True)
