@@ -1070,6 +1070,8 @@ class EdgeOperator:
             import numpy as np  # SciPy is optional: bincount accumulates in float64 anyway
 
             self._matvec = lambda x: segment_sum(values * x[cols], rows, n, xp=np)
+        elif is_jax_namespace(xp):
+            self._matvec = _jax_edge_matvec(_SplitRows(rows, cols, values, n, xp=xp))
         else:
             split = _SplitRows(rows, cols, values, n, xp=xp)
             kernel = _native_csr_matvec(split, xp=xp)
@@ -1128,26 +1130,29 @@ class _SplitRows:
         self.heavy = None
         n_extra = 0
         if longest > chunk:
-            position = xp.arange(n_edges, dtype=wide, device=dev) - xp.take(starts, rows)
-            first = position < chunk
-            extra_chunks = xp.where(degrees > chunk, (degrees - 1) // chunk, 0)
-            ends = xp.cumulative_sum(extra_chunks)
-            n_extra = int(ends[-1])
-            virtual = xp.where(
-                first, rows, n + xp.take(ends - extra_chunks, rows) + position // chunk - 1
+            counts = xp.stack(
+                [
+                    xp.sum(xp.where(degrees > chunk, (degrees - 1) // chunk, 0)),
+                    xp.sum(xp.where(degrees > chunk, degrees - chunk, 0)),
+                    xp.sum(xp.astype(degrees > chunk, wide)),
+                ]
             )
-            # first chunks (already in row order), then the extra chunks (also in order)
-            keep = xp.concat([xp.nonzero(first)[0], xp.nonzero(~first)[0]])
-            rows = xp.take(virtual, keep)
-            cols, values = xp.take(cols, keep), xp.take(values, keep)
-            is_heavy = extra_chunks > 0
-            self.heavy = xp.nonzero(is_heavy)[0]
-            heavy_index = xp.cumulative_sum(xp.astype(is_heavy, wide)) - 1
-            chunk_rows = xp.searchsorted(
-                ends, xp.arange(n_extra, dtype=wide, device=dev), side="right"
+            n_extra, n_moved, n_heavy = (int(c) for c in to_host(counts))
+            split = functools.partial(
+                _split_long_rows,
+                n=n,
+                chunk=chunk,
+                n_extra=n_extra,
+                n_moved=n_moved,
+                n_heavy=n_heavy,
             )
-            owners = xp.take(heavy_index, chunk_rows)  # heavy row 0 … h-1 of every extra chunk
-            self.segments = _SortedSegments(owners, self.heavy.shape[0], xp=xp)
+            if is_jax_namespace(xp):  # one compiled call: eager JAX compiles every op
+                import jax
+
+                split = jax.jit(split)
+            rows, cols, values, self.heavy, self.owners = split(rows, cols, values, starts, degrees)
+            if not is_jax_namespace(xp):  # JAX adds the chunks inside its jitted mat-vec
+                self.segments = _SortedSegments(self.owners, n_heavy, xp=xp)
         self.n_virtual = n + n_extra
         self.index = _index_dtype(xp, dev, self.n_virtual + 1, n, n_edges)
         self.rows, self.values = rows, values
@@ -1215,6 +1220,59 @@ def _jax_sort_edges(n: int) -> Callable[..., tuple[Array, ...]]:
     return jax.jit(sort)
 
 
+def _split_long_rows(
+    rows: Array,
+    cols: Array,
+    values: Array,
+    starts: Array,
+    degrees: Array,
+    *,
+    n: int,
+    chunk: int,
+    n_extra: int,
+    n_moved: int,
+    n_heavy: int,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Virtual rows of the sorted edges: see :class:`_SplitRows`.
+
+    Returns the edges reordered (first chunks, then the extra chunks), their
+    virtual rows, the long rows, and for every extra chunk its long row's rank.
+    The sizes (`n_extra` chunks, `n_moved` edges in them, `n_heavy` long rows)
+    are given, so that JAX can compile it.
+    """
+    xp = array_namespace(rows, values)
+    dev = device(rows)
+    n_edges = rows.shape[0]
+    wide = rows.dtype
+    position = xp.arange(n_edges, dtype=wide, device=dev) - xp.take(starts, rows)
+    first = position < chunk
+    is_heavy = degrees > chunk
+    extra_chunks = xp.where(is_heavy, (degrees - 1) // chunk, 0)
+    ends = xp.cumulative_sum(extra_chunks)
+    virtual = xp.where(first, rows, n + xp.take(ends - extra_chunks, rows) + position // chunk - 1)
+    # first chunks (already in row order), then the extra chunks (also in order)
+    keep = xp.concat([_nonzero(first, n_edges - n_moved), _nonzero(~first, n_moved)])
+    heavy = _nonzero(is_heavy, n_heavy)
+    heavy_rank = xp.cumulative_sum(xp.astype(is_heavy, wide)) - 1
+    chunk_rows = xp.searchsorted(ends, xp.arange(n_extra, dtype=wide, device=dev), side="right")
+    return (
+        xp.take(virtual, keep),
+        xp.take(cols, keep),
+        xp.take(values, keep),
+        heavy,
+        xp.take(heavy_rank, chunk_rows),
+    )
+
+
+def _nonzero(mask: Array, size: int) -> Array:
+    """Positions of the `size` true entries of the 1-D `mask` (JAX: inside ``jit`` too)."""
+    if is_jax_array(mask):
+        import jax.numpy as jnp
+
+        return jnp.nonzero(mask, size=size)[0]
+    return array_namespace(mask).nonzero(mask)[0]
+
+
 def _set_entries(y: Array, index: Array, values: Array, *, xp: Namespace) -> Array:
     """`y` (an array this module made) with ``y[index] = values``."""
     if is_torch_namespace(xp):
@@ -1239,11 +1297,7 @@ def _native_csr_matvec(split: _SplitRows, *, xp: Namespace) -> Callable[[Array],
         with split.values.device:  # built from one sort: no COO round trip, no duplicate sums
             csr = cusparse.csr_matrix((split.values, split.cols, split.indptr()), shape=shape)
         return csr.dot
-    if is_torch_namespace(xp):
-        return _torch_csr_matvec(split.indptr(), split.cols, split.values, shape)
-    kernel = _jax_matvec(split.n_virtual)
-    rows, cols, values = split.rows, split.cols, split.values
-    return lambda x: kernel(x, rows, cols, values)
+    return _torch_csr_matvec(split.indptr(), split.cols, split.values, shape)
 
 
 def _torch_csr_matvec(
@@ -1266,12 +1320,43 @@ def _torch_csr_matvec(
     return functools.partial(torch.mv, csr)
 
 
-@functools.lru_cache(maxsize=32)
-def _jax_matvec(n: int) -> Callable[..., Array]:
-    """Jitted segment sum over rows sorted once at build: no contended scatter-adds."""
-    import jax
+def _jax_edge_matvec(split: _SplitRows) -> Callable[[Array], Array]:
+    """Return the mat-vec of `split` in JAX: one jitted call, long rows' chunk sums included."""
+    args = (split.rows, split.cols, split.values)
+    if split.heavy is not None:
+        args += (split.heavy, split.owners)
+    kernel = _jax_matvec(split.n, split.n_virtual)
+    return lambda x: kernel(x, *args)
 
-    def kernel(x: Array, rows: Array, cols: Array, values: Array) -> Array:
-        return jax.ops.segment_sum(values * x[cols], rows, num_segments=n, indices_are_sorted=True)
+
+@functools.lru_cache(maxsize=32)
+def _jax_matvec(n: int, n_virtual: int) -> Callable[..., Array]:
+    """Jitted segment sums over rows sorted once at build: no contended scatter-adds.
+
+    With `heavy` rows, the virtual rows past `n` are their further chunks (of row
+    ``heavy[owners[k]]``), added in float64 where JAX has it (``jax_enable_x64``).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def kernel(
+        x: Array,
+        rows: Array,
+        cols: Array,
+        values: Array,
+        heavy: Array | None = None,
+        owners: Array | None = None,
+    ) -> Array:
+        y = jax.ops.segment_sum(
+            values * x[cols], rows, num_segments=n_virtual, indices_are_sorted=True
+        )
+        if heavy is None:
+            return y
+        wide = jnp.float64 if _has_int64(jnp, None) else y.dtype  # x64 gives both
+        head = y[:n]
+        chunks = jax.ops.segment_sum(
+            y[n:].astype(wide), owners, num_segments=heavy.shape[0], indices_are_sorted=True
+        )
+        return head.at[heavy].set((head[heavy].astype(wide) + chunks).astype(y.dtype))
 
     return jax.jit(kernel)
