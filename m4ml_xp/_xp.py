@@ -1294,6 +1294,9 @@ def _native_csr_matvec(split: _SplitRows, *, xp: Namespace) -> Callable[[Array],
     if is_cupy_namespace(xp):
         import cupyx.scipy.sparse as cusparse
 
+        if split.index != xp.int32:  # CuPy's CSR casts its indices to int32
+            rows, cols, values = split.rows, split.cols, split.values
+            return lambda x: segment_sum(values * x[cols], rows, split.n_virtual, xp=xp)
         with split.values.device:  # built from one sort: no COO round trip, no duplicate sums
             csr = cusparse.csr_matrix((split.values, split.cols, split.indptr()), shape=shape)
         return csr.dot

@@ -273,6 +273,8 @@ def pagerank(
     -----
     ConvergenceWarning
         When `max_iter` is reached first (``converged=False``).
+    UserWarning
+        When `tol` is 2 or more (a test that cannot fail).
 
     Examples
     --------
@@ -393,13 +395,13 @@ def pagerank_edges(
 ) -> PageRankResult:
     """PageRank of a sparse graph given as an edge list, with NetworkX's semantics.
 
-    Reproduces :func:`networkx.pagerank` exactly (given its `tol`): edge ``k`` is a link
-    ``src[k] → dst[k]`` with weight ``weights[k]`` (parallel edges add); each
-    page's out-weights are normalised; a page with no out-weight (dangling)
-    links according to `dangling` (default: `personalization`); iterations
-    ``x ← d·(Pᵀx + (Σ dangling x)·dangling) + (1 − d)·personalization`` stop at
-    the first L1 change ``< n_nodes · tol`` (by default, at most the change that
-    bounds the L1 error by 1e-6: see `tol`).
+    Reproduces :func:`networkx.pagerank` exactly (given its `tol`): edge ``k``
+    is a link ``src[k] → dst[k]`` with weight ``weights[k]`` (parallel edges
+    add); each page's out-weights are normalised; a page with no out-weight
+    (dangling) links according to `dangling` (default: `personalization`);
+    iterations ``x ← d·(Pᵀx + (Σ dangling x)·dangling) + (1 − d)·personalization``
+    stop at the first L1 change ``< n_nodes · tol`` (by default, at most the
+    change that bounds the L1 error by 1e-6: see `tol`).
 
     Parameters
     ----------
@@ -463,8 +465,8 @@ def pagerank_edges(
     device has float64: float32 scores then agree with float64 ones to about
     1e-6 in L1 (without float64, as JAX by default, chunk sums add in float32).
 
-    On Dask, the edge arrays may be larger than any worker's memory; each worker holds one edge chunk and the
-    score vector.  On Dask, element-wise input checks (index ranges, signs,
+    On Dask, the edge arrays may be larger than any worker's memory; each
+    worker holds one edge chunk and the score vector.  On Dask, element-wise input checks (index ranges, signs,
     finiteness) run chunk by chunk as the iterations compute; a zero-sum
     `personalization` or `dangling` is not detected there.
 
