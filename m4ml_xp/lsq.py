@@ -582,7 +582,7 @@ def curve_fit(
 
     >>> Y = np.stack([2.0 * x + 1.0, -x, 0.5 * x + 3.0])
     >>> fits = curve_fit(lambda x, p: p[:, :1] * x + p[:, 1:], x, Y, np.zeros((3, 2)))
-    >>> np.round(fits.params, 6)
+    >>> np.round(fits.params, 6) + 0.0  # + 0.0: no -0. from a residue of -3e-13
     array([[ 2. ,  1. ],
            [-1. ,  0. ],
            [ 0.5,  3. ]])
@@ -746,8 +746,10 @@ def levenberg_marquardt_batched(
 
     The same algorithm as :func:`levenberg_marquardt` — per-fit scaling, trust
     radius, LM parameter and termination tests — run on all fits at once with
-    batched matrix products and SVDs; a fit that has terminated is frozen by a
-    mask while the others go on.  There is no Python loop over fits, and on JAX
+    batched matrix products and decompositions (Jacobi eigendecompositions of the
+    small Gram matrices, written with elementwise operations; library ``eigh`` and
+    SVD calls on at most 16,384 fits at a time); a fit that has terminated is
+    frozen by a mask while the others go on.  There is no Python loop over fits, and on JAX
     the whole solve is one ``lax.while_loop`` (it also runs inside ``jax.jit``).
 
     Parameters
