@@ -1106,9 +1106,10 @@ def _index_dtype(xp: Namespace, dev: Any, *sizes: int) -> Any:
 
 
 class _SplitRows:
-    """Edges sorted by (row, column) once, long rows split into chunks of virtual rows.
+    """Edges sorted by row once, long rows split into chunks of virtual rows.
 
-    Virtual rows ``0 … n-1`` hold the first `chunk` entries of every row (all of a
+    Within a row, edges are sorted by column where an int64 key exists (not on
+    JAX, whose CPU argsort is slow).  Virtual rows ``0 … n-1`` hold the first `chunk` entries of every row (all of a
     short row), rows ``n … n+m-1`` the further chunks of the long rows.  A native
     kernel sums every virtual row (at most `chunk` terms, in the working
     precision); :meth:`combine` adds a long row's chunk sums in float64 where the
