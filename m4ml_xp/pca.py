@@ -102,8 +102,10 @@ def pca(
         )
         raise ValueError(msg)
     k, fraction = _n_components(n_components, N, D, method)
-    if method == "covariance_eigh":
-        mean, singular, components, total = _covariance_kernel(xp)(X)
+    if method == "covariance_eigh" and fraction is None:
+        return _covariance_route(xp, k)(X)
+    if method == "covariance_eigh":  # the count is read from the variances on the host
+        mean, singular, components, total = _covariance_route(xp, None)(X)
         return finish_result(singular, components, total, mean, N, k, fraction, xp=xp)
     mean = xp.mean(X, axis=0)
     if method == "randomized":
@@ -131,19 +133,24 @@ def pca(
     return finish_result(singular, components, total, mean, N, k, fraction, xp=xp)
 
 
-@functools.lru_cache(maxsize=16)
-def _covariance_kernel(xp: Namespace) -> Callable[[Array], tuple[Array, Array, Array, Array]]:
-    """Return the covariance route as one function of `X`: mean, singular values, components, total.
+@functools.lru_cache(maxsize=32)
+def _covariance_route(xp: Namespace, k: int | None) -> Callable[[Array], Any]:
+    """Return the covariance route as one function of `X`, compiled where the backend compiles.
 
-    Compiled where the backend compiles (JAX): centring, ``X̄ᵀX̄`` and ``eigh`` in one
-    dispatch instead of some forty small ones.  The same function elsewhere.
+    On JAX the mean, the centred ``X̄ᵀX̄``, ``eigh`` and the finish are one dispatch
+    instead of some fifty small ones.  The function returns the :class:`PCAResult` of
+    `k` components, or for ``k=None`` the parts ``(mean, singular values, components,
+    total)`` (a variance fraction's count is read on the host).
     """
 
-    def kernel(X: Array) -> tuple[Array, Array, Array, Array]:
+    def route(X: Array) -> Any:
         mean = xp.mean(X, axis=0)
-        return (mean, *scatter_decomposition(centred_scatter(X, mean, xp=xp), xp=xp))
+        singular, components, total = scatter_decomposition(centred_scatter(X, mean, xp=xp), xp=xp)
+        if k is None:
+            return mean, singular, components, total
+        return finish_result(singular, components, total, mean, X.shape[0], k, None, xp=xp)
 
-    return _xp.compile_step(kernel, xp)
+    return _xp.compile_step(route, xp)
 
 
 def scatter_decomposition(scatter: Array, *, xp: Namespace) -> tuple[Array, Array, Array]:
