@@ -175,13 +175,19 @@ def _assert_float32_close_to_numpy(name: str, ours: list[Any]) -> None:
 
 
 @pytest.mark.parametrize("method", ["covariance_eigh", "svd", "gram", "randomized"])
-def test_pca_float32_matches_scikit_learn_float64(method: str, jax_user: Any) -> None:
-    """An independent oracle for the core: scikit-learn's full SVD of the float64 data."""
+def test_pca_float32_matches_scikit_learn_float64(
+    method: str, jax_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each route against an independent oracle: scikit-learn's full SVD of the float64 data."""
+    import jax
+
     rng = np.random.default_rng(0)
     n = 40 if method == "gram" else 400  # the Gram route is for fewer samples than features
     X = rng.standard_normal((n, 60)) * np.geomspace(10.0, 0.1, 60) + 50.0
     reference = SkPCA(5, svd_solver="full").fit(X)
+    seen = _record_dot_precisions(monkeypatch)
     result = mx.pca(jax_user.asarray(X.astype(np.float32)), 5, method=method, seed=0)
+    assert set(seen) <= {(jax.lax.Precision.HIGHEST, jax.lax.Precision.HIGHEST)}, set(seen)
     assert result.components.dtype == jax_user.float32
     variance = np.asarray(to_numpy(result.explained_variance))
     expected = reference.explained_variance_
