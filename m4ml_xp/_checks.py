@@ -32,6 +32,7 @@ Array = Any
 Namespace = Any
 
 __all__ = [
+    "StreamFiniteness",
     "all_finite",
     "all_non_negative",
     "array_items",
@@ -147,6 +148,37 @@ def check_real_array(
             raise ValueError(msg)
         return x
     return check_values(x, all_finite, msg)
+
+
+class StreamFiniteness:
+    """Finiteness of a stream of arrays, read back at :meth:`verify` instead of per array.
+
+    Reading a flag waits for the device: once per chunk, that wait keeps a GPU
+    idle while the host stages the next chunk.  Flags stay on the device until
+    :meth:`verify` (before a checkpoint is written and at the end), which names
+    the first offending item.  Lazy (Dask) items get their check attached.
+    """
+
+    def __init__(self, name: str, *, xp: Namespace):
+        self.name, self.xp = name, xp
+        self.flags: list[tuple[int, Array]] = []
+
+    def add(self, x: Array, index: int) -> Array:
+        """Record whether `x` (``name[index]``) is finite; return it, checked where lazy."""
+        if is_lazy(x) or is_traced(x):
+            return check_values(x, all_finite, self._message(index))
+        self.flags.append((index, self.xp.all(self.xp.isfinite(x))))
+        return x
+
+    def verify(self) -> None:
+        """Raise ``ValueError`` naming the first non-finite item recorded since the last call."""
+        flags, self.flags = self.flags, []
+        if flags and not bool(self.xp.all(self.xp.stack([flag for _, flag in flags]))):
+            index = next(i for i, flag in flags if not bool(flag))
+            raise ValueError(self._message(index))
+
+    def _message(self, index: int) -> str:
+        return f"`{self.name}[{index}]` must contain only finite values; it has NaN or infinity"
 
 
 def check_spd(A: Array, name: str, *, xp: Namespace, n: int) -> Array:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -202,17 +203,23 @@ def streaming_pca(
             xp = _xp.array_namespace(first) if _xp.is_array(first) else _xp.namespace_for(None)
             iterator = itertools.chain([first], iterator)
     on_device = _xp.to_device_chunks(iterator, xp, device)
+    finiteness = _checks.StreamFiniteness("chunks", xp=xp)
     for index, block in enumerate(on_device, start=skip):
-        block = _checks.check_real_array(block, f"chunks[{index}]", xp=xp, ndim=2)
+        block = _checks.check_real_array(block, f"chunks[{index}]", xp=xp, ndim=2, finite=False)
+        block = finiteness.add(block, index)
         if dtype is not None and block.dtype != dtype:
             block = xp.astype(block, dtype)
         if state is not None and state.mean.dtype != block.dtype:
             block = xp.astype(block, state.mean.dtype)
-        state = update_state(state, block, xp=xp)
+        with warnings.catch_warnings():  # a non-finite chunk is reported by `verify`, not here
+            warnings.simplefilter("ignore", RuntimeWarning)
+            state = update_state(state, block, xp=xp)
         if checkpoint is not None and state.n_chunks % checkpoint_every == 0:
+            finiteness.verify()
             state.save(checkpoint)
     if state is None:
         raise ValueError("`chunks` was empty: no rows to analyse")
+    finiteness.verify()
     if checkpoint is not None:
         state.save(checkpoint)
     return result_from_state(state, n_components, xp=xp)

@@ -267,6 +267,21 @@ class TestStreaming:
         slots.drain()
         assert log[-1] == "wait 3"
 
+    def test_finiteness_is_read_once_per_stream_and_names_the_first_bad_chunk(self, xp, backend):
+        from m4ml_xp._checks import StreamFiniteness
+
+        if backend is Backend.DASK:
+            pytest.skip("Dask chunks carry their own check, raised when computed")
+
+        finiteness = StreamFiniteness("chunks", xp=xp)
+        values = [np.eye(2), np.array([[np.nan, 0.0]]), np.ones((1, 2)), np.full((1, 2), np.inf)]
+        for index, block in enumerate(values):
+            finiteness.add(asarray(xp, block), index)  # recorded on the device, not read yet
+        with pytest.raises(ValueError, match=r"`chunks\[1\]` must contain only finite"):
+            finiteness.verify()
+        finiteness.add(asarray(xp, np.eye(2)), 4)
+        finiteness.verify()  # only what arrived since the last verification
+
     def test_resume_after_an_interruption_gives_the_same_result(self, xp, tmp_path):
         X = low_rank_data(10, 500, 4)
         pieces = [X[i : i + 50] for i in range(0, 500, 50)]
@@ -295,6 +310,12 @@ class TestStreaming:
         bad[0, 0] = np.inf
         with pytest.raises(ValueError, match=r"`chunks\[1\]` must contain only finite"):
             to_numpy(mx.streaming_pca([asarray(xp, np.eye(3)), asarray(xp, bad)], 1).components)
+        chunks = [asarray(xp, np.eye(3)) for _ in range(5)]
+        chunks[3] = asarray(xp, bad)
+        path = tmp_path / "state.npz"
+        with pytest.raises(ValueError, match=r"`chunks\[3\]` must contain only finite"):
+            mx.streaming_pca(iter(chunks), 1, checkpoint=path, checkpoint_every=1, xp=xp)
+        assert mx.StreamingState.load(path).n_chunks == 3  # no state saved past the bad chunk
         broken = tmp_path / "broken.npz"
         broken.write_text("not a state")
         with pytest.raises(ValueError, match="not a saved streaming-PCA state"):
