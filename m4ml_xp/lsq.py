@@ -80,6 +80,7 @@ class CurveFit(NamedTuple):
 
 
 # --------------------------------------------------------------------------- linear regression
+@_xp.full_precision
 def linear_regression(X: Array, y: Array) -> LinearFit:
     """Least-squares fit with an intercept, by QR of the centred data.
 
@@ -315,6 +316,7 @@ def _jacobian_function(
     return differences, n * (2 if central else 1)
 
 
+@_xp.full_precision
 def levenberg_marquardt(
     residual: Callable[[Array], Array],
     x0: Array,
@@ -522,6 +524,7 @@ def _scaled_norm(x: Array, diag: list[float], *, xp: Namespace) -> float:
 
 
 # --------------------------------------------------------------------------- curve fitting
+@_xp.full_precision
 def curve_fit(
     model: Callable[[Array, Array], Array],
     x: Array,
@@ -728,6 +731,7 @@ class _BatchState(NamedTuple):
     data: tuple[Array, ...]  # the fits' rows of `args`
 
 
+@_xp.full_precision
 def levenberg_marquardt_batched(
     residual: Callable[..., Array],
     x0_batch: Array,

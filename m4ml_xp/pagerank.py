@@ -229,6 +229,7 @@ def _warn_if_vacuous(threshold: float, what: str) -> None:
 # --------------------------------------------------------------------------- dense
 
 
+@_xp.full_precision
 def pagerank(
     L: Array,
     *,

@@ -30,19 +30,6 @@ pytestmark = pytest.mark.xp_backend_only(Backend.JAX)
 
 EPS32 = float(np.finfo(np.float32).eps)
 
-#: Functions whose modules do not yet ask for full-precision products (``@_xp.full_precision``
-#: on the public function): the precision check expects them to fail, and fails once they pass.
-PRECISION_PENDING: dict[str, str] = {
-    name: f"{module}.py does not ask for full-precision matrix products yet"
-    for name, module in [
-        ("pagerank", "pagerank"),
-        ("linear_regression", "lsq"),
-        ("levenberg_marquardt", "lsq"),
-        ("levenberg_marquardt_batched", "lsq"),
-        ("curve_fit", "lsq"),
-    ]
-}
-
 
 @pytest.fixture
 def jax_user() -> Iterator[Any]:
@@ -139,9 +126,6 @@ def test_float32_under_jax_defaults(
         _assert_float32_close_to_numpy(name, ours)
     else:
         assert not ours
-    if name in PRECISION_PENDING:
-        assert lower, f"{name} asks for HIGHEST now: remove it from PRECISION_PENDING"
-        pytest.xfail(PRECISION_PENDING[name])
     assert not lower, f"{name} built {len(lower)} of {len(seen)} matrix products at {lower[0]}"
 
 
