@@ -467,8 +467,9 @@ def pagerank_edges(
     1e-6 in L1 (without float64, as JAX by default, chunk sums add in float32).
 
     On Dask, the edge arrays may be larger than any worker's memory; each
-    worker holds one edge chunk and the score vector.  On Dask, element-wise input checks (index ranges, signs,
-    finiteness) run chunk by chunk as the iterations compute; a zero-sum
+    worker holds one edge chunk and the score vector.  On Dask, element-wise
+    input checks (index ranges, signs, finiteness) run chunk by chunk as the
+    iterations compute; a zero-sum
     `personalization` or `dangling` is not detected there.
 
     Examples
