@@ -3,6 +3,16 @@
 Messages name the offending argument in backticks and say what was expected
 and what was received.  ``TypeError`` is for a wrong kind of object or dtype,
 ``ValueError`` for a wrong shape, value, option or device.
+
+Two rules hold for every public function, here rather than in each:
+
+* NumPy masked arrays (``numpy.ma``) are refused with a ``TypeError``: the
+  standard functions would ignore their mask (as SciPy's linear algebra, m4ml_xp
+  does not support them); pass ``X.filled(value)`` or the unmasked rows.
+* Floating dtypes narrower than float32 (float16, bfloat16) are refused with a
+  ``TypeError``, as arrays and as the ``dtype=`` option: m4ml_xp computes in
+  float32 at least, where linear algebra exists and sums do not overflow;
+  pass ``xp.astype(X, xp.float32)``.
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ from m4ml_xp._xp import (
     float_dtype,
     is_array,
     is_lazy,
+    is_masked_array,
+    is_narrow_float,
     is_traced,
     library_name,
     numpy_scalar_as_array,
@@ -67,6 +79,7 @@ def namespace(optional: Iterable[str] = (), **arrays: Array | None) -> Namespace
                 f"got {type(x).__name__}"
             )
             raise TypeError(msg)
+        _refuse_masked(x, name)
     try:
         xp = array_namespace(*present.values())
     except TypeError:
@@ -85,6 +98,24 @@ def namespace(optional: Iterable[str] = (), **arrays: Array | None) -> Namespace
     return xp
 
 
+def _refuse_masked(x: Array, name: str) -> None:
+    if is_masked_array(x):
+        msg = (
+            f"`{name}` is a masked array (numpy.ma): masks are not supported; "
+            f"pass `{name}.filled(value)` or the unmasked rows"
+        )
+        raise TypeError(msg)
+
+
+def _refuse_narrow(xp: Namespace, dtype: Any, name: str, what: str) -> None:
+    if is_narrow_float(xp, dtype):
+        msg = (
+            f"`{name}` {what} {dtype}, narrower than float32, which m4ml_xp computes in "
+            f"at least: pass {'xp.float32' if what == 'is' else f'xp.astype({name}, xp.float32)'}"
+        )
+        raise TypeError(msg)
+
+
 def _shape_text(x: Array) -> str:
     return "(" + ", ".join(str(s) for s in x.shape) + ("," if x.ndim == 1 else "") + ")"
 
@@ -95,6 +126,7 @@ def array_items(items: Iterable[Any], name: str, *, start: int = 0) -> Iterator[
         if not is_array_api_obj(item) or isinstance(item, bool | int | float | complex):
             msg = f"`{name}[{index}]` must be an array; got {type(item).__name__}"
             raise TypeError(msg)
+        _refuse_masked(item, f"{name}[{index}]")
         yield item
 
 
@@ -113,7 +145,7 @@ def check_real_array(
     """Validate a real-valued array and return it in its working float dtype.
 
     Integers (and booleans when `allow_bool`) are promoted to the device's
-    default float; float32 stays float32.  Finiteness is checked now for eager
+    default float; float32 stays float32; narrower floats are refused.  Finiteness is checked now for eager
     arrays, chunk by chunk at compute time for Dask arrays (reading them now
     would compute the graph), and not at all for JAX tracers under ``jit``.
     `small` marks arrays cheap to inspect (matrices the algorithm reads anyway):
@@ -137,6 +169,7 @@ def check_real_array(
         kinds = "a real floating or integer" + (" or boolean" if allow_bool else "")
         msg = f"`{name}` must have {kinds} dtype; got {dtype}"
         raise TypeError(msg)
+    _refuse_narrow(xp, dtype, name, "has dtype")
     target = float_dtype(xp, dtype, device(x))
     if dtype != target:
         x = xp.astype(x, target)
@@ -282,7 +315,7 @@ def check_seed(seed: Any) -> int | None:
 
 
 def check_float_dtype(dtype: Any, *, xp: Namespace, device: Any = None) -> Any:
-    """Validate a ``dtype`` option: a real floating dtype of `xp` (``None``: its default)."""
+    """Validate a ``dtype`` option: a real floating dtype of `xp`, float32 or wider (``None``: its default)."""
     if dtype is None:
         return default_float(xp, device)
     try:
@@ -292,6 +325,7 @@ def check_float_dtype(dtype: Any, *, xp: Namespace, device: Any = None) -> Any:
     if not floating:
         msg = f"`dtype` must be a real floating dtype of {xp.__name__} (such as float64); got {dtype!r}"
         raise TypeError(msg)
+    _refuse_narrow(xp, dtype, "dtype", "is")
     return dtype
 
 

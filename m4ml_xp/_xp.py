@@ -62,6 +62,8 @@ __all__ = [
     "is_jax_namespace",
     "is_lazy",
     "is_lazy_array",
+    "is_masked_array",
+    "is_narrow_float",
     "is_numpy_namespace",
     "is_torch_namespace",
     "is_traced",
@@ -310,6 +312,21 @@ def auto_backend(
 def is_array(x: object) -> bool:
     """Whether `x` is an array of a library the Array API standard covers."""
     return is_array_api_obj(x)
+
+
+def is_masked_array(x: object) -> bool:
+    """Whether `x` is a NumPy masked array (``numpy.ma.MaskedArray``).
+
+    It passes for an array (it subclasses ``ndarray``), but standard functions
+    ignore its mask or fail inside ``numpy.ma``.  NumPy is not imported for this.
+    """
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(x, np.ma.MaskedArray)
+
+
+def is_narrow_float(xp: Namespace, dtype: Any) -> bool:
+    """Whether `dtype` is a floating dtype narrower than float32 (float16, bfloat16)."""
+    return bool(xp.isdtype(dtype, "real floating")) and xp.finfo(dtype).bits < 32
 
 
 def numpy_scalar_as_array(value: Any, xp: Namespace) -> Any:

@@ -42,6 +42,8 @@ class Bad(enum.Enum):
     DEVICE = "device"
     NONARRAY = "non-array"
     OPTION = "option"
+    MASKED = "masked"
+    HALF = "float16"
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,10 @@ _MLP = {
     Bad.NONARRAY: on("X"),
     Bad.OPTION: option("activation", "swish"),
 }
-_CREATOR = {Bad.OPTION: option("dtype", lambda ctx: ctx.xp.int64)}
+_CREATOR = {
+    Bad.OPTION: option("dtype", lambda ctx: ctx.xp.int64),
+    Bad.HALF: option("dtype", lambda ctx: ctx.half_dtype()),
+}
 
 
 def _optimizer_call(make: Callable[..., Any]) -> Callable[..., Any]:
@@ -379,6 +384,7 @@ FUNCTIONS: dict[str, Entry] = {
             Bad.NONFINITE: option("theta", math.nan),
             Bad.NONARRAY: option("theta", "ninety"),
             Bad.OPTION: _CREATOR[Bad.OPTION],
+            Bad.HALF: _CREATOR[Bad.HALF],
         },
         creates=True,
     ),
@@ -393,6 +399,7 @@ FUNCTIONS: dict[str, Entry] = {
             Bad.EMPTY: option("factors", []),
             Bad.NONARRAY: option("factors", "double"),
             Bad.OPTION: _CREATOR[Bad.OPTION],
+            Bad.HALF: _CREATOR[Bad.HALF],
         },
         creates=True,
     ),
@@ -819,11 +826,22 @@ FUNCTIONS: dict[str, Entry] = {
             Bad.NONFINITE: on("chunks", lambda v, ctx: [ctx.with_nan(ctx.a["X"])]),
             Bad.EMPTY: on("chunks", lambda v, ctx: []),
             Bad.DTYPE: on("chunks", lambda v, ctx: [ctx.xp.astype(ctx.a["X"], ctx.xp.complex128)]),
+            Bad.MASKED: on("chunks", lambda v, ctx: [ctx.a["X"], ctx.masked(ctx.a["X"])]),
+            Bad.HALF: on("chunks", lambda v, ctx: [ctx.half(ctx.a["X"])]),
             Bad.NONARRAY: on("chunks", lambda v, ctx: ["rows"]),
             Bad.OPTION: option("checkpoint_every", 0),
         },
     ),
 }
+
+
+# Masked arrays and floats narrower than float32 are refused wherever a wrong
+# dtype kind is: the same argument, changed generically.
+for _entry in FUNCTIONS.values():
+    _dtype = _entry.bad.get(Bad.DTYPE)
+    if _dtype is not None and not _dtype.options:
+        for _bad in (Bad.MASKED, Bad.HALF):
+            _entry.bad.setdefault(_bad, on(_dtype.arg, expect=_dtype.expect))
 
 
 def _raises_convergence_error(entry: str) -> Callable[[dict[str, Any]], Any]:

@@ -91,6 +91,25 @@ class Context:
         values.flat[-1] = np.inf
         return asarray(self.xp, values.astype(to_numpy(v).dtype), device_of(v))
 
+    def masked(self, v: Any) -> Any:
+        """`v` as a NumPy masked array with its first entry masked (NumPy backends only)."""
+        if self.backend not in (Backend.NUMPY, Backend.NUMPY_READONLY):
+            pytest.skip("masked arrays (numpy.ma) exist on the NumPy backends only")
+        values = to_numpy(v)
+        mask = np.zeros(values.shape, dtype=bool)
+        mask.flat[0] = True
+        return np.ma.masked_array(values, mask=mask)
+
+    def half(self, v: Any) -> Any:
+        """`v` in float16 (on backends that have it)."""
+        return self.xp.astype(v, self.half_dtype())
+
+    def half_dtype(self) -> Any:
+        """The backend's float16 (skips on backends without it)."""
+        if not hasattr(self.xp, "float16"):
+            pytest.skip(f"{self.xp.__name__} has no float16")
+        return self.xp.float16
+
 
 def _as_backend(tree: Any, xp: Any, device: Any) -> Any:
     if isinstance(tree, np.ndarray):
@@ -151,6 +170,10 @@ def _generic(bad: Bad, value: Any, ctx: Context) -> Any:
         return ctx.foreign(to_numpy(value))
     if bad is Bad.DEVICE:
         return ctx.elsewhere(to_numpy(value))
+    if bad is Bad.MASKED:
+        return ctx.masked(value)
+    if bad is Bad.HALF:
+        return ctx.half(value)
     return to_numpy(value).tolist()  # Bad.NONARRAY
 
 
