@@ -524,7 +524,7 @@ def pagerank_edges(
                 f"got shape {tuple(weights.shape)}"
             )
             raise ValueError(msg)
-        dtype = dtype or weights.dtype
+        dtype = weights.dtype if dtype is None else _checks.check_float_dtype(dtype, xp=xp)
         weights = xp.astype(weights, dtype)
         weights = _checks.check_values(
             weights,

@@ -303,6 +303,15 @@ class TestPageRankEdges:
         expected = nx_scores(nx_graph(src, dst, w, n), n)  # same iterations, in float64
         np.testing.assert_allclose(to_numpy(result.scores), expected, rtol=1e-4)
 
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_dtype_option_checked_with_and_without_weights(self, xp, weighted):
+        src, dst, w = random_graph(15, 20, 60, weighted=True)
+        weights = asarray(xp, w) if weighted else None
+        with pytest.raises(TypeError, match="`dtype` must be a real floating dtype"):
+            mx.pagerank_edges(
+                asarray(xp, src), asarray(xp, dst), n_nodes=20, weights=weights, dtype=xp.int64
+            )
+
     @pytest.mark.parametrize("dtype", [np.uint8, np.uint32, np.int16])
     def test_narrow_and_unsigned_indices(self, xp, dtype):
         src, dst, _ = random_graph(19, 60, 200)
