@@ -58,6 +58,7 @@ __all__ = [
     "check_real_array",
     "check_seed",
     "check_values",
+    "check_wide_float",
     "namespace",
     "returned_array",
 ]
@@ -105,6 +106,11 @@ def _refuse_masked(x: Array, name: str) -> None:
             f"pass `{name}.filled(value)` or the unmasked rows"
         )
         raise TypeError(msg)
+
+
+def check_wide_float(dtype: Any, name: str, *, xp: Namespace) -> None:
+    """Refuse a floating `dtype` narrower than float32 for the array `name`."""
+    _refuse_narrow(xp, dtype, name, "has dtype")
 
 
 def _refuse_narrow(xp: Namespace, dtype: Any, name: str, what: str) -> None:

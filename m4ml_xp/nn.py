@@ -130,8 +130,11 @@ def _layer_sizes(layer_sizes: Any) -> list[int]:
     return [int(s) for s in sizes]
 
 
-def _check_params(params: Any) -> tuple[Namespace, Params]:
-    """Layers ``(W, b)`` chained consistently; returns their namespace and the list."""
+def _check_params(params: Any, *, finite: bool = False) -> tuple[Namespace, Params]:
+    """Layers ``(W, b)`` chained consistently; returns their namespace and the list.
+
+    With `finite`, NaN or infinite parameters are refused (on Dask when computed).
+    """
     if isinstance(params, str | bytes) or not isinstance(params, Sequence) or not params:
         msg = f"`params` must be a non-empty list of (W, b) pairs from init_mlp; got {type(params).__name__}"
         raise TypeError(msg)
@@ -155,8 +158,22 @@ def _check_params(params: Any) -> tuple[Namespace, Params]:
         if not (xp.isdtype(W.dtype, "real floating") and b.dtype == W.dtype):
             msg = f"`params[{i}]` must be real floating arrays of one dtype; got {W.dtype} and {b.dtype}"
             raise TypeError(msg)
+        _checks.check_wide_float(W.dtype, f"params[{i}][0]", xp=xp)
         previous = W.shape[1]
-    return xp, [tuple(layer) for layer in params]
+    checked = [tuple(layer) for layer in params]
+    if finite:
+        checked = [
+            tuple(
+                _checks.check_values(
+                    a,
+                    _checks.all_finite,
+                    f"`params[{i}][{j}]` must contain only finite values; it has NaN or infinity",
+                )
+                for j, a in enumerate(layer)
+            )
+            for i, layer in enumerate(checked)
+        ]
+    return xp, checked
 
 
 def _options(activation: str, output: str, loss: str | None = None) -> None:
@@ -169,46 +186,63 @@ def _options(activation: str, output: str, loss: str | None = None) -> None:
             raise ValueError(msg)
 
 
-def _inputs(X: Array, params: Params, *, xp: Namespace, finite: bool = True) -> Array:
-    _checks.namespace(params=params[0][0], X=X)  # same library and device as the parameters
-    X = _checks.check_real_array(X, "X", xp=xp, ndim=2, finite=finite)
+def _inputs(
+    X: Array, params: Params, *, xp: Namespace, finite: bool = True, name: str = "X"
+) -> Array:
+    # same library and device as the parameters
+    _checks.namespace(**{"params": params[0][0], name: X})
+    X = _checks.check_real_array(X, name, xp=xp, ndim=2, finite=finite)
     n_in = params[0][0].shape[0]
     if X.shape[1] != n_in:
-        msg = f"`X` must have {n_in} columns (the first layer's inputs); got shape {tuple(X.shape)}"
+        msg = f"`{name}` must have {n_in} columns (the first layer's inputs); got shape {tuple(X.shape)}"
         raise ValueError(msg)
     dtype = params[0][0].dtype
     return X if X.dtype == dtype else xp.astype(X, dtype)
 
 
-def _targets(Y: Array, X: Array, n_out: int, *, xp: Namespace, values: bool = True) -> Array:
+def _targets(
+    Y: Array,
+    X: Array,
+    n_out: int,
+    *,
+    xp: Namespace,
+    values: bool = True,
+    names: tuple[str, str] = ("X", "Y"),
+) -> Array:
     """Return validated targets: ``(N, n_out)`` floats, or integer class labels ``(N,)`` in range.
 
     Labels stay labels (one-hot rows are made per batch, inside the compiled step).
     ``values=False`` checks only shapes and dtypes (the caller checks the values).
+    `names` are the caller's names for `X` and `Y`, for the messages.
     """
+    x_name, y_name = names
     if Y.ndim == 1 and xp.isdtype(Y.dtype, "integral"):
         if Y.shape[0] != X.shape[0]:
             msg = (
-                f"`X` and `Y` must have the same number of rows; got {X.shape[0]} and {Y.shape[0]}"
+                f"`{x_name}` and `{y_name}` must have the same number of rows; "
+                f"got {X.shape[0]} and {Y.shape[0]}"
             )
             raise ValueError(msg)
         if not values:
             return Y
         if Y.shape[0] and _xp.is_lazy(Y):  # Dask: checked chunk by chunk when computed
-            msg = f"`Y` labels must be in [0, {n_out}) for {n_out} outputs"
+            msg = f"`{y_name}` labels must be in [0, {n_out}) for {n_out} outputs"
             Y = _checks.check_values(Y, lambda y: (y.min() >= 0) & (y.max() < n_out), msg)
         elif Y.shape[0]:
             low, high = _xp.to_host(xp.stack([xp.min(Y), xp.max(Y)]))
             if low < 0 or high >= n_out:
-                msg = f"`Y` labels must be in [0, {n_out}) for {n_out} outputs; got values in [{low}, {high}]"
+                msg = f"`{y_name}` labels must be in [0, {n_out}) for {n_out} outputs; got values in [{low}, {high}]"
                 raise ValueError(msg)
         return Y
-    Y = _checks.check_real_array(Y, "Y", xp=xp, ndim=2, allow_bool=True, finite=values)
+    Y = _checks.check_real_array(Y, y_name, xp=xp, ndim=2, allow_bool=True, finite=values)
     if Y.shape[0] != X.shape[0]:
-        msg = f"`X` and `Y` must have the same number of rows; got {X.shape[0]} and {Y.shape[0]}"
+        msg = (
+            f"`{x_name}` and `{y_name}` must have the same number of rows; "
+            f"got {X.shape[0]} and {Y.shape[0]}"
+        )
         raise ValueError(msg)
     if Y.shape[1] != n_out:
-        msg = f"`Y` must have {n_out} columns (the last layer's outputs) or be integer labels; got shape {tuple(Y.shape)}"
+        msg = f"`{y_name}` must have {n_out} columns (the last layer's outputs) or be integer labels; got shape {tuple(Y.shape)}"
         raise ValueError(msg)
     return Y if Y.dtype == X.dtype else xp.astype(Y, X.dtype)
 
@@ -463,7 +497,7 @@ def train_mlp(
     >>> result.losses[-1] < result.losses[0], result.status
     (True, 'completed')
     """
-    xp, params = _check_params(params)
+    xp, params = _check_params(params, finite=True)
     _options(activation, output, loss)
     check_optimizer(optimizer)
     X = _inputs(X, params, xp=xp, finite=False)
@@ -485,9 +519,10 @@ def train_mlp(
     if validation is not None:
         if not isinstance(validation, tuple | list) or len(validation) != 2:
             raise TypeError("`validation` must be a pair (X_val, Y_val)")
-        _checks.namespace(X=X, X_val=validation[0], Y_val=validation[1])
-        X_val = _inputs(validation[0], params, xp=xp)
-        Y_val = _targets(validation[1], X_val, n_out, xp=xp)
+        names = ("validation[0]", "validation[1]")  # (X_val, Y_val)
+        _checks.namespace(**{"X": X, names[0]: validation[0], names[1]: validation[1]})
+        X_val = _inputs(validation[0], params, xp=xp, name=names[0])
+        Y_val = _targets(validation[1], X_val, n_out, xp=xp, names=names)
 
     run, run_epoch, score = _compiled(activation, output, loss, optimizer, xp)
     state = optimizer.init(params)

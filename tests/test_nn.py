@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -457,6 +458,33 @@ class TestTrainMlp:
             mx.train_mlp(params, X, Y, optimizer=mx.sgd(0.1), batch_size=0)
         with pytest.raises(ValueError, match="`patience` needs a `validation` set"):
             mx.train_mlp(params, X, Y, optimizer=mx.sgd(0.1), patience=2)
+
+    @pytest.mark.parametrize(("layer", "which", "value"), [(0, 0, np.nan), (1, 1, np.inf)])
+    def test_non_finite_parameters_are_refused(self, xp, layer, which, value):
+        X, Y = mx.heart_curve(10, xp=xp, dtype=xp.float64)
+        params = [[to_numpy(a).copy() for a in pair] for pair in mx.init_mlp([1, 3, 2], seed=0)]
+        params[layer][which].flat[0] = value
+        params = [tuple(asarray(xp, a) for a in pair) for pair in params]
+        name = re.escape(f"`params[{layer}][{which}]` must contain only finite values")
+        with pytest.raises(ValueError, match=name):
+            mx.train_mlp(params, X, Y, optimizer=mx.sgd(1.0), epochs=2)
+
+    def test_validation_errors_name_the_validation_set(self, xp):
+        X, Y = mx.heart_curve(10, xp=xp, dtype=xp.float64)
+        params = mx.init_mlp([1, 3, 2], xp=xp, dtype=xp.float64)
+        X_np, Y_np = to_numpy(X), to_numpy(Y)
+        X_nan = X_np.copy()
+        X_nan[0, 0] = np.nan
+        cases = [
+            ((asarray(xp, X_nan), Y), ValueError, r"`validation\[0\]` must contain only finite"),
+            ((asarray(xp, X_np[:, [0, 0]]), Y), ValueError, r"`validation\[0\]` must have 1"),
+            ((X, asarray(xp, Y_np[:-1])), ValueError, r"`validation\[0\]` and `validation\[1\]`"),
+            ((X, asarray(xp, Y_np[:, :1])), ValueError, r"`validation\[1\]` must have 2 columns"),
+            ((X_np.tolist(), Y), TypeError, r"`validation\[0\]` must be an array"),
+        ]
+        for validation, error, message in cases:
+            with pytest.raises(error, match=message):
+                mx.train_mlp(params, X, Y, optimizer=mx.sgd(1.0), validation=validation)
 
     @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy, on the NaN inputs
     def test_bad_values_found_while_training_are_clear_errors(self, xp):
