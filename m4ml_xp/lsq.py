@@ -547,7 +547,9 @@ def curve_fit(
         ``p`` is ``(B, n)`` and the model returns ``(B, m)``; write it with
         ``array_namespace(p)`` so that Dask's chunks (NumPy/CuPy) run it too.
     x : array
-        Independent variable(s), passed to `model` unchanged.  Batched, an `x`
+        Independent variable(s), passed to `model` (integers as floats); real,
+        finite, with an axis (first or last) of one value per observation in
+        `y` (``m`` entries).  Batched, an `x`
         of `y`'s shape ``(B, m)`` is per fit; any other `x` is shared by all fits
         (on Dask it is computed once and sent to every chunk).
     y : (m,) or (B, m) array
@@ -599,6 +601,20 @@ def curve_fit(
     if batched and p0.shape[0] != y.shape[0]:
         msg = f"`p0` must have one row per fit: {y.shape[0]} rows like `y`; got shape {tuple(p0.shape)}"
         raise ValueError(msg)
+    m, n = y.shape[-1], p0.shape[-1]
+    x = _checks.check_real_array(x, "x", xp=xp, small=not lazy)
+    if x.ndim == 0 or m not in (x.shape[0], x.shape[-1]):
+        msg = (
+            f"`x` must have an axis (first or last) of length {m}, one value per observation "
+            f"in `y` {tuple(y.shape)}; got shape {tuple(x.shape)}"
+        )
+        raise ValueError(msg)
+    if m < n:
+        msg = (
+            f"`y` must have at least as many observations as `p0` has parameters; "
+            f"got {m} observations for {n} parameters"
+        )
+        raise ValueError(msg)
     if sigma is not None:
         sigma = _checks.check_real_array(sigma, "sigma", xp=xp, ndim=(1, 2), small=not lazy)
         if sigma.shape not in (y.shape, y.shape[-1:]):
@@ -610,14 +626,28 @@ def curve_fit(
         return _curve_fit_batched(model, x, y, p0, sigma, absolute_sigma, options, xp=xp)
 
     def residual(p: Array) -> Array:
-        out = _xp.numpy_scalar_as_array(model(x, p), xp)
-        _check_model_shape(out, y)
+        out = _model_output(model(x, p), p, y, xp=xp)
         return (out - y) / sigma if sigma is not None else out - y
 
+    # checked here so that the message names the caller's `model` and `p0`
+    # (levenberg_marquardt's would name its own `residual` and `x0`)
+    at_start = residual(p0)
+    message = (
+        "`model` is not finite at `p0` (weighted by `sigma`); "
+        "start where the model can be evaluated"
+    )
+    _checks.check_bool_result(xp.all(xp.isfinite(at_start)), message, small=True)
     result = levenberg_marquardt(residual, p0, **options)
     cov = _covariance(_xp.one_chunk(result.jac), result.cost, absolute_sigma, xp=xp)
     stderr = xp.sqrt(xp.abs(xp.linalg.diagonal(cov)))
     return CurveFit(result.x, stderr, cov, result)
+
+
+def _model_output(out: Any, p: Array, y: Array, *, xp: Namespace) -> Array:
+    """Return what `model` returned at `p`, checked: an array of `p`'s library shaped like `y`."""
+    out = _checks.returned_array(out, "model", p, xp=xp, castable=("integral",))
+    _check_model_shape(out, y)
+    return out
 
 
 def _check_model_shape(out: Array, y: Array) -> None:
@@ -650,8 +680,7 @@ def _curve_fit_batched(
 
     def residual(p: Array, y: Array, *rest: Array) -> Array:
         x_fit = rest[0] if per_fit_x else x
-        out = model(x_fit, p)
-        _check_model_shape(out, y)
+        out = _model_output(model(x_fit, p), p, y, xp=_xp.array_namespace(p))
         return (out - y) / rest[-1] if sigma is not None else out - y
 
     result = levenberg_marquardt_batched(residual, p0, args=tuple(args), **options)

@@ -412,6 +412,31 @@ class TestCurveFit:
         with pytest.raises(TypeError, match="`model` must be a callable"):
             mx.curve_fit(None, x, y, p0)
 
+    def test_errors_name_the_callers_arguments(self, xp):
+        x_np = np.linspace(0, 1, 5)
+        x, y = asarray(xp, x_np), asarray(xp, np.ones(5))
+        p0 = asarray(xp, np.array([1.0, 1.0]))
+
+        def line(t, p):
+            return t * p[0] + p[1]
+
+        x_nan = x_np.copy()
+        x_nan[2] = np.nan
+        with pytest.raises(ValueError, match="`x` must contain only finite values"):
+            mx.curve_fit(line, asarray(xp, x_nan), y, p0)
+        with pytest.raises(
+            ValueError, match=r"`x` must have an axis \(first or last\) of length 5"
+        ):
+            mx.curve_fit(lambda t, p: p[0] + 0 * y, asarray(xp, x_np[:4]), y, p0)
+        with pytest.raises(TypeError, match="`x` must have a real floating or integer dtype"):
+            mx.curve_fit(line, xp.astype(x, xp.complex128), y, p0)
+        with pytest.raises(ValueError, match="`y` must have at least as many observations"):
+            mx.curve_fit(line, x[:1], y[:1], p0)
+        with pytest.raises(ValueError, match="`model` is not finite at `p0`"):
+            mx.curve_fit(lambda t, p: line(t, p) * math.inf, x, y, p0)
+        with pytest.raises(TypeError, match="`model` must return an array"):
+            mx.curve_fit(lambda t, p: 1.0, x, y, p0)
+
 
 class TestBatchedMachinery:
     """The two shortcuts of the batched solver, which the fits above may not all reach."""
@@ -729,6 +754,12 @@ class TestCurveFitBatched:
         bad[1, 2] = np.inf
         with pytest.raises(ValueError, match="`y` must contain only finite"):
             to_numpy(mx.curve_fit(line, x, asarray(xp, bad), p0).params)
+        x_nan = np.linspace(0, 1, 5)
+        x_nan[0] = np.nan
+        with pytest.raises(ValueError, match="`x` must contain only finite"):
+            to_numpy(mx.curve_fit(line, asarray(xp, x_nan), Y, p0).params)
+        with pytest.raises(ValueError, match="`y` must have at least as many observations"):
+            mx.curve_fit(line, x[:1], Y[:, :1], p0)
 
 
 class TestHeights:
