@@ -49,6 +49,7 @@ __all__ = [
     "all_non_negative",
     "array_items",
     "check_bool_result",
+    "check_broadcastable",
     "check_callable",
     "check_choice",
     "check_float_dtype",
@@ -218,6 +219,17 @@ class StreamFiniteness:
 
     def _message(self, index: int) -> str:
         return f"`{self.name}[{index}]` must contain only finite values; it has NaN or infinity"
+
+
+def check_broadcastable(x: Array, y: Array, names: tuple[str, str]) -> None:
+    """`x` and `y` must broadcast against each other (unknown sizes, Dask's NaN, pass)."""
+    for a, b in zip(reversed(x.shape), reversed(y.shape), strict=False):
+        if isinstance(a, int) and isinstance(b, int) and a != b and 1 not in (a, b):
+            msg = (
+                f"`{names[0]}` and `{names[1]}` must broadcast against each other; "
+                f"got shapes {_shape_text(x)} and {_shape_text(y)}"
+            )
+            raise ValueError(msg)
 
 
 def check_spd(A: Array, name: str, *, xp: Namespace, n: int) -> Array:

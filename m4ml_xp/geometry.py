@@ -152,6 +152,7 @@ def _vectors(
         if y.ndim < 1 or y.shape[-1] != D:
             msg = f"`x` and `y` must have the same length along their last axis; got {tuple(x.shape)} and {tuple(y.shape)}"
             raise ValueError(msg)
+        _checks.check_broadcastable(x, y, ("x", "y"))
     if A is not None:
         A = _checks.check_spd(A, "A", xp=xp, n=D)
     return xp, x, y, A

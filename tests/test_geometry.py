@@ -125,6 +125,17 @@ class TestInnerProducts:
         assert float(to_numpy(mx.angle(x, 7 * x))) <= 4 * eps(x.dtype)
         assert float(to_numpy(mx.angle(x, -2 * x))) == pytest.approx(np.pi, rel=4 * eps(x.dtype))
 
+    @pytest.mark.parametrize("function", [mx.inner_product, mx.distance, mx.angle])
+    @pytest.mark.parametrize("with_A", [False, True])
+    def test_shapes_that_do_not_broadcast_name_both(self, xp, function, with_A):
+        x, y = asarray(xp, np.ones((2, 3))), asarray(xp, np.ones((4, 3)))
+        A = asarray(xp, SPD) if with_A else None
+        message = r"`x` and `y` must broadcast against each other; got shapes \(2, 3\) and \(4, 3\)"
+        with pytest.raises(ValueError, match=message):
+            function(x, y, A=A)
+        rows = function(x, asarray(xp, np.ones((1, 3))), A=A)  # a broadcasting batch still works
+        assert rows.shape == (2,)
+
     def test_bad_inputs(self, xp):
         x = asarray(xp, np.ones(3))
         with pytest.raises(ValueError, match="`A` must be symmetric"):
