@@ -1,0 +1,78 @@
+"""Scale-safe building blocks: the magnitudes LAPACK's drivers and BLAS guard against.
+
+A sum of squares of finite numbers overflows once they pass ``sqrt(max)``
+(1.3e154 in float64, 1.8e19 in float32) and underflows to zero below
+``sqrt(tiny)`` (1.5e-154, 1.1e-19); a determinant or a product of two such
+numbers sooner.  LAPACK's drivers scale the input into a safe range first and
+undo it on the results (``xLASCL``), BLAS's ``nrm2`` scales as it sums.  Here
+the scale is a power of two, so scaling and unscaling are exact (no rounding)
+for every normal number, and costs one reduction (the largest magnitude) and
+one multiplication — written once with standard functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Array = Any
+Namespace = Any
+
+__all__ = ["max_abs", "power_of_two_scale", "scaled", "vector_norm"]
+
+
+def max_abs(x: Array, *, xp: Namespace, axis: int | tuple[int, ...] | None = None) -> Array:
+    """Largest magnitude of `x` (over `axis`, kept as a length-1 axis when given)."""
+    if axis is None:
+        return xp.max(xp.abs(x))
+    return xp.max(xp.abs(x), axis=axis, keepdims=True)
+
+
+def power_of_two_scale(magnitude: Array, *, xp: Namespace) -> Array:
+    """``2**k`` bringing `magnitude` to within a factor √2 of 1, in `magnitude`'s dtype.
+
+    Zero, infinite and NaN magnitudes get 1 (nothing to scale).  ``k`` is clamped
+    so that the scale itself stays finite and normal (subnormal magnitudes are
+    brought up as far as a normal power of two reaches).
+    """
+    info = xp.finfo(magnitude.dtype)
+    usable = (magnitude > 0) & xp.isfinite(magnitude)
+    safe = xp.where(usable, magnitude, xp.ones_like(magnitude))
+    largest_exponent = float(int(_log2(float(info.max))))  # 127 / 1023
+    smallest_exponent = float(int(_log2(float(info.smallest_normal))))  # -126 / -1022
+    exponent = xp.clip(-xp.round(xp.log2(safe)), smallest_exponent, largest_exponent)
+    return xp.pow(xp.asarray(2.0, dtype=magnitude.dtype), exponent)
+
+
+def scaled(
+    x: Array, *, xp: Namespace, axis: int | tuple[int, ...] | None = None
+) -> tuple[Array, Array]:
+    """Return ``(x · s, s)`` with ``s`` a power of two making ``max|x · s|`` about 1.
+
+    Divide a result that is linear in `x` by ``s`` (quadratic: by ``s²``) to
+    undo the scaling, as LAPACK's drivers do with ``xLASCL``.
+    """
+    scale = power_of_two_scale(max_abs(x, xp=xp, axis=axis), xp=xp)
+    return x * scale, scale
+
+
+def vector_norm(
+    x: Array, *, xp: Namespace, axis: int | tuple[int, ...] | None = -1, keepdims: bool = False
+) -> Array:
+    """Euclidean norm over `axis` that neither overflows nor underflows (BLAS ``nrm2``).
+
+    Exact to rounding for any finite `x` whose norm is representable: the
+    squares are summed after scaling by a power of two.
+    """
+    if axis is None:
+        x, axis = xp.reshape(x, (-1,)), 0
+    x_scaled, scale = scaled(x, xp=xp, axis=axis)
+    norm = xp.linalg.vector_norm(x_scaled, axis=axis, keepdims=True) / scale
+    if keepdims:
+        return norm
+    return xp.squeeze(norm, axis=axis)
+
+
+def _log2(value: float) -> float:
+    import math
+
+    return math.log2(value)
