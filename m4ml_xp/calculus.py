@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from m4ml_xp import _checks, _xp
+from m4ml_xp import _checks, _scaling, _xp
 from m4ml_xp._xp import device, namespace_for
 from m4ml_xp.errors import report_non_convergence
 
@@ -97,12 +97,18 @@ def _method(method: str, x: Array) -> str:
 
 
 def _unit_steps(x: Array, power: float, *, xp: Namespace) -> Array:
-    """Per-coordinate difference steps ``eps**power · max(1, |x|)``, exactly representable.
+    """Per-coordinate difference steps ``eps**power · max(|xⱼ|, min(‖x‖∞, 1))``, representable.
 
+    Relative to the point: scaling `x` by ``c`` scales the steps by ``c`` (for
+    ``‖x‖∞ ≤ 1``, or coordinates near ``‖x‖∞``), so ``f(x/c)`` is differenced at
+    the same points for every ``c``; at ``x = 0`` the step is ``eps**power``.
     ``(x + h) - x`` is used as the step actually taken, so the rounding of
     ``x + h`` does not bias the quotient.
     """
-    h = _eps(x.dtype, xp) ** power * xp.maximum(xp.abs(x), xp.ones_like(x))
+    size = xp.max(xp.abs(x))
+    one = xp.ones_like(size)
+    typical = xp.where(size > 0, xp.minimum(size, one), one)
+    h = _eps(x.dtype, xp) ** power * xp.maximum(xp.abs(x), typical)
     return (x + h) - x
 
 
@@ -133,17 +139,21 @@ def _fd_hessian(f: Function, x: Array, *, xp: Namespace) -> Array:
     centre = value(x)
     entries: dict[tuple[int, int], Array] = {}
     for i in range(n):
-        entries[i, i] = (value(x + 2 * steps[i]) - 2 * centre + value(x - 2 * steps[i])) / (
-            4 * h[i] * h[i]
-        )
+        # divide by each step in turn: 4·hᵢ·hⱼ alone under/overflows at extreme |x|
+        second = value(x + 2 * steps[i]) - 2 * centre + value(x - 2 * steps[i])
+        entries[i, i] = second / (2 * h[i]) / (2 * h[i])
         for j in range(i + 1, n):
             plus, minus = x + steps[i], x - steps[i]
             mixed = (
-                value(plus + steps[j])
-                - value(plus - steps[j])
-                - value(minus + steps[j])
-                + value(minus - steps[j])
-            ) / (4 * h[i] * h[j])
+                (
+                    value(plus + steps[j])
+                    - value(plus - steps[j])
+                    - value(minus + steps[j])
+                    + value(minus - steps[j])
+                )
+                / (2 * h[i])
+                / (2 * h[j])
+            )
             entries[i, j] = entries[j, i] = mixed
     rows = [xp.stack([entries[i, j] for j in range(n)]) for i in range(n)]
     return xp.stack(rows)
@@ -162,8 +172,9 @@ def jacobian(f: Function, x: Array, *, method: str = "auto") -> Array:
         The point; integers are promoted to the default float.
     method : {"auto", "fd", "autodiff"}
         ``"fd"``: central differences in `x`'s namespace, step ``eps**(1/3)``
-        scaled by ``max(1, |x|)`` (about 10 correct digits in float64, 4 in
-        float32).  ``"autodiff"``: exact, by JAX's or PyTorch's automatic
+        scaled by ``max(|xⱼ|, min(‖x‖∞, 1))`` (about 10 correct digits in
+        float64, 4 in float32): relative to the point, so the steps do not
+        depend on the magnitude of `f` and scale with `x`.  ``"autodiff"``: exact, by JAX's or PyTorch's automatic
         differentiation.  ``"auto"``: autodiff where the library has it, falling
         back to differences if `f` cannot be traced (e.g. it reads values).
 
@@ -266,10 +277,14 @@ def newton_raphson(
     x0 : 0-d or (n,) array, or a Python float (then NumPy float64)
         Start.
     tol : float, optional
-        Stop when the step is at most ``tol · (1 + |x|)`` (max-norm); since the
-        next step would be about its square, the root is then accurate to
-        rounding.  Default ``sqrt(eps)`` of the dtype (``1.5e-8`` in float64,
-        like ``scipy.optimize.newton``).
+        Stop when the step is at most ``tol · (min(‖x0‖∞, 1) + ‖x‖∞)`` (max-norms;
+        ``1`` replaces ``min(‖x0‖∞, 1)`` when ``x0 = 0``); since the next step
+        would be about its square, the root is then accurate to rounding.
+        Default ``sqrt(eps)`` of the dtype (``1.5e-8`` in float64, like
+        ``scipy.optimize.newton``).  The test is relative, so the iteration is
+        the same for ``c·f`` (same root) and for ``f(x/c)`` from ``c·x0``
+        (root ``c·root``) at any finite ``c``; the derivative's differences
+        are relative to ``x`` too (see :func:`jacobian`).
     max_iter : int
         Most Newton steps.
     method : {"auto", "fd", "autodiff"}
@@ -310,6 +325,9 @@ def newton_raphson(
         tol = math.sqrt(_eps(x.dtype, xp))
     tol = _checks.check_real(tol, "tol", low=0.0)
     derivative = _derivative_function(f, df, x, method, xp=xp)
+    # the absolute part of the test scales with the start: ``min(‖x0‖∞, 1)`` (1 at x0 = 0)
+    start_size = float(_xp.to_host(xp.max(xp.abs(x))))
+    typical = min(start_size, 1.0) if start_size > 0 else 1.0
     iterates = [x]
     status, n_iter = "max_iter", 0
     for n_iter in range(1, max_iter + 1):
@@ -338,7 +356,7 @@ def newton_raphson(
             break
         x = x_new
         iterates.append(x)
-        if step_size <= tol * (1 + scale):
+        if step_size <= tol * (typical + scale):
             status = "converged"
             break
     converged = status == "converged"
@@ -477,10 +495,14 @@ def sandpit_step(J: Array, H: Array, *, gamma: float = 0.5, max_newton_norm: flo
         if not low > H.shape[0] * _eps(H.dtype, xp) * high:
             return descent
     newton = -xp.linalg.solve(H, J[:, None])[:, 0]
+    # the sign of step·(−J) and the length of the step, at any magnitude: products of
+    # power-of-two scaled copies do not underflow to 0 (or overflow), and the norm is nrm2's
+    newton_scaled, _ = _scaling.scaled(newton, xp=xp)
+    J_scaled, _ = _scaling.scaled(J, xp=xp)
     acceptable = (
         xp.all(xp.isfinite(newton))
-        & (xp.sum(newton * -J) > 0)
-        & (xp.linalg.vector_norm(newton) <= max_newton_norm)
+        & (xp.sum(newton_scaled * -J_scaled) > 0)
+        & (_scaling.vector_norm(newton, xp=xp) <= max_newton_norm)
     )
     return xp.where(acceptable, newton, descent)
 
@@ -516,6 +538,11 @@ def lagrange_multipliers(
     system), whose Jacobian is the bordered Hessian
     ``[[H_f − Σλₖ H_gₖ, −J_gᵀ], [−J_g, 0]]``.  Like any Newton method it finds the
     stationary point near the start: a minimum, a maximum or a saddle.
+
+    The system is solved scaled by powers of two (exact): `x` to unit size and
+    `f` and each constraint to unit-sized gradients at `x0`, so that the answer
+    for ``c·f`` is ``(x, c·λ)``, for ``c·g`` it is ``(x, λ/c)``, and for
+    ``f(x/c), g(x/c)`` from ``c·x0`` it is ``(c·x, λ)``, at any finite ``c``.
 
     Parameters
     ----------
@@ -558,18 +585,46 @@ def lagrange_multipliers(
     m = 1 if scalar_constraint else g0.shape[0]
     lam = _multipliers(lam0, m, scalar_constraint, x, xp=xp)
 
+    # Solve the problem scaled by powers of two (exact, like LAPACK's xLASCL): the point
+    # u = x·sx, the objective sf·f and each constraint sgₖ·gₖ with unit-sized gradients in u,
+    # so the Newton test on z = (u, λ·sf/sg) weighs point and multipliers alike, whatever
+    # the magnitudes of x, f and g; the multipliers are unscaled at the end.
+    sx = _scaling.power_of_two_scale(xp.max(xp.abs(x)), xp=xp)
+    u0 = x * sx
+
+    def raw_constraints(u: Array) -> Array:
+        return xp.reshape(_call(g, u / sx, "g", xp=xp, max_ndim=1), (m,))
+
+    def raw_objective(u: Array) -> Array:
+        return _call(f, u / sx, "f", xp=xp, max_ndim=0)
+
+    sf = _scaling.power_of_two_scale(
+        xp.max(xp.abs(jacobian(raw_objective, u0, method=method))), xp=xp
+    )
+    sg = _scaling.power_of_two_scale(
+        _scaling.max_abs(
+            xp.reshape(jacobian(raw_constraints, u0, method=method), (m, n)), xp=xp, axis=1
+        )[:, 0],
+        xp=xp,
+    )
+    lam = lam * (sf / sg)
+    x = u0
+
     def constraints(v: Array) -> Array:
-        return xp.reshape(_call(g, v, "g", xp=xp, max_ndim=1), (m,))
+        return raw_constraints(v) * sg
+
+    def objective(v: Array) -> Array:
+        return raw_objective(v) * sf
 
     def grad_lagrangian(z: Array) -> Array:
         v, mu = z[:n], z[n:]
-        grad_f = jacobian(lambda u: _call(f, u, "f", xp=xp, max_ndim=0), v, method=method)
+        grad_f = jacobian(objective, v, method=method)
         jac_g = xp.reshape(jacobian(constraints, v, method=method), (m, n))
         return xp.concat([grad_f - mu @ jac_g, -constraints(v)])
 
     def bordered_hessian(z: Array) -> Array:
         v, mu = z[:n], z[n:]
-        h = hessian(lambda u: _call(f, u, "f", xp=xp, max_ndim=0), v, method=method)
+        h = hessian(objective, v, method=method)
         for k in range(m):
             h = h - mu[k] * hessian(lambda u, k=k: constraints(u)[k], v, method=method)
         jac_g = xp.reshape(jacobian(constraints, v, method=method), (m, n))
@@ -586,8 +641,10 @@ def lagrange_multipliers(
         raise_on_failure=raise_on_failure,
     )
     z = root.root
-    multipliers = z[n] if scalar_constraint else z[n:]
-    return LagrangeResult(z[:n], multipliers, root.converged, root.n_iter, root.status)
+    multipliers = z[n:] * (sg / sf)
+    if scalar_constraint:
+        multipliers = multipliers[0]
+    return LagrangeResult(z[:n] / sx, multipliers, root.converged, root.n_iter, root.status)
 
 
 def _multipliers(lam0: Any, m: int, scalar_constraint: bool, x: Array, *, xp: Namespace) -> Array:

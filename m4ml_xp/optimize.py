@@ -276,7 +276,14 @@ def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Op
     b1, b2 : float
         Decay rates of the moment estimates, in ``[0, 1)``.
     eps : float
-        Added to the denominator, ``>= 0``.
+        Added to the denominator, ``>= 0``.  It is absolute, as in the paper,
+        PyTorch and optax: the update for gradients ``c·g`` with ``c·eps`` equals
+        the update for ``g`` with `eps` (with ``eps=0`` Adam is invariant to the
+        gradient's scale; a coordinate whose gradients were all 0 gets a 0
+        step).  For gradients far below `eps` (``|g| ≪ 1e-8``) the steps shrink
+        towards ``lr·|g|/eps``: pass an `eps` scaled like the gradients.  The
+        second moment holds ``g²``: gradients beyond ``sqrt(finfo.max)``
+        (``1.3e154`` in float64, ``1.8e19`` in float32) overflow it.
 
     Examples
     --------
@@ -301,17 +308,21 @@ def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Op
 
     def update(grads: PyTree, state: AdamState) -> tuple[PyTree, AdamState]:
         _check_same_arrays(grads, "grads", state.mu, "params")
-        xp = _xp.array_namespace(state.count)
         count = state.count + 1
         mu = tree_map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
         nu = tree_map(lambda v, g: b2 * v + (1 - b2) * (g * g), state.nu, grads)
         # bias corrections folded into the step size, as in the paper's Algorithm 1 note
         correction1 = 1 - b1**count
         correction2 = 1 - b2**count
-        updates = tree_map(
-            lambda m, v: -lr * (m / correction1) / (xp.sqrt(v / correction2) + eps), mu, nu
-        )
+        updates = tree_map(lambda m, v: _adam_step(m, v, correction1, correction2), mu, nu)
         return updates, AdamState(count, mu, nu)
+
+    def _adam_step(m: Array, v: Array, correction1: Array, correction2: Array) -> Array:
+        leaf_xp = _xp.array_namespace(m)
+        denominator = leaf_xp.sqrt(v / correction2) + eps
+        # eps = 0 and a coordinate whose gradients were all 0: m = 0 too; step 0, not 0/0 = NaN
+        denominator = leaf_xp.where(denominator == 0, leaf_xp.ones_like(denominator), denominator)
+        return -lr * (m / correction1) / denominator
 
     return Optimizer(init, update)
 
@@ -404,7 +415,13 @@ def minimize(
     max_iter : int
         Most steps.
     tol : float, optional
-        Gradient max-norm at which to stop; default ``sqrt(eps)`` of the dtype.
+        Gradient max-norm at which to stop.  Default: relative,
+        ``sqrt(eps) · ‖∇f(x0)‖∞`` (``eps`` of the dtype), so the test does not
+        depend on the scale of ``f`` or of ``x``: with :func:`adam` (``eps=0``,
+        or scaled with the gradient) the run for ``c·f`` is the run for ``f``.
+        Plain :func:`sgd` and :func:`momentum` are not invariant: their steps
+        scale with ``c``, and the run for ``c·f`` with ``lr/c`` is the run for
+        ``f`` with ``lr``.
     raise_on_failure : bool
         Raise :class:`~m4ml_xp.ConvergenceError` instead of warning.
 
@@ -424,8 +441,8 @@ def minimize(
     xp = _checks.namespace(x0=x0)
     x = _checks.check_real_array(x0, "x0", xp=xp, small=True)
     max_iter = _checks.check_int(max_iter, "max_iter", low=1)
-    if tol is None:
-        tol = math.sqrt(float(xp.finfo(x.dtype).eps))
+    relative_tol = tol is None
+    tol = math.sqrt(float(xp.finfo(x.dtype).eps)) if tol is None else tol
     tol = _checks.check_real(tol, "tol", low=0.0)
     optimizer = adam(1e-3) if optimizer is None else check_optimizer(optimizer)
     gradient = _gradient_function(grad, x, xp=xp)
@@ -458,6 +475,8 @@ def minimize(
             if not math.isfinite(grad_norm):
                 status, n_iter, x = "non-finite", k - 1, last_good
                 break
+            if k == 1 and relative_tol:
+                tol *= grad_norm  # relative to the starting gradient: scale-free
             if grad_norm <= tol:
                 status, n_iter = "converged", k - 1
                 break
