@@ -6,10 +6,11 @@ Conventions (see COURSE.md): vectors of a basis are the *columns* of a matrix;
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, NamedTuple
 
-from m4ml_xp import _checks, _xp
+from m4ml_xp import _checks, _scaling, _xp
 from m4ml_xp._xp import (
     device,
     evaluate,
@@ -76,6 +77,25 @@ def _parameter(
 
 def _eps(x: Array, xp: Namespace) -> float:
     return float(xp.finfo(x.dtype).eps)
+
+
+def _unscale(y: Array, *scales: Array, xp: Namespace) -> Array:
+    """``y / (s₁ · s₂ · …)`` for power-of-two scales, without a spurious overflow.
+
+    The product of the scales may itself leave the range (``2**1022 · 2**1022``);
+    dividing by its exponent in steps of at most a normal power of two keeps every
+    intermediate between ``y`` and the result, so only a result that is truly out
+    of range overflows (to ±inf) or underflows (to 0).  Exact for normal results.
+    """
+    dtype = y.dtype
+    info = xp.finfo(dtype)
+    largest = float(int(math.log2(float(info.max))) - 1)  # 1022 / 126: 2**±step is normal
+    exponent = sum(xp.log2(xp.astype(s, dtype)) for s in scales)  # exact: integers
+    for _ in range(len(scales) + 1):
+        step = xp.clip(exponent, -largest, largest)
+        y = y * xp.pow(xp.asarray(2.0, dtype=dtype, device=device(y)), -step)
+        exponent = exponent - step
+    return y
 
 
 def _flip_sign(v: Array, xp: Namespace) -> Array:
@@ -212,6 +232,12 @@ def reflection_matrix(basis: Array) -> Array:
     ValueError
         If the columns of `basis` are linearly dependent.
 
+    Notes
+    -----
+    Scale-invariant: ``reflection_matrix(c · basis)`` is ``reflection_matrix(basis)``
+    for any finite ``c ≠ 0`` (the columns are orthonormalised by
+    :func:`gram_schmidt`, which scales `basis` by a power of two first).
+
     Examples
     --------
     >>> import numpy as np
@@ -247,7 +273,9 @@ def transform_image(
     images : (H, W) or (N, H, W) array
         One image or a batch; integers are promoted to the default float.
     T : (2, 2) array
-        Invertible transformation (rotation, scaling, shear, reflection, ...).
+        Invertible transformation (rotation, scaling, shear, reflection, ...),
+        of any finite magnitude: it is scaled by a power of two before its
+        determinant is formed, so ``1e200 · I`` is invertible, not singular.
     order : {1, 0}
         1 for bilinear interpolation, 0 for nearest neighbour.
     mode : {"constant", "grid-constant"}
@@ -281,7 +309,17 @@ def transform_image(
     if tuple(T.shape) != (2, 2):
         msg = f"`T` must be a 2×2 matrix; got shape {tuple(T.shape)}"
         raise ValueError(msg)
-    T = xp.astype(_checks.check_real_array(T, "T", xp=xp, small=True), images.dtype)
+    T = _checks.check_real_array(T, "T", xp=xp, small=True)
+    dtype = images.dtype
+    # T = T_s / s with max|T_s| ≈ 1: its determinant neither overflows nor
+    # underflows, and T⁻¹ = s · T_s⁻¹.  The scale is clamped into the images'
+    # dtype so that a float64 transform beyond float32's range keeps 0 · s = 0.
+    T, inverse_scale = _scaling.scaled(T, xp=xp)
+    info = xp.finfo(dtype)
+    inverse_scale = xp.astype(
+        xp.clip(inverse_scale, float(info.smallest_normal), float(info.max)), dtype
+    )
+    T = xp.astype(T, dtype)
     a, b, c, d = T[0, 0], T[0, 1], T[1, 0], T[1, 1]
     det = a * d - b * c
     scale = xp.max(xp.abs(T))
@@ -292,15 +330,14 @@ def transform_image(
     )
     height, width = images.shape[-2], images.shape[-1]
     dev = device(images)
-    dtype = images.dtype
     rows = xp.arange(height, dtype=dtype, device=dev)
     cols = xp.arange(width, dtype=dtype, device=dev)
     centre_r, centre_c = (height - 1) / 2, (width - 1) / 2
     # output pixel -> (x, y) about the centre -> T⁻¹ -> source (row, col)
     y = xp.reshape(centre_r - rows, (height, 1))
     x = xp.reshape(cols - centre_c, (1, width))
-    src_x = (d * x - b * y) / det
-    src_y = (a * y - c * x) / det
+    src_x = (d * x - b * y) / det * inverse_scale
+    src_y = (a * y - c * x) / det * inverse_scale
     src_r = xp.reshape(centre_r - src_y, (-1,))
     src_c = xp.reshape(centre_c + src_x, (-1,))
 
@@ -355,6 +392,12 @@ def gram_schmidt(A: Array, *, tol: float | None = None) -> Array:
 
     Notes
     -----
+    Any finite magnitude works: `A` is scaled by a power of two so that its
+    largest entry is about 1 (exact, LAPACK's ``xLASCL``) and every column norm
+    is taken BLAS-``nrm2`` style, so ``gram_schmidt(c · A) == gram_schmidt(A)``
+    for any finite ``c ≠ 0`` — the output is orthonormal, nothing to undo — and
+    an absolute `tol` is compared in `A`'s own units.
+
     Each column is projected twice against the earlier ones ("twice is
     enough"): in exact arithmetic the second pass removes nothing, in floating
     point it keeps the output orthonormal to working precision.  Because the
@@ -378,15 +421,16 @@ def gram_schmidt(A: Array, *, tol: float | None = None) -> Array:
     xp = _checks.namespace(A=A)
     A = _checks.check_real_array(A, "A", xp=xp, ndim=2, allow_empty=True)
     m, n = A.shape
+    if tol is not None:
+        tol = _checks.check_real(tol, "tol", low=0.0)
+    if m == 0 or n == 0:
+        return A
+    A, scale = _scaling.scaled(A, xp=xp)  # max|A| ≈ 1: no norm over- or underflows
     if tol is None:
-        column_norms = (
-            xp.linalg.vector_norm(A, axis=0)
-            if n and m
-            else xp.zeros(1, dtype=A.dtype, device=device(A))
-        )
-        threshold = _RANK_SAFETY * max(m, n, 1) * _eps(A, xp) * xp.max(column_norms)
+        column_norms = _scaling.vector_norm(A, xp=xp, axis=0)
+        threshold = _RANK_SAFETY * max(m, n) * _eps(A, xp) * xp.max(column_norms)
     else:
-        threshold = _checks.check_real(tol, "tol", low=0.0)
+        threshold = tol * scale  # the caller's units, in the scaled ones
     columns: list[Array] = []
     remaining = A
     for _ in range(n):
@@ -396,14 +440,12 @@ def gram_schmidt(A: Array, *, tol: float | None = None) -> Array:
             # of the earlier directions; exact arithmetic would remove nothing.
             Q = xp.stack(columns, axis=1)
             v = v - Q @ (v @ Q)
-        norm = xp.linalg.vector_norm(v)
+        norm = _scaling.vector_norm(v, xp=xp)
         keep = norm > threshold
         e = xp.where(keep, v / xp.where(keep, norm, 1.0), 0.0)
         columns.append(e)
         rest = remaining[:, 1:]
         remaining = rest - e[:, None] * (e @ rest)[None, :]
-    if not columns:
-        return A
     return xp.stack(columns, axis=1)
 
 
@@ -444,11 +486,13 @@ def _echelon(A: Array, tol: float | None, xp: Namespace) -> tuple[Array, int]:
     """Row echelon form with unit pivots by partial pivoting; returns (U, rank)."""
     m, n = A.shape
     dev = device(A)
+    # Unit pivots make U invariant under A → c·A: scale by a power of two so that
+    # max|A| ≈ 1 (exact) and no elimination step over- or underflows; nothing to undo.
+    A, scale = _scaling.scaled(A, xp=xp)
     if tol is None:
-        scale = float(xp.max(xp.abs(A)))
-        threshold = _RANK_SAFETY * max(m, n) * _eps(A, xp) * scale
+        threshold = _RANK_SAFETY * max(m, n) * _eps(A, xp) * float(_scaling.max_abs(A, xp=xp))
     else:
-        threshold = _checks.check_real(tol, "tol", low=0.0)
+        threshold = _checks.check_real(tol, "tol", low=0.0) * float(scale)
     row_ids = xp.reshape(xp.arange(m, device=dev), (m, 1))
     U = A
     rank = 0
@@ -496,6 +540,10 @@ def row_echelon(A: Array, *, tol: float | None = None) -> Array:
 
     Notes
     -----
+    Scale-invariant (``row_echelon(c · A) == row_echelon(A)`` for any finite
+    ``c ≠ 0``): `A` is scaled by a power of two so that ``max|A| ≈ 1`` first,
+    and an absolute `tol` is compared in `A`'s own units.
+
     The pivot search reads one value per column back to the host, so this
     function (and :func:`is_singular`) cannot run under ``jax.jit``.
 
@@ -516,7 +564,9 @@ def is_singular(A: Array, *, tol: float | None = None) -> bool:
     """Whether the square matrix `A` is (numerically) singular.
 
     True when the echelon form has a zero pivot under the relative tolerance of
-    :func:`row_echelon`; agrees with the exact answer on integer matrices.
+    :func:`row_echelon`; agrees with the exact answer on integer matrices.  No
+    determinant is formed, so it neither overflows nor underflows: the answer
+    for ``c · A`` is the answer for `A` at any finite ``c ≠ 0``.
 
     Parameters
     ----------
@@ -545,7 +595,9 @@ def change_of_basis(r: Array, B: Array) -> Array:
     """Coordinates of `r` in the basis formed by the columns of `B`.
 
     Solves ``B c = r``; for an orthogonal basis each coordinate equals the
-    projection ``r·bᵢ / |bᵢ|²``.
+    projection ``r·bᵢ / |bᵢ|²``.  `B` and `r` are each scaled by a power of two
+    to a largest entry about 1 before the solve and the ratio is applied after,
+    so any finite magnitudes work; coordinates beyond the dtype's range are ±inf.
 
     Parameters
     ----------
@@ -577,9 +629,11 @@ def change_of_basis(r: Array, B: Array) -> Array:
     if not _xp.is_traced(B) and _echelon(B, None, xp)[1] < B.shape[0]:
         msg = "`B` is singular: its columns are linearly dependent and not a basis"
         raise ValueError(msg)
-    if r.ndim == 1:
-        return xp.linalg.solve(B, r[:, None])[:, 0]
-    return xp.linalg.solve(B, r)
+    # c = B⁻¹ r = (s_B / s_r) · B_s⁻¹ r_s with B_s, r_s scaled to max ≈ 1 (exact).
+    B, scale_B = _scaling.scaled(B, xp=xp)
+    r, scale_r = _scaling.scaled(r, xp=xp)
+    coordinates = xp.linalg.solve(B, r[:, None])[:, 0] if r.ndim == 1 else xp.linalg.solve(B, r)
+    return _unscale(coordinates, scale_r, 1 / scale_B, xp=xp)
 
 
 # --------------------------------------------------------------------------- power iteration
@@ -596,7 +650,10 @@ def power_iteration(
     """Dominant eigenpair of a square matrix by power iteration.
 
     Iterates ``x ← A x / ‖A x‖`` and stops when the residual of the Rayleigh
-    quotient ``λ = xᵀAx`` satisfies ``‖A x − λ x‖ ≤ tol · |λ|``.
+    quotient ``λ = xᵀAx`` satisfies ``‖A x − λ x‖ ≤ tol · |λ|``.  The iteration
+    runs on `A` scaled by a power of two to ``max|A| ≈ 1`` and the eigenvalue is
+    scaled back, so any finite magnitude works (an eigenvalue beyond the
+    dtype's range is ±inf).
 
     Parameters
     ----------
@@ -648,7 +705,9 @@ def power_iteration(
         x = xp.astype(x, A.dtype)
     eps = _eps(A, xp)
     tol = eps ** (2 / 3) if tol is None else _checks.check_real(tol, "tol", low=0.0, low_open=True)
-    norm = xp.linalg.vector_norm(x)
+    # Iterate on A_s = s·A (max|A_s| ≈ 1, exact): A x never over- or underflows; λ = λ_s / s.
+    A, scale = _scaling.scaled(A, xp=xp)
+    norm = _scaling.vector_norm(x, xp=xp)
     _checks.check_bool_result(norm > 0, "`x0` must not be the zero vector", small=True)
     x = x / norm
     every = _xp.check_interval(xp, dev)
@@ -682,4 +741,4 @@ def power_iteration(
         report_non_convergence(
             f"power iteration: {reason}", raise_on_failure=raise_on_failure, stacklevel=2
         )
-    return EigResult(eigenvalue, _flip_sign(x, xp), n_iter, converged)
+    return EigResult(eigenvalue / scale, _flip_sign(x, xp), n_iter, converged)
