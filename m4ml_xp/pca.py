@@ -8,16 +8,29 @@ eigendecomposition of the ``N × N`` Gram matrix ``X̄X̄ᵀ`` when there are fe
 samples than features (the course's trick), or a seeded randomized SVD
 (Halko, Martinsson & Tropp 2011).  Signs are deterministic: each component's
 largest-magnitude entry is positive, as scikit-learn's ``svd_flip``.
+
+Any finite magnitude works, as in LAPACK's drivers: the pass that checks `X`
+is finite also reads its largest magnitude (``max X`` and ``−min X``, no
+temporary), and data outside a quarter of the dtype's exponent range (about
+1e±77 in float64, 1e±9 in float32) is worked on multiplied by a power of two
+``s`` bringing it near 1 — exact, no rounding — and the results are scaled
+back (``xLASCL``): components and ratios unchanged, singular values and the
+mean ÷ ``s``, variances ÷ ``s²``.  A result the dtype cannot hold is not
+hidden: where the variance of `X` overflows (data beyond ~1e154 in float64,
+~1e19 in float32) or underflows (below ~1e-154, ~1e-19), ``explained_variance``
+is ``inf`` or ``0`` and a ``RuntimeWarning`` says so, while the components,
+ratios, singular values and mean stay right.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from m4ml_xp import _checks, _xp
+from m4ml_xp import _checks, _scaling, _xp
 
 Array = Any
 Namespace = Any
@@ -87,7 +100,7 @@ def pca(
     (array([[1., 0.]]), array([2.]))
     """
     xp = _checks.namespace(X=X)
-    X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
+    X = _checks.check_real_array(X, "X", xp=xp, ndim=2, finite=_xp.is_lazy(X))
     N, D = X.shape
     if N < 2:
         msg = f"`X` must have at least 2 samples (rows); got shape {tuple(X.shape)}"
@@ -102,26 +115,32 @@ def pca(
         )
         raise ValueError(msg)
     k, fraction = _n_components(n_components, N, D, method)
-    if method == "covariance_eigh" and fraction is None:
-        return _covariance_route(xp, k)(X)
-    if method == "covariance_eigh":  # the count is read from the variances on the host
-        mean, singular, components, total = _covariance_route(xp, None)(X)
-        return finish_result(singular, components, total, mean, N, k, fraction, xp=xp)
-    mean = xp.mean(X, axis=0)
     if method == "randomized":
         seed = _checks.check_int(seed if seed is not None else 0, "seed")
         oversampling = _checks.check_int(oversampling, "oversampling")
         if power_iterations is None:
             power_iterations = 7 if k < 0.1 * min(N, D) else 4
         power_iterations = _checks.check_int(power_iterations, "power_iterations")
-        singular, components = _randomized(X, mean, k, seed, oversampling, power_iterations, xp=xp)
-        total = centred_sum_of_squares(X, mean, xp=xp)
-        return finish_result(singular, components, total, mean, N, k, fraction, xp=xp)
-    if method == "svd":
-        _U, singular, components = xp.linalg.svd(X - mean, full_matrices=False)
+    scale = working_scale(X, "X", xp=xp)
+    if method == "covariance_eigh" and fraction is None:
+        return _warn_if_unrepresentable(_covariance_route(xp, k)(X, scale), xp=xp, scale=scale)
+    if method == "covariance_eigh":  # the count is read from the variances on the host
+        mean, singular, components, total = _covariance_route(xp, None)(X, scale)
+        return finish_result(
+            singular, components, total, mean, N, k, fraction, xp=xp, scale=scale, warn=True
+        )
+    work = X if scale is None else X * scale  # a scaled copy only for extreme magnitudes
+    mean = xp.mean(work, axis=0)
+    if method == "randomized":
+        singular, components = _randomized(
+            work, mean, k, seed, oversampling, power_iterations, xp=xp
+        )
+        total = centred_sum_of_squares(work, mean, xp=xp)
+    elif method == "svd":
+        _U, singular, components = xp.linalg.svd(work - mean, full_matrices=False)
         total = xp.sum(singular * singular)
     else:  # gram
-        centred = X - mean
+        centred = work - mean
         gram = centred @ xp.linalg.matrix_transpose(centred)
         total = xp.sum(xp.linalg.diagonal(gram))
         eigenvalues, V = _descending_eigh(gram, xp=xp)
@@ -130,7 +149,60 @@ def pca(
         lengths = xp.linalg.vector_norm(directions, axis=0)
         safe = xp.where(lengths > 0, lengths, xp.ones_like(lengths))
         components = xp.linalg.matrix_transpose(directions / safe)
-    return finish_result(singular, components, total, mean, N, k, fraction, xp=xp)
+    if scale is not None:
+        mean = mean / scale
+    return finish_result(
+        singular, components, total, mean, N, k, fraction, xp=xp, scale=scale, warn=True
+    )
+
+
+def largest_magnitude(X: Array, *, xp: Namespace) -> Array:
+    """``max |X|`` as ``max(max X, −min X)``: two reductions, no ``|X|`` temporary.
+
+    NaN propagates through both, so the result is finite exactly when `X` is.
+    """
+    return xp.maximum(xp.max(X), -xp.min(X))
+
+
+def working_scale(X: Array, name: str, *, xp: Namespace, also: Array | None = None) -> Array | None:
+    """Return the power of two to multiply `X` by before squaring it, or None where none is needed.
+
+    One pass over `X` (and `also`, e.g. a mean to subtract) reads its largest
+    magnitude; for eager arrays that value is read on the host, which checks that
+    `X` is finite (``ValueError`` naming `name`) and returns None when it lies
+    within a quarter of the dtype's exponent range (``2**±255`` in float64,
+    ``2**±31`` in float32): there sums of squares of ``N`` rows neither overflow
+    nor lose digits to underflow, and the computation runs exactly as written.
+    Lazy arrays (Dask, JAX tracers) always get the scale, computed in their graph.
+    """
+    largest = largest_magnitude(X, xp=xp)
+    if also is not None:
+        largest = xp.maximum(largest, largest_magnitude(also, xp=xp))
+    if _xp.is_lazy(largest):
+        return power_of_two_scale(largest, xp=xp)
+    value = float(largest)
+    if not math.isfinite(value):  # the check's own message, naming `name`
+        _checks.check_real_array(largest, name, xp=xp, small=True)
+    limit = 2.0 ** (int(math.log2(float(xp.finfo(X.dtype).max))) // 4)
+    if value == 0 or 1 / limit <= value <= limit:
+        return None
+    return power_of_two_scale(largest, xp=xp)
+
+
+def power_of_two_scale(magnitude: Array, *, xp: Namespace, zero: str = "one") -> Array:
+    """:func:`m4ml_xp._scaling.power_of_two_scale`, at most the largest finite power of two.
+
+    (Its clamp lets subnormal magnitudes reach ``2**1024 = inf``.)  With
+    ``zero="largest"`` a zero magnitude also gets that largest power — it sets
+    no limit on a running scale.
+    """
+    largest = xp.asarray(
+        2.0 ** (math.frexp(float(xp.finfo(magnitude.dtype).max))[1] - 1),
+        dtype=magnitude.dtype,
+        device=_xp.device(magnitude),
+    )
+    scale = xp.minimum(_scaling.power_of_two_scale(magnitude, xp=xp), largest)
+    return xp.where(magnitude > 0, scale, largest) if zero == "largest" else scale
 
 
 @functools.lru_cache(maxsize=32)
@@ -138,17 +210,24 @@ def _covariance_route(xp: Namespace, k: int | None) -> Callable[[Array], Any]:
     """Return the covariance route as one function of `X`, compiled where the backend compiles.
 
     On JAX the mean, the centred ``X̄ᵀX̄``, ``eigh`` and the finish are one dispatch
-    instead of some fifty small ones.  The function returns the :class:`PCAResult` of
+    instead of some fifty small ones.  With a `scale` (a power of two, see
+    :func:`working_scale`) each row block is multiplied by it as it is centred —
+    no scaled copy of `X` — and the results are scaled back.  The function returns the :class:`PCAResult` of
     `k` components, or for ``k=None`` the parts ``(mean, singular values, components,
     total)`` (a variance fraction's count is read on the host).
     """
 
-    def route(X: Array) -> Any:
-        mean = xp.mean(X, axis=0)
-        singular, components, total = scatter_decomposition(centred_scatter(X, mean, xp=xp), xp=xp)
+    def route(X: Array, scale: Array | None) -> Any:
+        mean = xp.mean(X, axis=0) if scale is None else scaled_mean(X, scale, xp=xp)
+        scatter = centred_scatter(X, mean, xp=xp, scale=scale)
+        singular, components, total = scatter_decomposition(scatter, xp=xp)
+        if scale is not None:
+            mean = mean / scale
         if k is None:
             return mean, singular, components, total
-        return finish_result(singular, components, total, mean, X.shape[0], k, None, xp=xp)
+        return finish_result(
+            singular, components, total, mean, X.shape[0], k, None, xp=xp, scale=scale
+        )
 
     return _xp.compile_step(route, xp)
 
@@ -173,10 +252,15 @@ def finish_result(
     fraction: float | None,
     *,
     xp: Namespace,
+    scale: Array | None = None,
+    warn: bool = False,
 ) -> PCAResult:
     """Finish every route: variances ÷ (N − 1), the component count, svd_flip signs.
 
-    The count is the one a variance `fraction` asks for, else `k`.
+    The count is the one a variance `fraction` asks for, else `k`.  `singular`
+    and `total` are those of the data multiplied by `scale` (None: 1), undone
+    here (ratios need no undoing); `mean` is the data's own.  With `warn`, a
+    leading variance the dtype cannot hold is reported (eager arrays only).
     """
     total = total / (N - 1)
     variance = singular * singular / (N - 1)
@@ -185,7 +269,35 @@ def finish_result(
         k = min(int((shares < fraction - 1e-12).sum()) + 1, variance.shape[0])
     components = _flip_signs(components[:k, :], xp=xp)
     variance, singular = variance[:k], singular[:k]
-    return PCAResult(components, variance, variance / total, singular, mean)
+    ratio = variance / total
+    if scale is not None:
+        with warnings.catch_warnings():  # an overflow to inf is reported below, in words
+            warnings.simplefilter("ignore", RuntimeWarning)
+            variance = variance / scale / scale  # s² itself may overflow: divide twice
+            singular = singular / scale
+    result = PCAResult(components, variance, ratio, singular, mean)
+    return _warn_if_unrepresentable(result, xp=xp, scale=scale) if warn else result
+
+
+def _warn_if_unrepresentable(result: PCAResult, *, xp: Namespace, scale: Array | None) -> PCAResult:
+    """Warn when the leading variance overflowed to inf or underflowed below the normal range.
+
+    Only scaled (extreme) data can get there; lazy results are not read.
+    """
+    if scale is None or _xp.is_lazy(result.explained_variance):
+        return result
+    first = float(result.explained_variance[0])
+    dtype = result.explained_variance.dtype
+    underflow = 0 <= first < float(xp.finfo(dtype).smallest_normal)
+    if math.isinf(first) or (underflow and float(result.singular_values[0]) > 0):
+        how = "overflows to inf" if math.isinf(first) else "underflows below the normal range"
+        msg = (
+            f"`explained_variance` {how} in {dtype}: the variance of `X` "
+            f"(singular value² / (N − 1)) is beyond what {dtype} holds; the components, "
+            "explained_variance_ratio, singular_values and mean are right"
+        )
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return result
 
 
 @_xp.full_precision
@@ -202,13 +314,10 @@ def reconstruct(X: Array, result: PCAResult) -> Array:
            [1.98, 2.02],
            [3.01, 3.09]])
     """
-    xp = _checks.namespace(X=X, components=result.components)
-    X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
-    if X.shape[1] != result.components.shape[1]:
-        msg = f"`X` must have {result.components.shape[1]} columns like the fitted data; got {tuple(X.shape)}"
-        raise ValueError(msg)
-    C = result.components
-    return ((X - result.mean) @ xp.linalg.matrix_transpose(C)) @ C + result.mean
+    _, _, scale, projected, _ = _projection(X, result)
+    if scale is None:
+        return projected + result.mean
+    return projected / scale + result.mean
 
 
 @_xp.full_precision
@@ -216,7 +325,9 @@ def reconstruction_error(X: Array, result: PCAResult) -> Array:
     """Return the course's error: the squared L2 error per row of :func:`reconstruct`, averaged.
 
     On the data the components were fitted to it equals the sum of the
-    discarded eigenvalues of the biased covariance ``X̄ᵀX̄/N``.
+    discarded eigenvalues of the biased covariance ``X̄ᵀX̄/N``.  The residuals are
+    squared after scaling by a power of two, so the error is right at any
+    magnitude it can be represented at (beyond, it is ``inf`` or ``0``).
 
     Examples
     --------
@@ -226,15 +337,43 @@ def reconstruction_error(X: Array, result: PCAResult) -> Array:
     >>> float(reconstruction_error(X, pca(X, 1)))
     0.125
     """
+    xp, X, scale, projected, centred = _projection(X, result)
+    residual = projected - centred  # x̂ − x, on the scaled data where scaled
+    if scale is None:
+        return xp.mean(xp.sum(residual * residual, axis=1))
+    with warnings.catch_warnings():  # an error beyond the dtype is inf or 0, as documented
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return xp.mean(xp.sum(residual * residual, axis=1)) / scale / scale
+
+
+def _projection(X: Array, result: PCAResult) -> tuple[Namespace, Array, Array | None, Array, Array]:
+    """Check `X` against `result`; return ``(xp, X, scale, X̄CᵀC, X̄)``, the last two times `scale`."""
     xp = _checks.namespace(X=X, components=result.components)
-    difference = reconstruct(X, result) - X
-    return xp.mean(xp.sum(difference * difference, axis=1))
+    X = _checks.check_real_array(X, "X", xp=xp, ndim=2, finite=_xp.is_lazy(X))
+    if X.shape[1] != result.components.shape[1]:
+        msg = f"`X` must have {result.components.shape[1]} columns like the fitted data; got {tuple(X.shape)}"
+        raise ValueError(msg)
+    scale = working_scale(X, "X", xp=xp, also=result.mean)
+    C = result.components
+    centred = X - result.mean if scale is None else X * scale - result.mean * scale
+    return xp, X, scale, (centred @ xp.linalg.matrix_transpose(C)) @ C, centred
 
 
-def centred_scatter(X: Array, mean: Array, *, xp: Namespace) -> Array:
-    """``(X − mean)ᵀ(X − mean)``, two-pass accurate, without an ``(N, D)`` centred copy."""
+def scaled_mean(X: Array, scale: Array, *, xp: Namespace) -> Array:
+    """``mean(X · scale)`` over the rows, without a scaled copy of `X`."""
+    return (
+        _over_centred_blocks(X, None, lambda block, _rows: xp.sum(block, axis=0), scale=scale)
+        / X.shape[0]
+    )
+
+
+def centred_scatter(X: Array, mean: Array, *, xp: Namespace, scale: Array | None = None) -> Array:
+    """``(X·s − mean)ᵀ(X·s − mean)``, two-pass accurate, without an ``(N, D)`` centred copy.
+
+    `s` is `scale` (None: 1); `mean` is that of ``X·s``.
+    """
     return _over_centred_blocks(
-        X, mean, lambda block, _rows: xp.linalg.matrix_transpose(block) @ block
+        X, mean, lambda block, _rows: xp.linalg.matrix_transpose(block) @ block, scale=scale
     )
 
 
@@ -244,22 +383,35 @@ def centred_sum_of_squares(X: Array, mean: Array, *, xp: Namespace) -> Array:
 
 
 def _over_centred_blocks(
-    X: Array, mean: Array, reduce: Callable[[Array, slice], Array], *, blocks: int = 8
+    X: Array,
+    mean: Array | None,
+    reduce: Callable[[Array, slice], Array],
+    *,
+    scale: Array | None = None,
+    blocks: int = 8,
 ) -> Array:
-    """Return ``reduce(X − mean, rows)`` for a `reduce` that sums over rows, block by block.
+    """Return ``reduce(X·scale − mean, rows)`` for a `reduce` that sums over rows, block by block.
 
-    The sum over row blocks of ``reduce(X[rows] − mean, rows)``, so that each centred copy
-    is ``1/blocks`` of the input.  Dask arrays and JAX tracers take the one-expression form (Dask already works
-    chunk by chunk; ``jit`` shapes must be static).
+    The sum over row blocks of ``reduce(X[rows]·scale − mean, rows)`` (no
+    multiplication when `scale` is None, no subtraction when `mean` is), so that
+    each centred copy is ``1/blocks`` of the input.  Dask arrays and JAX tracers
+    take the one-expression form (Dask already works chunk by chunk; ``jit``
+    shapes must be static).
     """
+
+    def centred(block: Array) -> Array:
+        if scale is not None:
+            block = block * scale
+        return block if mean is None else block - mean
+
     N = X.shape[0]
     if _xp.is_lazy(X) or 2 * blocks > N:
-        return reduce(X - mean, slice(0, N))
+        return reduce(centred(X), slice(0, N))
     size = -(-N // blocks)
     total = None
     for start in range(0, N, size):
         rows = slice(start, min(start + size, N))  # the standard has no out-of-range stops
-        part = reduce(X[rows, :] - mean, rows)
+        part = reduce(centred(X[rows, :]), rows)
         total = part if total is None else total + part
     return total
 

@@ -10,11 +10,19 @@ which is exact — the same covariance as one pass over all the data, to
 rounding — and never forms ``E[xxᵀ] − μμᵀ``.  One ``eigh`` of ``M/(n − 1)``
 then gives the components.  The state (and how many chunks it has seen) can be
 saved and resumed, so a run killed mid-way ends with the same result.
+
+Any finite magnitude works, without knowing it in advance: the state keeps
+``M`` for the rows multiplied by a power of two ``scale`` (near ``1/max|x|`` over
+the rows seen so far).  A chunk of larger magnitude lowers the scale, and the
+accumulated ``M`` is multiplied by ``(new/old)²`` — exact, being a power of two
+— before the chunk, scaled by the new one, is merged.  The result is scaled
+back as :func:`~m4ml_xp.pca` does.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import warnings
 from collections.abc import Iterable
@@ -27,8 +35,12 @@ from m4ml_xp.pca import (
     _n_components,
     centred_scatter,
     finish_result,
+    largest_magnitude,
     pca,
+    power_of_two_scale,
+    scaled_mean,
     scatter_decomposition,
+    working_scale,
 )
 
 Array = Any
@@ -40,14 +52,17 @@ __all__ = ["PCA", "StreamingState", "streaming_pca"]
 class StreamingState(NamedTuple):
     """Running statistics of a stream.
 
-    ``count`` rows, their ``mean`` and the centred cross-product matrix ``scatter`` (``Σ (x
-    − μ)(x − μ)ᵀ``), after ``n_chunks`` chunks.
+    ``count`` rows, their ``mean``, and the centred cross-product matrix of the rows
+    multiplied by ``scale`` (a power of two, a 0-d array), ``scatter = scale² · Σ (x −
+    μ)(x − μ)ᵀ``, after ``n_chunks`` chunks.  States saved before ``scale`` existed
+    load with ``scale = 1`` (their unscaled ``scatter``) and merge on correctly.
     """
 
     count: int
     mean: Array
     scatter: Array
     n_chunks: int
+    scale: Any = 1.0
 
     def state_dict(self) -> dict[str, Any]:
         """Host (NumPy) copies of the state, for saving."""
@@ -56,6 +71,7 @@ class StreamingState(NamedTuple):
             "mean": _xp.to_numpy(self.mean),
             "scatter": _xp.to_numpy(self.scatter),
             "n_chunks": self.n_chunks,
+            "scale": _xp.to_numpy(_scale_of(self, _xp.array_namespace(self.mean))),
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -77,6 +93,8 @@ class StreamingState(NamedTuple):
         try:
             with np.load(Path(path)) as saved:
                 parts = {key: saved[key] for key in ("count", "mean", "scatter", "n_chunks")}
+                if "scale" in saved:  # absent from states saved by earlier versions
+                    parts["scale"] = saved["scale"]
         except (OSError, KeyError, ValueError) as exc:
             raise ValueError(f"{path}: not a saved streaming-PCA state ({exc})") from None
         return cls.from_state_dict(parts, xp=xp, device=device)
@@ -87,25 +105,48 @@ class StreamingState(NamedTuple):
     ) -> StreamingState:
         """Rebuild a state from :meth:`state_dict`'s parts onto `xp` / `device`."""
         xp = _xp.namespace_for(xp)
+        mean = xp.asarray(parts["mean"], device=device)
+        scale = parts.get("scale", 1.0)  # 1: a state saved before the scale was kept
         return cls(
             int(parts["count"]),
-            xp.asarray(parts["mean"], device=device),
+            mean,
             xp.asarray(parts["scatter"], device=device),
             int(parts["n_chunks"]),
+            xp.asarray(scale, dtype=mean.dtype, device=device),
         )
 
 
-def _chunk_statistics(chunk: Array, xp: Namespace) -> tuple[int, Array, Array]:
-    mean = xp.mean(chunk, axis=0)
-    return chunk.shape[0], mean, centred_scatter(chunk, mean, xp=xp)
+def _scale_of(state: StreamingState, xp: Namespace) -> Array:
+    """Return the state's scale as a 0-d array of its mean's dtype and device."""
+    return xp.asarray(state.scale, dtype=state.mean.dtype, device=_xp.device(state.mean))
 
 
-def update_state(state: StreamingState | None, chunk: Array, *, xp: Namespace) -> StreamingState:
-    """Merge one ``(n, D)`` chunk into the running statistics (Chan et al.)."""
-    count_b, mean_b, scatter_b = _chunk_statistics(chunk, xp)
+def _chunk_scale(chunk: Array, largest: Array | None, xp: Namespace) -> Array:
+    """Return the power of two bringing `chunk` near 1; all-zero chunks set no limit (the largest)."""
+    if largest is None:
+        largest = largest_magnitude(chunk, xp=xp)
+    return power_of_two_scale(largest, xp=xp, zero="largest")
+
+
+def update_state(
+    state: StreamingState | None, chunk: Array, *, xp: Namespace, largest: Array | None = None
+) -> StreamingState:
+    """Merge one ``(n, D)`` chunk into the running statistics (Chan et al.).
+
+    The scale only falls (towards the largest magnitude seen): the accumulated
+    scatter is multiplied by ``(new / old)²``, exact for powers of two.  `largest`
+    is ``max |chunk|`` where the caller has it already.
+    """
+    chunk_scale = _chunk_scale(chunk, largest, xp)
     if state is None or state.count == 0:
+        count_b, mean_b = chunk.shape[0], scaled_mean(chunk, chunk_scale, xp=xp)
+        scatter_b = centred_scatter(chunk, mean_b, xp=xp, scale=chunk_scale)
         return StreamingState(
-            count_b, mean_b, scatter_b, 1 if state is None else state.n_chunks + 1
+            count_b,
+            mean_b / chunk_scale,
+            scatter_b,
+            1 if state is None else state.n_chunks + 1,
+            chunk_scale,
         )
     if chunk.shape[1] != state.mean.shape[0]:
         msg = (
@@ -113,15 +154,21 @@ def update_state(state: StreamingState | None, chunk: Array, *, xp: Namespace) -
             f"first chunk; got shape {tuple(chunk.shape)}"
         )
         raise ValueError(msg)
+    old_scale = _scale_of(state, xp)
+    scale = xp.minimum(old_scale, chunk_scale)
+    ratio = scale / old_scale  # a power of two <= 1: exact
+    count_b, mean_b = chunk.shape[0], scaled_mean(chunk, scale, xp=xp)
+    scatter_b = centred_scatter(chunk, mean_b, xp=xp, scale=scale)
+    mean_a = state.mean * scale
     count = state.count + count_b
-    delta = mean_b - state.mean
-    mean = state.mean + delta * (count_b / count)
+    delta = mean_b - mean_a
+    mean = mean_a + delta * (count_b / count)
     scatter = (
-        state.scatter
+        state.scatter * ratio * ratio  # one factor at a time: ratio² may underflow
         + scatter_b
         + (delta[:, None] * delta[None, :]) * (state.count * count_b / count)
     )
-    return StreamingState(count, mean, scatter, state.n_chunks + 1)
+    return StreamingState(count, mean / scale, scatter, state.n_chunks + 1, scale)
 
 
 def result_from_state(state: StreamingState, n_components: Any, *, xp: Namespace) -> PCAResult:
@@ -131,7 +178,10 @@ def result_from_state(state: StreamingState, n_components: Any, *, xp: Namespace
         raise ValueError(f"at least 2 rows are needed for PCA; the stream had {N}")
     k, fraction = _n_components(n_components, N, D, "covariance_eigh")
     singular, components, total = scatter_decomposition(state.scatter, xp=xp)
-    return finish_result(singular, components, total, state.mean, N, k, fraction, xp=xp)
+    return finish_result(
+        singular, components, total, state.mean, N, k, fraction,
+        xp=xp, scale=_scale_of(state, xp), warn=True,
+    )  # fmt: skip
 
 
 @_xp.full_precision
@@ -327,23 +377,44 @@ class PCA:
         if not hasattr(self, "components_"):
             raise ValueError("this PCA is not fitted yet: call fit or partial_fit first")
 
-    def _checked(self, name: str, array: Array, columns: int, why: str) -> tuple[Namespace, Array]:
-        """Return the namespace and `array` checked as a real 2-D input of `columns` columns."""
+    def _checked(
+        self, name: str, array: Array, columns: int, why: str, also: Array | None = None
+    ) -> tuple[Namespace, Array, Array | None]:
+        """Return the namespace, `array` checked (real, 2-D, `columns` columns) and its scale.
+
+        The scale is the power of two to work on it at (None: as it is; see
+        :func:`~m4ml_xp.pca`).
+        """
         xp = _checks.namespace(**{name: array, "components": self.components_})
-        array = _checks.check_real_array(array, name, xp=xp, ndim=2)
+        array = _checks.check_real_array(array, name, xp=xp, ndim=2, finite=_xp.is_lazy(array))
         if array.shape[1] != columns:
             msg = f"`{name}` must have {columns} columns {why}; got {tuple(array.shape)}"
             raise ValueError(msg)
-        return xp, array
+        return xp, array, working_scale(array, name, xp=xp, also=also)
+
+    def _std(self, xp: Namespace) -> Array:
+        """Return the components' standard deviations, right where the variance overflows or underflows."""
+        variance = self.explained_variance_
+        normal = xp.isfinite(variance) & (variance >= xp.finfo(variance.dtype).smallest_normal)
+        from_singular = self.singular_values_ / math.sqrt(max(self.n_samples_ - 1, 1))
+        return xp.where(normal, xp.sqrt(variance), from_singular)
 
     @_xp.full_precision
     def transform(self, X: Array) -> Array:
         """Coordinates of the rows of `X` along the components: ``(N, k)``."""
         self._fitted()
-        xp, X = self._checked("X", X, self.n_features_in_, "like the fitted data")
-        Z = (X - self.mean_) @ xp.linalg.matrix_transpose(self.components_)
+        xp, X, scale = self._checked(
+            "X", X, self.n_features_in_, "like the fitted data", self.mean_
+        )
+        C = xp.linalg.matrix_transpose(self.components_)
+        # extreme magnitudes: projected at a power-of-two scale, exactly undone
+        Z = (
+            (X - self.mean_) @ C
+            if scale is None
+            else ((X * scale - self.mean_ * scale) @ C) / scale
+        )
         if self.whiten:
-            Z = Z / xp.sqrt(self.explained_variance_)
+            Z = Z / self._std(xp)
         return Z
 
     def fit_transform(self, X: Array, y: Any = None) -> Array:
@@ -354,7 +425,10 @@ class PCA:
     def inverse_transform(self, Z: Array) -> Array:
         """Back to the data space: ``Z·components + mean`` (the course's reconstruction)."""
         self._fitted()
-        xp, Z = self._checked("Z", Z, self.n_components_, "(one per component)")
+        xp, Z, scale = self._checked("Z", Z, self.n_components_, "(one per component)")
         if self.whiten:
-            Z = Z * xp.sqrt(self.explained_variance_)
-        return Z @ self.components_ + self.mean_
+            Z = Z * self._std(xp)
+            scale = working_scale(Z, "Z", xp=xp)
+        if scale is None:
+            return Z @ self.components_ + self.mean_
+        return ((Z * scale) @ self.components_) / scale + self.mean_
