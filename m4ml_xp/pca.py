@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from m4ml_xp import _checks, _scaling, _xp
+from m4ml_xp import _checks, _xp
 
 Array = Any
 Namespace = Any
@@ -190,19 +190,26 @@ def working_scale(X: Array, name: str, *, xp: Namespace, also: Array | None = No
 
 
 def power_of_two_scale(magnitude: Array, *, xp: Namespace, zero: str = "one") -> Array:
-    """:func:`m4ml_xp._scaling.power_of_two_scale`, at most the largest finite power of two.
+    """``2**k`` bringing `magnitude` to within a factor √2 of 1, a finite power of two.
 
-    (Its clamp lets subnormal magnitudes reach ``2**1024 = inf``.)  With
-    ``zero="largest"`` a zero magnitude also gets that largest power — it sets
-    no limit on a running scale.
+    :func:`m4ml_xp._scaling.power_of_two_scale`'s rule, on `magnitude`'s device
+    (there the 2 is made on the default device) and clamped to the largest
+    *finite* power of two (there ``int(log2(max)) = 1024`` lets subnormal
+    magnitudes reach ``2**1024 = inf``).  Zero, inf and NaN magnitudes get 1,
+    or with ``zero="largest"`` a zero gets the largest power — it sets no limit
+    on a running scale.
     """
-    largest = xp.asarray(
-        2.0 ** (math.frexp(float(xp.finfo(magnitude.dtype).max))[1] - 1),
-        dtype=magnitude.dtype,
-        device=_xp.device(magnitude),
-    )
-    scale = xp.minimum(_scaling.power_of_two_scale(magnitude, xp=xp), largest)
-    return xp.where(magnitude > 0, scale, largest) if zero == "largest" else scale
+    info = xp.finfo(magnitude.dtype)
+    top = float(math.frexp(float(info.max))[1] - 1)  # 1023 / 127
+    bottom = float(math.frexp(float(info.smallest_normal))[1] - 1)  # -1022 / -126
+    usable = (magnitude > 0) & xp.isfinite(magnitude)
+    safe = xp.where(usable, magnitude, xp.ones_like(magnitude))
+    exponent = xp.clip(-xp.round(xp.log2(safe)), bottom, top)
+    two = xp.asarray(2.0, dtype=magnitude.dtype, device=_xp.device(magnitude))
+    scale = xp.where(usable, xp.pow(two, exponent), xp.ones_like(magnitude))
+    if zero == "largest":
+        scale = xp.where(magnitude == 0, xp.pow(two, xp.full_like(magnitude, top)), scale)
+    return scale
 
 
 @functools.lru_cache(maxsize=32)
