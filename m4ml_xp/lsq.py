@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from m4ml_xp import _checks, _xp
+from m4ml_xp import _checks, _scaling, _xp
 from m4ml_xp._xp import device
 from m4ml_xp.errors import RankWarning, report_non_convergence
 
@@ -46,8 +46,11 @@ MESSAGES = {
 class LMResult(NamedTuple):
     """Result of :func:`levenberg_marquardt`, with ``least_squares``' field meanings.
 
-    ``cost`` is ``0.5·‖fun‖²``; ``status`` 1–4 mean converged (gtol, ftol, xtol,
-    ftol and xtol), 0 that ``max_nfev`` was reached.
+    ``cost`` is ``0.5·‖fun‖²`` as a Python float (float64 whatever the working
+    dtype): ``inf`` where that overflows float64 (residuals beyond ~1e154) and
+    0 where it underflows, while ``x``, ``fun`` and ``jac`` are right at any
+    finite magnitude; ``status`` 1–4 mean converged (gtol, ftol, xtol, ftol and
+    xtol), 0 that ``max_nfev`` was reached.
     """
 
     x: Array
@@ -376,6 +379,17 @@ def levenberg_marquardt(
         ``status`` (as ``least_squares``: 1 gtol, 2 ftol, 3 xtol, 4 ftol and
         xtol, 0 max_nfev), ``message``.
 
+    Notes
+    -----
+    Any finite magnitude: the solver works on ``residual · s`` with ``s`` the
+    power of two bringing the largest residual at `x0` to about 1 (LAPACK's
+    ``xLASCL`` idea; exact), and every test it makes (ftol, xtol, gtol, the trust
+    region) is invariant under scaling the residual, so ``c · residual`` gives the
+    same ``x`` for residuals of 1e-300 or 1e300 — where ``‖f‖²`` itself
+    underflows or overflows.  ``fun`` and ``jac`` are returned unscaled; ``cost``
+    is a float64 that is ``inf`` beyond its range.  `x0` is refused when the
+    residual there is not finite.
+
     Examples
     --------
     >>> import numpy as np
@@ -389,18 +403,25 @@ def levenberg_marquardt(
     factor, diff_step = _lm_options(bounds, ftol, xtol, gtol, factor, diff_step)
     xp = _checks.namespace(x0=x0)
     x = _checks.check_real_array(x0, "x0", xp=xp, ndim=1, small=True)
-    fun = _residual_function(residual, x, "residual", xp=xp)
-    f = fun(x)
+    unscaled = _residual_function(residual, x, "residual", xp=xp)
+    f = unscaled(x)
     n, m = x.shape[0], f.shape[0]
     if m < n:
         msg = f"`residual` must return at least as many residuals as parameters; got {m} residuals for {n} parameters"
         raise ValueError(msg)
-    jacobian, jac_cost = _jacobian_function(jac, fun, (m, n), xp=xp, diff_step=diff_step)
+    if not _xp.to_host(xp.all(xp.isfinite(f))):
+        raise ValueError("`residual` is not finite at `x0`; start where the model can be evaluated")
+    # LAPACK's xLASCL: the solver runs on residual·scale, a power of two bringing the
+    # largest residual at `x0` to about 1 (exact), so that its sums of squares neither
+    # overflow (residuals of 1e160) nor underflow (1e-200); every test is scale-free
+    scale = _xp.to_host(_residual_scale(f, xp=xp))
+    fun = _times(unscaled, scale)
+    f = f * scale
+    raw_jacobian, jac_cost = _jacobian_function(jac, fun, (m, n), xp=xp, diff_step=diff_step)
+    jacobian = raw_jacobian if not callable(jac) else _times(raw_jacobian, scale)
     max_nfev = _max_nfev(max_nfev, jac, n)
     eps = float(xp.finfo(x.dtype).eps)
     fnorm = _xp.to_host(xp.linalg.vector_norm(f))
-    if not math.isfinite(fnorm):
-        raise ValueError("`residual` is not finite at `x0`; start where the model can be evaluated")
 
     nfev, n_iter, status = 1, 0, None
     (f,) = _xp.evaluate(f)
@@ -514,8 +535,31 @@ def levenberg_marquardt(
             raise_on_failure=raise_on_failure,
             stacklevel=2,
         )
+    fnorm = fnorm / scale  # a float64 on the host: 1e160 residuals' cost overflows it to inf
     cost = 0.5 * fnorm * fnorm
+    f, J = f / scale, J / scale
     return LMResult(x, cost, f, J, n_iter, nfev, converged, status, MESSAGES[status])
+
+
+def _residual_scale(f: Array, *, xp: Namespace, axis: int | tuple[int, ...] | None = None) -> Array:
+    """Return the power of two bringing ``max|f|`` (over `axis`) to about 1; 1 for zero ones.
+
+    The magnitude is floored at the smallest normal number, so the scale is a
+    finite power of two (at most ``2**1022``) even for subnormal residuals.
+    """
+    floor = float(xp.finfo(f.dtype).smallest_normal)
+    largest = _scaling.max_abs(f, xp=xp, axis=axis)
+    largest = xp.where(largest > 0, xp.maximum(largest, floor), xp.ones_like(largest))
+    return _scaling.power_of_two_scale(largest, xp=xp)
+
+
+def _times(function: Callable[..., Array], scale: Any) -> Callable[..., Array]:
+    """Return `function` with its output multiplied by `scale`."""
+
+    def scaled_function(*arrays: Array) -> Array:
+        return function(*arrays) * scale
+
+    return scaled_function
 
 
 def _scaled_norm(x: Array, diag: list[float], *, xp: Namespace) -> float:
@@ -638,8 +682,7 @@ def curve_fit(
     )
     _checks.check_bool_result(xp.all(xp.isfinite(at_start)), message, small=True)
     result = levenberg_marquardt(residual, p0, **options)
-    cov = _covariance(_xp.one_chunk(result.jac), result.cost, absolute_sigma, xp=xp)
-    stderr = xp.sqrt(xp.abs(xp.linalg.diagonal(cov)))
+    cov, stderr = _covariance(_xp.one_chunk(result.jac), result.fun, absolute_sigma, xp=xp)
     return CurveFit(result.x, stderr, cov, result)
 
 
@@ -685,42 +728,68 @@ def _curve_fit_batched(
 
     result = levenberg_marquardt_batched(residual, p0, args=tuple(args), **options)
 
-    def errors(J: Array, cost: Array) -> tuple[Array, Array]:
+    def errors(J: Array, f: Array) -> tuple[Array, Array]:
         ns = _xp.array_namespace(J)
-        cov = _covariance(J, cost, absolute_sigma, xp=ns)
-        return cov, ns.sqrt(ns.abs(ns.linalg.diagonal(cov)))
+        return _covariance(J, f, absolute_sigma, xp=ns)
 
     if _xp.is_dask_array(result.jac):
         n = p0.shape[1]
         dtype = result.jac.dtype
         cov, stderr = _xp.map_batch_chunks(
-            errors, [result.jac, result.cost], [((n, n), dtype), ((n,), dtype)]
+            errors, [result.jac, result.fun], [((n, n), dtype), ((n,), dtype)]
         )
     else:
-        cov, stderr = errors(result.jac, result.cost)
+        cov, stderr = errors(result.jac, result.fun)
     return CurveFit(result.x, stderr, cov, result)
 
 
-def _covariance(J: Array, cost: Any, absolute_sigma: bool, *, xp: Namespace) -> Array:
-    """Return ``(JᵀJ)⁻¹`` from the SVD of ``J`` (one ``(m, n)`` or a stack).
+def _covariance(J: Array, f: Array, absolute_sigma: bool, *, xp: Namespace) -> tuple[Array, Array]:
+    """Return ``(JᵀJ)⁻¹`` and the standard errors from the SVD of ``J`` (``(m, n)`` or a stack).
 
-    Infinite along singular directions; scaled by the reduced chi-square unless
-    `absolute_sigma`.
+    Infinite along singular directions; scaled by the reduced chi-square
+    ``‖f‖² / (m − n)`` unless `absolute_sigma`.  ``J`` is scaled by a power of two
+    before its SVD and ``‖f‖`` taken nrm2-style, so that Jacobians and residuals
+    of any finite magnitude (`sigma` of 1e±300) give the covariance wherever it is
+    representable, and ``inf`` (not a warning or NaN) where it overflows.
     """
     m, n = J.shape[-2:]
-    _U, s, Vt = xp.linalg.svd(J, full_matrices=False)
+    scale = _residual_scale(J, xp=xp, axis=(-2, -1))  # (..., 1, 1)
+    J_scaled = J * scale
+    _U, s, Vt = xp.linalg.svd(J_scaled, full_matrices=False)
     cutoff = float(xp.finfo(s.dtype).eps) * max(m, n) * xp.max(s, axis=-1, keepdims=True)
     keep = s > cutoff
-    inverse = xp.where(keep, 1 / xp.where(keep, s, xp.ones_like(s)) ** 2, xp.full_like(s, math.inf))
-    V = xp.linalg.matrix_transpose(Vt)
-    cov = (V * inverse[..., None, :]) @ Vt
-    cov = xp.where(xp.isnan(cov), xp.full_like(cov, math.inf), cov)
     if absolute_sigma:
-        return cov
-    if m <= n:  # no degrees of freedom left to estimate the noise: SciPy's answer
-        return xp.full_like(cov, math.inf)
-    scale = 2 * cost / (m - n)
-    return cov * (scale[..., None, None] if _xp.is_array(scale) else scale)
+        numerator = scale[..., 0]  # 1/s_true = scale/s
+    elif m <= n:  # no degrees of freedom left to estimate the noise: SciPy's answer
+        cov = xp.full((*J.shape[:-2], n, n), math.inf, dtype=J.dtype, device=device(J))
+        return cov, xp.linalg.diagonal(cov)
+    else:  # ‖f‖/√(m−n) / s_true
+        fnorm = _scaling.vector_norm(f, xp=xp, axis=-1)[..., None]
+        numerator = (fnorm / math.sqrt(m - n)) * scale[..., 0]
+    root = xp.where(keep, numerator / xp.where(keep, s, xp.ones_like(s)), xp.zeros_like(s))
+    # (V·diag(root²)·Vᵀ) formed with root/max(root) ≤ 1, then times max(root)² without
+    # overflow warnings: entries beyond the dtype's range become ±inf (not NaN)
+    top = xp.max(root, axis=-1, keepdims=True)
+    top = xp.where(top > 0, top, xp.ones_like(top))
+    unit = root / top
+    V = xp.linalg.matrix_transpose(Vt)
+    unit_cov = (V * (unit * unit)[..., None, :]) @ Vt
+    cov = _times_or_inf(_times_or_inf(unit_cov, top[..., None], xp=xp), top[..., None], xp=xp)
+    # standard errors from the unit covariance: representable even where their squares are not
+    stderr = _times_or_inf(xp.sqrt(xp.abs(xp.linalg.diagonal(unit_cov))), top, xp=xp)
+    # singular directions: infinite variance (their sign in the off-diagonal entries)
+    singular = (V * xp.astype(~keep, V.dtype)[..., None, :]) @ Vt
+    infinity = xp.full_like(cov, math.inf)
+    cov = xp.where(singular > 0, infinity, xp.where(singular < 0, -infinity, cov))
+    stderr = xp.where(xp.linalg.diagonal(singular) > 0, xp.full_like(stderr, math.inf), stderr)
+    return cov, stderr
+
+
+def _times_or_inf(a: Array, b: Array, *, xp: Namespace) -> Array:
+    """Return ``a · b`` for positive finite `b`, ``±inf`` where it overflows (no warning)."""
+    big = xp.abs(a) > float(xp.finfo(a.dtype).max) / xp.maximum(b, xp.ones_like(b))
+    infinity = xp.where(a > 0, xp.full_like(a, math.inf), xp.full_like(a, -math.inf))
+    return xp.where(big, infinity, xp.where(big, xp.zeros_like(a), a) * b)
 
 
 # --------------------------------------------------------------------------- batched Levenberg–Marquardt
@@ -729,6 +798,11 @@ _RUNNING = -10  # status of a fit still iterating
 
 class BatchedLMResult(NamedTuple):
     """Result of :func:`levenberg_marquardt_batched`: every field has the batch axis first.
+
+    ``cost`` is in the working dtype: ``inf`` where ``0.5·‖fun‖²`` exceeds its
+    range (residuals beyond ~1e154 in float64, ~1e19 in float32), the fit
+    itself being right at any finite magnitude (each fit's residual is scaled by
+    a power of two at its start, as in :func:`levenberg_marquardt`).
 
     ``status`` as :class:`LMResult` per fit, plus ``-2``: the residual is not finite
     at that fit's start (the fit is left at its start; the others proceed).
@@ -757,7 +831,7 @@ class _BatchState(NamedTuple):
     status: Array
     nfev: Array
     n_iter: Array
-    data: tuple[Array, ...]  # the fits' rows of `args`
+    data: tuple[Array, ...]  # the fits' rows of `args`, then their residual scales (B, 1)
 
 
 @_xp.full_precision
@@ -922,30 +996,45 @@ def _solve_batched(
     eps = float(xp.finfo(dtype).eps)
 
     def fun_of(data: tuple[Array, ...]) -> Callable[[Array], Array]:
-        """Return the checked residual of the fits whose per-fit `data` (rows of `args`) is given."""
+        """Return the checked, scaled residual of the fits whose `data` is given.
+
+        `data` holds the fits' rows of `args` followed by their scales ``(rows, 1)``.
+        """
 
         def fun(v: Array) -> Array:
             out = _checks.returned_array(
-                residual(v, *data), "residual", v, xp=xp, castable=("integral",)
+                residual(v, *data[:-1]), "residual", v, xp=xp, castable=("integral",)
             )
             rows = v.shape[0]
             if out.ndim != 2 or out.shape[0] != rows:
                 msg = f"`residual` must return a ({rows}, m) array for ({rows}, {n}) parameters; got {tuple(out.shape)}"
                 raise ValueError(msg)
-            return out if out.dtype == dtype else xp.astype(out, dtype)
+            return (out if out.dtype == dtype else xp.astype(out, dtype)) * data[-1]
 
         return fun
 
     def jacobian_of(data: tuple[Array, ...], m: int) -> tuple[Callable[[Array, Array], Array], int]:
-        analytic = (lambda v: jac(v, *data)) if callable(jac) else jac
-        return _jacobian_function(analytic, fun_of(data), (B, m, n), xp=xp, diff_step=diff_step)
+        analytic = (lambda v: jac(v, *data[:-1])) if callable(jac) else jac
+        jacobian, cost = _jacobian_function(
+            analytic, fun_of(data), (B, m, n), xp=xp, diff_step=diff_step
+        )
+        if callable(jac):  # differences of the scaled residual are scaled already
+            return _times(jacobian, data[-1][:, :, None]), cost
+        return jacobian, cost
 
-    f0 = fun_of(args)(x)
+    f0 = fun_of((*args, xp.ones((B, 1), dtype=dtype, device=dev)))(x)
     m = f0.shape[1]
     if m < n:
         msg = f"`residual` must return at least as many residuals as parameters; got {m} residuals for {n} parameters"
         raise ValueError(msg)
-    jacobian, jac_cost = jacobian_of(args, m)
+    # each fit runs on its residual times a power of two bringing its largest residual at
+    # the start to about 1 (as the single solver): every test is scale-free, and sums of
+    # squares of residuals of 1e160 or 1e-200 neither overflow nor underflow
+    finite_start = xp.all(xp.isfinite(f0), axis=1)
+    scale = _residual_scale(f0, xp=xp, axis=1)  # (B, 1); 1 where not finite
+    f0 = f0 * scale
+    data = (*args, scale)
+    jacobian, jac_cost = jacobian_of(data, m)
     max_nfev = _max_nfev(max_nfev, jac, n)
 
     def norm(a: Array, axis: int = -1) -> Array:  # vecdot: one fused pass, no temporaries
@@ -956,7 +1045,6 @@ def _solve_batched(
 
     zero = xp.zeros((B,), dtype=dtype, device=dev)
     fnorm0 = norm(f0)
-    finite_start = xp.isfinite(fnorm0)
     f0 = xp.where(finite_start[:, None], f0, xp.zeros_like(f0))
     fnorm0 = xp.where(finite_start, fnorm0, zero)
     J0 = jacobian(x, f0)
@@ -974,7 +1062,7 @@ def _solve_batched(
         x=x, f=f0, J=J0, fnorm=fnorm0, diag=diag0,
         delta=xp.where(xnorm0 > 0, factor * xnorm0, zero + factor), alpha=zero, xnorm=xnorm0,
         first=xp.ones((B,), dtype=xp.bool, device=dev), status=status0,
-        nfev=ones_int * (1 + jac_cost), n_iter=ones_int * 0, data=tuple(args),
+        nfev=ones_int * (1 + jac_cost), n_iter=ones_int * 0, data=data,
     )  # fmt: skip
     cutoff_scale = eps * max(m, n)
 
@@ -1080,10 +1168,13 @@ def _solve_batched(
     # with per-fit data in `args`, finished fits can leave the working set (eager backends)
     final = _xp.while_any(active, body, state, xp=xp, retire=bool(args))
     converged = final.status > 0
-    cost = 0.5 * final.fnorm * final.fnorm
-    return BatchedLMResult(
-        final.x, cost, final.f, final.J, final.n_iter, final.nfev, converged, final.status
-    )
+    fnorm = final.fnorm / scale[:, 0]
+    # in the working dtype: inf where ½‖f‖² exceeds its range (the fit itself is unaffected)
+    representable = fnorm <= math.sqrt(float(xp.finfo(dtype).max))
+    small = xp.where(representable, fnorm, zero)
+    cost = xp.where(representable, 0.5 * small * small, zero + math.inf)
+    f, J = final.f / scale, final.J / scale[:, :, None]
+    return BatchedLMResult(final.x, cost, f, J, final.n_iter, final.nfev, converged, final.status)
 
 
 def _scaled_decomposition(

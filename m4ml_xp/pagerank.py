@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from m4ml_xp import _checks, _xp
+from m4ml_xp import _checks, _scaling, _xp
 from m4ml_xp.errors import report_non_convergence
 
 Array = Any
@@ -374,9 +374,26 @@ def _node_vector(
     values = _checks.check_values(
         xp.astype(values, dtype), _checks.all_non_negative, f"`{name}` must be non-negative"
     )
+    values = _unit_scaled(values, xp=xp)  # 1e308s do not overflow the sum, subnormals count
     total = xp.sum(values)
     _checks.check_bool_result(total > 0, f"`{name}` must have a positive sum")
     return values / total
+
+
+def _unit_scaled(values: Array, *, xp: Namespace) -> Array:
+    """Return non-negative `values` times the power of two bringing their largest to about 1.
+
+    Exact for normal numbers; sums of the result neither overflow (weights of
+    1e308) nor lose subnormal values (weights of 1e-320), and ratios — all that
+    PageRank uses — are unchanged.
+    """
+    if values.shape[0] == 0:
+        return values
+    # the magnitude floored at the smallest normal: the scale stays a finite power of two
+    # (2**1022 at most) and subnormal weights still come up to 2**-52 or more
+    floor = float(xp.finfo(values.dtype).smallest_normal)
+    largest = xp.maximum(_scaling.max_abs(values, xp=xp), floor)
+    return values * _scaling.power_of_two_scale(largest, xp=xp)
 
 
 def pagerank_edges(
@@ -411,7 +428,11 @@ def pagerank_edges(
     n_nodes : int
         Number of pages (pages without any edge are allowed).
     weights : (E,) array, optional
-        Non-negative edge weights (default 1).
+        Non-negative, finite edge weights (default 1), of any magnitude: they are
+        first scaled exactly by the power of two that brings the largest to about
+        1, so out-weights of 1e308s do not overflow and subnormal weights keep
+        their ratios; only a weight below ``2**-1074`` (float32: ``2**-149``) times
+        the largest is lost (counts as 0).
     damping : float
         NetworkX's ``alpha``: probability of following a link, in [0, 1].
     personalization, dangling, nstart : (n_nodes,) arrays, optional
@@ -539,7 +560,10 @@ def pagerank_edges(
     d = p if d is None else d
     x = uniform if x is None else x
 
-    # computed once (on Dask: persisted, n values), not again inside every iteration's graph
+    # scaled by a power of two first: out-weights of 1e308s would overflow and of 1e-320s
+    # lose all but a few bits; computed once (on Dask: persisted, n values), not again
+    # inside every iteration's graph
+    weights = _unit_scaled(weights, xp=xp)
     (out_weight,) = _xp.evaluate(_xp.segment_sum(weights, src, n, xp=xp))
     is_dangling = xp.astype(out_weight == 0, dtype)
     inverse = xp.where(out_weight > 0, 1.0 / xp.where(out_weight > 0, out_weight, 1.0), 0.0)

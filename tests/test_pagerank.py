@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import ClassVar
 
 import networkx as nx
 import numpy as np
@@ -575,3 +576,80 @@ def test_numpy_without_scipy_uses_bincount(monkeypatch):
     result = mx.pagerank_edges(src, dst, n_nodes=80, weights=w, tol=1e-10)
     assert result.n_iter == expected_iterations
     np.testing.assert_allclose(result.scores, expected, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- magnitudes
+class TestMagnitudes:
+    """Weights scaled by any ``c`` give the magnitude-1 scores (PageRank uses ratios only).
+
+    Out-weights of 1e308s overflow and of subnormal weights keep a few bits at
+    most, unless the weights are scaled first; results are finite and sum to 1,
+    never a silent NaN, inf or zero.
+    """
+
+    #: float64 powers of two from the subnormal 2**-1071 to 2**1020 (8·c stays finite),
+    #: float32 from 2**-146 to 2**124: integer weights 1..8 times c are then exact
+    POWERS: ClassVar[dict[str, tuple[int, int]]] = {
+        "float64": (-1071, 1020),
+        "float32": (-146, 124),
+    }
+
+    @staticmethod
+    def check(result, expected: np.ndarray, dtype: str) -> None:
+        scores = np.asarray(to_numpy(result.scores), dtype=np.float64)
+        assert str(result.scores.dtype).rsplit(".", 1)[-1] == dtype
+        assert np.all(np.isfinite(scores)), scores
+        assert np.all(scores > 0), scores
+        assert result.converged
+        np.testing.assert_allclose(scores, expected, atol=1e-9 if dtype == "float64" else 2e-5)
+
+    @pytest.mark.parametrize("dtype", ["float64", "float32"])
+    @given(seed=st.integers(0, 10_000), position=st.floats(0.0, 1.0))
+    def test_power_of_two_scaled_weights_down_to_subnormals(self, xp, dtype, seed, position):
+        low, high = self.POWERS[dtype]
+        c = 2.0 ** round(low + position * (high - low))
+        src, dst, _ = random_graph(seed, 12, 40)
+        weights = np.random.default_rng(seed).integers(1, 9, 40).astype(np.float64)
+        expected = nx_scores(nx_graph(src, dst, weights, 12), 12, tol=1e-12, max_iter=1000)
+        scaled = (weights * c).astype(dtype)
+        assert np.all(scaled == (weights * c))  # exact: the scores of c·w are those of w
+        result = mx.pagerank_edges(
+            asarray(xp, src),
+            asarray(xp, dst),
+            n_nodes=12,
+            weights=asarray(xp, scaled),
+            tol=1e-12 if dtype == "float64" else None,
+            max_iter=1000,
+        )
+        self.check(result, expected, dtype)
+
+    @pytest.mark.parametrize("dtype", ["float64", "float32"])
+    @given(seed=st.integers(0, 10_000), exponent=st.integers(-300, 300))
+    def test_real_weights_scaled_by_any_normal_magnitude(self, xp, dtype, seed, exponent):
+        c = 10.0 ** (exponent if dtype == "float64" else exponent * 35 // 300)
+        src, dst, weights = random_graph(seed, 12, 40, weighted=True)
+        result = mx.pagerank_edges(
+            asarray(xp, src),
+            asarray(xp, dst),
+            n_nodes=12,
+            weights=asarray(xp, (weights * c).astype(dtype)),
+            personalization=asarray(xp, np.arange(1.0, 13.0) * c),
+            tol=1e-12 if dtype == "float64" else None,
+            max_iter=1000,
+        )
+        personalization = {i: float(i + 1) for i in range(12)}
+        expected = nx_scores(
+            nx_graph(src, dst, weights, 12),
+            12,
+            tol=1e-12,
+            max_iter=1000,
+            personalization=personalization,
+        )
+        self.check(result, expected, dtype)
+
+    @pytest.mark.parametrize("c", [1e-300, 1e-30, 1e30, 1e300])
+    def test_dense_matrix_not_column_stochastic_is_refused(self, xp, c):
+        src, dst, weights = random_graph(0, 8, 30, weighted=True)
+        L = dense_link_matrix(src, dst, weights, 8)
+        with pytest.raises(ValueError, match="`L` must be column-stochastic"):
+            mx.pagerank(asarray(xp, L * c))
