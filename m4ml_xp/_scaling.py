@@ -12,7 +12,10 @@ one multiplication — written once with standard functions.
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+from array_api_compat import device
 
 Array = Any
 Namespace = Any
@@ -31,16 +34,18 @@ def power_of_two_scale(magnitude: Array, *, xp: Namespace) -> Array:
     """``2**k`` bringing `magnitude` to within a factor √2 of 1, in `magnitude`'s dtype.
 
     Zero, infinite and NaN magnitudes get 1 (nothing to scale).  ``k`` is clamped
-    so that the scale itself stays finite and normal (subnormal magnitudes are
-    brought up as far as a normal power of two reaches).
+    so that the scale itself stays finite and normal: subnormal magnitudes are
+    brought up as far as a normal power of two reaches, and the largest finite
+    numbers come to within 4 of 1.  Made on `magnitude`'s device.
     """
     info = xp.finfo(magnitude.dtype)
     usable = (magnitude > 0) & xp.isfinite(magnitude)
     safe = xp.where(usable, magnitude, xp.ones_like(magnitude))
-    largest_exponent = float(int(_log2(float(info.max))))  # 127 / 1023
-    smallest_exponent = float(int(_log2(float(info.smallest_normal))))  # -126 / -1022
+    largest_exponent = float(math.frexp(float(info.max))[1] - 1)  # 127 / 1023
+    smallest_exponent = float(math.frexp(float(info.smallest_normal))[1] - 1)  # -126 / -1022
     exponent = xp.clip(-xp.round(xp.log2(safe)), smallest_exponent, largest_exponent)
-    return xp.pow(xp.asarray(2.0, dtype=magnitude.dtype), exponent)
+    two = xp.asarray(2.0, dtype=magnitude.dtype, device=device(magnitude))
+    return xp.pow(two, exponent)
 
 
 def scaled(
@@ -70,9 +75,3 @@ def vector_norm(
     if keepdims:
         return norm
     return xp.squeeze(norm, axis=axis)
-
-
-def _log2(value: float) -> float:
-    import math
-
-    return math.log2(value)

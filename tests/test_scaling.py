@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from array_api_compat import device as device_of
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,6 +49,16 @@ def test_scale_is_a_power_of_two_and_leaves_zeros_alone(xp):
     assert scale[-1] == 1.0
     scaled_magnitudes = scale[1:4] * np.asarray([1e-300, 3.0, 1e300])
     assert np.all((scaled_magnitudes >= 0.5**0.5) & (scaled_magnitudes <= 2**0.5))
+
+
+def test_scale_stays_finite_and_on_the_input_device(xp, device):
+    magnitudes = xp.asarray(np.asarray([5e-324, 2.2e-308, 1.7e308]), device=device)
+    scale = _scaling.power_of_two_scale(magnitudes, xp=xp)
+    assert device_of(scale) == device
+    values = to_numpy(scale)
+    assert np.all(np.isfinite(values))
+    assert values[0] == 2.0**1023  # a subnormal is brought up as far as a normal scale goes
+    assert values[2] == 2.0**-1022  # the smallest normal power of two: 1.7e308 · s ≈ 3.8
 
 
 def test_rows_scaled_separately(xp):
