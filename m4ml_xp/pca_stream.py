@@ -407,15 +407,13 @@ class PCA:
             "X", X, self.n_features_in_, "like the fitted data", self.mean_
         )
         C = xp.linalg.matrix_transpose(self.components_)
-        # extreme magnitudes: projected at a power-of-two scale, exactly undone
-        Z = (
-            (X - self.mean_) @ C
-            if scale is None
-            else ((X * scale - self.mean_ * scale) @ C) / scale
-        )
-        if self.whiten:
-            Z = Z / self._std(xp)
-        return Z
+        if scale is None:
+            Z = (X - self.mean_) @ C
+            return Z / self._std(xp) if self.whiten else Z
+        # extreme magnitudes: projected at a power-of-two scale, exactly undone (whitened:
+        # divided by the scaled deviations, never through coordinates that underflow)
+        Z = (X * scale - self.mean_ * scale) @ C
+        return Z / (self._std(xp) * scale) if self.whiten else Z / scale
 
     def fit_transform(self, X: Array, y: Any = None) -> Array:
         """Fit on `X` and return its coordinates along the components (:meth:`transform`)."""
@@ -425,10 +423,13 @@ class PCA:
     def inverse_transform(self, Z: Array) -> Array:
         """Back to the data space: ``Z·components + mean`` (the course's reconstruction)."""
         self._fitted()
-        xp, Z, scale = self._checked("Z", Z, self.n_components_, "(one per component)")
+        xp, Z, scale = self._checked("Z", Z, self.n_components_, "(one per component)", self.mean_)
         if self.whiten:
-            Z = Z * self._std(xp)
-            scale = working_scale(Z, "Z", xp=xp)
+            std = self._std(xp)
+            scale = working_scale(std, "Z", xp=xp, also=self.mean_)
+            Z = Z * (std if scale is None else std * scale)
+        elif scale is not None:
+            Z = Z * scale
         if scale is None:
             return Z @ self.components_ + self.mean_
-        return ((Z * scale) @ self.components_) / scale + self.mean_
+        return (Z @ self.components_) / scale + self.mean_
