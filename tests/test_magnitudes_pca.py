@@ -147,11 +147,12 @@ def run_family(xp, backend, exponent, dtype):
               name="reconstruction_error", power=2, **kw)  # fmt: skip
     messages = [f"{w.category.__name__}: {w.message}" for w in caught]
     want = expected_warning(leading, dtype)
-    if want is False or backend is Backend.DASK:
+    if want is False:
         assert not messages
-    elif want:  # said, in words, and nothing else (no stray overflow warnings)
+    elif want and backend is not Backend.DASK:  # in words, and no stray overflow warnings
         assert messages
         assert all(m.startswith("RuntimeWarning: `explained_variance`") for m in messages)
+    # (lazy Dask results are not read by the library: NumPy warns as they are computed)
 
 
 @settings(max_examples=12, deadline=None)
