@@ -5,6 +5,14 @@ are computed in two passes (centre, then multiply), so float32 keeps its
 accuracy when the mean is large compared with the spread.  Inner products
 ``⟨x, y⟩_A = xᵀAy`` take an optional symmetric positive definite ``A``
 (checked); the vector functions broadcast over leading axes.
+
+Every function works at any finite magnitude, as LAPACK's drivers do: inputs
+are scaled by powers of two (exact) to a largest entry about 1 — per vector,
+per column or per matrix — before anything is squared or multiplied, and the
+scales are undone on the result in steps that cannot overflow spuriously.  A
+result is ±inf (or 0) only when the true answer lies beyond the dtype's range:
+``inner_product`` of two 1e200 vectors is inf (1e400), ``norm`` of one is
+1e200.  The cost is one extra reduction (a largest magnitude) per input.
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from m4ml_xp import _checks, _xp
+from m4ml_xp import _checks, _scaling, _xp
+from m4ml_xp.linalg import _power_of_two_scale, _scaled, _unscale, _vector_norm
 
 Array = Any
 Namespace = Any
@@ -44,6 +53,9 @@ def mean(X: Array) -> Array:
     Returns
     -------
     (D,) array
+        Each column is scaled by a power of two before it is summed, so the
+        mean of finite samples is finite (``mean([[1.7e308], [1.7e308]])`` is
+        1.7e308, not inf).
 
     Examples
     --------
@@ -54,7 +66,8 @@ def mean(X: Array) -> Array:
     """
     xp = _checks.namespace(X=X)
     X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
-    return xp.mean(X, axis=0)
+    X, scale = _scaled(X, xp=xp, axis=0)  # per column: the sum cannot overflow
+    return xp.mean(X, axis=0) / scale[0, :]
 
 
 @_xp.full_precision
@@ -62,7 +75,10 @@ def cov(X: Array, *, correction: float = 0) -> Array:
     """Return the covariance matrix of the rows of `X`: ``X̄ᵀX̄ / (N − correction)``.
 
     `X` is centred first (two passes), which keeps float32 accurate where the
-    one-pass ``E[xxᵀ] − mmᵀ`` loses it to cancellation.
+    one-pass ``E[xxᵀ] − mmᵀ`` loses it to cancellation.  Columns are scaled by
+    powers of two before and after centring, so ``cov(c · X) = c² · cov(X)``
+    holds while ``c² · cov(X)`` is representable (beyond it: inf, the true
+    answer out of range).
 
     Parameters
     ----------
@@ -88,8 +104,15 @@ def cov(X: Array, *, correction: float = 0) -> Array:
     X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
     N = X.shape[0]
     correction = _checks.check_real(correction, "correction", low=0.0, high=N, high_open=True)
+    # Scale each column to max ≈ 1 (exact) before centring, and the centred
+    # columns again before the product: neither the mean nor the squares over-
+    # or underflow, even for a spread tiny next to the mean.  Undo both on C.
+    X, scale_x = _scaled(X, xp=xp, axis=0)
     centred = X - xp.mean(X, axis=0)
-    return (xp.linalg.matrix_transpose(centred) @ centred) / (N - correction)
+    centred, scale_c = _scaled(centred, xp=xp, axis=0)
+    C = (xp.linalg.matrix_transpose(centred) @ centred) / (N - correction)
+    column = (xp.reshape(scale_x, (-1, 1)), xp.reshape(scale_c, (-1, 1)))
+    return _unscale(C, *column, scale_x, scale_c, xp=xp)
 
 
 @_xp.full_precision
@@ -113,7 +136,9 @@ def affine_mean(m: Array, A: Array, b: Array) -> Array:
             f"m {tuple(m.shape)}, b {tuple(b.shape)}"
         )
         raise ValueError(msg)
-    return A @ m + b
+    A, scale_A = _scaled(A, xp=xp)
+    m, scale_m = _scaled(m, xp=xp)
+    return _unscale(A @ m, scale_A, scale_m, xp=xp) + b
 
 
 @_xp.full_precision
@@ -134,7 +159,9 @@ def affine_cov(S: Array, A: Array) -> Array:
     if A.shape[1] != S.shape[0]:
         msg = f"`A` must have {S.shape[0]} columns to match `S` {tuple(S.shape)}; got {tuple(A.shape)}"
         raise ValueError(msg)
-    return A @ S @ xp.linalg.matrix_transpose(A)
+    A, scale_A = _scaled(A, xp=xp)
+    S, scale_S = _scaled(S, xp=xp)
+    return _unscale(A @ S @ xp.linalg.matrix_transpose(A), scale_A, scale_A, scale_S, xp=xp)
 
 
 # --------------------------------------------------------------------------- inner products
@@ -164,6 +191,23 @@ def _inner(x: Array, y: Array, A: Array | None, xp: Namespace) -> Array:
     return xp.vecdot(x, y @ A)  # A symmetric: (A·y)ᵀ = yᵀ·A
 
 
+def _per_vector(v: Array, xp: Namespace) -> tuple[Array, Array]:
+    """`v` scaled to max ≈ 1 along its last axis, and the scales (without that axis)."""
+    v, scale = _scaled(v, xp=xp, axis=-1)
+    return v, scale[..., 0]
+
+
+def _a_norm(v: Array, A: Array | None, xp: Namespace) -> Array:
+    """``‖v‖_A`` at any finite magnitude (nrm2-style scaling of `v` and `A`)."""
+    if A is None:
+        return _vector_norm(v, xp=xp, axis=-1)
+    v, scale_v = _per_vector(v, xp)
+    A, scale_A = _scaled(A, xp=xp)
+    zero = xp.zeros((), dtype=v.dtype, device=_xp.device(v))
+    root = xp.sqrt(xp.maximum(_inner(v, v, A, xp), zero))
+    return _unscale(root, scale_v, xp=xp) / xp.sqrt(scale_A)
+
+
 @_xp.full_precision
 def inner_product(x: Array, y: Array, *, A: Array | None = None) -> Array:
     """``⟨x, y⟩_A = xᵀ·A·y`` (the dot product without `A`), over the last axis.
@@ -175,6 +219,12 @@ def inner_product(x: Array, y: Array, *, A: Array | None = None) -> Array:
     A : (D, D) array, optional
         Symmetric positive definite (checked).
 
+    Notes
+    -----
+    `x`, `y` and `A` are scaled by powers of two before the products, so the
+    result is ±inf only when the true value is beyond the dtype's range (the
+    inner product of two 1e200 vectors is 1e400: inf in float64, correctly).
+
     Examples
     --------
     >>> import numpy as np
@@ -184,12 +234,21 @@ def inner_product(x: Array, y: Array, *, A: Array | None = None) -> Array:
     (1.0, 7.0)
     """
     xp, x, y, A = _vectors(x, y, A)
-    return _inner(x, y, A, xp)
+    x, scale_x = _per_vector(x, xp)
+    y, scale_y = _per_vector(y, xp)
+    if A is None:
+        return _unscale(_inner(x, y, None, xp), scale_x, scale_y, xp=xp)
+    A, scale_A = _scaled(A, xp=xp)
+    return _unscale(_inner(x, y, A, xp), scale_x, scale_y, scale_A, xp=xp)
 
 
 @_xp.full_precision
 def norm(x: Array, *, A: Array | None = None) -> Array:
     """``‖x‖_A = sqrt(⟨x, x⟩_A)``, over the last axis.
+
+    Computed BLAS-``nrm2`` style (scaled by powers of two before squaring), so
+    it is finite whenever the norm is representable: ``norm(1e200 · x)`` is
+    ``1e200 · norm(x)``, though ``⟨x, x⟩`` itself overflows.
 
     Examples
     --------
@@ -199,14 +258,15 @@ def norm(x: Array, *, A: Array | None = None) -> Array:
     5.0
     """
     xp, x, _, A = _vectors(x, None, A)
-    if A is None:
-        return xp.linalg.vector_norm(x, axis=-1)
-    return xp.sqrt(_inner(x, x, A, xp))
+    return _a_norm(x, A, xp)
 
 
 @_xp.full_precision
 def distance(x: Array, y: Array, *, A: Array | None = None) -> Array:
     """``‖x − y‖_A``, over the last axis (symmetric in `x` and `y`).
+
+    Scale-safe like :func:`norm`: ``distance(c·x, c·y) = |c| · distance(x, y)``
+    for any finite ``c`` while the result is representable (beyond: inf).
 
     Examples
     --------
@@ -216,10 +276,9 @@ def distance(x: Array, y: Array, *, A: Array | None = None) -> Array:
     5.0
     """
     xp, x, y, A = _vectors(x, y, A)
-    difference = x - y
-    if A is None:
-        return xp.linalg.vector_norm(difference, axis=-1)
-    return xp.sqrt(_inner(difference, difference, A, xp))
+    difference = x - y  # overflows only if the distance itself does: then inf
+    overflowed = xp.any(xp.isinf(difference), axis=-1)
+    return xp.where(overflowed, xp.inf, _a_norm(difference, A, xp))
 
 
 @_xp.full_precision
@@ -228,8 +287,10 @@ def angle(x: Array, y: Array, *, A: Array | None = None) -> Array:
 
     Computed as ``2·atan2(‖u − v‖_A, ‖u + v‖_A)`` with ``u``, ``v`` the unit vectors
     (Kahan), which stays accurate for nearly parallel and nearly opposite
-    vectors, where ``arccos`` loses half the digits.  A zero vector has no angle:
-    ``ValueError``.
+    vectors, where ``arccos`` loses half the digits.  Each vector (and `A`) is
+    scaled by a power of two to a largest entry about 1 before its norm is
+    taken, so the angle is the same at any finite magnitude.  A zero vector has
+    no angle: ``ValueError``.
 
     Examples
     --------
@@ -239,6 +300,9 @@ def angle(x: Array, y: Array, *, A: Array | None = None) -> Array:
     True
     """
     xp, x, y, A = _vectors(x, y, A)
+    x, y = _per_vector(x, xp)[0], _per_vector(y, xp)[0]
+    if A is not None:
+        A = _scaled(A, xp=xp)[0]  # the angle does not depend on A's scale
 
     def a_norm(v: Array) -> Array:
         return xp.sqrt(
@@ -265,7 +329,10 @@ def pairwise_distances(X: Array, Y: Array | None = None) -> Array:
     ``‖x‖² + ‖y‖²`` — where that expansion cancels — is recomputed directly from
     ``x − y``: identical rows give exact zeros and near neighbours keep their
     digits in float32 too.  (Under ``jax.jit`` the recomputation, whose size
-    depends on the data, is skipped.)
+    depends on the data, is skipped.)  `X` and `Y` are scaled by one power of
+    two to a largest entry about 1 first (exact) and the distances scaled back,
+    so ``pairwise_distances(c·X) = |c| · pairwise_distances(X)`` with its exact
+    zeros at any finite magnitude; accuracy is relative to the largest entry.
 
     Examples
     --------
@@ -278,16 +345,22 @@ def pairwise_distances(X: Array, Y: Array | None = None) -> Array:
     """
     xp = _checks.namespace(optional=["Y"], X=X, Y=Y)
     X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
-    Y = X if Y is None else _checks.check_real_array(Y, "Y", xp=xp, ndim=2)
+    same = Y is None
+    Y = X if same else _checks.check_real_array(Y, "Y", xp=xp, ndim=2)
     if Y.shape[1] != X.shape[1]:
         msg = f"`X` and `Y` must have the same number of columns; got {tuple(X.shape)} and {tuple(Y.shape)}"
         raise ValueError(msg)
     if X.dtype != Y.dtype:
         dtype = xp.result_type(X.dtype, Y.dtype)
         X, Y = xp.astype(X, dtype), xp.astype(Y, dtype)
+    largest = _scaling.max_abs(X, xp=xp)
+    if not same:
+        largest = xp.maximum(largest, _scaling.max_abs(Y, xp=xp))
+    scale = _power_of_two_scale(largest, xp=xp)
+    X, Y = X * scale, Y * scale
     if _xp.is_dask_array(X):
-        return _xp.map_block_pairs(_pairwise_eager, X, Y)
-    return _pairwise_eager(X, Y)
+        return _xp.map_block_pairs(_pairwise_eager, X, Y) / scale
+    return _pairwise_eager(X, Y) / scale
 
 
 def _pairwise_eager(X: Array, Y: Array) -> Array:
@@ -320,7 +393,8 @@ def projection_matrix(B: Array) -> Array:
 
     Built from an orthonormal basis of the span (the SVD's left vectors with
     non-negligible singular values), so a rank-deficient `B` projects onto its
-    span rather than failing, and the result is exactly symmetric.
+    span rather than failing, and the result is exactly symmetric.  `B` is
+    scaled by a power of two first: any finite magnitude gives the same `P`.
 
     Parameters
     ----------
@@ -343,6 +417,7 @@ def projection_matrix(B: Array) -> Array:
     B = _checks.check_real_array(B, "B", xp=xp, ndim=(1, 2))
     if B.ndim == 1:
         B = B[:, None]
+    B = _scaled(B, xp=xp)[0]  # the span does not depend on the scale
     U, s, _Vt = xp.linalg.svd(_xp.one_chunk(B), full_matrices=False)
     cutoff = float(xp.finfo(s.dtype).eps) * max(B.shape) * xp.max(s)
     _checks.check_bool_result(xp.any(s > cutoff), "`B` must not be zero: it spans nothing")
@@ -368,4 +443,5 @@ def project(x: Array, B: Array) -> Array:
     if x.shape[-1] != P.shape[0]:
         msg = f"`x` must have {P.shape[0]} entries per vector to match `B`; got shape {tuple(x.shape)}"
         raise ValueError(msg)
-    return x @ P
+    x, scale = _scaled(x, xp=xp)
+    return (x @ P) / scale
