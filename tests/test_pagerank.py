@@ -647,6 +647,7 @@ class TestMagnitudes:
         )
         self.check(result, expected, dtype)
 
+    @pytest.mark.skip_xp_backend(Backend.DASK, reason="column sums of lazy arrays are not checked")
     @pytest.mark.parametrize("c", [1e-300, 1e-30, 1e30, 1e300])
     def test_dense_matrix_not_column_stochastic_is_refused(self, xp, c):
         src, dst, weights = random_graph(0, 8, 30, weighted=True)
