@@ -106,7 +106,9 @@ class TestLevenbergMarquardtMagnitudes:
         expected = reference()
         np.testing.assert_allclose(finite(fit.x), expected, rtol=rtol(dtype))
         f_ref = model_np(T, expected) - Y
-        np.testing.assert_allclose(finite(fit.fun) / c, f_ref, rtol=1e-3, atol=1e-4)
+        # residuals below the smallest normal may be flushed to zero (JAX on CPU: FTZ)
+        floor = 2 * float(np.finfo(dtype).tiny) / c
+        np.testing.assert_allclose(finite(fit.fun) / c, f_ref, rtol=1e-3, atol=max(1e-4, floor))
         assert finite(fit.jac).shape == (30, 2)
         check_cost(fit.cost, 0.5 * float(f_ref @ f_ref) * c * c)
 
