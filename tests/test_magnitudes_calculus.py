@@ -26,13 +26,17 @@ import warnings
 import numpy as np
 import pytest
 from array_api_compat import array_namespace
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import m4ml_xp as mx
 from m4ml_xp.errors import ConvergenceWarning
 from tests._helpers import asarray, eps, to_numpy
 from tests.conftest import Backend
+
+#: Random magnitudes per property (hypothesis draws an integer range's ends with raised
+#: probability); every backend runs them, and JAX compiles per call.
+MAGNITUDE_EXAMPLES = settings(max_examples=10)
 
 AUTODIFF = {Backend.JAX, Backend.TORCH}
 EXPONENTS = {"float64": 150, "float32": 15}
@@ -98,6 +102,7 @@ POINT = np.array([0.7, -1.3])
 # --------------------------------------------------------------------------- Newton–Raphson
 class TestNewtonRaphsonMagnitudes:
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data())
     def test_scaled_function_same_root_1d(self, xp, backend, dtype, data):
         c = _scale(data, dtype)
@@ -112,6 +117,7 @@ class TestNewtonRaphsonMagnitudes:
         _check(result.root, math.sqrt(2.0), rtol=tol, dtype=dtype)
 
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data())
     def test_scaled_argument_scales_the_root_1d(self, xp, backend, dtype, data):
         # the root of f(x/c) is c·root: steps and the convergence test must be relative
@@ -123,6 +129,7 @@ class TestNewtonRaphsonMagnitudes:
             _check(result.root, c * math.sqrt(2.0), rtol=16 * eps(dtype), dtype=dtype)
 
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data(), scale_x=st.booleans())
     def test_system_at_any_magnitude(self, xp, backend, dtype, data, scale_x):
         c = _scale(data, dtype)
@@ -146,6 +153,7 @@ class TestNewtonRaphsonMagnitudes:
 # --------------------------------------------------------------------------- derivatives
 class TestDerivativeMagnitudes:
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data())
     def test_jacobian_of_scaled_function(self, xp, backend, dtype, data):
         c = _scale(data, dtype)
@@ -156,6 +164,7 @@ class TestDerivativeMagnitudes:
             _check(J, expected, rtol=_fd_rtol(dtype), atol=_fd_rtol(dtype) * c, dtype=dtype)
 
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data())
     def test_jacobian_of_scaled_argument(self, xp, backend, dtype, data):
         c = _scale(data, dtype)
@@ -166,6 +175,7 @@ class TestDerivativeMagnitudes:
             _check(J, expected, rtol=_fd_rtol(dtype), atol=_fd_rtol(dtype) / c, dtype=dtype)
 
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data())
     def test_hessian_of_scaled_function(self, xp, backend, dtype, data):
         c = _scale(data, dtype)
@@ -176,6 +186,7 @@ class TestDerivativeMagnitudes:
             _check(H, c * _scalar_hessian(POINT), rtol=rtol, atol=rtol * c, dtype=dtype)
 
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data())
     def test_hessian_of_scaled_argument(self, xp, backend, dtype, data):
         c = _scale(data, dtype)
@@ -192,6 +203,7 @@ class TestStepMagnitudes:
     H = np.array([[3.0, 1.0], [1.0, 2.0]])
 
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data())
     def test_newton_step(self, xp, dtype, data):
         c = _scale(data, dtype)
@@ -204,6 +216,7 @@ class TestStepMagnitudes:
         _check(mx.newton_step(J, H), c * step, rtol=16 * eps(dtype), dtype=dtype)
 
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data(), uphill=st.booleans())
     def test_sandpit_step(self, xp, dtype, data, uphill):
         c = _scale(data, dtype)
@@ -235,6 +248,7 @@ class TestLagrangeMagnitudes:
     """Maximise xy on the circle x² + y² = 2: x = (1, 1), λ = 1/2."""
 
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data(), which=st.sampled_from(["f", "g", "x"]))
     def test_scaling_law(self, xp, backend, dtype, data, which):
         c = _scale(data, dtype)
@@ -257,6 +271,7 @@ class TestLagrangeMagnitudes:
 # --------------------------------------------------------------------------- optimisers
 class TestOptimizerMagnitudes:
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data())
     def test_sgd_and_momentum_are_linear(self, xp, dtype, data):
         c = _scale(data, dtype)
@@ -271,6 +286,7 @@ class TestOptimizerMagnitudes:
             _check(updates, c * to_numpy(base), rtol=8 * eps(dtype), dtype=dtype)
 
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data(), eps_value=st.sampled_from([0.0, 1e-8]))
     def test_adam_invariant_with_eps_scaled_like_the_gradient(self, xp, dtype, data, eps_value):
         c = _scale(data, dtype)
@@ -286,6 +302,7 @@ class TestOptimizerMagnitudes:
         assert to_numpy(b_up)[2] == 0.0
 
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data())
     def test_gradient_descent_with_lr_over_c(self, xp, dtype, data):
         c = _scale(data, dtype)
@@ -295,6 +312,7 @@ class TestOptimizerMagnitudes:
         _check(got.path, to_numpy(base.path), rtol=16 * eps(dtype), dtype=dtype)
 
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data())
     def test_minimize_adam_same_run_for_scaled_function(self, xp, dtype, data):
         c = _scale(data, dtype)
@@ -314,6 +332,7 @@ class TestOptimizerMagnitudes:
         _check(got.x, to_numpy(base.x), rtol=10 * eps(dtype) ** 0.5, dtype=dtype)
 
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data(), scale_x=st.booleans())
     def test_minimize_momentum_default_tol_is_relative(self, xp, dtype, data, scale_x):
         # an absolute tol "converged" at x0 for tiny c and never for huge c
@@ -347,6 +366,7 @@ class TestMlpMagnitudes:
     )
 
     @DTYPES
+    @MAGNITUDE_EXAMPLES
     @given(data=st.data())
     def test_finite_or_diverged(self, xp, dtype, data):
         c = _scale(data, dtype)

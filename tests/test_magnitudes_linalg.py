@@ -16,11 +16,15 @@ import numpy as np
 import pytest
 import scipy.ndimage
 import scipy.spatial.distance
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import m4ml_xp as mx
 from tests._helpers import asarray, eps, to_numpy
+
+#: Random magnitudes per property (hypothesis draws an integer range's ends with raised
+#: probability); every backend runs them, and JAX compiles per call.
+MAGNITUDE_EXAMPLES = settings(max_examples=10)
 
 # Powers of ten for c: ±150 where the answer is quadratic in c (c² stays in range),
 # ±300 where it is invariant or linear (raw squares over/underflow from 1e±154);
@@ -81,6 +85,7 @@ parametrize_dtype = pytest.mark.parametrize("dtype", DTYPES)
 class TestTransformationMatrices:
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_rotation_of_any_finite_angle_is_finite_and_orthogonal(self, xp, dtype, exponent):
         theta = magnitude(exponent, dtype)
@@ -89,6 +94,7 @@ class TestTransformationMatrices:
 
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_scaling_is_linear_and_shear_keeps_its_ones(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -97,6 +103,7 @@ class TestTransformationMatrices:
 
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_reflection_is_invariant(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -107,6 +114,7 @@ class TestTransformationMatrices:
 
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_change_of_basis_scales_inversely(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -134,6 +142,7 @@ def _sample_oracle(image: np.ndarray, T: np.ndarray) -> np.ndarray:
 class TestTransformImage:
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_scaled_transforms_are_invertible_and_sample_right(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -146,6 +155,7 @@ class TestTransformImage:
 class TestGramSchmidt:
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_invariant(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -155,6 +165,7 @@ class TestGramSchmidt:
 
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_span_dimension_and_dependent_columns(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -182,6 +193,7 @@ class TestGramSchmidt:
 class TestEchelon:
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_row_echelon_and_singularity_are_invariant(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -201,6 +213,7 @@ class TestEchelon:
 class TestPowerIteration:
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_eigenvalue_is_linear_and_eigenvector_invariant(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -224,6 +237,7 @@ def data(n: int = 12, d: int = 3, seed: int = 1) -> np.ndarray:
 class TestStatistics:
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_mean_is_linear(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -231,6 +245,7 @@ class TestStatistics:
         check(mx.mean(on(xp, c * X, dtype)), c * X.mean(axis=0), dtype)
 
     @parametrize_dtype
+    @MAGNITUDE_EXAMPLES
     @given(exponent=exponents)
     def test_cov_is_quadratic(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -248,6 +263,7 @@ class TestStatistics:
 
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_affine_rules_are_linear(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -260,6 +276,7 @@ class TestStatistics:
         check(mx.affine_cov(on(xp, c * SPD, dtype), on(xp, A, dtype)), c * (A @ SPD @ A.T), dtype)
 
     @parametrize_dtype
+    @MAGNITUDE_EXAMPLES
     @given(exponent=exponents)
     def test_affine_cov_is_quadratic_in_A(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -273,6 +290,7 @@ class TestInnerProducts:
     y = np.array([[0.5, 1.0, -1.0], [1.0, 1.0, 1.0]])
 
     @parametrize_dtype
+    @MAGNITUDE_EXAMPLES
     @given(exponent=exponents)
     def test_inner_product_is_bilinear(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -285,6 +303,7 @@ class TestInnerProducts:
 
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_norm_and_distance_are_linear(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -304,6 +323,7 @@ class TestInnerProducts:
 
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_angle_is_invariant(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -324,6 +344,7 @@ class TestInnerProducts:
 class TestPairwiseDistances:
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_linear_with_exact_zeros(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
@@ -342,6 +363,7 @@ class TestPairwiseDistances:
 class TestProjections:
     @parametrize_dtype
     @extremes
+    @MAGNITUDE_EXAMPLES
     @given(exponent=wide)
     def test_projection_is_invariant_and_project_linear(self, xp, dtype, exponent):
         c = magnitude(exponent, dtype)
