@@ -369,7 +369,8 @@ def all_finite(x: Array) -> Array:
     with warnings.catch_warnings():  # NumPy warns when finite values overflow the sum
         warnings.simplefilter("ignore", RuntimeWarning)
         quick = xp.isfinite(xp.sum(x))
-    if bool(quick):
+        finite_sum = bool(quick)  # read inside: a lazy (Dask) sum is computed here
+    if finite_sum:
         return quick
     return xp.all(xp.isfinite(x))
 

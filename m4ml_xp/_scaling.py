@@ -20,7 +20,7 @@ from array_api_compat import device
 Array = Any
 Namespace = Any
 
-__all__ = ["max_abs", "power_of_two_scale", "scaled", "vector_norm"]
+__all__ = ["max_abs", "power_of_two_scale", "scaled", "unscale", "vector_norm"]
 
 
 def max_abs(x: Array, *, xp: Namespace, axis: int | tuple[int, ...] | None = None) -> Array:
@@ -75,3 +75,23 @@ def vector_norm(
     if keepdims:
         return norm
     return xp.squeeze(norm, axis=axis)
+
+
+def unscale(y: Array, *scales: Array, xp: Namespace) -> Array:
+    """``y / (s₁ · s₂ · …)`` for power-of-two scales, without a spurious overflow.
+
+    The product of the scales may itself leave the range (``2**1022 · 2**1022``);
+    dividing by its exponent in steps of at most a normal power of two keeps every
+    intermediate between ``y`` and the result, so only a result that is truly out
+    of range overflows (to ±inf) or underflows (to 0).  Exact for normal results.
+    """
+    dtype = y.dtype
+    info = xp.finfo(dtype)
+    largest = float(math.frexp(float(info.max))[1] - 2)  # 1022 / 126: 2**±step is normal
+    # integers; rounded because some backends' log2 (XLA's) is not exact at 2**k
+    exponent = sum(xp.round(xp.log2(xp.astype(s, dtype))) for s in scales)
+    for _ in range(len(scales) + 1):
+        step = xp.clip(exponent, -largest, largest)
+        y = y * xp.pow(xp.full_like(step, 2.0), -step)
+        exponent = exponent - step
+    return y

@@ -21,7 +21,6 @@ import math
 from typing import Any
 
 from m4ml_xp import _checks, _scaling, _xp
-from m4ml_xp.linalg import _power_of_two_scale, _scaled, _unscale, _vector_norm
 
 Array = Any
 Namespace = Any
@@ -66,7 +65,7 @@ def mean(X: Array) -> Array:
     """
     xp = _checks.namespace(X=X)
     X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
-    X, scale = _scaled(X, xp=xp, axis=0)  # per column: the sum cannot overflow
+    X, scale = _scaling.scaled(X, xp=xp, axis=0)  # per column: the sum cannot overflow
     return xp.mean(X, axis=0) / scale[0, :]
 
 
@@ -107,12 +106,12 @@ def cov(X: Array, *, correction: float = 0) -> Array:
     # Scale each column to max ≈ 1 (exact) before centring, and the centred
     # columns again before the product: neither the mean nor the squares over-
     # or underflow, even for a spread tiny next to the mean.  Undo both on C.
-    X, scale_x = _scaled(X, xp=xp, axis=0)
+    X, scale_x = _scaling.scaled(X, xp=xp, axis=0)
     centred = X - xp.mean(X, axis=0)
-    centred, scale_c = _scaled(centred, xp=xp, axis=0)
+    centred, scale_c = _scaling.scaled(centred, xp=xp, axis=0)
     C = (xp.linalg.matrix_transpose(centred) @ centred) / (N - correction)
     column = (xp.reshape(scale_x, (-1, 1)), xp.reshape(scale_c, (-1, 1)))
-    return _unscale(C, *column, scale_x, scale_c, xp=xp)
+    return _scaling.unscale(C, *column, scale_x, scale_c, xp=xp)
 
 
 @_xp.full_precision
@@ -136,9 +135,9 @@ def affine_mean(m: Array, A: Array, b: Array) -> Array:
             f"m {tuple(m.shape)}, b {tuple(b.shape)}"
         )
         raise ValueError(msg)
-    A, scale_A = _scaled(A, xp=xp)
-    m, scale_m = _scaled(m, xp=xp)
-    return _unscale(A @ m, scale_A, scale_m, xp=xp) + b
+    A, scale_A = _scaling.scaled(A, xp=xp)
+    m, scale_m = _scaling.scaled(m, xp=xp)
+    return _scaling.unscale(A @ m, scale_A, scale_m, xp=xp) + b
 
 
 @_xp.full_precision
@@ -159,9 +158,9 @@ def affine_cov(S: Array, A: Array) -> Array:
     if A.shape[1] != S.shape[0]:
         msg = f"`A` must have {S.shape[0]} columns to match `S` {tuple(S.shape)}; got {tuple(A.shape)}"
         raise ValueError(msg)
-    A, scale_A = _scaled(A, xp=xp)
-    S, scale_S = _scaled(S, xp=xp)
-    return _unscale(A @ S @ xp.linalg.matrix_transpose(A), scale_A, scale_A, scale_S, xp=xp)
+    A, scale_A = _scaling.scaled(A, xp=xp)
+    S, scale_S = _scaling.scaled(S, xp=xp)
+    return _scaling.unscale(A @ S @ xp.linalg.matrix_transpose(A), scale_A, scale_A, scale_S, xp=xp)
 
 
 # --------------------------------------------------------------------------- inner products
@@ -193,19 +192,19 @@ def _inner(x: Array, y: Array, A: Array | None, xp: Namespace) -> Array:
 
 def _per_vector(v: Array, xp: Namespace) -> tuple[Array, Array]:
     """`v` scaled to max ≈ 1 along its last axis, and the scales (without that axis)."""
-    v, scale = _scaled(v, xp=xp, axis=-1)
+    v, scale = _scaling.scaled(v, xp=xp, axis=-1)
     return v, scale[..., 0]
 
 
 def _a_norm(v: Array, A: Array | None, xp: Namespace) -> Array:
     """``‖v‖_A`` at any finite magnitude (nrm2-style scaling of `v` and `A`)."""
     if A is None:
-        return _vector_norm(v, xp=xp, axis=-1)
+        return _scaling.vector_norm(v, xp=xp, axis=-1)
     v, scale_v = _per_vector(v, xp)
-    A, scale_A = _scaled(A, xp=xp)
+    A, scale_A = _scaling.scaled(A, xp=xp)
     zero = xp.zeros((), dtype=v.dtype, device=_xp.device(v))
     root = xp.sqrt(xp.maximum(_inner(v, v, A, xp), zero))
-    return _unscale(root, scale_v, xp=xp) / xp.sqrt(scale_A)
+    return _scaling.unscale(root, scale_v, xp=xp) / xp.sqrt(scale_A)
 
 
 @_xp.full_precision
@@ -237,9 +236,9 @@ def inner_product(x: Array, y: Array, *, A: Array | None = None) -> Array:
     x, scale_x = _per_vector(x, xp)
     y, scale_y = _per_vector(y, xp)
     if A is None:
-        return _unscale(_inner(x, y, None, xp), scale_x, scale_y, xp=xp)
-    A, scale_A = _scaled(A, xp=xp)
-    return _unscale(_inner(x, y, A, xp), scale_x, scale_y, scale_A, xp=xp)
+        return _scaling.unscale(_inner(x, y, None, xp), scale_x, scale_y, xp=xp)
+    A, scale_A = _scaling.scaled(A, xp=xp)
+    return _scaling.unscale(_inner(x, y, A, xp), scale_x, scale_y, scale_A, xp=xp)
 
 
 @_xp.full_precision
@@ -302,7 +301,7 @@ def angle(x: Array, y: Array, *, A: Array | None = None) -> Array:
     xp, x, y, A = _vectors(x, y, A)
     x, y = _per_vector(x, xp)[0], _per_vector(y, xp)[0]
     if A is not None:
-        A = _scaled(A, xp=xp)[0]  # the angle does not depend on A's scale
+        A = _scaling.scaled(A, xp=xp)[0]  # the angle does not depend on A's scale
 
     def a_norm(v: Array) -> Array:
         return xp.sqrt(
@@ -356,7 +355,7 @@ def pairwise_distances(X: Array, Y: Array | None = None) -> Array:
     largest = _scaling.max_abs(X, xp=xp)
     if not same:
         largest = xp.maximum(largest, _scaling.max_abs(Y, xp=xp))
-    scale = _power_of_two_scale(largest, xp=xp)
+    scale = _scaling.power_of_two_scale(largest, xp=xp)
     X, Y = X * scale, Y * scale
     if _xp.is_dask_array(X):
         return _xp.map_block_pairs(_pairwise_eager, X, Y) / scale
@@ -417,7 +416,7 @@ def projection_matrix(B: Array) -> Array:
     B = _checks.check_real_array(B, "B", xp=xp, ndim=(1, 2))
     if B.ndim == 1:
         B = B[:, None]
-    B = _scaled(B, xp=xp)[0]  # the span does not depend on the scale
+    B = _scaling.scaled(B, xp=xp)[0]  # the span does not depend on the scale
     U, s, _Vt = xp.linalg.svd(_xp.one_chunk(B), full_matrices=False)
     cutoff = float(xp.finfo(s.dtype).eps) * max(B.shape) * xp.max(s)
     _checks.check_bool_result(xp.any(s > cutoff), "`B` must not be zero: it spans nothing")
@@ -443,5 +442,5 @@ def project(x: Array, B: Array) -> Array:
     if x.shape[-1] != P.shape[0]:
         msg = f"`x` must have {P.shape[0]} entries per vector to match `B`; got shape {tuple(x.shape)}"
         raise ValueError(msg)
-    x, scale = _scaled(x, xp=xp)
+    x, scale = _scaling.scaled(x, xp=xp)
     return (x @ P) / scale

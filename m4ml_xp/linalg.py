@@ -6,7 +6,6 @@ Conventions (see COURSE.md): vectors of a basis are the *columns* of a matrix;
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, NamedTuple
 
@@ -83,52 +82,6 @@ def _eps(x: Array, xp: Namespace) -> float:
 # builds its base 2.0 on the default device, which fails for arrays elsewhere
 # (array-api-strict's "device1", a second GPU).  Same mathematics, base built
 # with `full_like` so that it lives where the data lives.
-def _power_of_two_scale(magnitude: Array, *, xp: Namespace) -> Array:
-    """``2**k`` bringing `magnitude` to within √2 of 1 (1 for zero, inf, NaN); on its device."""
-    info = xp.finfo(magnitude.dtype)
-    usable = (magnitude > 0) & xp.isfinite(magnitude)
-    safe = xp.where(usable, magnitude, xp.ones_like(magnitude))
-    largest = float(int(math.log2(float(info.max))))  # 127 / 1023
-    smallest = float(int(math.log2(float(info.smallest_normal))))  # -126 / -1022
-    exponent = xp.clip(-xp.round(xp.log2(safe)), smallest, largest)
-    return xp.pow(xp.full_like(exponent, 2.0), exponent)
-
-
-def _scaled(
-    x: Array, *, xp: Namespace, axis: int | tuple[int, ...] | None = None
-) -> tuple[Array, Array]:
-    """``(x · s, s)`` with ``s`` a power of two making ``max|x · s| ≈ 1`` (over `axis`)."""
-    scale = _power_of_two_scale(_scaling.max_abs(x, xp=xp, axis=axis), xp=xp)
-    return x * scale, scale
-
-
-def _vector_norm(x: Array, *, xp: Namespace, axis: int = -1) -> Array:
-    """Euclidean norm over `axis` that neither overflows nor underflows (BLAS ``nrm2``)."""
-    x, scale = _scaled(x, xp=xp, axis=axis)
-    norm = xp.linalg.vector_norm(x, axis=axis, keepdims=True) / scale
-    return xp.squeeze(norm, axis=axis)
-
-
-def _unscale(y: Array, *scales: Array, xp: Namespace) -> Array:
-    """``y / (s₁ · s₂ · …)`` for power-of-two scales, without a spurious overflow.
-
-    The product of the scales may itself leave the range (``2**1022 · 2**1022``);
-    dividing by its exponent in steps of at most a normal power of two keeps every
-    intermediate between ``y`` and the result, so only a result that is truly out
-    of range overflows (to ±inf) or underflows (to 0).  Exact for normal results.
-    """
-    dtype = y.dtype
-    info = xp.finfo(dtype)
-    largest = float(int(math.log2(float(info.max))) - 1)  # 1022 / 126: 2**±step is normal
-    # integers; rounded because some backends' log2 (XLA's) is not exact at 2**k
-    exponent = sum(xp.round(xp.log2(xp.astype(s, dtype))) for s in scales)
-    for _ in range(len(scales) + 1):
-        step = xp.clip(exponent, -largest, largest)
-        y = y * xp.pow(xp.full_like(step, 2.0), -step)
-        exponent = exponent - step
-    return y
-
-
 def _flip_sign(v: Array, xp: Namespace) -> Array:
     """Make the largest-|component| entry of the vector `v` positive (like ``svd_flip``)."""
     largest = xp.take(v, xp.argmax(xp.abs(v))[None])[0]
@@ -345,7 +298,7 @@ def transform_image(
     # T = T_s / s with max|T_s| ≈ 1: its determinant neither overflows nor
     # underflows, and T⁻¹ = s · T_s⁻¹.  The scale is clamped into the images'
     # dtype so that a float64 transform beyond float32's range keeps 0 · s = 0.
-    T, inverse_scale = _scaled(T, xp=xp)
+    T, inverse_scale = _scaling.scaled(T, xp=xp)
     info = xp.finfo(dtype)
     inverse_scale = xp.astype(
         xp.clip(inverse_scale, float(info.smallest_normal), float(info.max)), dtype
@@ -456,9 +409,9 @@ def gram_schmidt(A: Array, *, tol: float | None = None) -> Array:
         tol = _checks.check_real(tol, "tol", low=0.0)
     if m == 0 or n == 0:
         return A
-    A, scale = _scaled(A, xp=xp)  # max|A| ≈ 1: no norm over- or underflows
+    A, scale = _scaling.scaled(A, xp=xp)  # max|A| ≈ 1: no norm over- or underflows
     if tol is None:
-        column_norms = _vector_norm(A, xp=xp, axis=0)
+        column_norms = _scaling.vector_norm(A, xp=xp, axis=0)
         threshold = _RANK_SAFETY * max(m, n) * _eps(A, xp) * xp.max(column_norms)
     else:
         threshold = tol * scale  # the caller's units, in the scaled ones
@@ -471,7 +424,7 @@ def gram_schmidt(A: Array, *, tol: float | None = None) -> Array:
             # of the earlier directions; exact arithmetic would remove nothing.
             Q = xp.stack(columns, axis=1)
             v = v - Q @ (v @ Q)
-        norm = _vector_norm(v, xp=xp)
+        norm = _scaling.vector_norm(v, xp=xp)
         keep = norm > threshold
         e = xp.where(keep, v / xp.where(keep, norm, 1.0), 0.0)
         columns.append(e)
@@ -519,7 +472,7 @@ def _echelon(A: Array, tol: float | None, xp: Namespace) -> tuple[Array, int]:
     dev = device(A)
     # Unit pivots make U invariant under A → c·A: scale by a power of two so that
     # max|A| ≈ 1 (exact) and no elimination step over- or underflows; nothing to undo.
-    A, scale = _scaled(A, xp=xp)
+    A, scale = _scaling.scaled(A, xp=xp)
     if tol is None:
         threshold = _RANK_SAFETY * max(m, n) * _eps(A, xp) * float(_scaling.max_abs(A, xp=xp))
     else:
@@ -661,10 +614,10 @@ def change_of_basis(r: Array, B: Array) -> Array:
         msg = "`B` is singular: its columns are linearly dependent and not a basis"
         raise ValueError(msg)
     # c = B⁻¹ r = (s_B / s_r) · B_s⁻¹ r_s with B_s, r_s scaled to max ≈ 1 (exact).
-    B, scale_B = _scaled(B, xp=xp)
-    r, scale_r = _scaled(r, xp=xp)
+    B, scale_B = _scaling.scaled(B, xp=xp)
+    r, scale_r = _scaling.scaled(r, xp=xp)
     coordinates = xp.linalg.solve(B, r[:, None])[:, 0] if r.ndim == 1 else xp.linalg.solve(B, r)
-    return _unscale(coordinates, scale_r, 1 / scale_B, xp=xp)
+    return _scaling.unscale(coordinates, scale_r, 1 / scale_B, xp=xp)
 
 
 # --------------------------------------------------------------------------- power iteration
@@ -737,8 +690,8 @@ def power_iteration(
     eps = _eps(A, xp)
     tol = eps ** (2 / 3) if tol is None else _checks.check_real(tol, "tol", low=0.0, low_open=True)
     # Iterate on A_s = s·A (max|A_s| ≈ 1, exact): A x never over- or underflows; λ = λ_s / s.
-    A, scale = _scaled(A, xp=xp)
-    norm = _vector_norm(x, xp=xp)
+    A, scale = _scaling.scaled(A, xp=xp)
+    norm = _scaling.vector_norm(x, xp=xp)
     _checks.check_bool_result(norm > 0, "`x0` must not be the zero vector", small=True)
     x = x / norm
     every = _xp.check_interval(xp, dev)

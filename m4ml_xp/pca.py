@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from m4ml_xp import _checks, _xp
+from m4ml_xp import _checks, _scaling, _xp
 
 Array = Any
 Namespace = Any
@@ -190,25 +190,16 @@ def working_scale(X: Array, name: str, *, xp: Namespace, also: Array | None = No
 
 
 def power_of_two_scale(magnitude: Array, *, xp: Namespace, zero: str = "one") -> Array:
-    """``2**k`` bringing `magnitude` to within a factor √2 of 1, a finite power of two.
+    """:func:`m4ml_xp._scaling.power_of_two_scale`, with a choice for zero magnitudes.
 
-    :func:`m4ml_xp._scaling.power_of_two_scale`'s rule, on `magnitude`'s device
-    (there the 2 is made on the default device) and clamped to the largest
-    *finite* power of two (there ``int(log2(max)) = 1024`` lets subnormal
-    magnitudes reach ``2**1024 = inf``).  Zero, inf and NaN magnitudes get 1,
-    or with ``zero="largest"`` a zero gets the largest power — it sets no limit
-    on a running scale.
+    Zero, inf and NaN magnitudes get 1, or with ``zero="largest"`` a zero gets
+    the largest finite power of two — it sets no limit on a running scale.
     """
-    info = xp.finfo(magnitude.dtype)
-    top = float(math.frexp(float(info.max))[1] - 1)  # 1023 / 127
-    bottom = float(math.frexp(float(info.smallest_normal))[1] - 1)  # -1022 / -126
-    usable = (magnitude > 0) & xp.isfinite(magnitude)
-    safe = xp.where(usable, magnitude, xp.ones_like(magnitude))
-    exponent = xp.clip(-xp.round(xp.log2(safe)), bottom, top)
-    two = xp.asarray(2.0, dtype=magnitude.dtype, device=_xp.device(magnitude))
-    scale = xp.where(usable, xp.pow(two, exponent), xp.ones_like(magnitude))
+    scale = _scaling.power_of_two_scale(magnitude, xp=xp)
     if zero == "largest":
-        scale = xp.where(magnitude == 0, xp.pow(two, xp.full_like(magnitude, top)), scale)
+        top = float(math.frexp(float(xp.finfo(magnitude.dtype).max))[1] - 1)  # 1023 / 127
+        largest = xp.pow(xp.full_like(magnitude, 2.0), xp.full_like(magnitude, top))
+        scale = xp.where(magnitude == 0, largest, scale)
     return scale
 
 
