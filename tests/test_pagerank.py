@@ -604,6 +604,9 @@ class TestMagnitudes:
         np.testing.assert_allclose(scores, expected, atol=1e-9 if dtype == "float64" else 2e-5)
 
     @pytest.mark.parametrize("dtype", ["float64", "float32"])
+    @pytest.mark.skip_xp_backend(
+        Backend.JAX, reason="XLA flushes subnormal floats to zero on the CPU"
+    )
     @given(seed=st.integers(0, 10_000), position=st.floats(0.0, 1.0))
     def test_power_of_two_scaled_weights_down_to_subnormals(self, xp, dtype, seed, position):
         low, high = self.POWERS[dtype]
