@@ -271,7 +271,9 @@ def finish_result(
     if scale is not None:
         with warnings.catch_warnings():  # an overflow to inf is reported below, in words
             warnings.simplefilter("ignore", RuntimeWarning)
-            variance = variance / scale / scale  # s² itself may overflow: divide twice
+            # not `variance / scale / scale`: XLA rewrites that as one division by s², which
+            # underflows (flushed to 0) or overflows in float32 for extreme data
+            variance = _scaling.unscale(variance, scale, scale, xp=xp)
             singular = singular / scale
     result = PCAResult(components, variance, ratio, singular, mean)
     return _warn_if_unrepresentable(result, xp=xp, scale=scale) if warn else result
@@ -341,7 +343,7 @@ def reconstruction_error(X: Array, result: PCAResult) -> Array:
         return xp.mean(xp.sum(residual * residual, axis=1))
     with warnings.catch_warnings():  # an error beyond the dtype is inf or 0, as documented
         warnings.simplefilter("ignore", RuntimeWarning)
-        return xp.mean(xp.sum(residual * residual, axis=1)) / scale / scale
+        return _scaling.unscale(xp.mean(xp.sum(residual * residual, axis=1)), scale, scale, xp=xp)
 
 
 def _projection(X: Array, result: PCAResult) -> tuple[Namespace, Array, Array | None, Array, Array]:

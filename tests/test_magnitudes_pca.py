@@ -161,10 +161,6 @@ def test_scaled_data_float64(xp, backend, exponent):
     run_family(xp, backend, exponent, np.float64)
 
 
-@pytest.mark.skip_xp_backend(
-    Backend.JAX,
-    reason="known failure left open (issue 17): JAX float32 data near 1e19 gives inf variances",
-)
 @settings(max_examples=12, deadline=None)
 @given(exponent=st.integers(-35, 35))
 def test_scaled_data_float32(xp, backend, exponent):
