@@ -54,7 +54,9 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session, backend: str) -> None:
     """The test suite on one backend; a listed backend that fails to import is an error."""
     session.install("-e", ".[test]", *backend_requirements(backend))
-    args = list(session.posargs)
+    # one worker per core: the suite is CPU-bound (JAX compiles, Dask schedules); `--dist
+    # worksteal` evens out the long hypothesis tests.  Pass `-- -n 0` to run in one process.
+    args = ["-n", "auto", "--dist", "worksteal", *session.posargs]
     if backend == "numpy":  # the backend-independent tests and the docstring examples
         args += ["tests", "m4ml_xp", "--doctest-modules"]
     session.run("pytest", *args, env={"M4ML_XP_BACKENDS": ",".join(BACKENDS[backend])})

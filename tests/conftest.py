@@ -175,19 +175,26 @@ _REJECTIONS: dict[tuple[str, str], set[str]] = {}
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Record the outcome of each bad-input contract test for the summary table."""
+    """Tag each bad-input contract test's report with its (function, bad-input class)."""
     outcome = yield
-    report = outcome.get_result()
     if getattr(item, "originalname", None) != "test_rejects_bad_input":
         return
     params = item.callspec.params
-    key = (params["name"], params["bad"].value)
-    if report.failed:
-        _REJECTIONS.setdefault(key, set()).add("FAIL")
-    elif report.skipped:
-        _REJECTIONS.setdefault(key, set()).add("skip")
-    elif report.when == "call":
-        _REJECTIONS.setdefault(key, set()).add("ok")
+    outcome.get_result().user_properties.append(
+        ("contract_rejection", (params["name"], params["bad"].value))
+    )
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the tagged outcomes (on the controller too when pytest-xdist runs workers)."""
+    keys = [tuple(value) for name, value in report.user_properties if name == "contract_rejection"]
+    for key in keys:
+        if report.failed:
+            _REJECTIONS.setdefault(key, set()).add("FAIL")
+        elif report.skipped:
+            _REJECTIONS.setdefault(key, set()).add("skip")
+        elif report.when == "call":
+            _REJECTIONS.setdefault(key, set()).add("ok")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
