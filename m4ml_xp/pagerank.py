@@ -389,11 +389,9 @@ def _unit_scaled(values: Array, *, xp: Namespace) -> Array:
     """
     if values.shape[0] == 0:
         return values
-    # the magnitude floored at the smallest normal: the scale stays a finite power of two
-    # (2**1022 at most) and subnormal weights still come up to 2**-52 or more
-    floor = float(xp.finfo(values.dtype).smallest_normal)
-    largest = xp.maximum(_scaling.max_abs(values, xp=xp), floor)
-    return values * _scaling.power_of_two_scale(largest, xp=xp)
+    # the scale is a finite normal power of two (2**1023 at most): subnormal weights come up
+    # to 2**-51 or more, the largest finite ones down to within 4 of 1
+    return values * _scaling.power_of_two_scale(_scaling.max_abs(values, xp=xp), xp=xp)
 
 
 def pagerank_edges(
