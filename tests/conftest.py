@@ -14,6 +14,7 @@ import enum
 import importlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -60,6 +61,8 @@ def _selected() -> list[Backend] | None:
 
 
 SELECTED = _selected()
+#: JAX's persistent compilation cache for test runs (git-ignored)
+JAX_CACHE = Path(__file__).resolve().parent.parent / ".jax_cache"
 BACKENDS = SELECTED if SELECTED is not None else list(Backend)
 
 
@@ -75,6 +78,20 @@ class NumPyReadOnly:
         out = np.array(np.asarray(*args, **kwargs), copy=True)
         out.flags.writeable = False
         return out
+
+
+def _share_jax_compilations(jax: ModuleType) -> None:
+    """Keep every XLA compilation in JAX's persistent cache, shared by the xdist workers.
+
+    The suite builds a new closure per test (and per hypothesis example), so JAX's
+    in-memory caches miss and the same program is compiled again and again; the
+    persistent cache is keyed by the compiled program, not the Python function.
+    Numerics are unchanged.  ``JAX_COMPILATION_CACHE_DIR`` overrides the place.
+    """
+    if jax.config.jax_compilation_cache_dir is None:
+        jax.config.update("jax_compilation_cache_dir", str(JAX_CACHE))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def _import_backend(backend: Backend) -> ModuleType:
@@ -132,6 +149,7 @@ def xp(request: pytest.FixtureRequest) -> Iterator[Any]:
         # on NVIDIA GPUs), as users run it: the library asks for full precision itself.
         # tests/test_jax_default.py runs every public function with x64 off as well.
         jax.config.update("jax_enable_x64", True)
+        _share_jax_compilations(jax)
     elif backend is Backend.ARRAY_API_STRICT:
         module.set_array_api_strict_flags(api_version="2024.12")
     from array_api_compat import array_namespace
