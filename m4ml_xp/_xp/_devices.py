@@ -42,7 +42,33 @@ BACKENDS: dict[str, str] = {
 def resolve_backend(name: str, device_name: str | None = None) -> tuple[Namespace, Any]:
     """Import backend `name` (a key of :data:`BACKENDS`) and resolve a device.
 
-    Returns the compat namespace and a device object usable as ``device=``.
+    Parameters
+    ----------
+    name : str
+        A key of :data:`BACKENDS` (``numpy``, ``array_api_strict``, ``jax``, ``torch``,
+        ``dask``, ``cupy``).  JAX gets ``jax_enable_x64``: the CLI and benchmarks
+        compare float64 results.
+    device_name : str, optional
+        ``cpu``, ``cuda``, ``cuda:1``, ``gpu`` …; default the backend's default device.
+
+    Returns
+    -------
+    tuple
+        The array-api-compat namespace and a device object usable as ``device=``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend, or a device the backend does not have.
+    ImportError
+        When the backend's library is not installed.
+
+    Examples
+    --------
+    >>> from m4ml_xp.backends import resolve_backend
+    >>> xp, device = resolve_backend("numpy", "cpu")
+    >>> xp.ones(3, device=device)
+    array([1., 1., 1.])
     """
     if name not in BACKENDS:
         raise ValueError(f"`backend` must be one of {sorted(BACKENDS)}; got {name!r}")
@@ -87,7 +113,21 @@ def _device_object(name: str, module: Any, device_name: str) -> Any:
 
 
 def available_backends() -> dict[str, dict[str, Any]]:
-    """Which backends import here, with version, devices and float64 support."""
+    """Which backends import here, with version, devices and float64 support.
+
+    Returns
+    -------
+    dict
+        For each key of :data:`BACKENDS`: ``{"available": True, "version", "devices",
+        "float64"}``, or ``{"available": False, "reason"}`` with the import error.
+
+    Examples
+    --------
+    >>> from m4ml_xp.backends import available_backends
+    >>> found = available_backends()
+    >>> found["numpy"]["available"], found["numpy"]["devices"], found["numpy"]["float64"]
+    (True, ['cpu'], True)
+    """
     found: dict[str, dict[str, Any]] = {}
     for name in BACKENDS:
         try:
@@ -181,7 +221,7 @@ def auto_backend(
 
     Examples
     --------
-    >>> from m4ml_xp._xp import auto_backend
+    >>> from m4ml_xp.backends import auto_backend
     >>> auto_backend("pca", ["cupy", "torch"])
     ('torch', 'cuda')
     >>> auto_backend("pagerank", [])
@@ -208,6 +248,13 @@ def sync(tree: Any) -> Any:
 
     Used for timing: GPU and lazy backends return before the work is done.
     Dask arrays are computed, so the result is returned rather than synced in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp.backends import sync
+    >>> sync((np.zeros(2), [np.ones(1)]))
+    (array([0., 0.]), [array([1.])])
     """
     if isinstance(tree, tuple) and hasattr(tree, "_fields"):
         return type(tree)(*(sync(leaf) for leaf in tree))
@@ -246,6 +293,13 @@ def to_numpy(x: Array) -> Any:
     """Return a NumPy copy of `x`, for printing and comparison *outside* the algorithms.
 
     The CLI and benchmarks report results with it; algorithms never call it.
+
+    Examples
+    --------
+    >>> import array_api_strict as xps
+    >>> from m4ml_xp.backends import to_numpy
+    >>> to_numpy(xps.asarray([1.0, 2.0]))
+    array([1., 2.])
     """
     import numpy as np
 
