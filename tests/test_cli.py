@@ -22,9 +22,9 @@ def test_info_lists_numpy(capsys):
     assert code == 0
     assert "numpy" in out
     assert "float64: yes" in out
-    from m4ml_xp import _xp
+    from m4ml_xp import backends
 
-    assert f"pca → {_xp.auto_backend('pca')[0]}" in out
+    assert f"pca → {backends.auto_backend('pca')[0]}" in out
 
 
 def test_pagerank_generated_internet(capsys):
@@ -118,11 +118,12 @@ def test_bench_pagerank_prints_ratios(capsys):
 
 
 def test_bench_all_reports_every_goal_and_rewrites_the_results_block(capsys, monkeypatch, tmp_path):
-    from m4ml_xp import _bench, _bench_pca
+    from m4ml_xp.cli.harness import common
+    from m4ml_xp.cli.harness import pca as pca_harness
 
     X = np.random.default_rng(0).random((400, 784), dtype=np.float32)
     y = np.arange(400) % 10
-    for module in (_bench, _bench_pca):
+    for module in (common, pca_harness):
         monkeypatch.setattr(module, "mnist_or_synthetic", lambda data, limit=10_000: (X, y, "400"))
     results = tmp_path / "RESULTS.md"
     results.write_text(
@@ -144,6 +145,29 @@ def test_bench_all_reports_every_goal_and_rewrites_the_results_block(capsys, mon
     assert written.startswith("# Results\n\nabove\n<!-- bench-all:start -->\n## Latest")
     assert written.endswith("<!-- bench-all:end -->\nbelow\n")
     assert "old" not in written
+
+
+def test_bench_all_writes_results_only_when_asked(capsys, monkeypatch, tmp_path):
+    from m4ml_xp.cli.harness import sections
+
+    ran = []
+    monkeypatch.setattr(sections, "run_all", lambda args: ran.append(args.what) or "report")
+    monkeypatch.chdir(tmp_path)  # a checkout's layout: the old default path exists here
+    (tmp_path / "benchmarks").mkdir()
+    results = tmp_path / "benchmarks" / "RESULTS.md"
+    results.write_text("kept\n")
+    code, out, _ = run(capsys, "bench", "all", "--markdown")
+    assert (code, ran) == (0, ["all"])
+    assert "report" in out
+    assert results.read_text() == "kept\n"
+    code, _, err = run(capsys, "bench", "all", "--results", str(results))
+    assert (code, ran) == (0, ["all", "all"])
+    assert results.read_text().startswith("kept\n\n<!-- bench-all:start -->\nreport\n")
+    assert f"wrote the generated block of {results}" in err
+    code, _, err = run(capsys, "bench", "all", "--results", str(tmp_path / "nowhere" / "R.md"))
+    assert code == 2
+    assert "does not exist" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_absent_device_is_a_one_line_error(capsys):
@@ -222,11 +246,11 @@ def test_train_errors_are_one_line(capsys, tmp_path, monkeypatch):
 
 
 def test_bench_nn_prints_goal_ratios(capsys, monkeypatch):
-    from m4ml_xp import _bench
+    from m4ml_xp.cli.harness import common
 
     X = np.random.default_rng(0).random((400, 784), dtype=np.float32)
     y = np.arange(400) % 10
-    monkeypatch.setattr(_bench, "mnist_or_synthetic", lambda data, limit=10_000: (X, y, "400 rows"))
+    monkeypatch.setattr(common, "mnist_or_synthetic", lambda data, limit=10_000: (X, y, "400 rows"))
     code, out, _ = run(capsys, "bench", "nn", "--repeat", "1", "--markdown")
     assert code == 0
     assert "| m4ml_xp numpy |" in out
@@ -347,9 +371,9 @@ def test_pca_main_job_on_the_embedded_sample(capsys, tmp_path, monkeypatch):
 
 def test_pca_auto_backend_falls_back_to_numpy(capsys, monkeypatch):
     monkeypatch.delenv("M4ML_XP_DATA", raising=False)
-    from m4ml_xp import _pca_job
+    from m4ml_xp.cli.options import pick_backend
 
-    label, _namespace, _ = _pca_job.pick_backend("auto", None)
+    label, _namespace, _ = pick_backend("auto", None)
     assert label.startswith(("numpy", "cupy", "jax", "torch"))
     code, out, _ = run(capsys, "pca", "--limit", "300", "--no-plots", "--method", "randomized")
     assert code == 0
@@ -377,7 +401,7 @@ def test_bench_pca_stream_reports_throughput(capsys):
 
 
 def test_generated_chunks_are_reproducible_and_distinct():
-    from m4ml_xp._bench_pca import GeneratedChunks
+    from m4ml_xp.cli.harness.pca import GeneratedChunks
 
     chunks = GeneratedChunks(3 * 100 * 784 * 4, 100, workers=2)
     first, again = list(chunks), list(chunks)
@@ -392,7 +416,7 @@ JOBS = {"pca": "pca", "pagerank": "pagerank", "fit": "fit", "train": "train", "b
 
 
 def test_auto_order_covers_every_command_and_every_gpu_backend():
-    from m4ml_xp import _xp
+    from m4ml_xp import backends
     from m4ml_xp.cli import build_parser
 
     commands = build_parser()._subparsers._group_actions[0].choices
@@ -402,9 +426,9 @@ def test_auto_order_covers_every_command_and_every_gpu_backend():
         if any("--backend" in action.option_strings for action in sub._actions)
     }
     assert with_backend == set(JOBS)
-    assert set(_xp.AUTO_ORDER) == set(JOBS.values())
-    for job, order in _xp.AUTO_ORDER.items():
-        assert sorted(order) == sorted(_xp.GPU_DEVICES), job  # each GPU backend once
+    assert set(backends.AUTO_ORDER) == set(JOBS.values())
+    for job, order in backends.AUTO_ORDER.items():
+        assert sorted(order) == sorted(backends.GPU_DEVICES), job  # each GPU backend once
 
 
 @pytest.mark.parametrize(
@@ -421,15 +445,15 @@ def test_auto_order_covers_every_command_and_every_gpu_backend():
     ],
 )
 def test_auto_takes_the_jobs_first_working_backend(job, working, expected):
-    from m4ml_xp import _xp
+    from m4ml_xp import backends
 
-    backend, device = _xp.auto_backend(job, working)
+    backend, device = backends.auto_backend(job, working)
     assert backend == expected
-    assert device == _xp.GPU_DEVICES.get(expected)
+    assert device == backends.GPU_DEVICES.get(expected)
 
 
 def test_auto_probes_only_until_one_works():
-    from m4ml_xp import _xp
+    from m4ml_xp import backends
 
     asked = []
 
@@ -437,34 +461,34 @@ def test_auto_probes_only_until_one_works():
         asked.append(name)
         return name == "cupy"
 
-    assert _xp.auto_backend("pca", works) == ("cupy", "cuda:0")
+    assert backends.auto_backend("pca", works) == ("cupy", "cuda:0")
     assert asked == ["torch", "cupy"]  # JAX never imported
     with pytest.raises(ValueError, match="`job` must be one of"):
-        _xp.auto_backend("sort", [])
+        backends.auto_backend("sort", [])
 
 
 def test_auto_here_skips_what_does_not_import_or_has_no_gpu():
     import importlib.util
 
-    from m4ml_xp import _xp
+    from m4ml_xp import backends
 
-    working = [name for name in _xp.GPU_DEVICES if _xp.gpu_backend_works(name)]
-    for name in _xp.GPU_DEVICES:  # a library that is not installed never works
-        if importlib.util.find_spec(_xp.BACKENDS[name].split(".")[0]) is None:
+    working = [name for name in backends.GPU_DEVICES if backends.gpu_backend_works(name)]
+    for name in backends.GPU_DEVICES:  # a library that is not installed never works
+        if importlib.util.find_spec(backends.BACKENDS[name].split(".")[0]) is None:
             assert name not in working
-    for job in _xp.AUTO_ORDER:
-        expected = next((n for n in _xp.AUTO_ORDER[job] if n in working), "numpy")
-        assert _xp.auto_backend(job)[0] == expected
+    for job in backends.AUTO_ORDER:
+        expected = next((n for n in backends.AUTO_ORDER[job] if n in working), "numpy")
+        assert backends.auto_backend(job)[0] == expected
     if not working:  # a machine without a GPU: NumPy on the CPU, for every job
-        assert {_xp.auto_backend(job) for job in _xp.AUTO_ORDER} == {("numpy", None)}
+        assert {backends.auto_backend(job) for job in backends.AUTO_ORDER} == {("numpy", None)}
 
 
 def test_every_command_runs_with_backend_auto(capsys):
-    from m4ml_xp import _xp
+    from m4ml_xp import backends
 
     code, out, _ = run(capsys, "pagerank", "--generate", "300", "--backend", "auto", "--top", "1")
     assert code == 0
-    expected = _xp.auto_backend("pagerank")[0]
+    expected = backends.auto_backend("pagerank")[0]
     assert f"backend {expected}" in out
     assert "(auto" in out
 
