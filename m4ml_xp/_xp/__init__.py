@@ -57,8 +57,10 @@ from m4ml_xp._xp._dask import (
     deferred_check,
     eigh,
     evaluate,
+    is_chunked,
     map_batch_chunks,
     map_block_pairs,
+    materialise,
     one_chunk,
 )
 from m4ml_xp._xp._devices import (
@@ -137,6 +139,7 @@ __all__ = [
     "is_array",
     "is_array_api_obj",
     "is_array_api_strict_namespace",
+    "is_chunked",
     "is_cupy_array",
     "is_cupy_namespace",
     "is_dask_array",
@@ -155,6 +158,7 @@ __all__ = [
     "library_name",
     "map_batch_chunks",
     "map_block_pairs",
+    "materialise",
     "namespace_for",
     "numpy_scalar_as_array",
     "one_chunk",

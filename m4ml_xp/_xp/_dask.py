@@ -77,12 +77,31 @@ def eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:
     return da.from_array(eigenvalues, chunks=-1), da.from_array(vectors, chunks=-1)
 
 
-def map_block_pairs(function: Callable[[Array, Array], Array], X: Array, Y: Array) -> Array:
-    """``(N, M)`` from Dask row sets ``X (N, D)`` and ``Y (M, D)``.
+def is_chunked(x: Array) -> bool:
+    """Whether `x` is split into chunks that only reductions combine (a Dask array).
 
-    Block ``(i, j)`` is ``function(X_i, Y_j)`` on the chunks' own arrays, the feature axis
-    kept whole.
+    Algorithms whose routes need the whole matrix at once (an SVD of the data, a
+    Gram matrix) refuse such arrays, or take their reduction route.
     """
+    return is_dask_array(x)
+
+
+def materialise(x: Array) -> Array:
+    """Return the values of a small array: Dask computed (in its chunks' library), others as given.
+
+    For checks that read a small matrix whole (its eigenvalues, its symmetry).
+    """
+    return x.compute() if is_dask_array(x) else x
+
+
+def map_block_pairs(function: Callable[[Array, Array], Array], X: Array, Y: Array) -> Array:
+    """``(N, M)`` from row sets ``X (N, D)`` and ``Y (M, D)``: ``function(X, Y)``.
+
+    For Dask arrays block ``(i, j)`` is ``function(X_i, Y_j)`` on the chunks' own arrays,
+    the feature axis kept whole; other arrays are passed to `function` whole.
+    """
+    if not is_dask_array(X):
+        return function(X, Y)
     import dask.array as da
 
     X, Y = X.rechunk({1: -1}), Y.rechunk({1: -1})
