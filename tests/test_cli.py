@@ -431,58 +431,6 @@ def test_auto_order_covers_every_command_and_every_gpu_backend():
         assert sorted(order) == sorted(backends.GPU_DEVICES), job  # each GPU backend once
 
 
-@pytest.mark.parametrize(
-    ("job", "working", "expected"),
-    [
-        ("pca", ["cupy", "jax", "torch"], "torch"),  # 45.5 ms vs CuPy 70 at 1M rows
-        ("pca", ["cupy", "jax"], "cupy"),  # torch absent: the next, not JAX's TF32
-        ("pagerank", ["cupy", "jax", "torch"], "cupy"),
-        ("pagerank", ["jax", "torch"], "torch"),
-        ("fit", ["cupy", "jax", "torch"], "jax"),
-        ("stream", ["cupy", "jax", "torch"], "cupy"),
-        ("train", ["jax"], "jax"),
-        ("pca", [], "numpy"),
-    ],
-)
-def test_auto_takes_the_jobs_first_working_backend(job, working, expected):
-    from m4ml_xp import backends
-
-    backend, device = backends.auto_backend(job, working)
-    assert backend == expected
-    assert device == backends.GPU_DEVICES.get(expected)
-
-
-def test_auto_probes_only_until_one_works():
-    from m4ml_xp import backends
-
-    asked = []
-
-    def works(name):
-        asked.append(name)
-        return name == "cupy"
-
-    assert backends.auto_backend("pca", works) == ("cupy", "cuda:0")
-    assert asked == ["torch", "cupy"]  # JAX never imported
-    with pytest.raises(ValueError, match="`job` must be one of"):
-        backends.auto_backend("sort", [])
-
-
-def test_auto_here_skips_what_does_not_import_or_has_no_gpu():
-    import importlib.util
-
-    from m4ml_xp import backends
-
-    working = [name for name in backends.GPU_DEVICES if backends.gpu_backend_works(name)]
-    for name in backends.GPU_DEVICES:  # a library that is not installed never works
-        if importlib.util.find_spec(backends.BACKENDS[name].split(".")[0]) is None:
-            assert name not in working
-    for job in backends.AUTO_ORDER:
-        expected = next((n for n in backends.AUTO_ORDER[job] if n in working), "numpy")
-        assert backends.auto_backend(job)[0] == expected
-    if not working:  # a machine without a GPU: NumPy on the CPU, for every job
-        assert {backends.auto_backend(job) for job in backends.AUTO_ORDER} == {("numpy", None)}
-
-
 def test_every_command_runs_with_backend_auto(capsys):
     from m4ml_xp import backends
 
