@@ -234,9 +234,6 @@ def test_train_reports_accuracy(capsys, tmp_path):
 
 def test_train_errors_are_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.delenv("M4ML_XP_DATA", raising=False)
-    code, _, err = run(capsys, "train")
-    assert code == 2
-    assert "pass --data DIR or set M4ML_XP_DATA" in err
     data = _small_mnist(tmp_path, n=50)
     code, _, err = run(capsys, "train", "--data", str(data), "--n-train", "40", "--n-test", "20")
     assert code == 2
@@ -508,3 +505,125 @@ def test_bench_pca_stream_says_when_torch_stays_on_the_cpu(capsys):
     assert code == 0
     assert "note: torch runs on the CPU here; pass --device cuda" in err
     assert out.strip().splitlines()[-1].split()[0] == "torch:cpu"
+
+
+# --------------------------------------------------------------------------- issue 18: behaviour
+def _without(monkeypatch, *modules: str) -> None:
+    """Make `modules` unimportable for the test, as if not installed."""
+    import sys
+
+    for name in modules:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_a_missing_backend_is_one_line_naming_its_extra(capsys, monkeypatch):
+    _without(monkeypatch, "jax", "jax.numpy")
+    code, out, err = run(capsys, "pca", "--backend", "jax", "--no-plots")
+    assert code == 2
+    assert out == ""
+    assert err == (
+        "m4ml-xp: error: backend 'jax': jax is not installed here: pip install 'm4ml_xp[jax]'\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "pagerank", "--nodes", "50", "--edges", "200", "--repeat", "1", "--no-networkx"],
+        ["bench", "lsq", "--fits", "10", "--points", "20", "--single-points", "50"],
+    ],
+    ids=["pagerank", "lsq"],
+)
+def test_bench_without_scipy_names_the_bench_extra(capsys, monkeypatch, argv):
+    _without(monkeypatch, "scipy", "scipy.sparse", "scipy.optimize")
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        "m4ml-xp: error: scipy is not installed here: pip install 'm4ml_xp[bench]'"
+    )
+
+
+def test_bench_pca_says_why_a_missing_reference_has_no_rows(capsys, monkeypatch):
+    from m4ml_xp.cli.harness import pca as pca_harness
+
+    X = np.random.default_rng(0).random((300, 784), dtype=np.float32)
+    y = np.arange(300) % 10
+    monkeypatch.setattr(pca_harness, "mnist_or_synthetic", lambda data, limit=10_000: (X, y, "300"))
+    _without(monkeypatch, "sklearn", "sklearn.decomposition")
+    code, out, err = run(capsys, "bench", "pca", "--small", "--repeat", "1", "--targets", "numpy")
+    assert code == 0
+    assert "scikit-learn is not installed (pip install 'm4ml_xp[bench]'): no reference rows" in err
+    assert "sklearn PCA" not in out
+
+
+def test_train_without_data_uses_the_embedded_sample(capsys, monkeypatch):
+    monkeypatch.delenv("M4ML_XP_DATA", raising=False)
+    argv = ["train", "--epochs", "1", "--quiet", "--hidden", "16"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    assert "from the embedded sample (2,000 images" in out
+    assert "training on the first 1,600, testing on the last 400" in out
+    code, _, err = run(capsys, *argv, "--n-train", "1900")  # 1900 + 400 > 2000: refused
+    assert code == 2
+    assert "--n-train 1900 + --n-test 400 > 2000 images" in err
+
+
+def test_edge_list_with_a_header_line(tmp_path):
+    path = tmp_path / "edges.csv"
+    path.write_text("source,target,weight\n0,1,0.5\n1,2,2\n2,0,1\n")
+    src, dst, weights, labels = read_edge_list(path)
+    np.testing.assert_array_equal(src, [0, 1, 2])
+    np.testing.assert_array_equal(dst, [1, 2, 0])
+    np.testing.assert_array_equal(weights, [0.5, 2.0, 1.0])
+    assert labels is None  # the header's words are not taken for page names
+    path.write_text("a b w\nx y 1\ny x 2\n")  # a non-numeric weight column: a header
+    src, dst, weights, labels = read_edge_list(path)
+    assert labels == ["x", "y"]
+    np.testing.assert_array_equal(weights, [1.0, 2.0])
+    path.write_text("x y\ny x\n")  # names without a header: both lines are edges
+    assert read_edge_list(path)[3] == ["x", "y"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["pca", "--n-components", "1000", "--no-plots"], "--n-components 1000 > 784"),
+        (["fit", "data.csv", "--model", "gaussian", "--x-col", "-1"], "must be an integer >= 0"),
+    ],
+)
+def test_out_of_range_options_are_refused_not_capped(capsys, argv, message):
+    try:
+        code = main(argv)
+    except SystemExit as exited:  # argparse refuses its own options this way
+        code = exited.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_help_is_plain_text(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
+    for markup in ("``", "::", ":mod:"):
+        assert markup not in out
+    assert "pca (the main job)" in out
+
+
+def test_piping_into_head_is_quiet():
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "m4ml_xp.cli", "pagerank", "--generate", "20000"]
+    process = subprocess.Popen(
+        [*command, "--top", "20000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert process.stdout.readline().startswith(b"generated the course's internet")
+    process.stdout.close()  # what `head -1` does after its line: the rest hits a closed pipe
+    stderr = process.stderr.read()
+    process.stderr.close()
+    assert process.wait() == 1
+    assert stderr == b""

@@ -27,11 +27,12 @@ Examples
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from m4ml_xp.cli import bench, fit, info, pagerank, pca, train
-from m4ml_xp.cli.options import CLIError
+from m4ml_xp.cli.options import CLIError, missing
 from m4ml_xp.cli.pagerank import read_edge_list
 
 __all__ = ["CLIError", "build_parser", "main", "read_edge_list"]
@@ -53,12 +54,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``m4ml-xp`` command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # here, so that a closed pipe is seen here, not at exit
+        return status
+    except BrokenPipeError:  # `m4ml-xp ... | head`: the reader has all it wanted
+        # Python would report the unflushed rest at exit: send it nowhere instead
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except CLIError as exc:
         print(f"m4ml-xp: error: {exc}", file=sys.stderr)
         return 2
-    except ImportError as exc:  # an explicit --backend whose library is missing
-        print(f"m4ml-xp: error: not installed here ({exc}); see `m4ml-xp info`", file=sys.stderr)
+    except ImportError as exc:  # an optional library (a backend, a reference tool) is missing
+        print(f"m4ml-xp: error: {missing(exc)}", file=sys.stderr)
         return 2
     except (ValueError, TypeError, OSError) as exc:
         # the library's own input errors and unreadable files: one line, not a traceback

@@ -16,6 +16,7 @@ from m4ml_xp.cli.options import (
     CLIError,
     add_backend_arguments,
     float_list,
+    nonnegative_int,
     positive_float,
     positive_int,
     resolve,
@@ -35,9 +36,11 @@ def add_parser(commands: Any) -> None:
         choices=sorted(MODELS),
         help="curve model for a data file (without it, SOURCE is a NIST StRD problem)",
     )
-    fit.add_argument("--x-col", type=int, default=0, help="column of x (from 0)")
-    fit.add_argument("--y-col", type=int, default=1, help="column of y")
-    fit.add_argument("--sigma-col", type=int, help="column of the uncertainties of y (weights)")
+    fit.add_argument("--x-col", type=nonnegative_int, default=0, help="column of x (from 0)")
+    fit.add_argument("--y-col", type=nonnegative_int, default=1, help="column of y")
+    fit.add_argument(
+        "--sigma-col", type=nonnegative_int, help="column of the uncertainties of y (weights)"
+    )
     fit.add_argument("--p0", type=float_list, help="starting parameters, e.g. 1,0,2")
     fit.add_argument("--start", type=int, default=1, choices=[1, 2], help="NIST starting vector")
     fit.add_argument("--tol", type=positive_float, help="ftol = xtol = gtol (NIST: 1e-15)")

@@ -13,16 +13,49 @@ class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
+#: The optional extra (``pip install 'm4ml_xp[extra]'``) that brings each optional library.
+EXTRAS: dict[str, str] = {
+    "jax": "jax",
+    "jaxlib": "jax",
+    "torch": "torch",
+    "dask": "dask",
+    "distributed": "dask",
+    "cupy": "cupy",
+    "cupyx": "cupy",
+    "array_api_strict": "test",
+    "matplotlib": "plot",
+    "scipy": "bench",
+    "networkx": "bench",
+    "sklearn": "bench",
+    "asv": "bench",
+}
+
+
+def missing(exc: ImportError) -> str:
+    """Name the library an ``ImportError`` misses and the extra that installs it, in one line."""
+    name = (exc.name or "").split(".")[0]
+    if name in EXTRAS:
+        return f"{name} is not installed here: pip install 'm4ml_xp[{EXTRAS[name]}]'"
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return f"not installed here ({reason}); see `m4ml-xp info`"
+
+
 def resolve(backend: str, device: str | None, job: str) -> tuple[str, Any, Any]:
     """``(label, namespace, device)`` for ``--backend`` / ``--device``; ``auto`` by `job`."""
     try:
         return pick_backend(backend, device, job)
     except ImportError as exc:
-        raise CLIError(
-            f"backend {backend!r} is not installed here ({exc}); see `m4ml-xp info`"
-        ) from None
+        raise CLIError(f"backend {backend!r}: {missing(exc)}") from None
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+
+
+def nonnegative_int(text: str) -> int:
+    """Parse an integer >= 0, such as a column number (argparse ``type``)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text}")
+    return value
 
 
 def positive_float(text: str) -> float:

@@ -47,13 +47,35 @@ def add_parser(commands: Any) -> None:
     pr.set_defaults(func=run)
 
 
+#: Column names that make the first line of an edge list a header rather than an edge.
+HEADER_WORDS = frozenset(
+    ["src", "dst", "source", "target", "from", "to", "weight", "u", "v", "node", "head", "tail"]
+)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_header(fields: list[str]) -> bool:
+    """Column names, or three fields none of which is a number (no edge has a word as weight)."""
+    words = {field.lower() for field in fields} <= HEADER_WORDS
+    return words or (len(fields) == 3 and not any(map(_is_number, fields)))
+
+
 def read_edge_list(
     path: str | Path,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str] | None]:
     """Read ``src dst [weight]`` lines (whitespace or comma separated, ``#`` comments).
 
     Integer node ids are used as given (``n_nodes = max id + 1``); any other labels
-    are numbered in sorted order and returned as the label list.
+    are numbered in sorted order and returned as the label list.  A first line of
+    column names (``src,dst,weight``, ``source target`` …: :data:`HEADER_WORDS`), or
+    of three fields none of which is a number, is a CSV header and skipped.
     """
     path = Path(path)
     try:
@@ -67,6 +89,9 @@ def read_edge_list(
         if not line:
             continue
         fields = line.split()
+        if n_columns is None and _is_header(fields):
+            n_columns = len(fields)
+            continue
         if len(fields) not in (2, 3) or (n_columns is not None and len(fields) != n_columns):
             raise CLIError(
                 f"{path}, line {number}: expected 'src dst [weight]' consistently; got {line!r}"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from m4ml_xp import backends
-from m4ml_xp.cli.options import add_backend_arguments, pick_backend, positive_int
+from m4ml_xp.cli.options import CLIError, add_backend_arguments, positive_int, resolve
 
 
 def add_parser(commands: Any) -> None:
@@ -46,13 +46,17 @@ def run(args: argparse.Namespace) -> int:
     from m4ml_xp.datasets import load_mnist
     from m4ml_xp.pca import pca
 
-    label, xp, device = pick_backend(args.backend, args.device, "pca")
+    label, xp, device = resolve(args.backend, args.device, "pca")
     dtype = getattr(xp, args.dtype)
     images, labels = load_mnist(args.data, limit=args.limit, xp=xp, device=device, dtype=dtype)
     env = os.environ.get("M4ML_XP_DATA")
     source = args.data or (f"$M4ML_XP_DATA ({env})" if env else "the embedded sample")
     N, D = images.shape
-    k = min(args.n_components, N, D)
+    k = args.n_components
+    if k > min(N, D):
+        raise CLIError(
+            f"--n-components {k} > {min(N, D)}: the data have {N:,} images of {D} pixels"
+        )
     print(f"MNIST: {N:,} images × {D} pixels from {source}; backend {label}, {args.dtype}")
     pca(images[: min(N, 256), :], min(k, 16, min(N, 256) - 1), method=args.method)  # warm-up
     start = time.perf_counter()

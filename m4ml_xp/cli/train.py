@@ -23,10 +23,19 @@ from m4ml_xp.cli.options import (
 def add_parser(commands: Any) -> None:
     """Add ``train`` to the sub-commands."""
     train = commands.add_parser("train", help="train an MLP classifier on MNIST by backprop")
-    train.add_argument("--data", help="directory of the MNIST IDX files (default: $M4ML_XP_DATA)")
+    train.add_argument(
+        "--data", help="MNIST directory (default $M4ML_XP_DATA, else the embedded sample)"
+    )
     train.add_argument("--kind", default="test", choices=["test", "train"], help="which file set")
-    train.add_argument("--n-train", type=positive_int, default=8000, help="first N images train")
-    train.add_argument("--n-test", type=positive_int, default=2000, help="last N images test")
+    train.add_argument(
+        "--n-train", type=positive_int, help="train on the first N images (default: 8000, at most "
+        "what --n-test leaves)",
+    )  # fmt: skip
+    train.add_argument(
+        "--n-test",
+        type=positive_int,
+        help="test on the last N images (default: 2000, at most a fifth)",
+    )
     train.add_argument(
         "--hidden", type=int_list, default=[128], help="hidden layer sizes, e.g. 128 or 256,64"
     )
@@ -49,19 +58,20 @@ def run(args: argparse.Namespace) -> int:
     from m4ml_xp.optimize import adam, momentum, sgd
 
     label, xp, device = resolve(args.backend, args.device, "train")
-    location = args.data or os.environ.get("M4ML_XP_DATA")
-    if not location:
-        raise CLIError("no MNIST data: pass --data DIR or set M4ML_XP_DATA")
+    location = args.data or os.environ.get("M4ML_XP_DATA")  # None: the embedded sample
     dtype = getattr(xp, args.dtype)
     try:
         images, labels = load_mnist(location, kind=args.kind, xp=xp, device=device, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     n = images.shape[0]
-    if args.n_train + args.n_test > n:
-        raise CLIError(
-            f"--n-train {args.n_train} + --n-test {args.n_test} > {n} images in {location}"
-        )
+    if location is None:
+        location = f"the embedded sample ({n:,} images; --data for the full set)"
+    n_test = args.n_test if args.n_test is not None else min(2000, n // 5)
+    n_train = args.n_train if args.n_train is not None else min(8000, n - n_test)
+    if n_train + n_test > n:
+        raise CLIError(f"--n-train {n_train} + --n-test {n_test} > {n} images in {location}")
+    args.n_train, args.n_test = n_train, n_test
     X_train, y_train = images[: args.n_train, :], labels[: args.n_train]
     X_test, y_test = images[n - args.n_test :, :], labels[n - args.n_test :]
     sizes = [images.shape[1], *args.hidden, 10]

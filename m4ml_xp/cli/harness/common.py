@@ -480,7 +480,8 @@ def bench_nn(
             if device_name == "cuda" and not torch.cuda.is_available():
                 continue
         except ImportError:
-            continue
+            log("  torch is not installed (pip install 'm4ml_xp[torch]'): no torch autograd row")
+            break
         add(
             f"torch autograd + optim.SGD ({device_name})",
             torch_epoch(params_np, X, y, order, lr, batch, device_name),

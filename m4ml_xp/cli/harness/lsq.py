@@ -171,6 +171,7 @@ def _optimistix_row(
         import jax
         import optimistix
     except ImportError:
+        log("  optimistix is not installed (pip install optimistix): no optimistix row")
         return
     residual, _ = gaussian_fit_functions(x)
     solver = optimistix.LevenbergMarquardt(rtol=1e-8, atol=1e-8)

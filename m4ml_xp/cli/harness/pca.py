@@ -114,6 +114,9 @@ def bench_pca(
             from sklearn.decomposition import PCA
         except ImportError:
             PCA = None
+            log(
+                "    scikit-learn is not installed (pip install 'm4ml_xp[bench]'): no reference rows"
+            )
         if PCA is not None:
             solvers = (
                 ("full", "covariance_eigh", "randomized")
