@@ -82,7 +82,7 @@ def bench(session: nox.Session) -> None:
     session.run("asv", "machine", "--yes")
     session.run("asv", "run", "--python=same", "--quick", "--show-stderr", *session.posargs)
     session.run("asv", "publish")
-    session.run("m4ml-xp", "bench", "all", "--markdown")
+    session.run("m4ml-xp", "bench", "all", "--markdown", "--results", "benchmarks/RESULTS.md")
     session.log("dashboard: .asv/html (serve it with `asv preview`); goals: benchmarks/RESULTS.md")
 
 

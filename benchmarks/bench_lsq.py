@@ -9,7 +9,8 @@ ratios in one run.
 from __future__ import annotations
 
 from benchmarks.common import LARGE, SkipNotImplemented, XPBenchmark
-from m4ml_xp import _bench_lsq, levenberg_marquardt, levenberg_marquardt_batched
+from m4ml_xp import levenberg_marquardt, levenberg_marquardt_batched
+from m4ml_xp.cli.harness import lsq as lsq_harness
 
 FITS = [10_000, 1_000_000] if LARGE else [10_000]
 
@@ -24,8 +25,8 @@ class BatchedGaussianFits(XPBenchmark):
         super().setup(backend)
         if fits > 10_000 and backend in ("numpy", "torch:cpu", "jax.numpy:cpu"):
             raise SkipNotImplemented("a million fits is the GPU target")
-        x, Y, _truth, starts = _bench_lsq.gaussian_problems(fits, 100)
-        residual, jac = _bench_lsq.gaussian_fit_functions(self.asarray(x))
+        x, Y, _truth, starts = lsq_harness.gaussian_problems(fits, 100)
+        residual, jac = lsq_harness.gaussian_fit_functions(self.asarray(x))
         self.Y, self.p0 = self.asarray(Y), self.asarray(starts)
 
         def solve(p0, Y):
@@ -49,10 +50,10 @@ class SciPyLoop:
     """The reference: ``least_squares(method="lm")`` fit by fit (1,000 fits; × 10 for 10,000)."""
 
     def setup(self):
-        self.x, self.Y, _truth, self.starts = _bench_lsq.gaussian_problems(1_000, 100)
+        self.x, self.Y, _truth, self.starts = lsq_harness.gaussian_problems(1_000, 100)
 
     def time_scipy_loop_1000_fits(self):
-        _bench_lsq.scipy_loop(self.x, self.Y, self.starts)
+        lsq_harness.scipy_loop(self.x, self.Y, self.starts)
 
 
 class SingleLargeFit(XPBenchmark):
@@ -60,8 +61,8 @@ class SingleLargeFit(XPBenchmark):
 
     def setup(self, backend):
         super().setup(backend)
-        x, Y, _truth, starts = _bench_lsq.gaussian_problems(1, 10_000, seed=1)
-        residual, jac = _bench_lsq.gaussian_fit_functions(self.asarray(x))
+        x, Y, _truth, starts = lsq_harness.gaussian_problems(1, 10_000, seed=1)
+        residual, jac = lsq_harness.gaussian_fit_functions(self.asarray(x))
         y = self.asarray(Y)
         self.residual = lambda p: residual(p[None, :], y)[0, :]
         self.jac = lambda p: jac(p[None, :], y)[0, ...]
@@ -79,8 +80,8 @@ class SciPySingleFit:
         from scipy.optimize import least_squares
 
         self.least_squares = least_squares
-        x, self.Y, _truth, starts = _bench_lsq.gaussian_problems(1, 10_000, seed=1)
-        self.residual, self.jac = _bench_lsq.gaussian_fit_functions(x)
+        x, self.Y, _truth, starts = lsq_harness.gaussian_problems(1, 10_000, seed=1)
+        self.residual, self.jac = lsq_harness.gaussian_fit_functions(x)
         self.p0 = starts[0]
 
     def time_least_squares(self):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.common import SkipNotImplemented, XPBenchmark, mnist_data
-from m4ml_xp import _bench, calculus, init_mlp, mlp_backprop, sgd, train_mlp
+from m4ml_xp import backends, calculus, init_mlp, mlp_backprop, sgd, train_mlp
+from m4ml_xp.cli.harness import common as harness
 
 
 class MLPEpoch(XPBenchmark):
@@ -84,11 +85,11 @@ class ReferenceEpochs:
         order = np.random.default_rng(0).permutation(X.shape[0])
         try:
             if reference.startswith("torch"):
-                self.run = _bench._torch_epoch(params, X, y, order, 0.1, 100, "cpu")
+                self.run = harness.torch_epoch(params, X, y, order, 0.1, 100, "cpu")
             else:
                 import jax
 
-                self.run = _bench._jax_scan_epoch(
+                self.run = harness.jax_scan_epoch(
                     params, X, y, order, 0.1, 100, jax.devices("cpu")[0]
                 )
         except ImportError as exc:
@@ -96,9 +97,7 @@ class ReferenceEpochs:
         self.run()
 
     def time_epoch(self, reference):
-        from m4ml_xp import _xp
-
-        _xp.sync(self.run())
+        backends.sync(self.run())
 
 
 class Jacobian(XPBenchmark):

@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 
 from benchmarks.common import LARGE, XPBenchmark
-from m4ml_xp import _bench, _xp, generate_internet, pagerank, pagerank_edges
+from m4ml_xp import backends, generate_internet, pagerank, pagerank_edges
+from m4ml_xp.cli.harness import common as harness
 
 #: (nodes, edges); the issue's target is 100k nodes / 1M edges
 SIZES = ["10k/100k", "100k/1M"] + (["1M/10M"] if LARGE else [])
@@ -28,9 +29,9 @@ class PageRankEdges(XPBenchmark):
     def setup(self, backend, graph):
         super().setup(backend)
         self.n, n_edges = _size(graph)
-        src, dst = _bench.power_law_graph(self.n, n_edges)
+        src, dst = harness.power_law_graph(self.n, n_edges)
         self.src, self.dst = self.asarray(src), self.asarray(dst)
-        self.reference, _ = _bench.scipy_pagerank(src, dst, self.n)
+        self.reference, _ = harness.scipy_pagerank(src, dst, self.n)
         self.run()  # JIT warm-up
 
     def run(self):
@@ -43,7 +44,7 @@ class PageRankEdges(XPBenchmark):
         self.run()
 
     def track_max_error_vs_scipy(self, backend, graph):
-        scores = _xp.to_numpy(self.run().scores)
+        scores = backends.to_numpy(self.run().scores)
         return float(np.abs(scores - self.reference).max())
 
     track_max_error_vs_scipy.unit = "abs"
@@ -58,10 +59,10 @@ class PageRankReferences:
 
     def setup(self, graph):
         self.n, n_edges = _size(graph)
-        self.src, self.dst = _bench.power_law_graph(self.n, n_edges)
+        self.src, self.dst = harness.power_law_graph(self.n, n_edges)
 
     def time_scipy_csr_loop(self, graph):
-        _bench.scipy_pagerank(self.src, self.dst, self.n)
+        harness.scipy_pagerank(self.src, self.dst, self.n)
 
     def time_networkx_pagerank(self, graph):
         import networkx as nx

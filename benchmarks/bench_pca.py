@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.common import SkipNotImplemented, XPBenchmark, mnist_data
-from m4ml_xp import _xp, pca
-from m4ml_xp._bench_pca import peak_memory_ratio, reference_eigenvalues, shifted_mnist
+from m4ml_xp import backends, pca
+from m4ml_xp.cli.harness.pca import peak_memory_ratio, reference_eigenvalues, shifted_mnist
 
 K = 50
 DATASETS = ["t10k", "t10k+shifts"]
@@ -59,7 +59,7 @@ class MnistPCA(XPBenchmark):
 
     def track_eigenvalue_error(self, backend, dataset, method):
         truth = reference_eigenvalues(self.X_host, K)
-        values = _xp.to_numpy(self.fit().explained_variance).astype(np.float64)
+        values = backends.to_numpy(self.fit().explained_variance).astype(np.float64)
         return float(np.max(np.abs(values - truth) / truth))
 
     track_eigenvalue_error.unit = "relative"

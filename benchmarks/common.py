@@ -19,8 +19,8 @@ try:
 except ImportError:  # older asv
     SkipNotImplemented = NotImplementedError
 
-from m4ml_xp import _xp
-from m4ml_xp._bench import TARGETS, mnist_or_synthetic
+from m4ml_xp import backends
+from m4ml_xp.cli.harness.common import TARGETS, mnist_or_synthetic
 
 #: asv parameter value -> (m4ml_xp backend name, device name): the same table `m4ml-xp bench` uses
 BACKENDS = TARGETS
@@ -49,7 +49,7 @@ class XPBenchmark:
     def setup(self, backend: str, *args: Any) -> None:
         name, device = BACKENDS[backend]
         try:
-            self.xp, self.device = _xp.resolve_backend(name, device)
+            self.xp, self.device = backends.resolve_backend(name, device)
         except Exception as exc:
             raise SkipNotImplemented(f"{backend} not available: {exc}") from None
 
@@ -60,4 +60,4 @@ class XPBenchmark:
     @staticmethod
     def sync(result: Any) -> Any:
         """Wait for the work behind `result` to finish (part of the timed call)."""
-        return _xp.sync(result)
+        return backends.sync(result)

@@ -26,15 +26,15 @@ import numpy as np
 from array_api_compat import array_namespace
 
 import m4ml_xp as mx
-from m4ml_xp import _xp
+from m4ml_xp import backends
 
 HERE = Path(__file__).resolve().parent
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--backend", default="numpy", choices=sorted(_xp.BACKENDS))
+parser.add_argument("--backend", default="numpy", choices=sorted(backends.BACKENDS))
 parser.add_argument("--aggression", type=float, default=2000.0)
 parser.add_argument("--steps", type=int, default=50)
 args, _ = parser.parse_known_args()
-xp, device = _xp.resolve_backend(args.backend)
+xp, device = backends.resolve_backend(args.backend)
 OUT = HERE / "out"
 OUT.mkdir(exist_ok=True)
 
@@ -67,7 +67,7 @@ def chi2_gradient(p):
 # %%
 start = xp.asarray([155.0, 6.0], dtype=xp.float64, device=device)
 descent = mx.gradient_descent(chi2_gradient, start, lr=args.aggression, n_steps=args.steps)
-path = _xp.to_numpy(descent.path)
+path = backends.to_numpy(descent.path)
 chi2_path = [float(chi2(descent.path[i, :])) for i in range(descent.path.shape[0])]
 print(
     f"steepest descent: χ² {chi2_path[0]:.3e} → {chi2_path[-1]:.3e} after {args.steps} steps; "
@@ -79,8 +79,8 @@ print(
 
 # %%
 fit = mx.curve_fit(gaussian, x, y, descent.x)
-mu, sigma = (float(v) for v in _xp.to_numpy(fit.params))
-mu_err, sigma_err = (float(v) for v in _xp.to_numpy(fit.stderr))
+mu, sigma = (float(v) for v in backends.to_numpy(fit.params))
+mu_err, sigma_err = (float(v) for v in backends.to_numpy(fit.stderr))
 print(
     f"Levenberg–Marquardt: status {fit.result.status} ({fit.result.message}) after "
     f"{fit.result.n_iter} iterations: μ = {mu:.4f} ± {mu_err:.4f} cm, σ = {sigma:.4f} ± {sigma_err:.4f} cm; "
@@ -93,7 +93,7 @@ assert 2 * fit.result.cost <= min(chi2_path)  # the solver ends below anything t
 # ## Plots: the χ² landscape with the descent path, the fit, the residuals
 
 # %%
-x_np, y_np = _xp.to_numpy(x), _xp.to_numpy(y)
+x_np, y_np = backends.to_numpy(x), backends.to_numpy(y)
 mus, sigmas = np.linspace(150, 195, 121), np.linspace(4, 22, 121)
 M, S = np.meshgrid(mus, sigmas)
 model_grid = np.exp(-((x_np - M[..., None]) ** 2) / (2 * S[..., None] ** 2)) / (
@@ -119,7 +119,7 @@ ax_fit.plot(fine, fitted, "-", color="crimson", label=f"fit μ={mu:.1f}, σ={sig
 ax_fit.set(xlim=(140, 215), xlabel="height [cm]", ylabel="density", title="data and fit")
 ax_fit.legend()
 
-residuals = y_np - _xp.to_numpy(gaussian(x, fit.params))
+residuals = y_np - backends.to_numpy(gaussian(x, fit.params))
 window = (x_np > 150) & (x_np < 210)
 ax_res.axhline(0, color="black", lw=0.8)
 ax_res.plot(x_np[window], residuals[window], "o-", color="crimson", ms=4)

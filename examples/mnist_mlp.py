@@ -23,17 +23,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import m4ml_xp as mx
-from m4ml_xp import _xp
+from m4ml_xp import backends
 
 HERE = Path(__file__).resolve().parent
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--backend", default="numpy", choices=sorted(_xp.BACKENDS))
+parser.add_argument("--backend", default="numpy", choices=sorted(backends.BACKENDS))
 parser.add_argument(
     "--data", default=os.environ.get("M4ML_XP_DATA", HERE.parents[1] / "shared" / "data" / "mnist")
 )
 parser.add_argument("--epochs", type=int, default=10)
 args, _ = parser.parse_known_args()
-xp, device = _xp.resolve_backend(args.backend)
+xp, device = backends.resolve_backend(args.backend)
 OUT = HERE / "out"
 OUT.mkdir(exist_ok=True)
 
@@ -65,9 +65,9 @@ result = mx.train_mlp(
     **options,
 )
 seconds = time.perf_counter() - start
-scores = _xp.to_numpy(mx.mlp_forward(result.params, X_test, **options)[-1])
+scores = backends.to_numpy(mx.mlp_forward(result.params, X_test, **options)[-1])
 predicted = scores.argmax(axis=1)
-truth = _xp.to_numpy(y_test)
+truth = backends.to_numpy(y_test)
 accuracy = float(np.mean(predicted == truth))
 print(f"{result.n_epochs} epochs in {seconds:.2f} s; test accuracy {accuracy:.2%}")
 
@@ -78,7 +78,7 @@ print(f"{result.n_epochs} epochs in {seconds:.2f} s; test accuracy {accuracy:.2%
 confusion = np.zeros((10, 10), dtype=int)
 np.add.at(confusion, (truth, predicted), 1)
 wrong = np.flatnonzero(predicted != truth)[:8]
-pixels = _xp.to_numpy(X_test)
+pixels = backends.to_numpy(X_test)
 fig = plt.figure(figsize=(12, 6.5))
 ax_loss = fig.add_subplot(2, 2, 1)
 epochs = np.arange(1, result.n_epochs + 1)

@@ -26,17 +26,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import m4ml_xp as mx
-from m4ml_xp import _xp
+from m4ml_xp import backends
 
 HERE = Path(__file__).resolve().parent
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--backend", default="numpy", choices=sorted(_xp.BACKENDS))
+parser.add_argument("--backend", default="numpy", choices=sorted(backends.BACKENDS))
 parser.add_argument(
     "--data", default=None, help="MNIST directory (default: $M4ML_XP_DATA or the sample)"
 )
 parser.add_argument("--limit", type=int, default=2000)
 args, _ = parser.parse_known_args()
-xp, device = _xp.resolve_backend(args.backend)
+xp, device = backends.resolve_backend(args.backend)
 OUT = HERE / "out"
 OUT.mkdir(exist_ok=True)
 
@@ -55,7 +55,7 @@ print(f"{N} images × {D} pixels; mean pixel {float(xp.mean(images)):.4f}")
 
 # %%
 full = mx.pca(images, min(N, D) - 1, method="covariance_eigh")
-principal_values = _xp.to_numpy(full.explained_variance) * (N - 1) / N
+principal_values = backends.to_numpy(full.explained_variance) * (N - 1) / N
 total = float(xp.sum(xp.linalg.diagonal(mx.cov(images))))
 discarded = total - np.cumsum(principal_values)
 ks = [1, 2, 5, 10, 20, 50, 100, 200]
@@ -101,7 +101,7 @@ for row, k in enumerate([None, *ks[:5]]):
     rebuilt = (
         shown if k is None else mx.reconstruct(shown, mx.pca(images, k, method="covariance_eigh"))
     )
-    pictures = _xp.to_numpy(rebuilt)
+    pictures = backends.to_numpy(rebuilt)
     for column in range(8):
         axes[row, column].imshow(pictures[column].reshape(28, 28), cmap="gray", vmin=0, vmax=1)
         axes[row, column].axis("off")

@@ -28,14 +28,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import m4ml_xp as mx
-from m4ml_xp import _xp
+from m4ml_xp import backends
 
 HERE = Path(__file__).resolve().parent
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--backend", default="numpy", choices=sorted(_xp.BACKENDS))
+parser.add_argument("--backend", default="numpy", choices=sorted(backends.BACKENDS))
 parser.add_argument("--data", default=None, help="directory of the StRD .dat files")
 args, _ = parser.parse_known_args()
-xp, device = _xp.resolve_backend(args.backend)
+xp, device = backends.resolve_backend(args.backend)
 OUT = HERE / "out"
 OUT.mkdir(exist_ok=True)
 candidates = [Path(args.data)] if args.data else []
@@ -83,9 +83,9 @@ for path in files:
         gtol=1e-15,
         max_nfev=10_000,
     )
-    certified = _xp.to_numpy(problem.certified)
+    certified = backends.to_numpy(problem.certified)
     for k in range(2):
-        params = _xp.to_numpy(fit.params[k, :])
+        params = backends.to_numpy(fit.params[k, :])
         rss = 2 * float(fit.result.cost[k])
         rows.append(
             (
@@ -94,7 +94,9 @@ for path in files:
                 int(fit.result.status[k]),
                 int(fit.result.nfev[k]),
                 digits(params, certified),
-                digits(_xp.to_numpy(fit.stderr[k, :]), _xp.to_numpy(problem.certified_std)),
+                digits(
+                    backends.to_numpy(fit.stderr[k, :]), backends.to_numpy(problem.certified_std)
+                ),
                 digits(np.asarray([rss]), np.asarray([problem.residual_ss])),
             )
         )
@@ -125,9 +127,9 @@ for i, (problem, fit) in enumerate(fits):
         axes[2 * (i // columns), i % columns],
         axes[2 * (i // columns) + 1, i % columns],
     )
-    x_np, y_np = _xp.to_numpy(problem.x), _xp.to_numpy(problem.y)
+    x_np, y_np = backends.to_numpy(problem.x), backends.to_numpy(problem.y)
     order = np.argsort(x_np)
-    fitted = _xp.to_numpy(problem.model(fit.params[0, :], problem.x))
+    fitted = backends.to_numpy(problem.model(fit.params[0, :], problem.x))
     ax_fit.plot(x_np, y_np, ".", ms=3, color="steelblue", label="data")
     ax_fit.plot(x_np[order], fitted[order], "-", color="crimson", lw=1.2, label="fit")
     ax_fit.set_title(problem.name, fontsize=10)

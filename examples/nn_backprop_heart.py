@@ -23,15 +23,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import m4ml_xp as mx
-from m4ml_xp import _xp
+from m4ml_xp import backends
 
 HERE = Path(__file__).resolve().parent
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--backend", default="numpy", choices=sorted(_xp.BACKENDS))
+parser.add_argument("--backend", default="numpy", choices=sorted(backends.BACKENDS))
 parser.add_argument("--epochs", type=int, default=5000)
 parser.add_argument("--aggression", type=float, default=7.0)
 args, _ = parser.parse_known_args()
-xp, device = _xp.resolve_backend(args.backend)
+xp, device = backends.resolve_backend(args.backend)
 OUT = HERE / "out"
 OUT.mkdir(exist_ok=True)
 
@@ -59,9 +59,9 @@ print(f"{result.status} after {result.n_epochs} epochs: cost {result.losses[-1]:
 
 # %%
 x_fine = xp.asarray(np.linspace(0, 1, 400)[:, None], device=device, dtype=xp.float64)
-fitted = _xp.to_numpy(mx.mlp_forward(result.params, x_fine)[-1])
-untrained = _xp.to_numpy(mx.mlp_forward(params, x_fine)[-1])
-target = _xp.to_numpy(Y)
+fitted = backends.to_numpy(mx.mlp_forward(result.params, x_fine)[-1])
+untrained = backends.to_numpy(mx.mlp_forward(params, x_fine)[-1])
+target = backends.to_numpy(Y)
 fig, (ax_curve, ax_cost) = plt.subplots(1, 2, figsize=(11, 4.5))
 ax_curve.plot(target[:, 0], target[:, 1], "o", ms=3, color="crimson", label="training data")
 ax_curve.plot(fitted[:, 0], fitted[:, 1], "-", color="black", label="trained network")

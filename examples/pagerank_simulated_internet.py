@@ -23,13 +23,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import m4ml_xp as mx
-from m4ml_xp import _xp
+from m4ml_xp import backends
 
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--backend", default="numpy", choices=sorted(_xp.BACKENDS))
+parser.add_argument("--backend", default="numpy", choices=sorted(backends.BACKENDS))
 parser.add_argument("--pages", type=int, default=1000)
 args, _ = parser.parse_known_args()
-xp, device = _xp.resolve_backend(args.backend)
+xp, device = backends.resolve_backend(args.backend)
 OUT = Path(__file__).parent / "out"
 OUT.mkdir(exist_ok=True)
 
@@ -55,7 +55,7 @@ L = xp.asarray(
 small = mx.pagerank(L, damping=0.85)
 print(
     "six-page scores:",
-    np.round(np.asarray(_xp.sync(small.scores).tolist()), 4),
+    np.round(np.asarray(backends.sync(small.scores).tolist()), 4),
     f"({small.n_iter} iterations)",
 )
 
@@ -73,10 +73,10 @@ L_big = xp.asarray(
 )
 
 start = time.perf_counter()
-dense = _xp.sync(mx.pagerank(L_big, damping=0.85, tol=1e-13))
+dense = backends.sync(mx.pagerank(L_big, damping=0.85, tol=1e-13))
 dense_seconds = time.perf_counter() - start
 start = time.perf_counter()
-sparse = _xp.sync(
+sparse = backends.sync(
     mx.pagerank_edges(
         src, dst, n_nodes=n, damping=0.85, tol=1e-13 / n, max_iter=1000, dtype=xp.float64
     )

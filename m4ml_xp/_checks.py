@@ -37,6 +37,7 @@ from m4ml_xp._xp import (
     is_narrow_float,
     is_traced,
     library_name,
+    materialise,
     numpy_scalar_as_array,
 )
 
@@ -245,7 +246,7 @@ def check_spd(A: Array, name: str, *, xp: Namespace, n: int) -> Array:
         raise ValueError(msg)
     if is_traced(A):
         return A
-    values = A.compute() if is_lazy(A) else A
+    values = materialise(A)
     ns = array_namespace(values)
     eps = float(ns.finfo(values.dtype).eps)
     largest = ns.max(ns.abs(values))

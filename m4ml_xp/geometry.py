@@ -357,9 +357,7 @@ def pairwise_distances(X: Array, Y: Array | None = None) -> Array:
         largest = xp.maximum(largest, _scaling.max_abs(Y, xp=xp))
     scale = _scaling.power_of_two_scale(largest, xp=xp)
     X, Y = X * scale, Y * scale
-    if _xp.is_dask_array(X):
-        return _xp.map_block_pairs(_pairwise_eager, X, Y) / scale
-    return _pairwise_eager(X, Y) / scale
+    return _xp.map_block_pairs(_pairwise_eager, X, Y) / scale
 
 
 def _pairwise_eager(X: Array, Y: Array) -> Array:
@@ -373,11 +371,8 @@ def _pairwise_eager(X: Array, Y: Array) -> Array:
     suspect = squared <= math.sqrt(eps) * scale
     if _xp.is_traced(squared):
         return xp.sqrt(squared)
-    flags = _xp.to_numpy(suspect)
-    if flags.any():
-        rows, cols = flags.nonzero()
-        device = _xp.device(X)
-        i, j = xp.asarray(rows, device=device), xp.asarray(cols, device=device)
+    if bool(xp.any(suspect)):  # the pairs themselves stay on the device
+        i, j = xp.nonzero(suspect)
         difference = xp.take(X, i, axis=0) - xp.take(Y, j, axis=0)
         exact = xp.vecdot(difference, difference)
         flat = _xp.fill_masked(xp.reshape(suspect, (-1,)), exact, xp.reshape(squared, (-1,)), xp=xp)

@@ -108,7 +108,7 @@ def pca(
     _checks.check_choice(method, "method", METHODS)
     if method == "auto":
         method = "covariance_eigh" if N >= D else "gram"
-    if _xp.is_dask_array(X) and method != "covariance_eigh":
+    if _xp.is_chunked(X) and method != "covariance_eigh":
         msg = (
             "`method` must be 'covariance_eigh' for Dask arrays (a distributed reduction); "
             f"got {method!r}"
@@ -263,8 +263,8 @@ def finish_result(
     total = total / (N - 1)
     variance = singular * singular / (N - 1)
     if fraction is not None:
-        shares = _xp.to_numpy(xp.cumulative_sum(variance) / total)
-        k = min(int((shares < fraction - 1e-12).sum()) + 1, variance.shape[0])
+        shares = _xp.to_host(xp.cumulative_sum(variance) / total)
+        k = min(sum(share < fraction - 1e-12 for share in shares) + 1, variance.shape[0])
     components = _flip_signs(components[:k, :], xp=xp)
     variance, singular = variance[:k], singular[:k]
     ratio = variance / total

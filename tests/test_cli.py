@@ -22,9 +22,9 @@ def test_info_lists_numpy(capsys):
     assert code == 0
     assert "numpy" in out
     assert "float64: yes" in out
-    from m4ml_xp import _xp
+    from m4ml_xp import backends
 
-    assert f"pca → {_xp.auto_backend('pca')[0]}" in out
+    assert f"pca → {backends.auto_backend('pca')[0]}" in out
 
 
 def test_pagerank_generated_internet(capsys):
@@ -118,11 +118,12 @@ def test_bench_pagerank_prints_ratios(capsys):
 
 
 def test_bench_all_reports_every_goal_and_rewrites_the_results_block(capsys, monkeypatch, tmp_path):
-    from m4ml_xp import _bench, _bench_pca
+    from m4ml_xp.cli.harness import common
+    from m4ml_xp.cli.harness import pca as pca_harness
 
     X = np.random.default_rng(0).random((400, 784), dtype=np.float32)
     y = np.arange(400) % 10
-    for module in (_bench, _bench_pca):
+    for module in (common, pca_harness):
         monkeypatch.setattr(module, "mnist_or_synthetic", lambda data, limit=10_000: (X, y, "400"))
     results = tmp_path / "RESULTS.md"
     results.write_text(
@@ -144,6 +145,29 @@ def test_bench_all_reports_every_goal_and_rewrites_the_results_block(capsys, mon
     assert written.startswith("# Results\n\nabove\n<!-- bench-all:start -->\n## Latest")
     assert written.endswith("<!-- bench-all:end -->\nbelow\n")
     assert "old" not in written
+
+
+def test_bench_all_writes_results_only_when_asked(capsys, monkeypatch, tmp_path):
+    from m4ml_xp.cli.harness import sections
+
+    ran = []
+    monkeypatch.setattr(sections, "run_all", lambda args: ran.append(args.what) or "report")
+    monkeypatch.chdir(tmp_path)  # a checkout's layout: the old default path exists here
+    (tmp_path / "benchmarks").mkdir()
+    results = tmp_path / "benchmarks" / "RESULTS.md"
+    results.write_text("kept\n")
+    code, out, _ = run(capsys, "bench", "all", "--markdown")
+    assert (code, ran) == (0, ["all"])
+    assert "report" in out
+    assert results.read_text() == "kept\n"
+    code, _, err = run(capsys, "bench", "all", "--results", str(results))
+    assert (code, ran) == (0, ["all", "all"])
+    assert results.read_text().startswith("kept\n\n<!-- bench-all:start -->\nreport\n")
+    assert f"wrote the generated block of {results}" in err
+    code, _, err = run(capsys, "bench", "all", "--results", str(tmp_path / "nowhere" / "R.md"))
+    assert code == 2
+    assert "does not exist" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_absent_device_is_a_one_line_error(capsys):
@@ -210,9 +234,6 @@ def test_train_reports_accuracy(capsys, tmp_path):
 
 def test_train_errors_are_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.delenv("M4ML_XP_DATA", raising=False)
-    code, _, err = run(capsys, "train")
-    assert code == 2
-    assert "pass --data DIR or set M4ML_XP_DATA" in err
     data = _small_mnist(tmp_path, n=50)
     code, _, err = run(capsys, "train", "--data", str(data), "--n-train", "40", "--n-test", "20")
     assert code == 2
@@ -222,11 +243,11 @@ def test_train_errors_are_one_line(capsys, tmp_path, monkeypatch):
 
 
 def test_bench_nn_prints_goal_ratios(capsys, monkeypatch):
-    from m4ml_xp import _bench
+    from m4ml_xp.cli.harness import common
 
     X = np.random.default_rng(0).random((400, 784), dtype=np.float32)
     y = np.arange(400) % 10
-    monkeypatch.setattr(_bench, "mnist_or_synthetic", lambda data, limit=10_000: (X, y, "400 rows"))
+    monkeypatch.setattr(common, "mnist_or_synthetic", lambda data, limit=10_000: (X, y, "400 rows"))
     code, out, _ = run(capsys, "bench", "nn", "--repeat", "1", "--markdown")
     assert code == 0
     assert "| m4ml_xp numpy |" in out
@@ -347,9 +368,9 @@ def test_pca_main_job_on_the_embedded_sample(capsys, tmp_path, monkeypatch):
 
 def test_pca_auto_backend_falls_back_to_numpy(capsys, monkeypatch):
     monkeypatch.delenv("M4ML_XP_DATA", raising=False)
-    from m4ml_xp import _pca_job
+    from m4ml_xp.cli.options import pick_backend
 
-    label, _namespace, _ = _pca_job.pick_backend("auto", None)
+    label, _namespace, _ = pick_backend("auto", None)
     assert label.startswith(("numpy", "cupy", "jax", "torch"))
     code, out, _ = run(capsys, "pca", "--limit", "300", "--no-plots", "--method", "randomized")
     assert code == 0
@@ -377,7 +398,7 @@ def test_bench_pca_stream_reports_throughput(capsys):
 
 
 def test_generated_chunks_are_reproducible_and_distinct():
-    from m4ml_xp._bench_pca import GeneratedChunks
+    from m4ml_xp.cli.harness.pca import GeneratedChunks
 
     chunks = GeneratedChunks(3 * 100 * 784 * 4, 100, workers=2)
     first, again = list(chunks), list(chunks)
@@ -392,7 +413,7 @@ JOBS = {"pca": "pca", "pagerank": "pagerank", "fit": "fit", "train": "train", "b
 
 
 def test_auto_order_covers_every_command_and_every_gpu_backend():
-    from m4ml_xp import _xp
+    from m4ml_xp import backends
     from m4ml_xp.cli import build_parser
 
     commands = build_parser()._subparsers._group_actions[0].choices
@@ -402,69 +423,17 @@ def test_auto_order_covers_every_command_and_every_gpu_backend():
         if any("--backend" in action.option_strings for action in sub._actions)
     }
     assert with_backend == set(JOBS)
-    assert set(_xp.AUTO_ORDER) == set(JOBS.values())
-    for job, order in _xp.AUTO_ORDER.items():
-        assert sorted(order) == sorted(_xp.GPU_DEVICES), job  # each GPU backend once
-
-
-@pytest.mark.parametrize(
-    ("job", "working", "expected"),
-    [
-        ("pca", ["cupy", "jax", "torch"], "torch"),  # 45.5 ms vs CuPy 70 at 1M rows
-        ("pca", ["cupy", "jax"], "cupy"),  # torch absent: the next, not JAX's TF32
-        ("pagerank", ["cupy", "jax", "torch"], "cupy"),
-        ("pagerank", ["jax", "torch"], "torch"),
-        ("fit", ["cupy", "jax", "torch"], "jax"),
-        ("stream", ["cupy", "jax", "torch"], "cupy"),
-        ("train", ["jax"], "jax"),
-        ("pca", [], "numpy"),
-    ],
-)
-def test_auto_takes_the_jobs_first_working_backend(job, working, expected):
-    from m4ml_xp import _xp
-
-    backend, device = _xp.auto_backend(job, working)
-    assert backend == expected
-    assert device == _xp.GPU_DEVICES.get(expected)
-
-
-def test_auto_probes_only_until_one_works():
-    from m4ml_xp import _xp
-
-    asked = []
-
-    def works(name):
-        asked.append(name)
-        return name == "cupy"
-
-    assert _xp.auto_backend("pca", works) == ("cupy", "cuda:0")
-    assert asked == ["torch", "cupy"]  # JAX never imported
-    with pytest.raises(ValueError, match="`job` must be one of"):
-        _xp.auto_backend("sort", [])
-
-
-def test_auto_here_skips_what_does_not_import_or_has_no_gpu():
-    import importlib.util
-
-    from m4ml_xp import _xp
-
-    working = [name for name in _xp.GPU_DEVICES if _xp.gpu_backend_works(name)]
-    for name in _xp.GPU_DEVICES:  # a library that is not installed never works
-        if importlib.util.find_spec(_xp.BACKENDS[name].split(".")[0]) is None:
-            assert name not in working
-    for job in _xp.AUTO_ORDER:
-        expected = next((n for n in _xp.AUTO_ORDER[job] if n in working), "numpy")
-        assert _xp.auto_backend(job)[0] == expected
-    if not working:  # a machine without a GPU: NumPy on the CPU, for every job
-        assert {_xp.auto_backend(job) for job in _xp.AUTO_ORDER} == {("numpy", None)}
+    assert set(backends.AUTO_ORDER) == set(JOBS.values())
+    for job, order in backends.AUTO_ORDER.items():
+        assert sorted(order) == sorted(backends.GPU_DEVICES), job  # each GPU backend once
 
 
 def test_every_command_runs_with_backend_auto(capsys):
-    from m4ml_xp import _xp
+    from m4ml_xp import backends
 
     code, out, _ = run(capsys, "pagerank", "--generate", "300", "--backend", "auto", "--top", "1")
     assert code == 0
-    expected = _xp.auto_backend("pagerank")[0]
+    expected = backends.auto_backend("pagerank")[0]
     assert f"backend {expected}" in out
     assert "(auto" in out
 
@@ -536,3 +505,125 @@ def test_bench_pca_stream_says_when_torch_stays_on_the_cpu(capsys):
     assert code == 0
     assert "note: torch runs on the CPU here; pass --device cuda" in err
     assert out.strip().splitlines()[-1].split()[0] == "torch:cpu"
+
+
+# --------------------------------------------------------------------------- issue 18: behaviour
+def _without(monkeypatch, *modules: str) -> None:
+    """Make `modules` unimportable for the test, as if not installed."""
+    import sys
+
+    for name in modules:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_a_missing_backend_is_one_line_naming_its_extra(capsys, monkeypatch):
+    _without(monkeypatch, "jax", "jax.numpy")
+    code, out, err = run(capsys, "pca", "--backend", "jax", "--no-plots")
+    assert code == 2
+    assert out == ""
+    assert err == (
+        "m4ml-xp: error: backend 'jax': jax is not installed here: pip install 'm4ml_xp[jax]'\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "pagerank", "--nodes", "50", "--edges", "200", "--repeat", "1", "--no-networkx"],
+        ["bench", "lsq", "--fits", "10", "--points", "20", "--single-points", "50"],
+    ],
+    ids=["pagerank", "lsq"],
+)
+def test_bench_without_scipy_names_the_bench_extra(capsys, monkeypatch, argv):
+    _without(monkeypatch, "scipy", "scipy.sparse", "scipy.optimize")
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        "m4ml-xp: error: scipy is not installed here: pip install 'm4ml_xp[bench]'"
+    )
+
+
+def test_bench_pca_says_why_a_missing_reference_has_no_rows(capsys, monkeypatch):
+    from m4ml_xp.cli.harness import pca as pca_harness
+
+    X = np.random.default_rng(0).random((300, 784), dtype=np.float32)
+    y = np.arange(300) % 10
+    monkeypatch.setattr(pca_harness, "mnist_or_synthetic", lambda data, limit=10_000: (X, y, "300"))
+    _without(monkeypatch, "sklearn", "sklearn.decomposition")
+    code, out, err = run(capsys, "bench", "pca", "--small", "--repeat", "1", "--targets", "numpy")
+    assert code == 0
+    assert "scikit-learn is not installed (pip install 'm4ml_xp[bench]'): no reference rows" in err
+    assert "sklearn PCA" not in out
+
+
+def test_train_without_data_uses_the_embedded_sample(capsys, monkeypatch):
+    monkeypatch.delenv("M4ML_XP_DATA", raising=False)
+    argv = ["train", "--epochs", "1", "--quiet", "--hidden", "16"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    assert "from the embedded sample (2,000 images" in out
+    assert "training on the first 1,600, testing on the last 400" in out
+    code, _, err = run(capsys, *argv, "--n-train", "1900")  # 1900 + 400 > 2000: refused
+    assert code == 2
+    assert "--n-train 1900 + --n-test 400 > 2000 images" in err
+
+
+def test_edge_list_with_a_header_line(tmp_path):
+    path = tmp_path / "edges.csv"
+    path.write_text("source,target,weight\n0,1,0.5\n1,2,2\n2,0,1\n")
+    src, dst, weights, labels = read_edge_list(path)
+    np.testing.assert_array_equal(src, [0, 1, 2])
+    np.testing.assert_array_equal(dst, [1, 2, 0])
+    np.testing.assert_array_equal(weights, [0.5, 2.0, 1.0])
+    assert labels is None  # the header's words are not taken for page names
+    path.write_text("a b w\nx y 1\ny x 2\n")  # a non-numeric weight column: a header
+    src, dst, weights, labels = read_edge_list(path)
+    assert labels == ["x", "y"]
+    np.testing.assert_array_equal(weights, [1.0, 2.0])
+    path.write_text("x y\ny x\n")  # names without a header: both lines are edges
+    assert read_edge_list(path)[3] == ["x", "y"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["pca", "--n-components", "1000", "--no-plots"], "--n-components 1000 > 784"),
+        (["fit", "data.csv", "--model", "gaussian", "--x-col", "-1"], "must be an integer >= 0"),
+    ],
+)
+def test_out_of_range_options_are_refused_not_capped(capsys, argv, message):
+    try:
+        code = main(argv)
+    except SystemExit as exited:  # argparse refuses its own options this way
+        code = exited.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_help_is_plain_text(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
+    for markup in ("``", "::", ":mod:"):
+        assert markup not in out
+    assert "pca (the main job)" in out
+
+
+def test_piping_into_head_is_quiet():
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "m4ml_xp.cli", "pagerank", "--generate", "20000"]
+    process = subprocess.Popen(
+        [*command, "--top", "20000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert process.stdout.readline().startswith(b"generated the course's internet")
+    process.stdout.close()  # what `head -1` does after its line: the rest hits a closed pipe
+    stderr = process.stderr.read()
+    process.stderr.close()
+    assert process.wait() == 1
+    assert stderr == b""

@@ -448,38 +448,6 @@ class TestPageRankEdges:
             expected = nx_scores(nx_graph(src, dst, np.ones(src.size), n), n, tol=1e-12)
             assert_close_to(result.scores, expected, rtol=1e-12)
 
-    def test_torch_operator_index_dtypes(self, xp, backend):
-        if backend is not Backend.TORCH:
-            pytest.skip("the torch sparse CSR builder")
-        import torch
-
-        rng = np.random.default_rng(0)
-        for n, n_edges in [(1, 2), (3, 40), (50, 200), (20, 2000)]:
-            rows, cols = rng.integers(0, n, n_edges), rng.integers(0, n, n_edges)
-            values = rng.random(n_edges)
-            for row_dtype, col_dtype in [(torch.int32, torch.int64), (torch.int64, torch.int32)]:
-                split = mx._xp._SplitRows(
-                    torch.asarray(rows, dtype=row_dtype),
-                    torch.asarray(cols, dtype=col_dtype),
-                    torch.asarray(values),
-                    n,
-                    xp=xp,
-                )
-                csr = mx._xp._native_csr_matvec(split, xp=xp).args[0]
-                assert csr.crow_indices().dtype == csr.col_indices().dtype == torch.int32
-                assert csr._nnz() <= csr.shape[0] * csr.shape[1]  # cuSPARSE's invariant
-                x = rng.random(n)
-                y = split.combine(torch.mv(csr, torch.asarray(x, device=csr.device)))
-                expected = np.bincount(rows, weights=values * x[cols], minlength=n)
-                np.testing.assert_allclose(y.cpu().numpy(), expected, rtol=1e-12)
-        with pytest.raises(TypeError, match="`crow` and `cols` must have the same dtype"):
-            mx._xp._torch_csr_matvec(
-                torch.zeros(2, dtype=torch.int64),
-                torch.zeros(1, dtype=torch.int32),
-                torch.ones(1),
-                (1, 1),
-            )
-
     def test_inputs_not_modified(self, xp):
         src, dst, w = random_graph(16, 30, 90, weighted=True)
         arrays = [asarray(xp, a) for a in (src, dst, w)]

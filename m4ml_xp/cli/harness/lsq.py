@@ -13,10 +13,10 @@ from collections.abc import Callable, Collection
 from typing import Any, NamedTuple
 
 import numpy as np
+from array_api_compat import array_namespace, is_jax_namespace
 
-from m4ml_xp import _xp
-from m4ml_xp._bench import Timing, available_targets, best_time, format_table
-from m4ml_xp._xp import array_namespace
+from m4ml_xp import backends
+from m4ml_xp.cli.harness.common import Timing, available_targets, best_time, format_table
 from m4ml_xp.lsq import levenberg_marquardt, levenberg_marquardt_batched
 
 Array = Any
@@ -96,7 +96,7 @@ def bench_lsq(
     the largest parameter difference from SciPy over fits both converged) and
     the single-fit rows.  `scipy_fits` times SciPy's loop on that many fits and
     scales the time to `n_fits` (the whole loop by default).  With `targets` (labels of
-    ``_bench.TARGETS``) only those backends run and Dask does not.  Where JAX and
+    ``common.TARGETS``) only those backends run and Dask does not.  Where JAX and
     optimistix import, optimistix's ``LevenbergMarquardt`` (``vmap`` + ``jit``) runs
     beside us on each JAX target.
     """
@@ -117,10 +117,10 @@ def bench_lsq(
             rows.append(Timing(name, math.nan, n_fits, None, f"failed: {message}"))
             log(f"  {name}: failed: {message}")
             return
-        params = _xp.to_numpy(fit.x)[:looped]
-        ok = _xp.to_numpy(fit.converged)[:looped]
+        params = backends.to_numpy(fit.x)[:looped]
+        ok = backends.to_numpy(fit.converged)[:looped]
         diff = float(np.abs(params[ok] - reference[ok]).max()) if ok.any() else None
-        converged = int(_xp.to_numpy(fit.converged).sum())
+        converged = int(backends.to_numpy(fit.converged).sum())
         rows.append(Timing(name, seconds, n_fits, diff, note or f"{converged} converged"))
         log(f"  {name}: {seconds:.3f} s")
 
@@ -132,13 +132,13 @@ def bench_lsq(
         def solve(p0: Any, Y_b: Any, residual: Any = residual, jacobian: Any = jacobian) -> Any:
             return levenberg_marquardt_batched(residual, p0, args=(Y_b,), jac=jacobian)
 
-        if _xp.is_jax_namespace(xp):  # traced once: the whole solve is one lax.while_loop
+        if is_jax_namespace(xp):  # traced once: the whole solve is one lax.while_loop
             import jax
 
             solve = jax.jit(solve)
             label += " (jax.jit)"
         add(f"m4ml_xp {label}", lambda solve=solve, p0=p0, Y_b=Y_b: solve(p0, Y_b))
-        if _xp.is_jax_namespace(xp):
+        if is_jax_namespace(xp):
             _optimistix_row(add, label.removesuffix(" (jax.jit)"), x_b, Y_b, p0, log)
     try:
         if targets is not None:
@@ -171,6 +171,7 @@ def _optimistix_row(
         import jax
         import optimistix
     except ImportError:
+        log("  optimistix is not installed (pip install optimistix): no optimistix row")
         return
     residual, _ = gaussian_fit_functions(x)
     solver = optimistix.LevenbergMarquardt(rtol=1e-8, atol=1e-8)
@@ -247,7 +248,7 @@ def bench_single(
 
         run()
         seconds, fit = best_time(lambda run=run: run().x, repeat)
-        diff = float(np.abs(_xp.to_numpy(fit) - reference.x).max())
+        diff = float(np.abs(backends.to_numpy(fit) - reference.x).max())
         rows.append(Timing(f"m4ml_xp {label}", seconds, None, diff))
         log(f"  single fit, {label}: {seconds * 1e3:.2f} ms")
     return rows

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from m4ml_xp import _xp
+from m4ml_xp import backends
 from m4ml_xp.pagerank import pagerank_edges
 
 #: label -> (backend, device) tried, in order; those that fail to import are skipped.
@@ -61,7 +61,7 @@ def available_targets(
         if only is not None and label not in only:
             continue
         try:
-            xp, device = _xp.resolve_backend(backend, device_name)
+            xp, device = backends.resolve_backend(backend, device_name)
         except Exception:
             continue
         yield label, backend, xp, device
@@ -83,7 +83,7 @@ def best_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     best, result = float("inf"), None
     for _ in range(repeat):
         start = time.perf_counter()
-        result = _xp.sync(fn())
+        result = backends.sync(fn())
         best = min(best, time.perf_counter() - start)
     return best, result
 
@@ -211,7 +211,7 @@ def bench_pagerank(
             rows.append(Timing(f"m4ml_xp {label}", math.nan, None, None, f"failed: {message}"))
             log(f"  {label}: failed: {message}")
             continue
-        scores = np.asarray(_xp.to_numpy(result.scores), dtype=np.float64)
+        scores = np.asarray(backends.to_numpy(result.scores), dtype=np.float64)
         note = ""
         if steady is not None and steady > 1:
             # tol 1e-300: below any L1 change, so exactly max_iter iterations
@@ -261,7 +261,7 @@ def bench_pagerank(
 def machine_description() -> str:
     """CPU, Python and library versions, for the record."""
     versions = []
-    for name, info in _xp.available_backends().items():
+    for name, info in backends.available_backends().items():
         if info["available"]:
             versions.append(f"{name} {info['version']}")
     try:
@@ -361,7 +361,7 @@ def mnist_or_synthetic(data: str | None, limit: int = 10_000) -> tuple[np.ndarra
     return images, rng.integers(0, 10, limit), f"random data shaped like MNIST t10k ({limit:,})"
 
 
-def _torch_epoch(
+def torch_epoch(
     params: list,
     X: np.ndarray,
     y: np.ndarray,
@@ -398,7 +398,7 @@ def _torch_epoch(
     return run
 
 
-def _jax_scan_epoch(
+def jax_scan_epoch(
     params: list,
     X: np.ndarray,
     y: np.ndarray,
@@ -451,7 +451,9 @@ def bench_nn(
 
     X, y, described = mnist_or_synthetic(data)
     params_np = init_mlp([784, hidden, 10], seed=0, dtype=np.float32, init="he")
-    order = _xp.generator(0).permutation(X.shape[0])  # train_mlp's first-epoch order for seed 0
+    order = np.random.default_rng(0).permutation(
+        X.shape[0]
+    )  # train_mlp's first-epoch order for seed 0
     optimizer = sgd(lr)
     rows: list[Timing] = []
     references: dict[str, list[np.ndarray]] = {}
@@ -459,7 +461,7 @@ def bench_nn(
     def add(name: str, run: Callable[[], Any], key: str | None = None) -> None:
         run()  # warm-up: JIT compilation, CUDA context, allocator
         seconds, result = best_time(run, repeat)
-        leaves = [np.asarray(_xp.to_numpy(a), dtype=np.float64) for a in _flatten(result)]
+        leaves = [np.asarray(backends.to_numpy(a), dtype=np.float64) for a in _flatten(result)]
         if key is not None:
             references[key] = leaves
         base = references.get("torch:cpu")
@@ -478,10 +480,11 @@ def bench_nn(
             if device_name == "cuda" and not torch.cuda.is_available():
                 continue
         except ImportError:
-            continue
+            log("  torch is not installed (pip install 'm4ml_xp[torch]'): no torch autograd row")
+            break
         add(
             f"torch autograd + optim.SGD ({device_name})",
-            _torch_epoch(params_np, X, y, order, lr, batch, device_name),
+            torch_epoch(params_np, X, y, order, lr, batch, device_name),
             key=label,
         )
     for platform_name in ("cpu", "gpu"):
@@ -493,7 +496,7 @@ def bench_nn(
             continue
         add(
             f"jax.jit + lax.scan reference ({platform_name})",
-            _jax_scan_epoch(params_np, X, y, order, lr, batch, jax_device),
+            jax_scan_epoch(params_np, X, y, order, lr, batch, jax_device),
         )
     for label, _backend, xp, device in available_targets():
         params = [

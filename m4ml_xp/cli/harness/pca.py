@@ -16,9 +16,16 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from array_api_compat import is_cupy_namespace, is_torch_namespace
 
-from m4ml_xp import _xp
-from m4ml_xp._bench import Timing, available_targets, best_time, format_table, mnist_or_synthetic
+from m4ml_xp import backends
+from m4ml_xp.cli.harness.common import (
+    Timing,
+    available_targets,
+    best_time,
+    format_table,
+    mnist_or_synthetic,
+)
 from m4ml_xp.pca import pca
 
 SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1))
@@ -69,7 +76,7 @@ def bench_pca(
     """Tables for t10k, (with `large`) the 70k matrix and (`rows`) the 70k matrix repeated.
 
     ``max_diff`` is the eigenvalue error, ``note`` the memory ratio where measured.
-    With `targets` (labels of ``_bench.TARGETS``) only those backends run, and of the
+    With `targets` (labels of ``common.TARGETS``) only those backends run, and of the
     CPU references only scikit-learn's ``covariance_eigh`` (the ratios' base), plus
     scikit-learn on torch CUDA through its array-API dispatch when ``torch:cuda`` is a
     target (needs ``SCIPY_ARRAY_API=1`` in the environment).
@@ -107,6 +114,9 @@ def bench_pca(
             from sklearn.decomposition import PCA
         except ImportError:
             PCA = None
+            log(
+                "    scikit-learn is not installed (pip install 'm4ml_xp[bench]'): no reference rows"
+            )
         if PCA is not None:
             solvers = (
                 ("full", "covariance_eigh", "randomized")
@@ -148,7 +158,7 @@ def bench_pca(
                 add(
                     f"m4ml_xp {label} {method}",
                     lambda Xb=Xb, method=method: pca(Xb, k, method=method, seed=0),
-                    lambda result: _xp.to_numpy(result.explained_variance),
+                    lambda result: backends.to_numpy(result.explained_variance),
                     memory=backend == "numpy",
                 )
 
@@ -159,7 +169,7 @@ def bench_pca(
             add(
                 f"hand-written eigh(XcᵀXc) {label}",
                 by_hand,
-                lambda values, n=X.shape[0]: _xp.to_numpy(values)[::-1] / (n - 1),
+                lambda values, n=X.shape[0]: backends.to_numpy(values)[::-1] / (n - 1),
             )
         tables.append((name, rows))
     return tables
@@ -237,12 +247,14 @@ class GeneratedChunks:
         self.nbytes = self.n_chunks * rows * 784 * 4
 
     def __len__(self) -> int:
+        """Return the number of chunks."""
         return self.n_chunks
 
     def _make(self, index: int) -> np.ndarray:
         return np.random.default_rng([self.seed, index]).random((self.rows, 784), dtype=np.float32)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        """Yield the chunks in order, generated ahead by the worker threads."""
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
@@ -269,17 +281,17 @@ def host_to_device_bandwidth(xp: Any, device: Any, nbytes: int = 1 << 28) -> dic
         return rates  # host memory: nothing to copy
 
     def best(copy: Callable[[], Any]) -> float:
-        seconds, _ = best_time(lambda: _xp.sync(copy()), 3)
+        seconds, _ = best_time(lambda: backends.sync(copy()), 3)
         return nbytes / seconds / 1e9
 
     rates["pageable"] = best(lambda: xp.asarray(host, device=device))
-    if _xp.is_cupy_namespace(xp):
+    if is_cupy_namespace(xp):
         import cupy
         import cupyx
 
         pinned = cupyx.empty_pinned(host.shape, dtype=host.dtype)
         rates["pinned"] = best(lambda: cupy.asarray(pinned))
-    elif _xp.is_torch_namespace(xp) and getattr(device, "type", "") == "cuda":
+    elif is_torch_namespace(xp) and getattr(device, "type", "") == "cuda":
         import torch
 
         pinned = torch.from_numpy(host).pin_memory()
@@ -307,7 +319,7 @@ def bench_streaming(
     chunks = GeneratedChunks(gigabytes * 1e9, rows, workers=workers)
     start = time.perf_counter()
     result = streaming_pca(chunks, k, xp=xp, device=device, progress=progress)
-    variance = _xp.to_numpy(_xp.sync(result.explained_variance)).astype(np.float64)
+    variance = backends.to_numpy(backends.sync(result.explained_variance)).astype(np.float64)
     seconds = time.perf_counter() - start
     streamed = chunks.nbytes
     return {

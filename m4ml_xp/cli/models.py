@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from m4ml_xp._xp import array_namespace
+from array_api_compat import array_namespace
 
 Array = Any
 

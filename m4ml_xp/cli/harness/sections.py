@@ -1,8 +1,8 @@
 """``m4ml-xp bench``: one benchmark, or all of them with every goal ratio in one run.
 
-``bench all --markdown`` also rewrites the generated block of
-``benchmarks/RESULTS.md`` (between its ``bench-all`` comments) when run from a
-checkout; the hand-written analysis around the block is kept.
+``bench all --results PATH`` also rewrites the generated block of PATH (between its
+``bench-all`` comments; ``benchmarks/RESULTS.md`` in a checkout); the hand-written
+analysis around the block is kept.  Nothing is written without ``--results``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from m4ml_xp import _bench
+from m4ml_xp.cli.harness import common
 
 START, END = "<!-- bench-all:start -->", "<!-- bench-all:end -->"
 SECTIONS = {
@@ -29,15 +29,15 @@ def _log(line: str) -> None:
 
 
 def _targets(args: argparse.Namespace) -> tuple[str, ...] | None:
-    return _bench.parse_targets(getattr(args, "targets", None))
+    return common.parse_targets(getattr(args, "targets", None))
 
 
 def run_section(what: str, args: argparse.Namespace, log: Callable[[str], None] = _log) -> str:
     """Run one benchmark with the command line's options; return its tables and goals."""
     if what == "pca":
-        from m4ml_xp import _bench_pca
+        from m4ml_xp.cli.harness import pca as pca_harness
 
-        tables = _bench_pca.bench_pca(
+        tables = pca_harness.bench_pca(
             data=args.data,
             repeat=args.repeat,
             large=not args.small,
@@ -45,11 +45,11 @@ def run_section(what: str, args: argparse.Namespace, log: Callable[[str], None] 
             targets=_targets(args),
             log=log,
         )
-        return _bench_pca.format_pca(tables, k=50, markdown=args.markdown)
+        return pca_harness.format_pca(tables, k=50, markdown=args.markdown)
     if what == "lsq":
-        from m4ml_xp import _bench_lsq
+        from m4ml_xp.cli.harness import lsq as lsq_harness
 
-        batched, single = _bench_lsq.bench_lsq(
+        batched, single = lsq_harness.bench_lsq(
             n_fits=args.fits,
             n_points=args.points,
             single_points=args.single_points,
@@ -58,7 +58,7 @@ def run_section(what: str, args: argparse.Namespace, log: Callable[[str], None] 
             targets=_targets(args),
             log=log,
         )
-        return _bench_lsq.format_lsq(
+        return lsq_harness.format_lsq(
             batched,
             single,
             n_points=args.points,
@@ -66,11 +66,11 @@ def run_section(what: str, args: argparse.Namespace, log: Callable[[str], None] 
             markdown=args.markdown,
         )
     if what == "nn":
-        rows, described = _bench.bench_nn(
+        rows, described = common.bench_nn(
             data=args.data, batch=args.batch, repeat=args.repeat, log=log
         )
-        return _bench.format_nn(rows, described=described, batch=args.batch, markdown=args.markdown)
-    rows = _bench.bench_pagerank(
+        return common.format_nn(rows, described=described, batch=args.batch, markdown=args.markdown)
+    rows = common.bench_pagerank(
         args.nodes,
         args.edges,
         repeat=args.repeat,
@@ -82,7 +82,7 @@ def run_section(what: str, args: argparse.Namespace, log: Callable[[str], None] 
         bandwidth=getattr(args, "bandwidth", None),
         log=log,
     )
-    return _bench.format_pagerank(
+    return common.format_pagerank(
         rows, n_nodes=args.nodes, n_edges=args.edges, tol=args.tol, markdown=args.markdown
     )
 
@@ -103,7 +103,7 @@ def run_all(args: argparse.Namespace, log: Callable[[str], None] = _log) -> str:
     out = [
         f"## Latest `m4ml-xp bench all` — {today}",
         "",
-        f"Machine: {_bench.machine_description()}",
+        f"Machine: {common.machine_description()}",
         "",
     ]
     out += ["### Goals", ""]

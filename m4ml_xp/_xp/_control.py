@@ -1,0 +1,230 @@
+"""Control flow: loops, compilation and autodiff where a backend has its own.
+
+JAX compiles (``jit``, ``lax.scan``, ``lax.while_loop``, ``lax.cond``: static
+shapes, no host reads inside); PyTorch and JAX differentiate; the eager
+libraries run Python loops that read a condition on the host.  Each function is
+the one place an algorithm's loop meets that difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from array_api_compat import (
+    device,
+    is_dask_array,
+    is_jax_array,
+    is_jax_namespace,
+    is_torch_array,
+)
+
+from m4ml_xp._xp._devices import to_host, to_numpy
+from m4ml_xp._xp._namespaces import library_name
+
+Array = Any
+Namespace = Any
+
+
+# --------------------------------------------------------------------------- derivatives
+def can_autodiff(x: Array) -> bool:
+    """Whether the library of `x` differentiates functions itself (JAX, PyTorch)."""
+    return is_jax_array(x) or is_torch_array(x)
+
+
+def autodiff_jacobian(f: Callable[[Array], Array], x: Array) -> Array:
+    """Exact Jacobian of `f` at the 1-D array `x` by the backend's autodiff.
+
+    Shape ``f(x).shape + x.shape``: ``(n,)`` for scalar `f`, ``(m, n)`` for vector
+    `f`.  Forward mode on JAX (the inputs are few); reverse mode on PyTorch.
+    Raises ``NotImplementedError`` for libraries without autodiff.
+    """
+    if is_jax_array(x):
+        import jax
+
+        return jax.jacfwd(f)(x)
+    if is_torch_array(x):
+        import torch
+
+        with torch.enable_grad():
+            return torch.autograd.functional.jacobian(f, x).detach()
+    raise NotImplementedError(f"{library_name(x)} arrays have no automatic differentiation")
+
+
+def autodiff_hessian(f: Callable[[Array], Array], x: Array) -> Array:
+    """Exact Hessian ``(n, n)`` of the scalar `f` at the 1-D array `x` by autodiff."""
+    if is_jax_array(x):
+        import jax
+
+        return jax.hessian(f)(x)
+    if is_torch_array(x):
+        import torch
+
+        with torch.enable_grad():
+            return torch.autograd.functional.hessian(f, x).detach()
+    raise NotImplementedError(f"{library_name(x)} arrays have no automatic differentiation")
+
+
+def compile_step(fn: Callable[..., Any], xp: Namespace) -> Callable[..., Any]:
+    """`fn` compiled for repeated calls where the backend has a tracing JIT (JAX).
+
+    `fn` must be pure (arrays and pytrees in and out).  Elsewhere it is returned
+    unchanged: eager libraries gain nothing from tracing small per-step kernels.
+    """
+    if is_jax_namespace(xp):
+        import jax
+
+        return jax.jit(fn)
+    return fn
+
+
+def compile_scan(step: Callable[..., Any], xp: Namespace) -> Callable[..., Any] | None:
+    """Return a compiled loop ``carry = step(carry, xs[i], *consts)`` over the rows of `xs`, or None.
+
+    On JAX: one ``jax.jit``-ed ``lax.scan``, so a whole epoch of small steps is
+    one dispatch instead of one per step.  None elsewhere: eager libraries run
+    the Python loop themselves (with per-step progress).
+    """
+    if not is_jax_namespace(xp):
+        return None
+    import jax
+
+    def loop(carry: Any, xs: Array, *consts: Any) -> Any:
+        return jax.lax.scan(lambda c, x: (step(c, x, *consts), None), carry, xs)[0]
+
+    return jax.jit(loop)
+
+
+def while_loop(
+    condition: Callable[[Any], Array], body: Callable[[Any], Any], state: Any, *, xp: Namespace
+) -> Any:
+    """``while condition(state): state = body(state)`` over a tuple of arrays.
+
+    On JAX, ``jax.lax.while_loop``: the loop compiles once and also runs inside
+    ``jax.jit``.  Elsewhere a Python loop that reads the 0-d boolean condition on
+    the host each iteration (Dask states are materialised each pass).
+    """
+    if is_jax_namespace(xp):
+        import jax
+
+        return jax.lax.while_loop(condition, body, state)
+    while bool(to_host(condition(state))):
+        state = body(state)
+        if any(is_dask_array(leaf) for leaf in state):
+            import dask
+
+            state = (
+                type(state)(*dask.persist(*state))
+                if hasattr(state, "_fields")
+                else tuple(dask.persist(*state))
+            )
+    return state
+
+
+def replace_rows(
+    mask: Array,
+    function: Callable[..., tuple[Array, ...]],
+    arrays: Sequence[Array],
+    defaults: Sequence[Array],
+    *,
+    xp: Namespace,
+) -> tuple[Array, ...]:
+    """Return ``where(mask, function(*arrays), defaults)`` row by row.
+
+    `function` is computed only on the rows where it is needed.  All arrays have the batch axis first and `mask` is ``(B,)``.  Eager backends
+    evaluate `function` on the masked rows alone (gathered by index); JAX, whose
+    shapes are static under ``jit``, evaluates it on every row inside a
+    ``lax.cond`` taken only when some row is masked.
+    """
+    if is_jax_namespace(xp):
+        import jax
+
+        def chosen() -> tuple[Array, ...]:
+            return tuple(
+                xp.where(xp.reshape(mask, (-1,) + (1,) * (d.ndim - 1)), out, d)
+                for out, d in zip(function(*arrays), defaults, strict=True)
+            )
+
+        return jax.lax.cond(xp.any(mask), chosen, lambda: tuple(defaults))
+    flags = to_numpy(mask)
+    if not flags.any():
+        return tuple(defaults)
+    if flags.all():
+        return tuple(function(*arrays))
+    rows = xp.asarray(flags.nonzero()[0], device=device(mask))
+    outs = function(*(xp.take(a, rows, axis=0) for a in arrays))
+    return tuple(fill_masked(mask, out, d, xp=xp) for out, d in zip(outs, defaults, strict=True))
+
+
+def fill_masked(mask: Array, values: Array, defaults: Array, *, xp: Namespace) -> Array:
+    """Return `defaults` with the rows where `mask` (``(B,)``) is true replaced.
+
+    They are replaced, in order, by the rows of `values` (one per true entry): a scatter
+    without in-place writes.
+    """
+    position = xp.cumulative_sum(xp.astype(mask, xp.int64)) - 1
+    position = xp.where(position < 0, xp.zeros_like(position), position)
+    spread = xp.reshape(mask, (-1,) + (1,) * (defaults.ndim - 1))
+    return xp.where(spread, xp.take(values, position, axis=0), defaults)
+
+
+def while_any(
+    active: Callable[[Any], Array],
+    body: Callable[[Any], Any],
+    state: Any,
+    *,
+    xp: Namespace,
+    retire: bool = False,
+) -> Any:
+    """``while any(active(state)): state = body(state)`` over a batch of items.
+
+    `state` is a (named) tuple whose leaves — arrays, or tuples of arrays — all
+    have the batch axis first, and `body` treats the rows independently.  With
+    `retire`, eager backends drop the rows that are no longer active from the
+    working state once an eighth of it has finished, so the last iterations
+    cost what the stragglers cost; the rows come back in their original order.
+    JAX keeps every row (static shapes) in one ``lax.while_loop``.
+    """
+    if is_jax_namespace(xp) or not retire:
+        return while_loop(lambda s: xp.any(active(s)), body, state, xp=xp)
+    import numpy as np
+
+    position = np.arange(_first_leaf(state).shape[0])  # host bookkeeping of row positions
+    finished: list[tuple[Any, Any]] = []
+    while True:
+        flags = to_numpy(active(state))
+        if not flags.any():
+            break
+        if 8 * int((~flags).sum()) >= flags.size:
+            finished.append((position[~flags], _take_rows(state, ~flags, xp=xp)))
+            state, position = _take_rows(state, flags, xp=xp), position[flags]
+        state = body(state)
+    if not finished:
+        return state
+    finished.append((position, state))
+    order = np.argsort(np.concatenate([p for p, _ in finished]), kind="stable")
+    parts = [s for _, s in finished]
+    return _take_rows(_concat_rows(parts, xp=xp), order, xp=xp)
+
+
+def _first_leaf(tree: Any) -> Array:
+    return _first_leaf(tree[0]) if isinstance(tree, tuple) else tree
+
+
+def _take_rows(tree: Any, rows: Any, *, xp: Namespace) -> Any:
+    """Return the `rows` (a host boolean mask or integer positions) of every leaf of `tree`."""
+    if isinstance(tree, tuple):
+        leaves = [_take_rows(leaf, rows, xp=xp) for leaf in tree]
+        return type(tree)(*leaves) if hasattr(tree, "_fields") else tuple(leaves)
+    import numpy as np
+
+    index = rows.nonzero()[0] if rows.dtype == bool else rows
+    return xp.take(tree, xp.asarray(np.asarray(index, dtype=np.int64), device=device(tree)), axis=0)
+
+
+def _concat_rows(parts: list[Any], *, xp: Namespace) -> Any:
+    first = parts[0]
+    if isinstance(first, tuple):
+        leaves = [_concat_rows([p[i] for p in parts], xp=xp) for i in range(len(first))]
+        return type(first)(*leaves) if hasattr(first, "_fields") else tuple(leaves)
+    return xp.concat(parts, axis=0)

@@ -1,0 +1,153 @@
+"""Dask plumbing: chunked arrays computed where an algorithm needs whole values.
+
+Dask graphs are lazy and chunked: checks are deferred to compute time, loops
+persist their state each pass, small matrices become one chunk for Dask's
+linear algebra, and per-row or per-block work maps over the chunks.  Every
+function returns other arrays unchanged (or is only called for Dask arrays).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from array_api_compat import (
+    array_namespace,
+    is_dask_array,
+)
+
+Array = Any
+Namespace = Any
+
+
+def deferred_check(x: Array, check: Callable[[Array], Any], message: str) -> Array:
+    """Attach a value check to a lazy Dask array: ``ValueError(message)`` at compute time.
+
+    Reading values of a Dask array now would compute its graph; instead each
+    chunk is checked as it is computed, for the cost of one pass over it.
+    Other arrays are returned unchanged (their checks run eagerly).
+    """
+    if not is_dask_array(x):
+        return x
+
+    def checked(block: Array) -> Array:
+        if block.size and not bool(check(block)):
+            raise ValueError(message)
+        return block
+
+    return x.map_blocks(checked, dtype=x.dtype, meta=x._meta)
+
+
+def evaluate(*arrays: Array) -> tuple[Array, ...]:
+    """Materialise lazy arrays between iterations of a host-driven loop.
+
+    Dask graphs would otherwise grow with every iteration; other libraries are
+    already eager and are returned unchanged.
+    """
+    if arrays and is_dask_array(arrays[0]):
+        import dask
+
+        return dask.persist(*arrays)
+    return arrays
+
+
+def one_chunk(x: Array) -> Array:
+    """Return a small Dask array as a single chunk (its linear algebra wants whole matrices).
+
+    Matrices built by stacking scalars come out in 1×1 chunks, which Dask's
+    ``svd`` and ``solve`` reject; other arrays are returned unchanged.
+    """
+    if is_dask_array(x):
+        return x.rechunk(-1)
+    return x
+
+
+def eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:
+    """``eigh`` of a symmetric matrix.
+
+    A Dask matrix (small: D × D after a distributed reduction) is computed and decomposed by
+    its chunks' library, the results returned as one-chunk Dask arrays.
+    """
+    if not is_dask_array(S):
+        return tuple(xp.linalg.eigh(S))
+    import dask.array as da
+
+    values = S.compute()
+    eigenvalues, vectors = array_namespace(values).linalg.eigh(values)
+    return da.from_array(eigenvalues, chunks=-1), da.from_array(vectors, chunks=-1)
+
+
+def is_chunked(x: Array) -> bool:
+    """Whether `x` is split into chunks that only reductions combine (a Dask array).
+
+    Algorithms whose routes need the whole matrix at once (an SVD of the data, a
+    Gram matrix) refuse such arrays, or take their reduction route.
+    """
+    return is_dask_array(x)
+
+
+def materialise(x: Array) -> Array:
+    """Return the values of a small array: Dask computed (in its chunks' library), others as given.
+
+    For checks that read a small matrix whole (its eigenvalues, its symmetry).
+    """
+    return x.compute() if is_dask_array(x) else x
+
+
+def map_block_pairs(function: Callable[[Array, Array], Array], X: Array, Y: Array) -> Array:
+    """``(N, M)`` from row sets ``X (N, D)`` and ``Y (M, D)``: ``function(X, Y)``.
+
+    For Dask arrays block ``(i, j)`` is ``function(X_i, Y_j)`` on the chunks' own arrays,
+    the feature axis kept whole; other arrays are passed to `function` whole.
+    """
+    if not is_dask_array(X):
+        return function(X, Y)
+    import dask.array as da
+
+    X, Y = X.rechunk({1: -1}), Y.rechunk({1: -1})
+    return da.blockwise(
+        function, "ij", X, "ik", Y, "jk", concatenate=True, dtype=X.dtype, meta=X._meta
+    )
+
+
+def map_batch_chunks(
+    function: Callable[..., tuple[Array, ...]],
+    arrays: Sequence[Array],
+    outputs: Sequence[tuple[tuple[int, ...], Any]],
+) -> tuple[Array, ...]:
+    """Apply `function` to each chunk of the leading (batch) axis of Dask arrays.
+
+    Every array has the batch axis first; the others are rechunked to the first
+    array's batch chunks with their trailing axes whole, so chunk ``k`` of each
+    holds the same rows.  ``function(*blocks)`` receives the chunks as the
+    chunk library's arrays (NumPy or CuPy) and returns one array per entry of
+    `outputs` — ``(trailing_shape, dtype)`` — with the chunk's rows first.  The
+    chunks are independent tasks, so a ``dask.distributed`` cluster runs them
+    on its workers.
+    """
+    import dask.array as da
+
+    batch = arrays[0].chunks[0]
+    aligned = [a.rechunk({0: batch, **{axis: -1 for axis in range(1, a.ndim)}}) for a in arrays]
+    letters = iter(f"d{i}" for i in range(10_000))
+
+    def core(ndim: int) -> str:
+        return "(" + ",".join(next(letters) for _ in range(ndim)) + ")"
+
+    inputs = ",".join(core(a.ndim - 1) for a in aligned)
+    sizes: dict[str, int] = {}
+    results = []
+    for shape, _dtype in outputs:
+        names = [next(letters) for _ in shape]
+        sizes.update(zip(names, shape, strict=True))
+        results.append("(" + ",".join(names) + ")")
+    meta = aligned[0]._meta
+    return tuple(
+        da.apply_gufunc(
+            function,
+            f"{inputs}->{','.join(results)}",
+            *aligned,
+            output_sizes=sizes,
+            meta=tuple(meta.astype(dtype) for _shape, dtype in outputs),
+        )
+    )

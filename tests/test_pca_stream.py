@@ -1,0 +1,165 @@
+"""Streaming PCA (m4ml_xp.pca_stream) on every backend: batch PCA and scikit-learn as oracles."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from array_api_compat import device as device_of
+from hypothesis import given
+from hypothesis import strategies as st
+
+import m4ml_xp as mx
+from tests._helpers import asarray, assert_close_to, eps, to_numpy
+from tests.conftest import Backend
+from tests.test_pca import low_rank_data
+
+
+class TestStreaming:
+    @given(seed=st.integers(0, 2**32 - 1), cuts=st.lists(st.integers(1, 119), max_size=6))
+    def test_streaming_equals_batch_on_random_chunkings(self, xp, seed, cuts):
+        X = low_rank_data(seed, 120, 5, offset=50.0)
+        edges = [0, *sorted(set(cuts)), 120]
+        chunks = [asarray(xp, X[a:b]) for a, b in itertools.pairwise(edges)]
+        streamed = mx.streaming_pca(chunks, 3)
+        batch = mx.pca(asarray(xp, X), 3, method="covariance_eigh")
+        tol = 1e4 * eps(streamed.components.dtype)
+        for got, want in zip(streamed, batch, strict=True):
+            assert_close_to(got, to_numpy(want), rtol=tol, atol=tol * 100)
+
+    def test_numpy_chunks_stream_onto_the_backend(self, xp, device):
+        X = low_rank_data(9, 300, 6)
+        memmap_like = (X[i : i + 64] for i in range(0, 300, 64))  # host chunks
+        result = mx.streaming_pca(memmap_like, 2, xp=xp, device=device)
+        assert device_of(result.components) == device
+        expected = mx.pca(asarray(xp, X, device), 2)
+        assert_close_to(
+            result.explained_variance, to_numpy(expected.explained_variance), rtol=1e-10
+        )
+
+    def test_finiteness_is_read_once_per_stream_and_names_the_first_bad_chunk(self, xp, backend):
+        from m4ml_xp._checks import StreamFiniteness
+
+        if backend is Backend.DASK:
+            pytest.skip("Dask chunks carry their own check, raised when computed")
+
+        finiteness = StreamFiniteness("chunks", xp=xp)
+        values = [np.eye(2), np.array([[np.nan, 0.0]]), np.ones((1, 2)), np.full((1, 2), np.inf)]
+        for index, block in enumerate(values):
+            finiteness.add(asarray(xp, block), index)  # recorded on the device, not read yet
+        with pytest.raises(ValueError, match=r"`chunks\[1\]` must contain only finite"):
+            finiteness.verify()
+        finiteness.add(asarray(xp, np.eye(2)), 4)
+        finiteness.verify()  # only what arrived since the last verification
+
+    def test_resume_after_an_interruption_gives_the_same_result(self, xp, tmp_path):
+        X = low_rank_data(10, 500, 4)
+        pieces = [X[i : i + 50] for i in range(0, 500, 50)]
+        path = tmp_path / "state.npz"
+
+        def killed_after(n):
+            for i, piece in enumerate(pieces):
+                if i == n:
+                    raise KeyboardInterrupt  # the run dies between two chunks
+                yield asarray(xp, piece)
+
+        with pytest.raises(KeyboardInterrupt):
+            mx.streaming_pca(killed_after(6), 2, checkpoint=path, xp=xp)
+        assert mx.StreamingState.load(path).n_chunks == 6
+        resumed = mx.streaming_pca((asarray(xp, p) for p in pieces), 2, checkpoint=path, xp=xp)
+        uninterrupted = mx.streaming_pca((asarray(xp, p) for p in pieces), 2, xp=xp)
+        for got, want in zip(resumed, uninterrupted, strict=True):
+            np.testing.assert_allclose(to_numpy(got), to_numpy(want), rtol=1e-12, atol=1e-14)
+
+    def test_bad_streams(self, xp, tmp_path):
+        with pytest.raises(ValueError, match="`chunks` was empty"):
+            mx.streaming_pca(iter([]), 2, xp=xp)
+        with pytest.raises(ValueError, match=r"`chunks\[1\]` must have 3 columns"):
+            mx.streaming_pca([asarray(xp, np.ones((4, 3))), asarray(xp, np.ones((4, 2)))], 1)
+        bad = np.ones((4, 3))
+        bad[0, 0] = np.inf
+        with pytest.raises(ValueError, match=r"`chunks\[1\]` must contain only finite"):
+            to_numpy(mx.streaming_pca([asarray(xp, np.eye(3)), asarray(xp, bad)], 1).components)
+        chunks = [asarray(xp, np.eye(3)) for _ in range(5)]
+        chunks[3] = asarray(xp, bad)
+        path = tmp_path / "state.npz"
+        with pytest.raises(ValueError, match=r"`chunks\[3\]` must contain only finite"):
+            mx.streaming_pca(iter(chunks), 1, checkpoint=path, checkpoint_every=1, xp=xp)
+        assert mx.StreamingState.load(path).n_chunks == 3  # no state saved past the bad chunk
+        broken = tmp_path / "broken.npz"
+        broken.write_text("not a state")
+        with pytest.raises(ValueError, match="not a saved streaming-PCA state"):
+            mx.StreamingState.load(broken)
+
+
+class TestEstimator:
+    def test_matches_scikit_learn(self, xp, backend):
+        from sklearn.decomposition import PCA
+
+        X = low_rank_data(11, 90, 7)
+        for whiten in (False, True):
+            ours = mx.PCA(3, whiten=whiten).fit(asarray(xp, X, chunks=(30, -1)))
+            theirs = PCA(3, whiten=whiten, svd_solver="full").fit(X)
+            tol = 1e-9
+            for name in ("components_", "explained_variance_", "explained_variance_ratio_",
+                         "singular_values_", "mean_"):  # fmt: skip
+                assert_close_to(getattr(ours, name), getattr(theirs, name), rtol=tol, atol=tol)
+            assert ours.n_components_ == theirs.n_components_
+            Z = ours.transform(asarray(xp, X, chunks=(30, -1)))
+            assert_close_to(Z, theirs.transform(X), rtol=1e-8, atol=1e-8)
+            assert_close_to(
+                ours.inverse_transform(Z),
+                theirs.inverse_transform(theirs.transform(X)),
+                rtol=1e-8,
+                atol=1e-8,
+            )
+
+    def test_partial_fit_equals_fit_and_incremental_pca(self, xp):
+        from sklearn.decomposition import IncrementalPCA
+
+        X = low_rank_data(12, 200, 6, offset=5.0)
+        model = mx.PCA(3)
+        reference = IncrementalPCA(3)
+        for i in range(0, 200, 40):
+            model.partial_fit(asarray(xp, X[i : i + 40]))
+            reference.partial_fit(X[i : i + 40])
+        whole = mx.PCA(3).fit(asarray(xp, X))
+        assert_close_to(model.components_, to_numpy(whole.components_), rtol=1e-9, atol=1e-9)
+        # exact: the batch fit's variances, where IncrementalPCA (top-k kept between batches) drifts
+        assert_close_to(model.explained_variance_, to_numpy(whole.explained_variance_), rtol=1e-9)
+        ours = np.abs(to_numpy(model.explained_variance_) / to_numpy(whole.explained_variance_) - 1)
+        theirs = np.abs(reference.explained_variance_ / to_numpy(whole.explained_variance_) - 1)
+        assert ours.max() < theirs.max()
+        assert_close_to(model.mean_, reference.mean_, rtol=1e-12, atol=1e-12)
+        resumed = mx.PCA(3).load_state_dict(model.state_dict(), xp=xp)
+        assert_close_to(resumed.components_, to_numpy(model.components_), rtol=0, atol=0)
+
+    def test_variance_fraction_and_whitening_while_streaming(self, xp):
+        """`PCA(0.9).partial_fit`: after each call, the fewest components explaining 90 % of
+        the variance seen so far — the count may change as rows arrive — and whitened
+        projections of unit variance, exactly as a batch fit on the same rows."""
+        X = low_rank_data(13, 240, 8, offset=2.0)
+        model = mx.PCA(0.9, whiten=True)
+        for start, stop in ((0, 60), (60, 120), (120, 240)):
+            model.partial_fit(asarray(xp, X[start:stop]))
+            batch = mx.PCA(0.9, whiten=True).fit(asarray(xp, X[:stop]))
+            assert model.n_components_ == batch.n_components_
+            assert_close_to(model.components_, to_numpy(batch.components_), rtol=1e-9, atol=1e-9)
+        ratio = to_numpy(model.explained_variance_ratio_)
+        assert ratio.sum() >= 0.9 > ratio[:-1].sum()
+        Z = to_numpy(model.transform(asarray(xp, X)))
+        np.testing.assert_allclose(Z.var(axis=0, ddof=1), 1.0, rtol=1e-9)
+        assert_close_to(
+            model.inverse_transform(asarray(xp, Z)), to_numpy(mx.reconstruct(asarray(xp, X),
+            mx.pca(asarray(xp, X), model.n_components_))), rtol=1e-9, atol=1e-9,
+        )  # fmt: skip
+
+    def test_bad_use(self, xp):
+        with pytest.raises(ValueError, match="not fitted yet"):
+            mx.PCA(2).transform(asarray(xp, np.ones((3, 3))))
+        model = mx.PCA(2).fit(asarray(xp, low_rank_data(13, 10, 4)))
+        with pytest.raises(ValueError, match="`X` must have 4 columns"):
+            model.transform(asarray(xp, np.ones((3, 3))))
+        with pytest.raises(ValueError, match="`Z` must have 2 columns"):
+            model.inverse_transform(asarray(xp, np.ones((3, 3))))
