@@ -53,7 +53,7 @@ class TestRotationMatrix:
         expected = np.array(
             [[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]]
         )
-        assert_close_to(R, expected, rtol=0, atol=4 * eps(R.dtype))
+        assert_close_to(R, expected, rtol=0, atol=4 * eps(R.dtype), xp=xp)
         R_np = to_numpy(R)
         np.testing.assert_allclose(R_np @ R_np.T, np.eye(2), atol=8 * eps(R.dtype))
         assert np.linalg.det(R_np) == pytest.approx(1.0, abs=8 * eps(R.dtype))
@@ -63,12 +63,22 @@ class TestRotationMatrix:
         R = mx.rotation_matrix(asarray(xp, theta, device))
         assert R.shape == (5, 2, 2)
         expected = np.stack([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-        assert_close_to(R, np.moveaxis(expected, -1, 0), rtol=0, atol=4 * eps(R.dtype))
+        assert_close_to(
+            R, np.moveaxis(expected, -1, 0), rtol=0, atol=4 * eps(R.dtype), xp=xp, device=device
+        )
 
     def test_python_float_with_namespace_device_and_dtype(self, xp, device):
         R = mx.rotation_matrix(np.pi / 2, xp=xp, device=device, dtype=xp.float32)
         assert R.dtype == xp.float32
-        assert_close_to(R, np.array([[0.0, -1.0], [1.0, 0.0]]), rtol=0, atol=1e-7)
+        assert_close_to(
+            R,
+            np.array([[0.0, -1.0], [1.0, 0.0]]),
+            rtol=0,
+            atol=1e-7,
+            xp=xp,
+            device=device,
+            dtype=xp.float32,
+        )
 
     def test_float32_is_kept(self, xp):
         R = mx.rotation_matrix(asarray(xp, np.float32(0.3)))
@@ -76,7 +86,7 @@ class TestRotationMatrix:
 
     def test_under_jax_jit(self, xp):
         R = _jit(xp, mx.rotation_matrix)(asarray(xp, 0.25))
-        assert_close_to(R, mx.rotation_matrix(0.25), rtol=0, atol=4 * eps(R.dtype))
+        assert_close_to(R, mx.rotation_matrix(0.25), rtol=0, atol=4 * eps(R.dtype), xp=xp)
 
     @pytest.mark.parametrize("bad", ["ninety", None, [1.0, "a"]])
     def test_rejects_non_numbers(self, bad):
@@ -93,7 +103,7 @@ class TestRotationMatrix:
 class TestScalingMatrix:
     def test_is_diagonal(self, xp, device):
         S = mx.scaling_matrix(asarray(xp, [2.0, -1.0, 0.5], device))
-        assert_close_to(S, np.diag([2.0, -1.0, 0.5]), rtol=0)
+        assert_close_to(S, np.diag([2.0, -1.0, 0.5]), rtol=0, xp=xp, device=device)
 
     def test_python_sequence(self):
         np.testing.assert_array_equal(mx.scaling_matrix([3, 4]), np.diag([3.0, 4.0]))
@@ -111,7 +121,7 @@ class TestShearMatrix:
     )
     def test_matches_definition(self, xp, device, axis, expected):
         H = mx.shear_matrix(asarray(xp, 0.5, device), axis=axis)
-        assert_close_to(H, np.array(expected), rtol=0)
+        assert_close_to(H, np.array(expected), rtol=0, xp=xp, device=device)
 
     def test_shears_unit_square(self):
         corner = mx.shear_matrix(2.0) @ np.array([1.0, 1.0])
@@ -130,7 +140,7 @@ class TestReflectionMatrix:
         normal = Q[:, -1]  # the sign of QR's column does not matter in I - 2 q qᵀ
         expected = np.eye(n) - 2 * np.outer(normal, normal)
         T = mx.reflection_matrix(asarray(xp, basis, device))
-        assert_close_to(T, expected, rtol=0, atol=50 * eps(T.dtype))
+        assert_close_to(T, expected, rtol=0, atol=50 * eps(T.dtype), xp=xp, device=device)
 
     def test_is_an_involution(self, xp):
         basis = _random_basis(np.random.default_rng(7), 4)
@@ -190,7 +200,7 @@ class TestTransformImage:
         images = np.random.default_rng(0).random((3, 9, 12))
         out = mx.transform_image(asarray(xp, images), asarray(xp, T), mode="grid-constant")
         expected = _scipy_transform(images, T, order=1, mode="grid-constant")
-        assert_close_to(out, expected, rtol=0, atol=1e3 * eps(out.dtype))
+        assert_close_to(out, expected, rtol=0, atol=1e3 * eps(out.dtype), xp=xp)
 
     @pytest.mark.parametrize("order", [0, 1])
     @pytest.mark.parametrize("theta", [0.3, 1.0, 2.5])
@@ -226,7 +236,12 @@ class TestTransformImage:
         inside = (r >= 1e-9) & (r <= 4 - 1e-9) & (c >= 1e-9) & (c <= 5 - 1e-9)
         expected = np.where(inside, expected, 0.0)
         assert_close_to(
-            out * asarray(xp, inside.astype(float), device), expected, rtol=0, atol=1e-12
+            out * asarray(xp, inside.astype(float), device),
+            expected,
+            rtol=0,
+            atol=1e-12,
+            xp=xp,
+            device=device,
         )
 
     def test_quarter_turn_of_a_digit_stroke(self, xp):
@@ -265,7 +280,7 @@ class TestTransformImage:
         images = asarray(xp, np.random.default_rng(4).random((2, 6, 7)))
         T = asarray(xp, [[0.9, -0.2], [0.3, 1.1]])
         out = _jit(xp, mx.transform_image)(images, T)
-        assert_close_to(out, to_numpy(mx.transform_image(images, T)), rtol=0, atol=1e-12)
+        assert_close_to(out, to_numpy(mx.transform_image(images, T)), rtol=0, atol=1e-12, xp=xp)
 
     def test_rejects_singular_T(self, xp):
         with pytest.raises(ValueError, match="`T` must be invertible"):
@@ -298,7 +313,7 @@ class TestGramSchmidt:
         Q, R = scipy.linalg.qr(A, mode="economic")
         expected = Q * np.sign(np.diag(R))[None, :]  # QR with R's diagonal > 0 is Gram–Schmidt
         E = mx.gram_schmidt(asarray(xp, A, device))
-        assert_close_to(E, expected, rtol=0, atol=100 * eps(E.dtype))
+        assert_close_to(E, expected, rtol=0, atol=100 * eps(E.dtype), xp=xp, device=device)
 
     def test_dependent_columns_become_exact_zeros(self, xp):
         rng = np.random.default_rng(5)
@@ -341,7 +356,7 @@ class TestGramSchmidt:
     def test_under_jax_jit(self, xp):
         A = asarray(xp, np.random.default_rng(8).standard_normal((4, 3)))
         out = _jit(xp, mx.gram_schmidt)(A)
-        assert_close_to(out, to_numpy(mx.gram_schmidt(A)), rtol=0, atol=1e-14)
+        assert_close_to(out, to_numpy(mx.gram_schmidt(A)), rtol=0, atol=1e-14, xp=xp)
 
     def test_input_not_modified(self, xp):
         A_np = np.random.default_rng(9).standard_normal((3, 3))
@@ -405,7 +420,7 @@ class TestRowEchelon:
         U = mx.row_echelon(asarray(xp, A, device))
         assert xp.isdtype(U.dtype, "real floating")
         expected = np.array([[1.0, 2.0, 3.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
-        assert_close_to(U, expected, rtol=0, atol=4 * eps(U.dtype))
+        assert_close_to(U, expected, rtol=0, atol=4 * eps(U.dtype), xp=xp, device=device)
 
     def test_rejects(self, xp):
         with pytest.raises(ValueError, match="`A` must not be empty"):
@@ -453,19 +468,21 @@ class TestChangeOfBasis:
         rng = np.random.default_rng(10)
         B, r = _random_basis(rng, 4), rng.standard_normal(4)
         out = mx.change_of_basis(asarray(xp, r, device), asarray(xp, B, device))
-        assert_close_to(out, np.linalg.solve(B, r), rtol=1e3 * eps(out.dtype))
+        assert_close_to(out, np.linalg.solve(B, r), rtol=1e3 * eps(out.dtype), xp=xp, device=device)
 
     def test_several_vectors(self, xp):
         rng = np.random.default_rng(11)
         B, R = _random_basis(rng, 3), rng.standard_normal((3, 5))
         out = mx.change_of_basis(asarray(xp, R), asarray(xp, B))
-        assert_close_to(out, np.linalg.solve(B, R), rtol=1e3 * eps(out.dtype))
+        assert_close_to(out, np.linalg.solve(B, R), rtol=1e3 * eps(out.dtype), xp=xp)
 
     def test_orthogonal_basis_is_projection(self, xp):
         B = np.array([[3.0, -4.0], [4.0, 3.0]])
         r = np.array([5.0, -1.0])
         expected = (B.T @ r) / np.sum(B * B, axis=0)
-        assert_close_to(mx.change_of_basis(asarray(xp, r), asarray(xp, B)), expected, rtol=1e-14)
+        assert_close_to(
+            mx.change_of_basis(asarray(xp, r), asarray(xp, B)), expected, rtol=1e-14, xp=xp
+        )
 
     def test_rejects(self, xp):
         with pytest.raises(ValueError, match="`B` is singular"):
@@ -487,8 +504,8 @@ class TestPowerIteration:
         result = mx.power_iteration(asarray(xp, A, device))
         assert result.converged is True
         assert type(result.n_iter) is int
-        assert_close_to(result.eigenvalue, np.asarray(w[-1]), rtol=1e-9)
-        assert_close_to(result.eigenvector, v, rtol=0, atol=1e-8)
+        assert_close_to(result.eigenvalue, np.asarray(w[-1]), rtol=1e-9, xp=xp, device=device)
+        assert_close_to(result.eigenvector, v, rtol=0, atol=1e-8, xp=xp, device=device)
 
     def test_batched_convergence_checks(self, xp, monkeypatch):
         monkeypatch.setattr(mx._xp, "check_interval", lambda xp, device: 8)

@@ -161,7 +161,7 @@ class TestPageRank:
         assert result.converged is True
         assert type(result.n_iter) is int
         assert isinstance(result.error, float)
-        assert_close_to(result.scores, expected, rtol=1e-9)
+        assert_close_to(result.scores, expected, rtol=1e-9, xp=xp, device=device)
 
     def test_course_generated_internet(self, xp):
         L = mx.generate_internet(60, seed=7)
@@ -169,7 +169,7 @@ class TestPageRank:
         w, V = np.linalg.eig(damped)
         v = np.real(V[:, np.argmax(np.real(w))])
         result = mx.pagerank(asarray(xp, L), damping=0.9)
-        assert_close_to(result.scores, v / v.sum(), rtol=1e-9)
+        assert_close_to(result.scores, v / v.sum(), rtol=1e-9, xp=xp)
 
     def test_float32(self, xp):
         L = mx.generate_internet(50, seed=8).astype(np.float32)
@@ -241,7 +241,7 @@ class TestPageRankEdges:
         )
         assert result.converged is True
         assert result.n_iter == nx_iterations(G)
-        assert_close_to(result.scores, nx_scores(G, n), rtol=1e-12)
+        assert_close_to(result.scores, nx_scores(G, n), rtol=1e-12, xp=xp, device=device)
 
     def test_personalization_dangling_nstart(self, xp, device):
         n = 120
@@ -265,7 +265,9 @@ class TestPageRankEdges:
             tol=1e-9,
         )
         assert result.n_iter == nx_iterations(G, tol=1e-9, **kwargs)
-        assert_close_to(result.scores, nx_scores(G, n, tol=1e-9, **kwargs), rtol=1e-12)
+        assert_close_to(
+            result.scores, nx_scores(G, n, tol=1e-9, **kwargs), rtol=1e-12, xp=xp, device=device
+        )
 
     def test_isolated_pages_and_self_loops(self, xp):
         src, dst = np.array([0, 1, 1, 3]), np.array([0, 0, 3, 1])  # page 2 isolated, 0 self-loops
@@ -273,7 +275,7 @@ class TestPageRankEdges:
         result = mx.pagerank_edges(
             asarray(xp, src), asarray(xp, dst), n_nodes=5, tol=1e-12, dtype=xp.float64
         )
-        assert_close_to(result.scores, nx_scores(G, 5, tol=1e-12), rtol=1e-12)
+        assert_close_to(result.scores, nx_scores(G, 5, tol=1e-12), rtol=1e-12, xp=xp)
 
     def test_agrees_with_dense_pagerank(self, xp):
         n = 300
@@ -324,7 +326,7 @@ class TestPageRankEdges:
             dtype=xp.float64,
         )
         expected = nx_scores(nx_graph(src, dst, np.ones(200), 60), 60)
-        assert_close_to(result.scores, expected, rtol=1e-12)
+        assert_close_to(result.scores, expected, rtol=1e-12, xp=xp)
 
     def test_int32_indices(self, xp):
         src, dst, _ = random_graph(14, 50, 200)
@@ -336,7 +338,7 @@ class TestPageRankEdges:
             dtype=xp.float64,
         )
         expected = nx_scores(nx_graph(src, dst, np.ones(200), 50), 50)
-        assert_close_to(result.scores, expected, rtol=1e-12)
+        assert_close_to(result.scores, expected, rtol=1e-12, xp=xp)
 
     @pytest.mark.parametrize("every", [3, 8])
     def test_batched_convergence_checks_stop_at_the_same_iteration(self, xp, monkeypatch, every):
@@ -348,7 +350,7 @@ class TestPageRankEdges:
             asarray(xp, src), asarray(xp, dst), n_nodes=150, weights=asarray(xp, w), tol=1e-10
         )
         assert result.n_iter == nx_iterations(G, tol=1e-10)
-        assert_close_to(result.scores, nx_scores(G, 150, tol=1e-10), rtol=1e-12)
+        assert_close_to(result.scores, nx_scores(G, 150, tol=1e-10), rtol=1e-12, xp=xp)
         with pytest.warns(ConvergenceWarning):
             short = mx.pagerank_edges(asarray(xp, src), asarray(xp, dst), n_nodes=150, max_iter=5)
         assert short.n_iter == 5
@@ -446,7 +448,7 @@ class TestPageRankEdges:
                 dtype=xp.float64,
             )
             expected = nx_scores(nx_graph(src, dst, np.ones(src.size), n), n, tol=1e-12)
-            assert_close_to(result.scores, expected, rtol=1e-12)
+            assert_close_to(result.scores, expected, rtol=1e-12, xp=xp)
 
     def test_torch_operator_index_dtypes(self, xp, backend):
         if backend is not Backend.TORCH:

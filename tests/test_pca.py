@@ -50,18 +50,21 @@ class TestAgainstScikitLearn:
         for method in methods_for(backend):
             result = mx.pca(asarray(xp, X, chunks=(20, -1)), k, method=method)
             tol = 1e4 * eps(result.components.dtype)
-            assert_close_to(result.components, reference.components_, rtol=tol, atol=tol)
+            assert_close_to(result.components, reference.components_, rtol=tol, atol=tol, xp=xp)
             assert_close_to(
-                result.explained_variance, reference.explained_variance_, rtol=tol, atol=tol
+                result.explained_variance, reference.explained_variance_, rtol=tol, atol=tol, xp=xp
             )
             assert_close_to(
                 result.explained_variance_ratio,
                 reference.explained_variance_ratio_,
                 rtol=tol,
                 atol=tol,
+                xp=xp,
             )
-            assert_close_to(result.singular_values, reference.singular_values_, rtol=tol, atol=tol)
-            assert_close_to(result.mean, reference.mean_, rtol=tol, atol=tol)
+            assert_close_to(
+                result.singular_values, reference.singular_values_, rtol=tol, atol=tol, xp=xp
+            )
+            assert_close_to(result.mean, reference.mean_, rtol=tol, atol=tol, xp=xp)
 
     def test_randomized_matches_sklearn_randomized_and_full(self, xp, backend):
         from sklearn.decomposition import PCA
@@ -80,8 +83,8 @@ class TestAgainstScikitLearn:
         )
         result = mx.pca(asarray(xp, X), 5, method="randomized", seed=0)
         tol = 1e-9  # (σ₁₆/σ₅)^(2q+1) with q = 4 power iterations: the sketch is exact here
-        assert_close_to(result.components, exact.components_, rtol=tol, atol=tol)
-        assert_close_to(result.explained_variance, exact.explained_variance_, rtol=tol)
+        assert_close_to(result.components, exact.components_, rtol=tol, atol=tol, xp=xp)
+        assert_close_to(result.explained_variance, exact.explained_variance_, rtol=tol, xp=xp)
         again = mx.pca(asarray(xp, X), 5, method="randomized", seed=0)
         np.testing.assert_array_equal(to_numpy(again.components), to_numpy(result.components))
 
@@ -94,7 +97,7 @@ class TestAgainstScikitLearn:
             result = mx.pca(asarray(xp, X, chunks=(10, -1)), method=method)
             tol = 1e4 * eps(result.explained_variance.dtype)
             assert_close_to(
-                result.explained_variance, eigenvalues, rtol=tol, atol=tol * eigenvalues[0]
+                result.explained_variance, eigenvalues, rtol=tol, atol=tol * eigenvalues[0], xp=xp
             )
             C = to_numpy(result.components)
             np.testing.assert_allclose(
@@ -188,7 +191,7 @@ class TestCourseReconstruction:
             )
             assert error == pytest.approx(principal_values[k:].sum(), rel=1e-9, abs=1e-12)
         full = mx.pca(asarray(xp, X), 6)
-        assert_close_to(mx.reconstruct(asarray(xp, X), full), X, rtol=1e-10, atol=1e-10)
+        assert_close_to(mx.reconstruct(asarray(xp, X), full), X, rtol=1e-10, atol=1e-10, xp=xp)
 
     def test_gram_route_gives_the_same_reconstruction(self, xp, backend):
         """The course's N < D trick: the same components, so the same reconstruction."""
@@ -199,7 +202,7 @@ class TestCourseReconstruction:
         by_svd = mx.pca(asarray(xp, X), 5, method="svd")
         assert_close_to(
             mx.reconstruct(asarray(xp, X), by_gram), to_numpy(mx.reconstruct(asarray(xp, X), by_svd)),
-            rtol=1e-9, atol=1e-9,
+            rtol=1e-9, atol=1e-9, xp=xp,
         )  # fmt: skip
 
 
@@ -213,7 +216,7 @@ class TestStreaming:
         batch = mx.pca(asarray(xp, X), 3, method="covariance_eigh")
         tol = 1e4 * eps(streamed.components.dtype)
         for got, want in zip(streamed, batch, strict=True):
-            assert_close_to(got, to_numpy(want), rtol=tol, atol=tol * 100)
+            assert_close_to(got, to_numpy(want), rtol=tol, atol=tol * 100, xp=xp)
 
     def test_numpy_chunks_stream_onto_the_backend(self, xp, device):
         X = low_rank_data(9, 300, 6)
@@ -222,7 +225,11 @@ class TestStreaming:
         assert device_of(result.components) == device
         expected = mx.pca(asarray(xp, X, device), 2)
         assert_close_to(
-            result.explained_variance, to_numpy(expected.explained_variance), rtol=1e-10
+            result.explained_variance,
+            to_numpy(expected.explained_variance),
+            rtol=1e-10,
+            xp=xp,
+            device=device,
         )
 
     def test_host_chunks_arrive_intact_in_order(self, xp, device):
@@ -333,15 +340,18 @@ class TestEstimator:
             tol = 1e-9
             for name in ("components_", "explained_variance_", "explained_variance_ratio_",
                          "singular_values_", "mean_"):  # fmt: skip
-                assert_close_to(getattr(ours, name), getattr(theirs, name), rtol=tol, atol=tol)
+                assert_close_to(
+                    getattr(ours, name), getattr(theirs, name), rtol=tol, atol=tol, xp=xp
+                )
             assert ours.n_components_ == theirs.n_components_
             Z = ours.transform(asarray(xp, X, chunks=(30, -1)))
-            assert_close_to(Z, theirs.transform(X), rtol=1e-8, atol=1e-8)
+            assert_close_to(Z, theirs.transform(X), rtol=1e-8, atol=1e-8, xp=xp)
             assert_close_to(
                 ours.inverse_transform(Z),
                 theirs.inverse_transform(theirs.transform(X)),
                 rtol=1e-8,
                 atol=1e-8,
+                xp=xp,
             )
 
     def test_partial_fit_equals_fit_and_incremental_pca(self, xp):
@@ -354,15 +364,17 @@ class TestEstimator:
             model.partial_fit(asarray(xp, X[i : i + 40]))
             reference.partial_fit(X[i : i + 40])
         whole = mx.PCA(3).fit(asarray(xp, X))
-        assert_close_to(model.components_, to_numpy(whole.components_), rtol=1e-9, atol=1e-9)
+        assert_close_to(model.components_, to_numpy(whole.components_), rtol=1e-9, atol=1e-9, xp=xp)
         # exact: the batch fit's variances, where IncrementalPCA (top-k kept between batches) drifts
-        assert_close_to(model.explained_variance_, to_numpy(whole.explained_variance_), rtol=1e-9)
+        assert_close_to(
+            model.explained_variance_, to_numpy(whole.explained_variance_), rtol=1e-9, xp=xp
+        )
         ours = np.abs(to_numpy(model.explained_variance_) / to_numpy(whole.explained_variance_) - 1)
         theirs = np.abs(reference.explained_variance_ / to_numpy(whole.explained_variance_) - 1)
         assert ours.max() < theirs.max()
-        assert_close_to(model.mean_, reference.mean_, rtol=1e-12, atol=1e-12)
+        assert_close_to(model.mean_, reference.mean_, rtol=1e-12, atol=1e-12, xp=xp)
         resumed = mx.PCA(3).load_state_dict(model.state_dict(), xp=xp)
-        assert_close_to(resumed.components_, to_numpy(model.components_), rtol=0, atol=0)
+        assert_close_to(resumed.components_, to_numpy(model.components_), rtol=0, atol=0, xp=xp)
 
     def test_variance_fraction_and_whitening_while_streaming(self, xp):
         """`PCA(0.9).partial_fit`: after each call, the fewest components explaining 90 % of
@@ -374,14 +386,16 @@ class TestEstimator:
             model.partial_fit(asarray(xp, X[start:stop]))
             batch = mx.PCA(0.9, whiten=True).fit(asarray(xp, X[:stop]))
             assert model.n_components_ == batch.n_components_
-            assert_close_to(model.components_, to_numpy(batch.components_), rtol=1e-9, atol=1e-9)
+            assert_close_to(
+                model.components_, to_numpy(batch.components_), rtol=1e-9, atol=1e-9, xp=xp
+            )
         ratio = to_numpy(model.explained_variance_ratio_)
         assert ratio.sum() >= 0.9 > ratio[:-1].sum()
         Z = to_numpy(model.transform(asarray(xp, X)))
         np.testing.assert_allclose(Z.var(axis=0, ddof=1), 1.0, rtol=1e-9)
         assert_close_to(
             model.inverse_transform(asarray(xp, Z)), to_numpy(mx.reconstruct(asarray(xp, X),
-            mx.pca(asarray(xp, X), model.n_components_))), rtol=1e-9, atol=1e-9,
+            mx.pca(asarray(xp, X), model.n_components_))), rtol=1e-9, atol=1e-9, xp=xp,
         )  # fmt: skip
 
     def test_bad_use(self, xp):
