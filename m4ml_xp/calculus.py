@@ -526,7 +526,7 @@ def lagrange_multipliers(
     g: Function,
     x0: Array,
     *,
-    lam0: float | Array = 0.0,
+    lam0: float | Array | None = None,
     tol: float | None = None,
     max_iter: int = 50,
     method: str = "auto",
@@ -552,8 +552,11 @@ def lagrange_multipliers(
         Constraint(s) ``g(x) = 0``: ``(n,) -> scalar`` or ``(m,)``.
     x0 : (n,) array
         Start.
-    lam0 : float or array
-        Starting multiplier(s): a scalar for a scalar `g`, else ``(m,)``.
+    lam0 : float or array, optional
+        Starting multiplier(s): a scalar for a scalar `g`, else ``(m,)``.  By
+        default the least-squares multiplier at `x0` (``∇f(x0) ≈ J_g(x0)ᵀλ``),
+        the usual first-order estimate: ``λ = 0`` can make the bordered Hessian
+        singular at a start where the estimate does not.
     tol, max_iter, raise_on_failure
         As for :func:`newton_raphson`.
     method : {"auto", "fd", "autodiff"}
@@ -583,7 +586,7 @@ def lagrange_multipliers(
     g0 = _call(g, x, "g", xp=xp, max_ndim=1)
     scalar_constraint = g0.ndim == 0
     m = 1 if scalar_constraint else g0.shape[0]
-    lam = _multipliers(lam0, m, scalar_constraint, x, xp=xp)
+    lam = None if lam0 is None else _multipliers(lam0, m, scalar_constraint, x, xp=xp)
 
     # Solve the problem scaled by powers of two (exact, like LAPACK's xLASCL): the point
     # u = x·sx, the objective sf·f and each constraint sgₖ·gₖ with unit-sized gradients in u,
@@ -598,16 +601,15 @@ def lagrange_multipliers(
     def raw_objective(u: Array) -> Array:
         return _call(f, u / sx, "f", xp=xp, max_ndim=0)
 
-    sf = _scaling.power_of_two_scale(
-        xp.max(xp.abs(jacobian(raw_objective, u0, method=method))), xp=xp
+    raw_grad = jacobian(raw_objective, u0, method=method)
+    raw_jac = xp.reshape(jacobian(raw_constraints, u0, method=method), (m, n))
+    sf = _scaling.power_of_two_scale(xp.max(xp.abs(raw_grad)), xp=xp)
+    sg = _scaling.power_of_two_scale(_scaling.max_abs(raw_jac, xp=xp, axis=1)[:, 0], xp=xp)
+    lam = (
+        _least_squares_multipliers(raw_grad * sf, raw_jac * sg[:, None], xp=xp)
+        if lam is None
+        else lam * (sf / sg)
     )
-    sg = _scaling.power_of_two_scale(
-        _scaling.max_abs(
-            xp.reshape(jacobian(raw_constraints, u0, method=method), (m, n)), xp=xp, axis=1
-        )[:, 0],
-        xp=xp,
-    )
-    lam = lam * (sf / sg)
     x = u0
 
     def constraints(v: Array) -> Array:
@@ -645,6 +647,20 @@ def lagrange_multipliers(
     if scalar_constraint:
         multipliers = multipliers[0]
     return LagrangeResult(z[:n] / sx, multipliers, root.converged, root.n_iter, root.status)
+
+
+def _least_squares_multipliers(grad_f: Array, jac_g: Array, *, xp: Namespace) -> Array:
+    """λ minimising ‖∇f − J_gᵀλ‖ for unit-scaled ∇f and rows of J_g.
+
+    The normal equations get a ridge of n·eps: with rows of unit size it changes
+    a well-posed λ below rounding, and keeps a zero or repeated constraint
+    gradient at the start from making them singular.
+    """
+    m, n = jac_g.shape
+    ridge = n * float(xp.finfo(jac_g.dtype).eps)
+    eye = xp.eye(m, dtype=jac_g.dtype, device=device(jac_g))
+    gram = jac_g @ xp.permute_dims(jac_g, (1, 0)) + ridge * eye
+    return xp.linalg.solve(gram, (jac_g @ grad_f)[:, None])[:, 0]
 
 
 def _multipliers(lam0: Any, m: int, scalar_constraint: bool, x: Array, *, xp: Namespace) -> Array:

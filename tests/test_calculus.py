@@ -404,7 +404,34 @@ def course_grad_l(z):
     )
 
 
+def _linear(v):
+    return v[0] + v[1]
+
+
+def _circle(v):
+    return v[0] ** 2 + v[1] ** 2 - 1.0
+
+
 class TestLagrangeMultipliers:
+    def test_default_start_is_the_least_squares_multiplier(self, xp, backend):
+        """A linear objective on the unit circle: λ = 0 leaves the bordered Hessian singular.
+
+        The least-squares multiplier at x0, ∇f(x0)·∇g(x0)/‖∇g(x0)‖², does not: the
+        default start reaches the maximum (1/√2, 1/√2) with λ = 1/√2, where the
+        analytic condition ∇f = λ∇g gives 1 = 2λx.
+        """
+        x0 = asarray(xp, np.array([1.0, 0.5]))
+        with pytest.warns(ConvergenceWarning, match="singular"):
+            stuck = mx.lagrange_multipliers(_linear, _circle, x0, lam0=0.0)
+        assert not stuck.converged
+        for method in _methods(backend):
+            result = mx.lagrange_multipliers(_linear, _circle, x0, method=method)
+            assert result.converged
+            rtol = 64 * eps(result.x.dtype) if _exact(method, backend) else 1e-7
+            half = np.sqrt(0.5)
+            assert_close_to(result.x, np.array([half, half]), rtol=rtol, xp=xp)
+            assert_close_to(result.lam, np.asarray(half), rtol=rtol, xp=xp)
+
     @pytest.mark.parametrize("start", [(0.0, 0.0), (0.0, -1.0)])
     def test_course_problem_matches_scipy_root(self, xp, backend, start):
         start = np.array(start)

@@ -223,10 +223,28 @@ class TestProjections:
             xp=xp,
         )
 
+    def test_a_column_vector_gives_a_column(self, xp, device):
+        """The course's (D, 1) column: the same projection as the (D,) vector, as a column."""
+        rng = np.random.default_rng(8)
+        B, x = rng.standard_normal((4, 2)), rng.standard_normal(4)
+        expected = B @ np.linalg.solve(B.T @ B, B.T @ x)
+        B_b = asarray(xp, B, device)
+        column = mx.project(asarray(xp, x[:, None], device), B_b)
+        tol = 100 * eps(column.dtype)
+        assert_close_to(column, expected[:, None], rtol=tol, atol=tol, xp=xp, device=device)
+        rows = mx.project(asarray(xp, np.stack([x, 2 * x]), device), B_b)  # (N, D) rows
+        assert_close_to(
+            rows, np.stack([expected, 2 * expected]), rtol=tol, atol=tol, xp=xp, device=device
+        )
+        with pytest.raises(ValueError, match="`x`"):
+            mx.project(asarray(xp, np.ones((3, 1)), device), B_b)  # a column of the wrong length
+
     def test_bad_inputs(self, xp, backend):
         with pytest.raises(ValueError, match="`B` must be a 1-D or 2-D"):
             mx.projection_matrix(asarray(xp, np.ones((2, 2, 2))))
-        with pytest.raises(ValueError, match="`x` must have 3 entries"):
+        with pytest.raises(
+            ValueError, match=r"`x` must be a vector of 3 entries, a \(3, 1\) column"
+        ):
             mx.project(asarray(xp, np.ones(2)), asarray(xp, np.ones(3)))
         if backend is not Backend.DASK:  # the zero check reads a value: eager only
             with pytest.raises(ValueError, match="`B` must not be zero"):

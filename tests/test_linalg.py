@@ -261,6 +261,39 @@ class TestTransformImage:
             single = to_numpy(mx.transform_image(asarray(xp, images[i], device), T))
             np.testing.assert_allclose(batch[i], single, atol=1e-14)
 
+    def test_flat_rows_with_image_shape_equal_the_image_batch(self, xp, device):
+        images = np.random.default_rng(6).random((4, 5, 6))
+        T = asarray(xp, [[0.8, -0.3], [0.4, 1.2]], device)
+        flat = mx.transform_image(asarray(xp, images.reshape(4, 30), device), T, image_shape=(5, 6))
+        batch = to_numpy(mx.transform_image(asarray(xp, images, device), T))
+        assert_close_to(flat, batch.reshape(4, 30), rtol=0, atol=0, xp=xp, device=device)
+        one = mx.transform_image(asarray(xp, images[1].reshape(30), device), T, image_shape=(5, 6))
+        assert_close_to(one, batch[1].reshape(30), rtol=0, atol=0, xp=xp, device=device)
+
+    def test_flat_rows_without_image_shape_are_refused(self, xp):
+        """(N, 784) rows are N flattened 28×28 digits, never one N×784 image."""
+        T = asarray(xp, np.eye(2))
+        with pytest.raises(ValueError, match=r"image_shape=\(28, 28\)"):
+            mx.transform_image(asarray(xp, np.zeros((5, 784))), T)
+        with pytest.raises(ValueError, match=r"image_shape=\(4, 4\)"):
+            mx.transform_image(asarray(xp, np.zeros((3, 16))), T)
+        square = mx.transform_image(asarray(xp, np.zeros((16, 16))), T)  # one square image
+        assert tuple(square.shape) == (16, 16)
+        wide = mx.transform_image(asarray(xp, np.zeros((1, 3, 16))), T)  # one wide image
+        assert tuple(wide.shape) == (1, 3, 16)
+
+    def test_rejects_bad_image_shape(self, xp):
+        T = asarray(xp, np.eye(2))
+        flat = asarray(xp, np.zeros((2, 12)))
+        with pytest.raises(ValueError, match="`images` rows must hold 3×5 = 15"):
+            mx.transform_image(flat, T, image_shape=(3, 5))
+        with pytest.raises(TypeError, match="`image_shape`"):
+            mx.transform_image(flat, T, image_shape=12)
+        with pytest.raises(ValueError, match="`image_shape`"):
+            mx.transform_image(flat, T, image_shape=(0, 12))
+        with pytest.raises(ValueError, match="`images`"):
+            mx.transform_image(asarray(xp, np.zeros((2, 3, 4))), T, image_shape=(3, 4))
+
     def test_uint8_images_are_promoted(self, xp):
         images = np.random.default_rng(3).integers(0, 256, (2, 6, 6), dtype=np.uint8)
         out = mx.transform_image(asarray(xp, images), asarray(xp, np.eye(2)))
