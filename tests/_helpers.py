@@ -39,6 +39,11 @@ def dtype_name(dtype: Any) -> str:
         return str(dtype).rsplit(".", 1)[-1]
 
 
+def default_float(xp: Any, device: Any = None) -> Any:
+    """The floating dtype integer inputs are promised to become: the device's default float."""
+    return xp.__array_namespace_info__().default_dtypes(device=device)["real floating"]
+
+
 def assert_close_to(
     actual: Any,
     desired: Any,

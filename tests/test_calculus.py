@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import m4ml_xp as mx
 from m4ml_xp.errors import ConvergenceError, ConvergenceWarning
-from tests._helpers import asarray, assert_close_to, eps, to_numpy
+from tests._helpers import asarray, assert_close_to, default_float, eps, to_numpy
 from tests.conftest import Backend
 
 AUTODIFF = {Backend.JAX, Backend.TORCH}
@@ -112,7 +112,12 @@ class TestJacobian:
         J = mx.jacobian(lambda v: v * v, asarray(xp, np.array([1, 2])), method="fd")
         assert xp.isdtype(J.dtype, "real floating")
         assert_close_to(
-            J, np.diag([2.0, 4.0]), rtol=_fd_rtol(J.dtype), atol=_fd_rtol(J.dtype), xp=xp
+            J,
+            np.diag([2.0, 4.0]),
+            rtol=_fd_rtol(J.dtype),
+            atol=_fd_rtol(J.dtype),
+            xp=xp,
+            dtype=default_float(xp),
         )
 
     def test_device_propagates(self, xp, device):

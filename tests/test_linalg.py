@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import m4ml_xp as mx
 from m4ml_xp.errors import ConvergenceWarning
-from tests._helpers import asarray, assert_close_to, eps, to_numpy
+from tests._helpers import asarray, assert_close_to, default_float, eps, to_numpy
 from tests.conftest import Backend
 
 angles = st.floats(-10.0, 10.0, allow_nan=False)
@@ -453,7 +453,15 @@ class TestRowEchelon:
         U = mx.row_echelon(asarray(xp, A, device))
         assert xp.isdtype(U.dtype, "real floating")
         expected = np.array([[1.0, 2.0, 3.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
-        assert_close_to(U, expected, rtol=0, atol=4 * eps(U.dtype), xp=xp, device=device)
+        assert_close_to(
+            U,
+            expected,
+            rtol=0,
+            atol=4 * eps(U.dtype),
+            xp=xp,
+            device=device,
+            dtype=default_float(xp, device),
+        )
 
     def test_rejects(self, xp):
         with pytest.raises(ValueError, match="`A` must not be empty"):
