@@ -38,26 +38,41 @@ _METHODS = ("auto", "fd", "autodiff")
 class RootResult(NamedTuple):
     """Result of :func:`newton_raphson`.
 
-    `iterates` stacks the starting point and every iterate along axis 0;
-    `status` is ``"converged"``, ``"zero derivative"``, ``"singular jacobian"``,
-    ``"non-finite"`` or ``"max_iter"``.
+    `iterates` stacks the starting point and every iterate along axis 0.
+    `status`: 0 converged, 1 `max_iter` reached, 2 an iterate was not finite,
+    3 zero derivative or singular Jacobian (no Newton step); `message` says which.
     """
 
     root: Array
     iterates: Array
     n_iter: int
     converged: bool
-    status: str
+    status: int
+    message: str
 
 
 class LagrangeResult(NamedTuple):
-    """Result of :func:`lagrange_multipliers`: the point, its multiplier(s), the Newton run."""
+    """Result of :func:`lagrange_multipliers`: the point, its multiplier(s), the Newton run.
+
+    `status` and `message` are those of :class:`RootResult`.
+    """
 
     x: Array
     lam: Array
     converged: bool
     n_iter: int
-    status: str
+    status: int
+    message: str
+
+
+#: newton_raphson's stopping reasons -> (status code, message); see RootResult.
+_ROOT_STATUS = {
+    "converged": (0, "converged: the Newton step is below tol"),
+    "max_iter": (1, "max_iter reached: the Newton step is still above tol"),
+    "non-finite": (2, "stopped: the next iterate is not finite"),
+    "zero derivative": (3, "stopped: zero derivative, no Newton step"),
+    "singular jacobian": (3, "stopped: singular Jacobian, no Newton step"),
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -296,7 +311,7 @@ def newton_raphson(
     -------
     RootResult
         ``root``, the ``iterates`` (start first, stacked on axis 0), ``n_iter``,
-        ``converged`` and ``status``.  A zero derivative (or singular Jacobian)
+        ``converged``, ``status`` and ``message``.  A zero derivative (or singular Jacobian)
         stops the iteration at the last finite iterate with
         ``converged=False``: never a non-finite "root".
 
@@ -366,7 +381,8 @@ def newton_raphson(
             raise_on_failure=raise_on_failure,
             stacklevel=2,
         )
-    return RootResult(x, xp.stack(iterates), n_iter, converged, status)
+    code, message = _ROOT_STATUS[status]
+    return RootResult(x, xp.stack(iterates), n_iter, converged, code, message)
 
 
 def _derivative_function(
@@ -565,7 +581,8 @@ def lagrange_multipliers(
     Returns
     -------
     LagrangeResult
-        ``x``, ``lam`` (0-d for a scalar constraint), ``converged``, ``n_iter``, ``status``.
+        ``x``, ``lam`` (0-d for a scalar constraint), ``converged``, ``n_iter``,
+        ``status``, ``message``.
 
     Examples
     --------
@@ -646,7 +663,9 @@ def lagrange_multipliers(
     multipliers = z[n:] * (sg / sf)
     if scalar_constraint:
         multipliers = multipliers[0]
-    return LagrangeResult(z[:n] / sx, multipliers, root.converged, root.n_iter, root.status)
+    return LagrangeResult(
+        z[:n] / sx, multipliers, root.converged, root.n_iter, root.status, root.message
+    )
 
 
 def _least_squares_multipliers(grad_f: Array, jac_g: Array, *, xp: Namespace) -> Array:

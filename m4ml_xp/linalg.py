@@ -38,12 +38,18 @@ __all__ = [
 
 
 class EigResult(NamedTuple):
-    """Result of :func:`power_iteration`."""
+    """Result of :func:`power_iteration`.
+
+    `status`: 0 converged, 1 `max_iter` reached, 2 the start vector is in the
+    null space of `A` (``A x = 0``); `message` says which.
+    """
 
     eigenvalue: Array
     eigenvector: Array
     n_iter: int
     converged: bool
+    status: int
+    message: str
 
 
 # --------------------------------------------------------------------------- helpers
@@ -707,7 +713,8 @@ def power_iteration(
     -------
     EigResult
         ``eigenvalue`` (0-d array), unit ``eigenvector`` with its
-        largest-|component| entry positive, ``n_iter``, ``converged``.
+        largest-|component| entry positive, ``n_iter``, ``converged``,
+        ``status``, ``message``.
 
     Warns
     -----
@@ -764,14 +771,18 @@ def power_iteration(
                 break
         x = y / xp.where(y_norm > 0, y_norm, 1.0)
         (x,) = evaluate(x)
+    status, message = 0, "converged: the residual ‖Ax − λx‖ is at most tol·|λ|"
     if not converged:
-        reason = (
-            "the start vector is in the null space of `A`; pass another `x0` or `seed`"
+        status, message = (
+            (2, "the start vector is in the null space of `A`; pass another `x0` or `seed`")
             if null_start
-            else f"no convergence in {n_iter} iterations (the two largest eigenvalues "
-            "may have equal modulus)"
+            else (
+                1,
+                f"no convergence in {n_iter} iterations (the two largest eigenvalues "
+                "may have equal modulus)",
+            )
         )
         report_non_convergence(
-            f"power iteration: {reason}", raise_on_failure=raise_on_failure, stacklevel=2
+            f"power iteration: {message}", raise_on_failure=raise_on_failure, stacklevel=2
         )
-    return EigResult(eigenvalue / scale, _flip_sign(x, xp), n_iter, converged)
+    return EigResult(eigenvalue / scale, _flip_sign(x, xp), n_iter, converged, status, message)

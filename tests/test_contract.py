@@ -345,3 +345,32 @@ def test_public_type_is_produced(name: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert isinstance(make(a), kind)
+
+
+#: The field order API.md lists for each result family; the common tail follows.
+RESULT_FIELDS = {
+    "EigResult": ("eigenvalue", "eigenvector", "n_iter", "converged"),
+    "PageRankResult": ("scores", "n_iter", "converged", "error"),
+    "RootResult": ("root", "iterates", "n_iter", "converged"),
+    "LagrangeResult": ("x", "lam", "converged"),
+    "OptimizeResult": ("x", "n_iter", "converged"),
+    "TrainResult": ("params", "losses"),
+    "LMResult": ("x", "cost"),
+}
+
+
+@pytest.mark.parametrize("name", list(RESULT_FIELDS))
+def test_result_keeps_the_listed_order_then_status_and_message(name: str) -> None:
+    """API.md's fields first, then ``n_iter, converged, status, message`` where they exist."""
+    kind = getattr(m4ml_xp, name)
+    listed = RESULT_FIELDS[name]
+    assert kind._fields[: len(listed)] == listed
+    assert kind._fields[-2:] == ("status", "message")
+    tail = [f for f in ("n_iter", "converged") if f in kind._fields and f not in listed]
+    assert [f for f in kind._fields if f in tail] == tail
+    spec = TYPES[name]
+    a = _inputs(spec.produced_by, np, None)
+    result = (spec.make or (lambda a: _run(FUNCTIONS[spec.produced_by], a)))(a)
+    assert type(result.status) is int, f"{name}.status is {type(result.status).__name__}"
+    assert isinstance(result.message, str)
+    assert result.message

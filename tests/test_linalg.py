@@ -544,6 +544,7 @@ class TestPowerIteration:
         v = V[:, -1] * np.sign(V[np.argmax(np.abs(V[:, -1])), -1])
         result = mx.power_iteration(asarray(xp, A, device))
         assert result.converged is True
+        assert (result.status, result.message[:10]) == (0, "converged:")
         assert type(result.n_iter) is int
         assert_close_to(result.eigenvalue, np.asarray(w[-1]), rtol=1e-9, xp=xp, device=device)
         assert_close_to(result.eigenvector, v, rtol=0, atol=1e-8, xp=xp, device=device)
@@ -575,6 +576,17 @@ class TestPowerIteration:
             result = mx.power_iteration(asarray(xp, [[0.0, -1.0], [1.0, 0.0]]), max_iter=50)
         assert result.converged is False
         assert result.n_iter == 50
+        assert result.status == 1
+        assert result.message.startswith("no convergence in 50 iterations")
+
+    def test_start_in_the_null_space_has_its_own_status(self, xp):
+        with pytest.warns(ConvergenceWarning, match="null space"):
+            result = mx.power_iteration(
+                asarray(xp, np.diag([1.0, 0.0])), x0=asarray(xp, np.array([0.0, 1.0]))
+            )
+        assert result.converged is False
+        assert result.status == 2
+        assert "null space" in result.message
 
     def test_raise_on_failure(self, xp):
         with pytest.raises(mx.ConvergenceError, match="power iteration"):

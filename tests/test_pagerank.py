@@ -159,6 +159,7 @@ class TestPageRank:
         expected = nx_scores(G, n, alpha=damping, tol=1e-15, max_iter=10_000)
         result = mx.pagerank(asarray(xp, L, device), damping=damping, tol=1e-13)
         assert result.converged is True
+        assert (result.status, result.message[:10]) == (0, "converged:")
         assert type(result.n_iter) is int
         assert isinstance(result.error, float)
         assert_close_to(result.scores, expected, rtol=1e-9, xp=xp, device=device)
@@ -191,6 +192,8 @@ class TestPageRank:
             result = mx.pagerank(asarray(xp, L), max_iter=1)
         assert result.converged is False
         assert result.n_iter == 1
+        assert result.status == 1
+        assert result.message.startswith("PageRank did not converge in 1 iterations")
 
     def test_input_not_modified(self, xp):
         L_np = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
