@@ -346,12 +346,14 @@ class TestPageRankEdges:
     @pytest.mark.parametrize("every", [3, 8])
     def test_batched_convergence_checks_stop_at_the_same_iteration(self, xp, monkeypatch, every):
         # GPU backends read the error back every few iterations; the result must not change
-        monkeypatch.setattr(mx._xp, "check_interval", lambda xp, device: every)
+        asked = []
+        monkeypatch.setattr(mx._xp, "check_interval", lambda xp, device: asked.append(1) or every)
         src, dst, w = random_graph(17, 150, 700, weighted=True)
         G = nx_graph(src, dst, w, 150)
         result = mx.pagerank_edges(
             asarray(xp, src), asarray(xp, dst), n_nodes=150, weights=asarray(xp, w), tol=1e-10
         )
+        assert asked, "pagerank_edges did not ask the patched check_interval"
         assert result.n_iter == nx_iterations(G, tol=1e-10)
         assert_close_to(result.scores, nx_scores(G, 150, tol=1e-10), rtol=1e-12, xp=xp)
         with pytest.warns(ConvergenceWarning):
@@ -578,7 +580,13 @@ def test_numpy_without_scipy_uses_bincount(monkeypatch):
     G = nx_graph(src, dst, w, 80)
     expected, expected_iterations = nx_scores(G, 80, tol=1e-10), nx_iterations(G, tol=1e-10)
     monkeypatch.setitem(sys.modules, "scipy.sparse", None)  # makes `import scipy.sparse` fail
+    probes = []
+    has_scipy_sparse = mx._xp._has_scipy_sparse
+    monkeypatch.setattr(
+        mx._xp, "_has_scipy_sparse", lambda: probes.append(has_scipy_sparse()) or probes[-1]
+    )
     result = mx.pagerank_edges(src, dst, n_nodes=80, weights=w, tol=1e-10)
+    assert probes == [False], f"the SciPy probe answered {probes}: the fallback did not run"
     assert result.n_iter == expected_iterations
     np.testing.assert_allclose(result.scores, expected, rtol=1e-12)
 
