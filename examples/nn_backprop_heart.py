@@ -52,7 +52,7 @@ print("gradient shapes:", [(tuple(dW.shape), tuple(db.shape)) for dW, db in star
 result = mx.train_mlp(
     params, X, Y, optimizer=mx.sgd(args.aggression), epochs=args.epochs, progress=False
 )
-print(f"{result.status} after {result.n_epochs} epochs: cost {result.losses[-1]:.5f}")
+print(f"{result.message}: cost {result.losses[-1]:.5f}")
 
 # %% [markdown]
 # ## The fitted curve against the heart

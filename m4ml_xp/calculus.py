@@ -38,26 +38,41 @@ _METHODS = ("auto", "fd", "autodiff")
 class RootResult(NamedTuple):
     """Result of :func:`newton_raphson`.
 
-    `iterates` stacks the starting point and every iterate along axis 0;
-    `status` is ``"converged"``, ``"zero derivative"``, ``"singular jacobian"``,
-    ``"non-finite"`` or ``"max_iter"``.
+    `iterates` stacks the starting point and every iterate along axis 0.
+    `status`: 0 converged, 1 `max_iter` reached, 2 an iterate was not finite,
+    3 zero derivative or singular Jacobian (no Newton step); `message` says which.
     """
 
     root: Array
     iterates: Array
     n_iter: int
     converged: bool
-    status: str
+    status: int
+    message: str
 
 
 class LagrangeResult(NamedTuple):
-    """Result of :func:`lagrange_multipliers`: the point, its multiplier(s), the Newton run."""
+    """Result of :func:`lagrange_multipliers`: the point, its multiplier(s), the Newton run.
+
+    `status` and `message` are those of :class:`RootResult`.
+    """
 
     x: Array
     lam: Array
     converged: bool
     n_iter: int
-    status: str
+    status: int
+    message: str
+
+
+#: newton_raphson's stopping reasons -> (status code, message); see RootResult.
+_ROOT_STATUS = {
+    "converged": (0, "converged: the Newton step is below tol"),
+    "max_iter": (1, "max_iter reached: the Newton step is still above tol"),
+    "non-finite": (2, "stopped: the next iterate is not finite"),
+    "zero derivative": (3, "stopped: zero derivative, no Newton step"),
+    "singular jacobian": (3, "stopped: singular Jacobian, no Newton step"),
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -296,7 +311,7 @@ def newton_raphson(
     -------
     RootResult
         ``root``, the ``iterates`` (start first, stacked on axis 0), ``n_iter``,
-        ``converged`` and ``status``.  A zero derivative (or singular Jacobian)
+        ``converged``, ``status`` and ``message``.  A zero derivative (or singular Jacobian)
         stops the iteration at the last finite iterate with
         ``converged=False``: never a non-finite "root".
 
@@ -366,7 +381,8 @@ def newton_raphson(
             raise_on_failure=raise_on_failure,
             stacklevel=2,
         )
-    return RootResult(x, xp.stack(iterates), n_iter, converged, status)
+    code, message = _ROOT_STATUS[status]
+    return RootResult(x, xp.stack(iterates), n_iter, converged, code, message)
 
 
 def _derivative_function(
@@ -526,7 +542,7 @@ def lagrange_multipliers(
     g: Function,
     x0: Array,
     *,
-    lam0: float | Array = 0.0,
+    lam0: float | Array | None = None,
     tol: float | None = None,
     max_iter: int = 50,
     method: str = "auto",
@@ -552,8 +568,11 @@ def lagrange_multipliers(
         Constraint(s) ``g(x) = 0``: ``(n,) -> scalar`` or ``(m,)``.
     x0 : (n,) array
         Start.
-    lam0 : float or array
-        Starting multiplier(s): a scalar for a scalar `g`, else ``(m,)``.
+    lam0 : float or array, optional
+        Starting multiplier(s): a scalar for a scalar `g`, else ``(m,)``.  By
+        default the least-squares multiplier at `x0` (``∇f(x0) ≈ J_g(x0)ᵀλ``),
+        the usual first-order estimate: ``λ = 0`` can make the bordered Hessian
+        singular at a start where the estimate does not.
     tol, max_iter, raise_on_failure
         As for :func:`newton_raphson`.
     method : {"auto", "fd", "autodiff"}
@@ -562,7 +581,8 @@ def lagrange_multipliers(
     Returns
     -------
     LagrangeResult
-        ``x``, ``lam`` (0-d for a scalar constraint), ``converged``, ``n_iter``, ``status``.
+        ``x``, ``lam`` (0-d for a scalar constraint), ``converged``, ``n_iter``,
+        ``status``, ``message``.
 
     Examples
     --------
@@ -583,7 +603,7 @@ def lagrange_multipliers(
     g0 = _call(g, x, "g", xp=xp, max_ndim=1)
     scalar_constraint = g0.ndim == 0
     m = 1 if scalar_constraint else g0.shape[0]
-    lam = _multipliers(lam0, m, scalar_constraint, x, xp=xp)
+    lam = None if lam0 is None else _multipliers(lam0, m, scalar_constraint, x, xp=xp)
 
     # Solve the problem scaled by powers of two (exact, like LAPACK's xLASCL): the point
     # u = x·sx, the objective sf·f and each constraint sgₖ·gₖ with unit-sized gradients in u,
@@ -598,16 +618,15 @@ def lagrange_multipliers(
     def raw_objective(u: Array) -> Array:
         return _call(f, u / sx, "f", xp=xp, max_ndim=0)
 
-    sf = _scaling.power_of_two_scale(
-        xp.max(xp.abs(jacobian(raw_objective, u0, method=method))), xp=xp
+    raw_grad = jacobian(raw_objective, u0, method=method)
+    raw_jac = xp.reshape(jacobian(raw_constraints, u0, method=method), (m, n))
+    sf = _scaling.power_of_two_scale(xp.max(xp.abs(raw_grad)), xp=xp)
+    sg = _scaling.power_of_two_scale(_scaling.max_abs(raw_jac, xp=xp, axis=1)[:, 0], xp=xp)
+    lam = (
+        _least_squares_multipliers(raw_grad * sf, raw_jac * sg[:, None], xp=xp)
+        if lam is None
+        else lam * (sf / sg)
     )
-    sg = _scaling.power_of_two_scale(
-        _scaling.max_abs(
-            xp.reshape(jacobian(raw_constraints, u0, method=method), (m, n)), xp=xp, axis=1
-        )[:, 0],
-        xp=xp,
-    )
-    lam = lam * (sf / sg)
     x = u0
 
     def constraints(v: Array) -> Array:
@@ -644,7 +663,23 @@ def lagrange_multipliers(
     multipliers = z[n:] * (sg / sf)
     if scalar_constraint:
         multipliers = multipliers[0]
-    return LagrangeResult(z[:n] / sx, multipliers, root.converged, root.n_iter, root.status)
+    return LagrangeResult(
+        z[:n] / sx, multipliers, root.converged, root.n_iter, root.status, root.message
+    )
+
+
+def _least_squares_multipliers(grad_f: Array, jac_g: Array, *, xp: Namespace) -> Array:
+    """λ minimising ‖∇f − J_gᵀλ‖ for unit-scaled ∇f and rows of J_g.
+
+    The normal equations get a ridge of n·eps: with rows of unit size it changes
+    a well-posed λ below rounding, and keeps a zero or repeated constraint
+    gradient at the start from making them singular.
+    """
+    m, n = jac_g.shape
+    ridge = n * float(xp.finfo(jac_g.dtype).eps)
+    eye = xp.eye(m, dtype=jac_g.dtype, device=device(jac_g))
+    gram = jac_g @ xp.permute_dims(jac_g, (1, 0)) + ridge * eye
+    return xp.linalg.solve(gram, (jac_g @ grad_f)[:, None])[:, 0]
 
 
 def _multipliers(lam0: Any, m: int, scalar_constraint: bool, x: Array, *, xp: Namespace) -> Array:

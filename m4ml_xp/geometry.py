@@ -422,7 +422,10 @@ def projection_matrix(B: Array) -> Array:
 
 @_xp.full_precision
 def project(x: Array, B: Array) -> Array:
-    """Return the orthogonal projection of `x` (``(D,)`` or rows of ``(N, D)``) onto span(`B`).
+    """Return the orthogonal projection of `x` onto the column span of `B`.
+
+    `x` is one vector ``(D,)``, the course's column vector ``(D, 1)`` (the
+    result is then a column too) or data rows ``(N, D)``.
 
     Examples
     --------
@@ -430,12 +433,21 @@ def project(x: Array, B: Array) -> Array:
     >>> from m4ml_xp import project
     >>> project(np.array([2.0, 0.0]), np.array([1.0, 1.0]))
     array([1., 1.])
+    >>> project(np.array([[2.0], [0.0]]), np.array([[1.0], [1.0]]))  # columns, as in the course
+    array([[1.],
+           [1.]])
     """
     xp = _checks.namespace(x=x, B=B)
     x = _checks.check_real_array(x, "x", xp=xp, ndim=(1, 2))
     P = projection_matrix(B)
-    if x.shape[-1] != P.shape[0]:
-        msg = f"`x` must have {P.shape[0]} entries per vector to match `B`; got shape {tuple(x.shape)}"
+    D = P.shape[0]
+    column = x.ndim == 2 and tuple(x.shape) == (D, 1) and D != 1
+    if not column and x.shape[-1] != D:
+        msg = (
+            f"`x` must be a vector of {D} entries, a ({D}, 1) column or rows of {D} entries "
+            f"to match `B`; got shape {tuple(x.shape)}"
+        )
         raise ValueError(msg)
     x, scale = _scaling.scaled(x, xp=xp)
-    return (x @ P) / scale
+    # P is symmetric: P @ x projects a column as x @ P projects rows
+    return (P @ x if column else x @ P) / scale

@@ -6,6 +6,7 @@ Conventions (see COURSE.md): vectors of a basis are the *columns* of a matrix;
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, NamedTuple
 
@@ -37,12 +38,18 @@ __all__ = [
 
 
 class EigResult(NamedTuple):
-    """Result of :func:`power_iteration`."""
+    """Result of :func:`power_iteration`.
+
+    `status`: 0 converged, 1 `max_iter` reached, 2 the start vector is in the
+    null space of `A` (``A x = 0``); `message` says which.
+    """
 
     eigenvalue: Array
     eigenvector: Array
     n_iter: int
     converged: bool
+    status: int
+    message: str
 
 
 # --------------------------------------------------------------------------- helpers
@@ -242,7 +249,13 @@ def reflection_matrix(basis: Array) -> Array:
 
 # --------------------------------------------------------------------------- images
 def transform_image(
-    images: Array, T: Array, *, order: int = 1, mode: str = "constant", cval: float = 0.0
+    images: Array,
+    T: Array,
+    *,
+    order: int = 1,
+    mode: str = "constant",
+    cval: float = 0.0,
+    image_shape: tuple[int, int] | None = None,
 ) -> Array:
     """Apply a 2×2 transformation to an image or a batch of images about their centre.
 
@@ -254,8 +267,12 @@ def transform_image(
 
     Parameters
     ----------
-    images : (H, W) or (N, H, W) array
+    images : (H, W) or (N, H, W) array, or (H·W,) or (N, H·W) with `image_shape`
         One image or a batch; integers are promoted to the default float.
+        Flat rows (``load_mnist``'s (N, 784)) need ``image_shape=(28, 28)``: a
+        2-D array whose width is a square number s² (s ≥ 4) other than its
+        height is refused rather than read as one N×784 image (pass
+        ``images[None, ...]`` for one such wide image).
     T : (2, 2) array
         Invertible transformation (rotation, scaling, shear, reflection, ...),
         of any finite magnitude: it is scaled by a power of two before its
@@ -269,6 +286,8 @@ def transform_image(
         across the border.
     cval : float
         Value outside the image.
+    image_shape : (H, W) tuple of int, optional
+        The shape of each image when `images` holds flattened rows.
 
     Returns
     -------
@@ -284,9 +303,31 @@ def transform_image(
     array([[0., 1., 0.],
            [0., 0., 0.],
            [0., 0., 0.]])
+    >>> flat = np.zeros((5, 9)); flat[:, 5] = 1.0         # five flattened 3×3 dots
+    >>> transform_image(flat, rotation_matrix(np.pi / 2), image_shape=(3, 3))[0]
+    array([0., 1., 0., 0., 0., 0., 0., 0., 0.])
     """
     xp = _checks.namespace(images=images, T=T)
-    images = _checks.check_real_array(images, "images", xp=xp, ndim=(2, 3), allow_bool=True)
+    if image_shape is None:
+        images = _checks.check_real_array(images, "images", xp=xp, ndim=(2, 3), allow_bool=True)
+        height, width = images.shape[-2], images.shape[-1]
+        side = math.isqrt(width)
+        if images.ndim == 2 and side >= 4 and side * side == width and height != width:
+            msg = (
+                f"`images` of shape {tuple(images.shape)} looks like {height} flattened "
+                f"{side}×{side} images, not one {height}×{width} image: pass "
+                f"image_shape=({side}, {side}) for flat rows (or images[None, ...] for one image)"
+            )
+            raise ValueError(msg)
+    else:
+        height, width = _image_shape(image_shape)
+        images = _checks.check_real_array(images, "images", xp=xp, ndim=(1, 2), allow_bool=True)
+        if images.shape[-1] != height * width:
+            msg = (
+                f"`images` rows must hold {height}×{width} = {height * width} pixels "
+                f"(image_shape); got shape {tuple(images.shape)}"
+            )
+            raise ValueError(msg)
     _checks.check_choice(order, "order", (0, 1))
     _checks.check_choice(mode, "mode", ("constant", "grid-constant"))
     cval = _checks.check_real(cval, "cval")
@@ -312,7 +353,6 @@ def transform_image(
         "`T` must be invertible; its determinant is 0",
         small=True,
     )
-    height, width = images.shape[-2], images.shape[-1]
     dev = device(images)
     rows = xp.arange(height, dtype=dtype, device=dev)
     cols = xp.arange(width, dtype=dtype, device=dev)
@@ -353,6 +393,21 @@ def transform_image(
     elif cval != 0.0:
         out = out + cval * (1 - inside_total)[None, :]
     return xp.reshape(out, images.shape)
+
+
+def _image_shape(image_shape: Any) -> tuple[int, int]:
+    """`image_shape` checked: two positive integers."""
+    if (
+        not isinstance(image_shape, tuple | list)
+        or len(image_shape) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in image_shape)
+    ):
+        msg = f"`image_shape` must be a tuple of two ints (H, W); got {image_shape!r}"
+        raise TypeError(msg)
+    if min(image_shape) < 1:
+        msg = f"`image_shape` must be positive; got {tuple(image_shape)}"
+        raise ValueError(msg)
+    return int(image_shape[0]), int(image_shape[1])
 
 
 # --------------------------------------------------------------------------- Gram–Schmidt
@@ -658,7 +713,8 @@ def power_iteration(
     -------
     EigResult
         ``eigenvalue`` (0-d array), unit ``eigenvector`` with its
-        largest-|component| entry positive, ``n_iter``, ``converged``.
+        largest-|component| entry positive, ``n_iter``, ``converged``,
+        ``status``, ``message``.
 
     Warns
     -----
@@ -715,14 +771,18 @@ def power_iteration(
                 break
         x = y / xp.where(y_norm > 0, y_norm, 1.0)
         (x,) = evaluate(x)
+    status, message = 0, "converged: the residual ‖Ax − λx‖ is at most tol·|λ|"
     if not converged:
-        reason = (
-            "the start vector is in the null space of `A`; pass another `x0` or `seed`"
+        status, message = (
+            (2, "the start vector is in the null space of `A`; pass another `x0` or `seed`")
             if null_start
-            else f"no convergence in {n_iter} iterations (the two largest eigenvalues "
-            "may have equal modulus)"
+            else (
+                1,
+                f"no convergence in {n_iter} iterations (the two largest eigenvalues "
+                "may have equal modulus)",
+            )
         )
         report_non_convergence(
-            f"power iteration: {reason}", raise_on_failure=raise_on_failure, stacklevel=2
+            f"power iteration: {message}", raise_on_failure=raise_on_failure, stacklevel=2
         )
-    return EigResult(eigenvalue / scale, _flip_sign(x, xp), n_iter, converged)
+    return EigResult(eigenvalue / scale, _flip_sign(x, xp), n_iter, converged, status, message)

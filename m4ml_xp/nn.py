@@ -45,17 +45,18 @@ class TrainResult(NamedTuple):
     """Result of :func:`train_mlp`.
 
     `losses` is the mean training cost of each epoch run; `val_losses` the cost
-    on the validation set after each epoch (empty without one).  `status` is
-    ``"completed"``, ``"early_stopped"`` (validation cost stopped improving; the
-    best parameters are returned) or ``"diverged"`` (the cost became NaN or
-    infinite; the parameters from before that epoch are returned).
+    on the validation set after each epoch (empty without one).  `status`: 0
+    completed, 1 early stopped (validation cost stopped improving; the best
+    parameters are returned), 2 diverged (the cost became NaN or infinite; the
+    parameters from before that epoch are returned); `message` says which.
     """
 
     params: Params
     losses: list[float]
     val_losses: list[float]
     n_epochs: int
-    status: str
+    status: int
+    message: str
 
 
 # --------------------------------------------------------------------------- parameters
@@ -481,12 +482,12 @@ def train_mlp(
     -------
     TrainResult
         ``params``, ``losses`` (mean cost per epoch), ``val_losses``,
-        ``n_epochs``, ``status``.
+        ``n_epochs``, ``status`` (0 completed, 1 early stopped, 2 diverged), ``message``.
 
     Warns
     -----
     ConvergenceWarning
-        If the cost becomes NaN or infinite (``status="diverged"``): training
+        If the cost becomes NaN or infinite (``status=2``, diverged): training
         stops and the parameters from before that epoch are returned.
 
     Examples
@@ -494,8 +495,8 @@ def train_mlp(
     >>> from m4ml_xp import heart_curve, init_mlp, sgd, train_mlp
     >>> X, Y = heart_curve(100)
     >>> result = train_mlp(init_mlp([1, 6, 7, 2], seed=0), X, Y, optimizer=sgd(7.0), epochs=200)
-    >>> result.losses[-1] < result.losses[0], result.status
-    (True, 'completed')
+    >>> result.losses[-1] < result.losses[0], result.status, result.message
+    (True, 0, 'completed all 200 epochs')
     """
     xp, params = _check_params(params, finite=True)
     _options(activation, output, loss)
@@ -530,7 +531,7 @@ def train_mlp(
     dev = device(X)
     losses: list[float] = []
     val_losses: list[float] = []
-    status, best, best_params, since_best = "completed", math.inf, params, 0
+    status, best, best_params, since_best = 0, math.inf, params, 0
     starts = list(range(0, n, batch_size))
     with _progress_bar(epochs * len(starts), progress) as bar:
         for epoch in range(epochs):
@@ -557,7 +558,7 @@ def train_mlp(
                 total = _xp.to_host(total)
             epoch_loss = float(total) / n
             if not math.isfinite(epoch_loss):
-                status, params = "diverged", before
+                status, params = 2, before
                 message = (
                     f"train_mlp diverged in epoch {epoch + 1}: the cost became {epoch_loss}; "
                     "returning the parameters from before that epoch (lower the learning rate)"
@@ -575,10 +576,16 @@ def train_mlp(
                 else:
                     since_best += 1
                 if patience is not None and since_best >= patience:
-                    status, params = "early_stopped", best_params
+                    status, params = 1, best_params
+                    message = (
+                        f"early stopped after epoch {epoch + 1}: no better validation cost "
+                        f"in {patience} epochs; the best parameters are returned"
+                    )
                     break
             bar.set_postfix(postfix, refresh=False)
-    return TrainResult(params, losses, val_losses, len(losses), status)
+    if status == 0:
+        message = f"completed all {len(losses)} epochs"
+    return TrainResult(params, losses, val_losses, len(losses), status, message)
 
 
 @functools.lru_cache(maxsize=64)

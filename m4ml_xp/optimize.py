@@ -78,16 +78,17 @@ class DescentPath(NamedTuple):
 class OptimizeResult(NamedTuple):
     """Result of :func:`minimize`.
 
-    `status` is ``"converged"`` (gradient max-norm at most `tol`), ``"max_iter"``
-    or ``"non-finite"`` (the iterate or gradient overflowed; `x` is then the last
-    finite iterate checked).
+    `status`: 0 converged (gradient max-norm at most `tol`), 1 `max_iter`
+    reached, 2 not finite (the iterate or gradient overflowed; `x` is then the
+    last finite iterate checked); `message` says which, with the numbers.
     """
 
     x: Array
     n_iter: int
     converged: bool
     grad_norm: float
-    status: str
+    status: int
+    message: str
 
 
 # --------------------------------------------------------------------------- pytrees
@@ -429,7 +430,7 @@ def minimize(
     Returns
     -------
     OptimizeResult
-        ``x``, ``n_iter``, ``converged``, ``grad_norm`` (at `x`), ``status``.
+        ``x``, ``n_iter``, ``converged``, ``grad_norm`` (at `x`), ``status``, ``message``.
 
     Examples
     --------
@@ -494,10 +495,13 @@ def minimize(
         grad_norm = float(_xp.to_host(xp.max(xp.abs(gradient(x)))))
         converged = grad_norm <= tol
         status = "converged" if converged else status
-    if not converged:
-        report_non_convergence(
-            f"minimize stopped after {n_iter} steps ({status}); gradient max-norm {grad_norm:.3e} > tol {tol:.3e}",
-            raise_on_failure=raise_on_failure,
-            stacklevel=2,
+    code = {"converged": 0, "max_iter": 1, "non-finite": 2}[status]
+    if converged:
+        message = f"converged: gradient max-norm {grad_norm:.3e} <= tol {tol:.3e}"
+    else:
+        message = (
+            f"minimize stopped after {n_iter} steps ({status}); "
+            f"gradient max-norm {grad_norm:.3e} > tol {tol:.3e}"
         )
-    return OptimizeResult(x, n_iter, converged, float(grad_norm), status)
+        report_non_convergence(message, raise_on_failure=raise_on_failure, stacklevel=2)
+    return OptimizeResult(x, n_iter, converged, float(grad_norm), code, message)

@@ -28,12 +28,18 @@ __all__ = [
 
 
 class PageRankResult(NamedTuple):
-    """Result of :func:`pagerank` and :func:`pagerank_edges`."""
+    """Result of :func:`pagerank` and :func:`pagerank_edges`.
+
+    `status`: 0 converged (the L1 change fell below the threshold), 1 `max_iter`
+    reached first; `message` says which.
+    """
 
     scores: Array
     n_iter: int
     converged: bool
     error: float
+    status: int
+    message: str
 
 
 # --------------------------------------------------------------------------- generators
@@ -268,7 +274,7 @@ def pagerank(
     -------
     PageRankResult
         ``scores`` (n,) summing to 1, ``n_iter``, ``converged``, ``error`` (the
-        final L1 change).
+        final L1 change), ``status``, ``message``.
 
     Warns
     -----
@@ -348,16 +354,16 @@ def _power_loop(
         host_errors = _xp.to_host(xp.stack(errors))
         for i, err in enumerate(host_errors):
             if err < threshold:
-                return PageRankResult(iterates[i], n_iter + i + 1, True, err)
+                message = f"converged: L1 change {err:.3g} is below {threshold:.3g}"
+                return PageRankResult(iterates[i], n_iter + i + 1, True, err, 0, message)
         n_iter += block
         error = host_errors[-1]
-    report_non_convergence(
+    message = (
         f"PageRank did not converge in {max_iter} iterations: L1 change {error:.3g} "
-        f"is not below {threshold:.3g}",
-        raise_on_failure=raise_on_failure,
-        stacklevel=3,
+        f"is not below {threshold:.3g}"
     )
-    return PageRankResult(x, n_iter, False, error)
+    report_non_convergence(message, raise_on_failure=raise_on_failure, stacklevel=3)
+    return PageRankResult(x, n_iter, False, error, 1, message)
 
 
 # --------------------------------------------------------------------------- sparse
@@ -464,7 +470,7 @@ def pagerank_edges(
     Returns
     -------
     PageRankResult
-        ``scores`` (n_nodes,), ``n_iter``, ``converged``, ``error``.
+        ``scores`` (n_nodes,), ``n_iter``, ``converged``, ``error``, ``status``, ``message``.
 
     Warns
     -----

@@ -12,6 +12,7 @@ bad inputs each function rejects is printed in the terminal summary.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 import warnings
 from pathlib import Path
@@ -24,7 +25,7 @@ from array_api_compat import device as device_of
 
 import m4ml_xp
 from m4ml_xp.errors import ConvergenceWarning
-from tests._helpers import asarray, to_numpy
+from tests._helpers import asarray, dtype_name, to_numpy
 from tests.conftest import Backend
 from tests.contract_registry import DATA, FUNCTIONS, TYPES, Bad, Entry
 
@@ -123,12 +124,28 @@ def _as_backend(tree: Any, xp: Any, device: Any) -> Any:
     return tree
 
 
-def _inputs(name: str, xp: Any, device: Any) -> dict[str, Any]:
-    entry = FUNCTIONS[name]
+def _float32(tree: Any) -> Any:
+    """Every floating NumPy array in `tree` as float32 (integers and callables unchanged)."""
+    if isinstance(tree, np.ndarray):
+        return tree.astype(np.float32) if np.issubdtype(tree.dtype, np.floating) else tree
+    if isinstance(tree, list | tuple):
+        return type(tree)(_float32(v) for v in tree)
+    if isinstance(tree, dict):
+        return {k: _float32(v) for k, v in tree.items()}
+    return tree
+
+
+def entry_inputs(entry: Entry, xp: Any, device: Any, *, float32: bool = False) -> dict[str, Any]:
+    """The entry's valid inputs on the backend (every floating array float32 if asked)."""
     if entry.needs_data and not (DATA / entry.needs_data).is_dir():
-        pytest.skip(f"{name} needs {DATA / entry.needs_data} (set M4ML_XP_DATA)")
-    a = _as_backend(entry.inputs(np.random.default_rng(0)), xp, device)
+        pytest.skip(f"needs {DATA / entry.needs_data} (set M4ML_XP_DATA)")
+    tree = entry.inputs(np.random.default_rng(0))
+    a = _as_backend(_float32(tree) if float32 else tree, xp, device)
     return {**a, "xp": xp, "device": device}
+
+
+def _inputs(name: str, xp: Any, device: Any) -> dict[str, Any]:
+    return entry_inputs(FUNCTIONS[name], xp, device)
 
 
 def _arrays(tree: Any) -> list[Any]:
@@ -224,13 +241,47 @@ def test_inputs_unchanged_and_outputs_on_input_device(name: str, xp: Any, device
             np.testing.assert_array_equal(to_numpy(new), old, err_msg=f"{name} modified `{key}`")
     outputs = _arrays(result)
     assert bool(outputs) == entry.returns_arrays, f"{name} returned {type(result).__name__}"
+    assert_outputs_promised(name, result, xp, device)
+
+
+def assert_outputs_promised(
+    name: str, result: Any, xp: Any, device: Any, *, dtype: Any = None
+) -> None:
+    """Every array in `result` is of `xp`'s library, on `device`, and (if given) floats in `dtype`.
+
+    Integer and boolean outputs (counts, indices, flags) are exempt from `dtype`.
+    """
     probe = xp.empty(0, device=device) if device is not None else xp.empty(0)
-    for out in outputs:
+    for out in _arrays(result):
         if isinstance(out, np.generic):  # NumPy's 0-d results are its scalars
             assert isinstance(probe, np.ndarray), f"{name} returned a NumPy scalar"
-            continue
-        array_namespace(out, probe)  # raises when the library differs
-        assert device_of(out) == device, f"{name} returned an array on {device_of(out)}"
+        else:
+            array_namespace(out, probe)  # raises when the library differs
+            assert device_of(out) == device, f"{name} returned an array on {device_of(out)}"
+        kind = dtype_name(out.dtype)
+        if dtype is not None and kind.startswith(("float", "complex")):
+            assert kind == dtype_name(dtype), (
+                f"{name} returned {kind} for {dtype_name(dtype)} input"
+            )
+
+
+def _takes_dtype(name: str) -> bool:
+    return "dtype" in inspect.signature(getattr(m4ml_xp, name)).parameters
+
+
+@pytest.mark.parametrize("name", _params(list(FUNCTIONS), test="float32"))
+def test_float32_in_float32_out(name: str, xp: Any, device: Any) -> None:
+    """float32 inputs (or ``dtype=float32`` for creators) give float32 results, nothing wider."""
+    entry = FUNCTIONS[name]
+    if not entry.returns_arrays:
+        pytest.skip(f"{name} returns no arrays")
+    options: dict[str, Any] = {}
+    if entry.creates:
+        if not _takes_dtype(name):
+            pytest.skip(f"{name} creates its arrays in the default dtype (no dtype option)")
+        options["dtype"] = xp.float32
+    a = entry_inputs(entry, xp, device, float32=True)
+    assert_outputs_promised(name, _run(entry, a, **options), xp, device, dtype=xp.float32)
 
 
 SEEDED = [name for name, entry in FUNCTIONS.items() if entry.seeded is not None]
@@ -294,3 +345,32 @@ def test_public_type_is_produced(name: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert isinstance(make(a), kind)
+
+
+#: The field order API.md lists for each result family; the common tail follows.
+RESULT_FIELDS = {
+    "EigResult": ("eigenvalue", "eigenvector", "n_iter", "converged"),
+    "PageRankResult": ("scores", "n_iter", "converged", "error"),
+    "RootResult": ("root", "iterates", "n_iter", "converged"),
+    "LagrangeResult": ("x", "lam", "converged"),
+    "OptimizeResult": ("x", "n_iter", "converged"),
+    "TrainResult": ("params", "losses"),
+    "LMResult": ("x", "cost"),
+}
+
+
+@pytest.mark.parametrize("name", list(RESULT_FIELDS))
+def test_result_keeps_the_listed_order_then_status_and_message(name: str) -> None:
+    """API.md's fields first, then ``n_iter, converged, status, message`` where they exist."""
+    kind = getattr(m4ml_xp, name)
+    listed = RESULT_FIELDS[name]
+    assert kind._fields[: len(listed)] == listed
+    assert kind._fields[-2:] == ("status", "message")
+    tail = [f for f in ("n_iter", "converged") if f in kind._fields and f not in listed]
+    assert [f for f in kind._fields if f in tail] == tail
+    spec = TYPES[name]
+    a = _inputs(spec.produced_by, np, None)
+    result = (spec.make or (lambda a: _run(FUNCTIONS[spec.produced_by], a)))(a)
+    assert type(result.status) is int, f"{name}.status is {type(result.status).__name__}"
+    assert isinstance(result.message, str)
+    assert result.message

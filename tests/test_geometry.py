@@ -27,19 +27,21 @@ class TestStatistics:
         X = data(seed, n, d)
         X_b = asarray(xp, X, chunks=(7, -1))
         tol = 100 * eps(X_b.dtype)
-        assert_close_to(mx.mean(X_b), X.mean(axis=0), rtol=tol, atol=tol * np.abs(X).max())
+        assert_close_to(mx.mean(X_b), X.mean(axis=0), rtol=tol, atol=tol * np.abs(X).max(), xp=xp)
         scale = np.abs(X).max() ** 2
         assert_close_to(
             mx.cov(X_b),
             np.cov(X, rowvar=False, bias=True).reshape(d, d),
             rtol=tol,
             atol=tol * scale,
+            xp=xp,
         )
         assert_close_to(
             mx.cov(X_b, correction=1),
             np.cov(X, rowvar=False).reshape(d, d),
             rtol=tol,
             atol=tol * scale,
+            xp=xp,
         )
 
     def test_float32_cov_keeps_its_digits_with_a_large_mean(self, xp, backend):
@@ -64,12 +66,14 @@ class TestStatistics:
             transformed.mean(axis=0),
             rtol=tol,
             atol=tol * scale,
+            xp=xp,
         )
         assert_close_to(
             mx.affine_cov(S, asarray(xp, A)),
             np.cov(transformed, rowvar=False, bias=True),
             rtol=tol,
             atol=tol * scale**2,
+            xp=xp,
         )
 
     def test_device_and_bad_inputs(self, xp, device):
@@ -96,28 +100,37 @@ class TestInnerProducts:
         x, y = rng.standard_normal(3), rng.standard_normal(3)
         xb, yb, A = asarray(xp, x), asarray(xp, y), asarray(xp, SPD)
         tol = 100 * eps(xb.dtype)
-        assert_close_to(mx.inner_product(xb, yb), np.asarray(x @ y), rtol=tol, atol=tol)
-        assert_close_to(mx.inner_product(xb, yb, A=A), np.asarray(x @ SPD @ y), rtol=tol, atol=tol)
-        assert_close_to(mx.norm(xb), np.asarray(np.linalg.norm(x)), rtol=tol)
-        assert_close_to(mx.norm(xb, A=A), np.asarray(np.sqrt(x @ SPD @ x)), rtol=tol)
+        assert_close_to(mx.inner_product(xb, yb), np.asarray(x @ y), rtol=tol, atol=tol, xp=xp)
         assert_close_to(
-            mx.distance(xb, yb), np.asarray(scipy.spatial.distance.euclidean(x, y)), rtol=tol
+            mx.inner_product(xb, yb, A=A), np.asarray(x @ SPD @ y), rtol=tol, atol=tol, xp=xp
+        )
+        assert_close_to(mx.norm(xb), np.asarray(np.linalg.norm(x)), rtol=tol, xp=xp)
+        assert_close_to(mx.norm(xb, A=A), np.asarray(np.sqrt(x @ SPD @ x)), rtol=tol, xp=xp)
+        assert_close_to(
+            mx.distance(xb, yb), np.asarray(scipy.spatial.distance.euclidean(x, y)), rtol=tol, xp=xp
         )
         assert_close_to(
             mx.distance(xb, yb, A=A),
             np.asarray(scipy.spatial.distance.mahalanobis(x, y, SPD)),
             rtol=tol,
+            xp=xp,
         )
         cosine = scipy.spatial.distance.cosine(x, y)
         assert_close_to(
-            mx.angle(xb, yb), np.asarray(np.arccos(1 - cosine)), rtol=1e3 * tol, atol=1e3 * tol
+            mx.angle(xb, yb),
+            np.asarray(np.arccos(1 - cosine)),
+            rtol=1e3 * tol,
+            atol=1e3 * tol,
+            xp=xp,
         )
         general = np.arccos(x @ SPD @ y / np.sqrt((x @ SPD @ x) * (y @ SPD @ y)))
-        assert_close_to(mx.angle(xb, yb, A=A), np.asarray(general), rtol=1e3 * tol, atol=1e3 * tol)
+        assert_close_to(
+            mx.angle(xb, yb, A=A), np.asarray(general), rtol=1e3 * tol, atol=1e3 * tol, xp=xp
+        )
         # symmetric, and broadcast over rows
-        assert_close_to(mx.angle(yb, xb), to_numpy(mx.angle(xb, yb)), rtol=tol, atol=tol)
+        assert_close_to(mx.angle(yb, xb), to_numpy(mx.angle(xb, yb)), rtol=tol, atol=tol, xp=xp)
         rows = asarray(xp, np.stack([x, y]))
-        assert_close_to(mx.norm(rows), np.linalg.norm(np.stack([x, y]), axis=1), rtol=tol)
+        assert_close_to(mx.norm(rows), np.linalg.norm(np.stack([x, y]), axis=1), rtol=tol, xp=xp)
 
     def test_angles_of_parallel_and_opposite_vectors_keep_their_digits(self, xp):
         """arccos(cos) would leave sqrt(eps) ≈ 1.5e-8 here; Kahan's formula leaves rounding."""
@@ -158,7 +171,7 @@ class TestPairwiseDistances:
         D = mx.pairwise_distances(asarray(xp, X, chunks=(5, 2)), asarray(xp, Y, chunks=(4, -1)))
         assert D.shape == (n, m)
         tol = 100 * eps(D.dtype)
-        assert_close_to(D, scipy.spatial.distance.cdist(X, Y), rtol=tol, atol=tol)
+        assert_close_to(D, scipy.spatial.distance.cdist(X, Y), rtol=tol, atol=tol, xp=xp)
 
     def test_identical_rows_are_exact_zeros_and_float32_keeps_near_neighbours(self, xp):
         rng = np.random.default_rng(5)
@@ -187,29 +200,51 @@ class TestProjections:
         P = mx.projection_matrix(asarray(xp, B))
         expected = B @ np.linalg.solve(B.T @ B, B.T)
         tol = 1e3 * eps(P.dtype) * np.linalg.cond(B) ** 2
-        assert_close_to(P, expected, rtol=tol, atol=tol)
+        assert_close_to(P, expected, rtol=tol, atol=tol, xp=xp)
         P_np = to_numpy(P)
         np.testing.assert_array_equal(P_np, P_np.T)
         np.testing.assert_allclose(P_np @ P_np, P_np, atol=1e3 * eps(P.dtype))
         x = rng.standard_normal(d)
         assert_close_to(
-            mx.project(asarray(xp, x), asarray(xp, B)), expected @ x, rtol=tol, atol=tol
+            mx.project(asarray(xp, x), asarray(xp, B)), expected @ x, rtol=tol, atol=tol, xp=xp
         )
 
     def test_one_vector_and_a_rank_deficient_basis(self, xp):
         b = np.array([1.0, 2.0, 2.0])
         P = mx.projection_matrix(asarray(xp, b))
         tol = 100 * eps(P.dtype)
-        assert_close_to(P, np.outer(b, b) / 9, rtol=tol, atol=tol)
+        assert_close_to(P, np.outer(b, b) / 9, rtol=tol, atol=tol, xp=xp)
         B = np.stack([b, 2 * b], axis=1)  # one direction twice
         assert_close_to(
-            mx.projection_matrix(asarray(xp, B)), np.outer(b, b) / 9, rtol=1e3 * tol, atol=1e3 * tol
+            mx.projection_matrix(asarray(xp, B)),
+            np.outer(b, b) / 9,
+            rtol=1e3 * tol,
+            atol=1e3 * tol,
+            xp=xp,
         )
+
+    def test_a_column_vector_gives_a_column(self, xp, device):
+        """The course's (D, 1) column: the same projection as the (D,) vector, as a column."""
+        rng = np.random.default_rng(8)
+        B, x = rng.standard_normal((4, 2)), rng.standard_normal(4)
+        expected = B @ np.linalg.solve(B.T @ B, B.T @ x)
+        B_b = asarray(xp, B, device)
+        column = mx.project(asarray(xp, x[:, None], device), B_b)
+        tol = 100 * eps(column.dtype)
+        assert_close_to(column, expected[:, None], rtol=tol, atol=tol, xp=xp, device=device)
+        rows = mx.project(asarray(xp, np.stack([x, 2 * x]), device), B_b)  # (N, D) rows
+        assert_close_to(
+            rows, np.stack([expected, 2 * expected]), rtol=tol, atol=tol, xp=xp, device=device
+        )
+        with pytest.raises(ValueError, match="`x`"):
+            mx.project(asarray(xp, np.ones((3, 1)), device), B_b)  # a column of the wrong length
 
     def test_bad_inputs(self, xp, backend):
         with pytest.raises(ValueError, match="`B` must be a 1-D or 2-D"):
             mx.projection_matrix(asarray(xp, np.ones((2, 2, 2))))
-        with pytest.raises(ValueError, match="`x` must have 3 entries"):
+        with pytest.raises(
+            ValueError, match=r"`x` must be a vector of 3 entries, a \(3, 1\) column"
+        ):
             mx.project(asarray(xp, np.ones(2)), asarray(xp, np.ones(3)))
         if backend is not Backend.DASK:  # the zero check reads a value: eager only
             with pytest.raises(ValueError, match="`B` must not be zero"):

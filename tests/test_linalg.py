@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import m4ml_xp as mx
 from m4ml_xp.errors import ConvergenceWarning
-from tests._helpers import asarray, assert_close_to, eps, to_numpy
+from tests._helpers import asarray, assert_close_to, default_float, eps, to_numpy
 from tests.conftest import Backend
 
 angles = st.floats(-10.0, 10.0, allow_nan=False)
@@ -53,7 +53,7 @@ class TestRotationMatrix:
         expected = np.array(
             [[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]]
         )
-        assert_close_to(R, expected, rtol=0, atol=4 * eps(R.dtype))
+        assert_close_to(R, expected, rtol=0, atol=4 * eps(R.dtype), xp=xp)
         R_np = to_numpy(R)
         np.testing.assert_allclose(R_np @ R_np.T, np.eye(2), atol=8 * eps(R.dtype))
         assert np.linalg.det(R_np) == pytest.approx(1.0, abs=8 * eps(R.dtype))
@@ -63,12 +63,22 @@ class TestRotationMatrix:
         R = mx.rotation_matrix(asarray(xp, theta, device))
         assert R.shape == (5, 2, 2)
         expected = np.stack([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-        assert_close_to(R, np.moveaxis(expected, -1, 0), rtol=0, atol=4 * eps(R.dtype))
+        assert_close_to(
+            R, np.moveaxis(expected, -1, 0), rtol=0, atol=4 * eps(R.dtype), xp=xp, device=device
+        )
 
     def test_python_float_with_namespace_device_and_dtype(self, xp, device):
         R = mx.rotation_matrix(np.pi / 2, xp=xp, device=device, dtype=xp.float32)
         assert R.dtype == xp.float32
-        assert_close_to(R, np.array([[0.0, -1.0], [1.0, 0.0]]), rtol=0, atol=1e-7)
+        assert_close_to(
+            R,
+            np.array([[0.0, -1.0], [1.0, 0.0]]),
+            rtol=0,
+            atol=1e-7,
+            xp=xp,
+            device=device,
+            dtype=xp.float32,
+        )
 
     def test_float32_is_kept(self, xp):
         R = mx.rotation_matrix(asarray(xp, np.float32(0.3)))
@@ -76,7 +86,7 @@ class TestRotationMatrix:
 
     def test_under_jax_jit(self, xp):
         R = _jit(xp, mx.rotation_matrix)(asarray(xp, 0.25))
-        assert_close_to(R, mx.rotation_matrix(0.25), rtol=0, atol=4 * eps(R.dtype))
+        assert_close_to(R, mx.rotation_matrix(0.25), rtol=0, atol=4 * eps(R.dtype), xp=xp)
 
     @pytest.mark.parametrize("bad", ["ninety", None, [1.0, "a"]])
     def test_rejects_non_numbers(self, bad):
@@ -93,7 +103,7 @@ class TestRotationMatrix:
 class TestScalingMatrix:
     def test_is_diagonal(self, xp, device):
         S = mx.scaling_matrix(asarray(xp, [2.0, -1.0, 0.5], device))
-        assert_close_to(S, np.diag([2.0, -1.0, 0.5]), rtol=0)
+        assert_close_to(S, np.diag([2.0, -1.0, 0.5]), rtol=0, xp=xp, device=device)
 
     def test_python_sequence(self):
         np.testing.assert_array_equal(mx.scaling_matrix([3, 4]), np.diag([3.0, 4.0]))
@@ -111,7 +121,7 @@ class TestShearMatrix:
     )
     def test_matches_definition(self, xp, device, axis, expected):
         H = mx.shear_matrix(asarray(xp, 0.5, device), axis=axis)
-        assert_close_to(H, np.array(expected), rtol=0)
+        assert_close_to(H, np.array(expected), rtol=0, xp=xp, device=device)
 
     def test_shears_unit_square(self):
         corner = mx.shear_matrix(2.0) @ np.array([1.0, 1.0])
@@ -130,7 +140,7 @@ class TestReflectionMatrix:
         normal = Q[:, -1]  # the sign of QR's column does not matter in I - 2 q qᵀ
         expected = np.eye(n) - 2 * np.outer(normal, normal)
         T = mx.reflection_matrix(asarray(xp, basis, device))
-        assert_close_to(T, expected, rtol=0, atol=50 * eps(T.dtype))
+        assert_close_to(T, expected, rtol=0, atol=50 * eps(T.dtype), xp=xp, device=device)
 
     def test_is_an_involution(self, xp):
         basis = _random_basis(np.random.default_rng(7), 4)
@@ -190,7 +200,7 @@ class TestTransformImage:
         images = np.random.default_rng(0).random((3, 9, 12))
         out = mx.transform_image(asarray(xp, images), asarray(xp, T), mode="grid-constant")
         expected = _scipy_transform(images, T, order=1, mode="grid-constant")
-        assert_close_to(out, expected, rtol=0, atol=1e3 * eps(out.dtype))
+        assert_close_to(out, expected, rtol=0, atol=1e3 * eps(out.dtype), xp=xp)
 
     @pytest.mark.parametrize("order", [0, 1])
     @pytest.mark.parametrize("theta", [0.3, 1.0, 2.5])
@@ -226,7 +236,12 @@ class TestTransformImage:
         inside = (r >= 1e-9) & (r <= 4 - 1e-9) & (c >= 1e-9) & (c <= 5 - 1e-9)
         expected = np.where(inside, expected, 0.0)
         assert_close_to(
-            out * asarray(xp, inside.astype(float), device), expected, rtol=0, atol=1e-12
+            out * asarray(xp, inside.astype(float), device),
+            expected,
+            rtol=0,
+            atol=1e-12,
+            xp=xp,
+            device=device,
         )
 
     def test_quarter_turn_of_a_digit_stroke(self, xp):
@@ -245,6 +260,39 @@ class TestTransformImage:
         for i in range(4):
             single = to_numpy(mx.transform_image(asarray(xp, images[i], device), T))
             np.testing.assert_allclose(batch[i], single, atol=1e-14)
+
+    def test_flat_rows_with_image_shape_equal_the_image_batch(self, xp, device):
+        images = np.random.default_rng(6).random((4, 5, 6))
+        T = asarray(xp, [[0.8, -0.3], [0.4, 1.2]], device)
+        flat = mx.transform_image(asarray(xp, images.reshape(4, 30), device), T, image_shape=(5, 6))
+        batch = to_numpy(mx.transform_image(asarray(xp, images, device), T))
+        assert_close_to(flat, batch.reshape(4, 30), rtol=0, atol=0, xp=xp, device=device)
+        one = mx.transform_image(asarray(xp, images[1].reshape(30), device), T, image_shape=(5, 6))
+        assert_close_to(one, batch[1].reshape(30), rtol=0, atol=0, xp=xp, device=device)
+
+    def test_flat_rows_without_image_shape_are_refused(self, xp):
+        """(N, 784) rows are N flattened 28×28 digits, never one N×784 image."""
+        T = asarray(xp, np.eye(2))
+        with pytest.raises(ValueError, match=r"image_shape=\(28, 28\)"):
+            mx.transform_image(asarray(xp, np.zeros((5, 784))), T)
+        with pytest.raises(ValueError, match=r"image_shape=\(4, 4\)"):
+            mx.transform_image(asarray(xp, np.zeros((3, 16))), T)
+        square = mx.transform_image(asarray(xp, np.zeros((16, 16))), T)  # one square image
+        assert tuple(square.shape) == (16, 16)
+        wide = mx.transform_image(asarray(xp, np.zeros((1, 3, 16))), T)  # one wide image
+        assert tuple(wide.shape) == (1, 3, 16)
+
+    def test_rejects_bad_image_shape(self, xp):
+        T = asarray(xp, np.eye(2))
+        flat = asarray(xp, np.zeros((2, 12)))
+        with pytest.raises(ValueError, match="`images` rows must hold 3×5 = 15"):
+            mx.transform_image(flat, T, image_shape=(3, 5))
+        with pytest.raises(TypeError, match="`image_shape`"):
+            mx.transform_image(flat, T, image_shape=12)
+        with pytest.raises(ValueError, match="`image_shape`"):
+            mx.transform_image(flat, T, image_shape=(0, 12))
+        with pytest.raises(ValueError, match="`images`"):
+            mx.transform_image(asarray(xp, np.zeros((2, 3, 4))), T, image_shape=(3, 4))
 
     def test_uint8_images_are_promoted(self, xp):
         images = np.random.default_rng(3).integers(0, 256, (2, 6, 6), dtype=np.uint8)
@@ -265,7 +313,7 @@ class TestTransformImage:
         images = asarray(xp, np.random.default_rng(4).random((2, 6, 7)))
         T = asarray(xp, [[0.9, -0.2], [0.3, 1.1]])
         out = _jit(xp, mx.transform_image)(images, T)
-        assert_close_to(out, to_numpy(mx.transform_image(images, T)), rtol=0, atol=1e-12)
+        assert_close_to(out, to_numpy(mx.transform_image(images, T)), rtol=0, atol=1e-12, xp=xp)
 
     def test_rejects_singular_T(self, xp):
         with pytest.raises(ValueError, match="`T` must be invertible"):
@@ -298,7 +346,7 @@ class TestGramSchmidt:
         Q, R = scipy.linalg.qr(A, mode="economic")
         expected = Q * np.sign(np.diag(R))[None, :]  # QR with R's diagonal > 0 is Gram–Schmidt
         E = mx.gram_schmidt(asarray(xp, A, device))
-        assert_close_to(E, expected, rtol=0, atol=100 * eps(E.dtype))
+        assert_close_to(E, expected, rtol=0, atol=100 * eps(E.dtype), xp=xp, device=device)
 
     def test_dependent_columns_become_exact_zeros(self, xp):
         rng = np.random.default_rng(5)
@@ -341,7 +389,7 @@ class TestGramSchmidt:
     def test_under_jax_jit(self, xp):
         A = asarray(xp, np.random.default_rng(8).standard_normal((4, 3)))
         out = _jit(xp, mx.gram_schmidt)(A)
-        assert_close_to(out, to_numpy(mx.gram_schmidt(A)), rtol=0, atol=1e-14)
+        assert_close_to(out, to_numpy(mx.gram_schmidt(A)), rtol=0, atol=1e-14, xp=xp)
 
     def test_input_not_modified(self, xp):
         A_np = np.random.default_rng(9).standard_normal((3, 3))
@@ -405,7 +453,15 @@ class TestRowEchelon:
         U = mx.row_echelon(asarray(xp, A, device))
         assert xp.isdtype(U.dtype, "real floating")
         expected = np.array([[1.0, 2.0, 3.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
-        assert_close_to(U, expected, rtol=0, atol=4 * eps(U.dtype))
+        assert_close_to(
+            U,
+            expected,
+            rtol=0,
+            atol=4 * eps(U.dtype),
+            xp=xp,
+            device=device,
+            dtype=default_float(xp, device),
+        )
 
     def test_rejects(self, xp):
         with pytest.raises(ValueError, match="`A` must not be empty"):
@@ -453,19 +509,21 @@ class TestChangeOfBasis:
         rng = np.random.default_rng(10)
         B, r = _random_basis(rng, 4), rng.standard_normal(4)
         out = mx.change_of_basis(asarray(xp, r, device), asarray(xp, B, device))
-        assert_close_to(out, np.linalg.solve(B, r), rtol=1e3 * eps(out.dtype))
+        assert_close_to(out, np.linalg.solve(B, r), rtol=1e3 * eps(out.dtype), xp=xp, device=device)
 
     def test_several_vectors(self, xp):
         rng = np.random.default_rng(11)
         B, R = _random_basis(rng, 3), rng.standard_normal((3, 5))
         out = mx.change_of_basis(asarray(xp, R), asarray(xp, B))
-        assert_close_to(out, np.linalg.solve(B, R), rtol=1e3 * eps(out.dtype))
+        assert_close_to(out, np.linalg.solve(B, R), rtol=1e3 * eps(out.dtype), xp=xp)
 
     def test_orthogonal_basis_is_projection(self, xp):
         B = np.array([[3.0, -4.0], [4.0, 3.0]])
         r = np.array([5.0, -1.0])
         expected = (B.T @ r) / np.sum(B * B, axis=0)
-        assert_close_to(mx.change_of_basis(asarray(xp, r), asarray(xp, B)), expected, rtol=1e-14)
+        assert_close_to(
+            mx.change_of_basis(asarray(xp, r), asarray(xp, B)), expected, rtol=1e-14, xp=xp
+        )
 
     def test_rejects(self, xp):
         with pytest.raises(ValueError, match="`B` is singular"):
@@ -486,14 +544,17 @@ class TestPowerIteration:
         v = V[:, -1] * np.sign(V[np.argmax(np.abs(V[:, -1])), -1])
         result = mx.power_iteration(asarray(xp, A, device))
         assert result.converged is True
+        assert (result.status, result.message[:10]) == (0, "converged:")
         assert type(result.n_iter) is int
-        assert_close_to(result.eigenvalue, np.asarray(w[-1]), rtol=1e-9)
-        assert_close_to(result.eigenvector, v, rtol=0, atol=1e-8)
+        assert_close_to(result.eigenvalue, np.asarray(w[-1]), rtol=1e-9, xp=xp, device=device)
+        assert_close_to(result.eigenvector, v, rtol=0, atol=1e-8, xp=xp, device=device)
 
     def test_batched_convergence_checks(self, xp, monkeypatch):
-        monkeypatch.setattr(mx._xp, "check_interval", lambda xp, device: 8)
+        asked = []
+        monkeypatch.setattr(mx._xp, "check_interval", lambda xp, device: asked.append(1) or 8)
         A = np.diag([4.0, 1.0, 0.5])
         result = mx.power_iteration(asarray(xp, A))
+        assert asked, "power_iteration did not ask the patched check_interval"
         assert result.converged
         assert result.n_iter % 8 == 0
         assert float(result.eigenvalue) == pytest.approx(4.0, rel=1e-9)
@@ -517,6 +578,17 @@ class TestPowerIteration:
             result = mx.power_iteration(asarray(xp, [[0.0, -1.0], [1.0, 0.0]]), max_iter=50)
         assert result.converged is False
         assert result.n_iter == 50
+        assert result.status == 1
+        assert result.message.startswith("no convergence in 50 iterations")
+
+    def test_start_in_the_null_space_has_its_own_status(self, xp):
+        with pytest.warns(ConvergenceWarning, match="null space"):
+            result = mx.power_iteration(
+                asarray(xp, np.diag([1.0, 0.0])), x0=asarray(xp, np.array([0.0, 1.0]))
+            )
+        assert result.converged is False
+        assert result.status == 2
+        assert "null space" in result.message
 
     def test_raise_on_failure(self, xp):
         with pytest.raises(mx.ConvergenceError, match="power iteration"):

@@ -159,9 +159,10 @@ class TestPageRank:
         expected = nx_scores(G, n, alpha=damping, tol=1e-15, max_iter=10_000)
         result = mx.pagerank(asarray(xp, L, device), damping=damping, tol=1e-13)
         assert result.converged is True
+        assert (result.status, result.message[:10]) == (0, "converged:")
         assert type(result.n_iter) is int
         assert isinstance(result.error, float)
-        assert_close_to(result.scores, expected, rtol=1e-9)
+        assert_close_to(result.scores, expected, rtol=1e-9, xp=xp, device=device)
 
     def test_course_generated_internet(self, xp):
         L = mx.generate_internet(60, seed=7)
@@ -169,7 +170,7 @@ class TestPageRank:
         w, V = np.linalg.eig(damped)
         v = np.real(V[:, np.argmax(np.real(w))])
         result = mx.pagerank(asarray(xp, L), damping=0.9)
-        assert_close_to(result.scores, v / v.sum(), rtol=1e-9)
+        assert_close_to(result.scores, v / v.sum(), rtol=1e-9, xp=xp)
 
     def test_float32(self, xp):
         L = mx.generate_internet(50, seed=8).astype(np.float32)
@@ -191,6 +192,8 @@ class TestPageRank:
             result = mx.pagerank(asarray(xp, L), max_iter=1)
         assert result.converged is False
         assert result.n_iter == 1
+        assert result.status == 1
+        assert result.message.startswith("PageRank did not converge in 1 iterations")
 
     def test_input_not_modified(self, xp):
         L_np = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
@@ -241,7 +244,7 @@ class TestPageRankEdges:
         )
         assert result.converged is True
         assert result.n_iter == nx_iterations(G)
-        assert_close_to(result.scores, nx_scores(G, n), rtol=1e-12)
+        assert_close_to(result.scores, nx_scores(G, n), rtol=1e-12, xp=xp, device=device)
 
     def test_personalization_dangling_nstart(self, xp, device):
         n = 120
@@ -265,7 +268,9 @@ class TestPageRankEdges:
             tol=1e-9,
         )
         assert result.n_iter == nx_iterations(G, tol=1e-9, **kwargs)
-        assert_close_to(result.scores, nx_scores(G, n, tol=1e-9, **kwargs), rtol=1e-12)
+        assert_close_to(
+            result.scores, nx_scores(G, n, tol=1e-9, **kwargs), rtol=1e-12, xp=xp, device=device
+        )
 
     def test_isolated_pages_and_self_loops(self, xp):
         src, dst = np.array([0, 1, 1, 3]), np.array([0, 0, 3, 1])  # page 2 isolated, 0 self-loops
@@ -273,7 +278,7 @@ class TestPageRankEdges:
         result = mx.pagerank_edges(
             asarray(xp, src), asarray(xp, dst), n_nodes=5, tol=1e-12, dtype=xp.float64
         )
-        assert_close_to(result.scores, nx_scores(G, 5, tol=1e-12), rtol=1e-12)
+        assert_close_to(result.scores, nx_scores(G, 5, tol=1e-12), rtol=1e-12, xp=xp)
 
     def test_agrees_with_dense_pagerank(self, xp):
         n = 300
@@ -324,7 +329,7 @@ class TestPageRankEdges:
             dtype=xp.float64,
         )
         expected = nx_scores(nx_graph(src, dst, np.ones(200), 60), 60)
-        assert_close_to(result.scores, expected, rtol=1e-12)
+        assert_close_to(result.scores, expected, rtol=1e-12, xp=xp)
 
     def test_int32_indices(self, xp):
         src, dst, _ = random_graph(14, 50, 200)
@@ -336,19 +341,21 @@ class TestPageRankEdges:
             dtype=xp.float64,
         )
         expected = nx_scores(nx_graph(src, dst, np.ones(200), 50), 50)
-        assert_close_to(result.scores, expected, rtol=1e-12)
+        assert_close_to(result.scores, expected, rtol=1e-12, xp=xp)
 
     @pytest.mark.parametrize("every", [3, 8])
     def test_batched_convergence_checks_stop_at_the_same_iteration(self, xp, monkeypatch, every):
         # GPU backends read the error back every few iterations; the result must not change
-        monkeypatch.setattr(mx._xp, "check_interval", lambda xp, device: every)
+        asked = []
+        monkeypatch.setattr(mx._xp, "check_interval", lambda xp, device: asked.append(1) or every)
         src, dst, w = random_graph(17, 150, 700, weighted=True)
         G = nx_graph(src, dst, w, 150)
         result = mx.pagerank_edges(
             asarray(xp, src), asarray(xp, dst), n_nodes=150, weights=asarray(xp, w), tol=1e-10
         )
+        assert asked, "pagerank_edges did not ask the patched check_interval"
         assert result.n_iter == nx_iterations(G, tol=1e-10)
-        assert_close_to(result.scores, nx_scores(G, 150, tol=1e-10), rtol=1e-12)
+        assert_close_to(result.scores, nx_scores(G, 150, tol=1e-10), rtol=1e-12, xp=xp)
         with pytest.warns(ConvergenceWarning):
             short = mx.pagerank_edges(asarray(xp, src), asarray(xp, dst), n_nodes=150, max_iter=5)
         assert short.n_iter == 5
@@ -446,7 +453,7 @@ class TestPageRankEdges:
                 dtype=xp.float64,
             )
             expected = nx_scores(nx_graph(src, dst, np.ones(src.size), n), n, tol=1e-12)
-            assert_close_to(result.scores, expected, rtol=1e-12)
+            assert_close_to(result.scores, expected, rtol=1e-12, xp=xp)
 
     def test_inputs_not_modified(self, xp):
         src, dst, w = random_graph(16, 30, 90, weighted=True)
@@ -541,7 +548,13 @@ def test_numpy_without_scipy_uses_bincount(monkeypatch):
     G = nx_graph(src, dst, w, 80)
     expected, expected_iterations = nx_scores(G, 80, tol=1e-10), nx_iterations(G, tol=1e-10)
     monkeypatch.setitem(sys.modules, "scipy.sparse", None)  # makes `import scipy.sparse` fail
+    probes = []
+    has_scipy_sparse = mx._xp._has_scipy_sparse
+    monkeypatch.setattr(
+        mx._xp, "_has_scipy_sparse", lambda: probes.append(has_scipy_sparse()) or probes[-1]
+    )
     result = mx.pagerank_edges(src, dst, n_nodes=80, weights=w, tol=1e-10)
+    assert probes == [False], f"the SciPy probe answered {probes}: the fallback did not run"
     assert result.n_iter == expected_iterations
     np.testing.assert_allclose(result.scores, expected, rtol=1e-12)
 

@@ -49,18 +49,21 @@ class TestAgainstScikitLearn:
         for method in methods_for(backend):
             result = mx.pca(asarray(xp, X, chunks=(20, -1)), k, method=method)
             tol = 1e4 * eps(result.components.dtype)
-            assert_close_to(result.components, reference.components_, rtol=tol, atol=tol)
+            assert_close_to(result.components, reference.components_, rtol=tol, atol=tol, xp=xp)
             assert_close_to(
-                result.explained_variance, reference.explained_variance_, rtol=tol, atol=tol
+                result.explained_variance, reference.explained_variance_, rtol=tol, atol=tol, xp=xp
             )
             assert_close_to(
                 result.explained_variance_ratio,
                 reference.explained_variance_ratio_,
                 rtol=tol,
                 atol=tol,
+                xp=xp,
             )
-            assert_close_to(result.singular_values, reference.singular_values_, rtol=tol, atol=tol)
-            assert_close_to(result.mean, reference.mean_, rtol=tol, atol=tol)
+            assert_close_to(
+                result.singular_values, reference.singular_values_, rtol=tol, atol=tol, xp=xp
+            )
+            assert_close_to(result.mean, reference.mean_, rtol=tol, atol=tol, xp=xp)
 
     def test_randomized_matches_sklearn_randomized_and_full(self, xp, backend):
         from sklearn.decomposition import PCA
@@ -79,8 +82,8 @@ class TestAgainstScikitLearn:
         )
         result = mx.pca(asarray(xp, X), 5, method="randomized", seed=0)
         tol = 1e-9  # (σ₁₆/σ₅)^(2q+1) with q = 4 power iterations: the sketch is exact here
-        assert_close_to(result.components, exact.components_, rtol=tol, atol=tol)
-        assert_close_to(result.explained_variance, exact.explained_variance_, rtol=tol)
+        assert_close_to(result.components, exact.components_, rtol=tol, atol=tol, xp=xp)
+        assert_close_to(result.explained_variance, exact.explained_variance_, rtol=tol, xp=xp)
         again = mx.pca(asarray(xp, X), 5, method="randomized", seed=0)
         np.testing.assert_array_equal(to_numpy(again.components), to_numpy(result.components))
 
@@ -93,7 +96,7 @@ class TestAgainstScikitLearn:
             result = mx.pca(asarray(xp, X, chunks=(10, -1)), method=method)
             tol = 1e4 * eps(result.explained_variance.dtype)
             assert_close_to(
-                result.explained_variance, eigenvalues, rtol=tol, atol=tol * eigenvalues[0]
+                result.explained_variance, eigenvalues, rtol=tol, atol=tol * eigenvalues[0], xp=xp
             )
             C = to_numpy(result.components)
             np.testing.assert_allclose(
@@ -187,7 +190,7 @@ class TestCourseReconstruction:
             )
             assert error == pytest.approx(principal_values[k:].sum(), rel=1e-9, abs=1e-12)
         full = mx.pca(asarray(xp, X), 6)
-        assert_close_to(mx.reconstruct(asarray(xp, X), full), X, rtol=1e-10, atol=1e-10)
+        assert_close_to(mx.reconstruct(asarray(xp, X), full), X, rtol=1e-10, atol=1e-10, xp=xp)
 
     def test_gram_route_gives_the_same_reconstruction(self, xp, backend):
         """The course's N < D trick: the same components, so the same reconstruction."""
@@ -198,7 +201,7 @@ class TestCourseReconstruction:
         by_svd = mx.pca(asarray(xp, X), 5, method="svd")
         assert_close_to(
             mx.reconstruct(asarray(xp, X), by_gram), to_numpy(mx.reconstruct(asarray(xp, X), by_svd)),
-            rtol=1e-9, atol=1e-9,
+            rtol=1e-9, atol=1e-9, xp=xp,
         )  # fmt: skip
 
 

@@ -26,7 +26,7 @@ class TestStreaming:
         batch = mx.pca(asarray(xp, X), 3, method="covariance_eigh")
         tol = 1e4 * eps(streamed.components.dtype)
         for got, want in zip(streamed, batch, strict=True):
-            assert_close_to(got, to_numpy(want), rtol=tol, atol=tol * 100)
+            assert_close_to(got, to_numpy(want), rtol=tol, atol=tol * 100, xp=xp)
 
     def test_numpy_chunks_stream_onto_the_backend(self, xp, device):
         X = low_rank_data(9, 300, 6)
@@ -35,7 +35,11 @@ class TestStreaming:
         assert device_of(result.components) == device
         expected = mx.pca(asarray(xp, X, device), 2)
         assert_close_to(
-            result.explained_variance, to_numpy(expected.explained_variance), rtol=1e-10
+            result.explained_variance,
+            to_numpy(expected.explained_variance),
+            rtol=1e-10,
+            xp=xp,
+            device=device,
         )
 
     def test_finiteness_is_read_once_per_stream_and_names_the_first_bad_chunk(self, xp, backend):
@@ -104,15 +108,18 @@ class TestEstimator:
             tol = 1e-9
             for name in ("components_", "explained_variance_", "explained_variance_ratio_",
                          "singular_values_", "mean_"):  # fmt: skip
-                assert_close_to(getattr(ours, name), getattr(theirs, name), rtol=tol, atol=tol)
+                assert_close_to(
+                    getattr(ours, name), getattr(theirs, name), rtol=tol, atol=tol, xp=xp
+                )
             assert ours.n_components_ == theirs.n_components_
             Z = ours.transform(asarray(xp, X, chunks=(30, -1)))
-            assert_close_to(Z, theirs.transform(X), rtol=1e-8, atol=1e-8)
+            assert_close_to(Z, theirs.transform(X), rtol=1e-8, atol=1e-8, xp=xp)
             assert_close_to(
                 ours.inverse_transform(Z),
                 theirs.inverse_transform(theirs.transform(X)),
                 rtol=1e-8,
                 atol=1e-8,
+                xp=xp,
             )
 
     def test_partial_fit_equals_fit_and_incremental_pca(self, xp):
@@ -125,15 +132,17 @@ class TestEstimator:
             model.partial_fit(asarray(xp, X[i : i + 40]))
             reference.partial_fit(X[i : i + 40])
         whole = mx.PCA(3).fit(asarray(xp, X))
-        assert_close_to(model.components_, to_numpy(whole.components_), rtol=1e-9, atol=1e-9)
+        assert_close_to(model.components_, to_numpy(whole.components_), rtol=1e-9, atol=1e-9, xp=xp)
         # exact: the batch fit's variances, where IncrementalPCA (top-k kept between batches) drifts
-        assert_close_to(model.explained_variance_, to_numpy(whole.explained_variance_), rtol=1e-9)
+        assert_close_to(
+            model.explained_variance_, to_numpy(whole.explained_variance_), rtol=1e-9, xp=xp
+        )
         ours = np.abs(to_numpy(model.explained_variance_) / to_numpy(whole.explained_variance_) - 1)
         theirs = np.abs(reference.explained_variance_ / to_numpy(whole.explained_variance_) - 1)
         assert ours.max() < theirs.max()
-        assert_close_to(model.mean_, reference.mean_, rtol=1e-12, atol=1e-12)
+        assert_close_to(model.mean_, reference.mean_, rtol=1e-12, atol=1e-12, xp=xp)
         resumed = mx.PCA(3).load_state_dict(model.state_dict(), xp=xp)
-        assert_close_to(resumed.components_, to_numpy(model.components_), rtol=0, atol=0)
+        assert_close_to(resumed.components_, to_numpy(model.components_), rtol=0, atol=0, xp=xp)
 
     def test_variance_fraction_and_whitening_while_streaming(self, xp):
         """`PCA(0.9).partial_fit`: after each call, the fewest components explaining 90 % of
@@ -145,15 +154,16 @@ class TestEstimator:
             model.partial_fit(asarray(xp, X[start:stop]))
             batch = mx.PCA(0.9, whiten=True).fit(asarray(xp, X[:stop]))
             assert model.n_components_ == batch.n_components_
-            assert_close_to(model.components_, to_numpy(batch.components_), rtol=1e-9, atol=1e-9)
+            assert_close_to(
+                model.components_, to_numpy(batch.components_), rtol=1e-9, atol=1e-9, xp=xp
+            )
         ratio = to_numpy(model.explained_variance_ratio_)
         assert ratio.sum() >= 0.9 > ratio[:-1].sum()
         Z = to_numpy(model.transform(asarray(xp, X)))
         np.testing.assert_allclose(Z.var(axis=0, ddof=1), 1.0, rtol=1e-9)
         assert_close_to(
             model.inverse_transform(asarray(xp, Z)), to_numpy(mx.reconstruct(asarray(xp, X),
-            mx.pca(asarray(xp, X), model.n_components_))), rtol=1e-9, atol=1e-9,
-        )  # fmt: skip
+            mx.pca(asarray(xp, X), model.n_components_))), rtol=1e-9, atol=1e-9, xp=xp)  # fmt: skip
 
     def test_bad_use(self, xp):
         with pytest.raises(ValueError, match="not fitted yet"):

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     scores = backends.to_numpy(mlp_forward(result.params, X_test, **options)[-1])
     accuracy = float(np.mean(scores.argmax(axis=1) == backends.to_numpy(y_test)))
     print(
-        f"{result.status} after {result.n_epochs} epochs in {seconds:.2f} s "
+        f"{result.message} ({result.n_epochs} epochs) in {seconds:.2f} s "
         f"({seconds / max(result.n_epochs, 1):.2f} s/epoch); test accuracy {accuracy:.2%}"
     )
-    return 0 if result.status != "diverged" else 1
+    return 0 if result.status != 2 else 1  # 2: diverged
