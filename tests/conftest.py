@@ -22,12 +22,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-# `xp` and `device` are stateless namespaces/devices, safe to share across examples.
-_shared = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
-settings.register_profile("ci", max_examples=25, derandomize=True, **_shared)
-settings.register_profile("dev", max_examples=15, **_shared)
-settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
-
 
 class Backend(enum.Enum):
     """Array backends the suite runs on; the value names the module (and a variant)."""
@@ -64,6 +58,25 @@ SELECTED = _selected()
 #: JAX's persistent compilation cache for test runs (git-ignored)
 JAX_CACHE = Path(__file__).resolve().parent.parent / ".jax_cache"
 BACKENDS = SELECTED if SELECTED is not None else list(Backend)
+
+#: Backends where one hypothesis example costs a compilation (JAX traces and compiles a
+#: new closure per example) or a scheduler round trip per operation (Dask): a session of
+#: only these draws a third as many examples per property; the eager backends' sessions
+#: keep the full count, so every property still meets many cases in CI.
+COSTLY_EXAMPLES = {Backend.JAX, Backend.DASK}
+COSTLY_SESSION = SELECTED is not None and set(SELECTED) <= COSTLY_EXAMPLES
+
+
+def examples(n: int) -> int:
+    """Hypothesis examples for a property whose eager backends draw `n`."""
+    return max(3, n // 3) if COSTLY_SESSION else n
+
+
+# `xp` and `device` are stateless namespaces/devices, safe to share across examples.
+_shared = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
+settings.register_profile("ci", max_examples=examples(25), derandomize=True, **_shared)
+settings.register_profile("dev", max_examples=examples(15), **_shared)
+settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 class NumPyReadOnly:

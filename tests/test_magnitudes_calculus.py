@@ -32,11 +32,11 @@ from hypothesis import strategies as st
 import m4ml_xp as mx
 from m4ml_xp.errors import ConvergenceWarning
 from tests._helpers import asarray, eps, to_numpy
-from tests.conftest import Backend
+from tests.conftest import Backend, examples
 
 #: Random magnitudes per property (hypothesis draws an integer range's ends with raised
 #: probability); every backend runs them, and JAX compiles per call.
-MAGNITUDE_EXAMPLES = settings(max_examples=10)
+MAGNITUDE_EXAMPLES = settings(max_examples=examples(10))
 
 AUTODIFF = {Backend.JAX, Backend.TORCH}
 EXPONENTS = {"float64": 150, "float32": 15}

@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 
 import m4ml_xp as mx
 from tests._helpers import asarray, eps, to_numpy
+from tests.conftest import examples
 
 #: Random magnitudes per property (hypothesis draws an integer range's ends with raised
 #: probability); every backend runs them, and JAX compiles per call.
-MAGNITUDE_EXAMPLES = settings(max_examples=10)
+MAGNITUDE_EXAMPLES = settings(max_examples=examples(10))
 
 # Powers of ten for c: ±150 where the answer is quadratic in c (c² stays in range),
 # ±300 where it is invariant or linear (raw squares over/underflow from 1e±154);

@@ -27,11 +27,11 @@ from hypothesis import strategies as st
 
 import m4ml_xp as mx
 from tests._helpers import asarray, to_numpy
-from tests.conftest import Backend
+from tests.conftest import Backend, examples
 
 #: Random magnitudes per property (hypothesis draws an integer range's ends with raised
 #: probability); every backend runs them, and JAX compiles per call.
-MAGNITUDE_EXAMPLES = settings(max_examples=10)
+MAGNITUDE_EXAMPLES = settings(max_examples=examples(10))
 
 exponents = st.integers(-300, 300)  # float32: a ninth of it, 1e±33
 DTYPES = ["float64", "float32"]

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import m4ml_xp as mx
 from tests._helpers import asarray, eps, to_numpy
-from tests.conftest import Backend
+from tests.conftest import Backend, examples
 from tests.test_pca import low_rank_data
 
 N, D, K = 40, 5, 3
@@ -155,13 +155,13 @@ def run_family(xp, backend, exponent, dtype):
     # (lazy Dask results are not read by the library: NumPy warns as they are computed)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12), deadline=None)
 @given(exponent=st.integers(-300, 300))
 def test_scaled_data_float64(xp, backend, exponent):
     run_family(xp, backend, exponent, np.float64)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12), deadline=None)
 @given(exponent=st.integers(-35, 35))
 def test_scaled_data_float32(xp, backend, exponent):
     run_family(xp, backend, exponent, np.float32)
