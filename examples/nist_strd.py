@@ -74,7 +74,7 @@ for path in files:
     n = problem.y.shape[0]
     X = xp.broadcast_to(problem.x, (2, n))
     fit = mx.curve_fit(
-        lambda x, b, problem=problem: problem.model(b, x),
+        problem.model,
         X,
         xp.broadcast_to(problem.y, (2, n)),
         problem.starts,
@@ -127,7 +127,7 @@ for i, (problem, fit) in enumerate(fits):
     )
     x_np, y_np = _xp.to_numpy(problem.x), _xp.to_numpy(problem.y)
     order = np.argsort(x_np)
-    fitted = _xp.to_numpy(problem.model(fit.params[0, :], problem.x))
+    fitted = _xp.to_numpy(problem.model(problem.x, fit.params[0, :]))
     ax_fit.plot(x_np, y_np, ".", ms=3, color="steelblue", label="data")
     ax_fit.plot(x_np[order], fitted[order], "-", color="crimson", lw=1.2, label="fit")
     ax_fit.set_title(problem.name, fontsize=10)

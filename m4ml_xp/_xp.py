@@ -572,16 +572,20 @@ def autodiff_hessian(f: Callable[[Array], Array], x: Array) -> Array:
     raise NotImplementedError(f"{library_name(x)} arrays have no automatic differentiation")
 
 
-def compile_step(fn: Callable[..., Any], xp: Namespace) -> Callable[..., Any]:
+def compile_step(
+    fn: Callable[..., Any], xp: Namespace, static_argnums: tuple[int, ...] = ()
+) -> Callable[..., Any]:
     """`fn` compiled for repeated calls where the backend has a tracing JIT (JAX).
 
-    `fn` must be pure (arrays and pytrees in and out).  Elsewhere it is returned
-    unchanged: eager libraries gain nothing from tracing small per-step kernels.
+    `fn` must be pure (arrays and pytrees in and out, but for the hashable
+    arguments at `static_argnums`, such as functions: JAX compiles once per
+    value of those and caches by them).  Elsewhere it is returned unchanged:
+    eager libraries gain nothing from tracing small per-step kernels.
     """
     if is_jax_namespace(xp):
         import jax
 
-        return jax.jit(fn)
+        return jax.jit(fn, static_argnums=static_argnums)
     return fn
 
 
@@ -688,6 +692,22 @@ def eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:
     values = S.compute()
     eigenvalues, vectors = array_namespace(values).linalg.eigh(values)
     return da.from_array(eigenvalues, chunks=-1), da.from_array(vectors, chunks=-1)
+
+
+def svd(A: Array, *, xp: Namespace) -> tuple[Array, Array, Array]:
+    """Thin SVD ``(U, s, Vt)`` of a matrix or a stack of them.
+
+    Dask's ``svd`` takes one tall matrix only: a small Dask stack (the
+    Levenberg–Marquardt step of one fit) is computed and decomposed by its
+    chunks' library, the results returned as one-chunk Dask arrays.
+    """
+    if not is_dask_array(A):
+        return tuple(xp.linalg.svd(A, full_matrices=False))
+    import dask.array as da
+
+    values = A.compute()
+    factors = array_namespace(values).linalg.svd(values, full_matrices=False)
+    return tuple(da.from_array(factor, chunks=-1) for factor in factors)
 
 
 def to_device_chunks(chunks: Iterable[Any], xp: Namespace, dev: Any = None) -> Iterator[Array]:
