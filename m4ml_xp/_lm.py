@@ -90,13 +90,12 @@ def options(
 def max_nfev_for(max_nfev: int | None, jac: Any, n: int) -> int:
     """SciPy's budget of about 100·n iterations.
 
-    100·n evaluations with an analytic `jac`, 100·n·(n+1) with forward differences,
+    100·n evaluations with an analytic (or autodiff) `jac`, 100·n·(n+1) with forward differences,
     100·n·(2n+1) with central ones (each costs 2n) or the adaptive default.
     """
     if max_nfev is None:
-        max_nfev = (
-            100 * n if callable(jac) else 100 * n * (n + 1 if jac == "2-point" else 2 * n + 1)
-        )
+        exact = callable(jac) or jac == "autodiff"
+        max_nfev = 100 * n if exact else 100 * n * (n + 1 if jac == "2-point" else 2 * n + 1)
     return _checks.check_int(max_nfev, "max_nfev", low=1)
 
 
@@ -125,7 +124,9 @@ def jacobian_provider(
     """Return ``J(x, f, data, close) -> (J, evaluations per fit)`` for a batch ``(B, n)``.
 
     `jac` is the batched callable (``(B, n) -> (B, m, n)``, of the unscaled
-    residual: its rows are scaled here), or differences of the scaled residual
+    residual: its rows are scaled here), ``"autodiff"`` (the backend's forward
+    mode, JAX and PyTorch: exact, no evaluations counted, as for an analytic
+    `jac`), or differences of the scaled residual
     ``fun_of(data)``: ``"2-point"`` forward, ``"3-point"`` central, ``None``
     forward for the fits not yet `close` to their solution and central for the
     others.  Forward differences cost n evaluations and their O(sqrt(eps)) error
@@ -134,6 +135,13 @@ def jacobian_provider(
     O(eps^(2/3)).  With `subsets`, rows are evaluated only where needed.
     ``check(J, m)`` checks what `jac` returned.
     """
+    if jac == "autodiff":
+
+        def exact(x: Array, f: Array, data: tuple[Array, ...], close: Array) -> Array:
+            J = _xp.autodiff_batch_jacobian(fun_of(data), x)
+            return J, xp.zeros_like(close, dtype=xp.int32)
+
+        return exact
     if callable(jac):
 
         def analytic(x: Array, f: Array, data: tuple[Array, ...], close: Array) -> Array:
@@ -397,14 +405,22 @@ def solve(
     finite_start = xp.all(xp.isfinite(f0), axis=1)
     scale = residual_scale(f0, xp=xp, axis=1)  # (B, 1); 1 where not finite
     f0 = xp.where(finite_start[:, None], f0 * scale, xp.zeros_like(f0))
-    jacobian = jacobian_provider(
-        opts.jac, fun_of, n, xp=xp, diff_step=opts.diff_step, subsets=subsets, check=check_jacobian
-    )
-    max_nfev = max_nfev_for(opts.max_nfev, opts.jac, n)
     zero = xp.zeros((B,), dtype=dtype, device=dev)
-    exact = xp.full((B,), opts.jac is not None, dtype=xp.bool, device=dev)
     data = (*args, scale)
-    J0, cost0 = jacobian(x, f0, data, exact)
+    # jac=None: exact Jacobians where the backend differentiates, differences elsewhere
+    # (and for residuals it cannot trace)
+    for jac in ("autodiff", None) if opts.jac is None and _xp.can_autodiff(x) else (opts.jac,):
+        jacobian = jacobian_provider(
+            jac, fun_of, n, xp=xp, diff_step=opts.diff_step, subsets=subsets, check=check_jacobian
+        )
+        exact = xp.full((B,), jac is not None, dtype=xp.bool, device=dev)
+        try:
+            J0, cost0 = jacobian(x, f0, data, exact)
+            break
+        except Exception:
+            if jac != "autodiff":
+                raise
+    max_nfev = max_nfev_for(opts.max_nfev, jac, n)
     J0 = xp.where(xp.isfinite(J0), J0, xp.zeros_like(J0))
     col0 = _norm(J0, xp=xp, axis=-2)
     diag0 = xp.where(col0 > 0, col0, xp.ones_like(col0))

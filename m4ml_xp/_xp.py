@@ -40,6 +40,7 @@ __all__ = [
     "BACKENDS",
     "EdgeOperator",
     "array_namespace",
+    "autodiff_batch_jacobian",
     "autodiff_hessian",
     "autodiff_jacobian",
     "available_backends",
@@ -555,6 +556,32 @@ def autodiff_jacobian(f: Callable[[Array], Array], x: Array) -> Array:
 
         with torch.enable_grad():
             return torch.autograd.functional.jacobian(f, x).detach()
+    raise NotImplementedError(f"{library_name(x)} arrays have no automatic differentiation")
+
+
+def autodiff_batch_jacobian(f: Callable[[Array], Array], x: Array) -> Array:
+    """Exact Jacobians ``(B, m, n)`` of ``f: (B, n) -> (B, m)`` whose rows are independent fits.
+
+    n forward-mode JVPs, one per parameter, each perturbing that parameter of
+    every row at once (``jax.jvp``/``torch.func.jvp`` under ``vmap``).  Raises
+    ``NotImplementedError`` for libraries without autodiff.
+    """
+    n = x.shape[-1]
+    if is_jax_array(x):
+        import jax
+        import jax.numpy as jnp
+
+        def column(t: Array) -> Array:
+            return jax.jvp(f, (x,), (jnp.broadcast_to(t, x.shape),))[1]
+
+        return jnp.moveaxis(jax.vmap(column)(jnp.eye(n, dtype=x.dtype)), 0, -1)
+    if is_torch_array(x):
+        import torch
+
+        eye = torch.eye(n, dtype=x.dtype, device=x.device)
+        with torch.enable_grad():
+            columns = torch.func.vmap(lambda t: torch.func.jvp(f, (x,), (t.expand_as(x),))[1])(eye)
+        return columns.movedim(0, -1).detach()
     raise NotImplementedError(f"{library_name(x)} arrays have no automatic differentiation")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import warnings
@@ -119,6 +120,13 @@ def exponential_problem(xp, device=None):
     return residual, jac, residual_np, jac_np
 
 
+@functools.cache
+def nist_problem(path, xp):
+    """A NIST file's problem and residual, one function per file (JAX compiles it once)."""
+    problem = mx.load_nist_strd(path, xp=xp, dtype=xp.float64)
+    return problem, lambda b: problem.model(problem.x, b) - problem.y
+
+
 class TestLevenbergMarquardt:
     @pytest.mark.parametrize("use_jac", [True, False], ids=["analytic", "differences"])
     def test_matches_scipy_least_squares_lm(self, xp, device, use_jac):
@@ -150,19 +158,52 @@ class TestLevenbergMarquardt:
     @pytest.mark.parametrize("path", NIST_FILES, ids=lambda p: p.stem)
     @pytest.mark.parametrize("start", [0, 1], ids=["start1", "start2"])
     def test_nist_certified_values(self, xp, backend, path, start):
+        """Default options reach NIST's certified values (the polish after SciPy's tests)."""
         if backend is Backend.DASK:
-            pytest.skip("host-driven iterations on small vectors; Dask runs the exponential cases")
-        problem = mx.load_nist_strd(path, xp=xp, dtype=xp.float64)
-        fit = mx.levenberg_marquardt(
-            lambda b: problem.model(problem.x, b) - problem.y,
-            problem.starts[start, :],
-            **TIGHT,
-            max_nfev=10_000,
-        )
+            pytest.skip(
+                "a host read per iteration of a lazy graph; Dask runs the exponential cases"
+            )
+        problem, residual = nist_problem(path, xp)
+        fit = mx.levenberg_marquardt(residual, problem.starts[start, :])
         assert fit.converged
         certified = to_numpy(problem.certified)
         assert significant_digits(to_numpy(fit.x), certified) >= 6
         assert significant_digits(np.asarray(2 * fit.cost), np.asarray(problem.residual_ss)) >= 6
+
+    def test_default_polish_reaches_the_optimum_scipy_stops_short_of(self, xp):
+        """On the course's Gaussian, SciPy's 1e-8 tests stop ~1e-7 short; the polish does not."""
+        x, y = mx.heights_data(xp=xp, dtype=xp.float64)
+        start = asarray(xp, np.array([180.0, 10.0]))
+        default = mx.curve_fit(gaussian, x, y, start)
+        tight = mx.curve_fit(gaussian, x, y, start, **TIGHT)
+        scipy_default = scipy.optimize.curve_fit(
+            lambda t, mu, s: np.exp(-((t - mu) ** 2) / (2 * s**2)) / (np.sqrt(2 * np.pi) * s),
+            to_numpy(x),
+            to_numpy(y),
+            p0=[180.0, 10.0],
+            method="lm",
+        )[0]
+        optimum = to_numpy(tight.params)
+        assert np.abs(scipy_default / optimum - 1).max() > 1e-9  # the oracle's shortfall
+        assert_close_to(default.params, optimum, rtol=1e-10)
+        assert default.result.converged
+        assert default.result.status in (1, 2, 3, 4)
+
+    def test_autodiff_jacobian_where_the_backend_differentiates(self, xp, backend):
+        """jac=None on JAX and PyTorch: exact Jacobians, the analytic fit's iterations."""
+        residual, jac, *_ = exponential_problem(xp)
+        start = asarray(xp, np.array([1.0, 1.0]))
+        automatic = mx.levenberg_marquardt(residual, start, **TIGHT)
+        analytic = mx.levenberg_marquardt(residual, start, jac=jac, **TIGHT)
+        differences = mx.levenberg_marquardt(residual, start, jac="3-point", **TIGHT)
+        assert differences.nfev > differences.n_iter + 1  # the differences' evaluations count
+        if backend not in (Backend.JAX, Backend.TORCH):  # differences: forward, then central
+            assert automatic.nfev > automatic.n_iter + 1
+            return
+        assert automatic.nfev == analytic.nfev
+        assert automatic.n_iter == analytic.n_iter
+        assert_close_to(automatic.x, to_numpy(analytic.x), rtol=1e-13)
+        assert_close_to(automatic.jac, to_numpy(analytic.jac), rtol=1e-13, atol=1e-15)
 
     def test_max_nfev_reports_status_zero(self, xp):
         residual, jac, *_ = exponential_problem(xp)
@@ -326,6 +367,14 @@ HARD = {
 }  # fmt: skip
 
 
+@functools.cache
+def hard_residual(xp, name):
+    """The residual of a typed-in problem, one function per problem (JAX compiles it once)."""
+    model, x, y, *_ = HARD[name]
+    x_b, y_b = asarray(xp, np.asarray(x)), asarray(xp, np.asarray(y, dtype=float))
+    return lambda b: model(x_b, b) - y_b
+
+
 # trial steps far from the start overflow exp() (inf − inf in MGH17's model): those steps
 # are rejected; NumPy warns about them
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
@@ -334,17 +383,17 @@ class TestNISTHigherDifficulty:
     @pytest.mark.parametrize("start", [0, 1], ids=["start1", "start2"])
     @pytest.mark.parametrize("name", sorted(HARD))
     def test_single_fit_certified(self, xp, backend, name, start):
-        if backend in (Backend.DASK, Backend.JAX):  # ~15 ms of eager dispatch per evaluation
-            pytest.skip(
-                "thousands of host-driven iterations on 6-37 points; the batched test runs them"
+        """Default options, as :meth:`TestLevenbergMarquardt.test_nist_certified_values`."""
+        if backend is Backend.DASK:
+            pytest.skip("a host read per iteration of a lazy graph; the batched test runs them")
+        if (name, start) == ("MGH17", 0):
+            pytest.xfail(
+                "LM crawls MGH17's curved valley from start 1 (b2 = -b3 ~ 75, steps alternately "
+                "accepted and rejected): past the default max_nfev, as SciPy's 'lm'"
             )
-        model, x, y, starts, certified = HARD[name]
-        x_b, y_b = asarray(xp, np.asarray(x)), asarray(xp, np.asarray(y, dtype=float))
+        *_, starts, certified = HARD[name]
         fit = mx.levenberg_marquardt(
-            lambda b: model(x_b, b) - y_b,
-            asarray(xp, np.asarray(starts[start], dtype=float)),
-            **TIGHT,
-            max_nfev=20_000,
+            hard_residual(xp, name), asarray(xp, np.asarray(starts[start], dtype=float))
         )
         assert fit.converged
         assert significant_digits(to_numpy(fit.x), np.asarray(certified)) >= 6
@@ -880,7 +929,7 @@ class TestLevenbergMarquardtBatched:
 
         x0 = asarray(xp, starts, chunks=(2, 3))
         analytic = mx.levenberg_marquardt_batched(residual, x0, args=(Y,), jac=jac)
-        differences = mx.levenberg_marquardt_batched(residual, x0, args=(Y,))
+        differences = mx.levenberg_marquardt_batched(residual, x0, args=(Y,), jac="3-point")
         assert bool(to_numpy(xp.all(analytic.converged)))
         assert_close_to(analytic.x, to_numpy(differences.x), rtol=1e-7, atol=1e-9)
         assert to_numpy(analytic.nfev).max() < to_numpy(differences.nfev).min()
@@ -938,6 +987,9 @@ class TestLevenbergMarquardtBatched:
         assert status[1] == -2
         assert status[0] > 0
         assert status[2] > 0
+        messages = fit.message
+        assert messages[1] == mx.lsq.MESSAGES[-2]
+        assert messages[0] == mx.lsq.MESSAGES[int(status[0])]
 
     def test_bad_inputs(self, xp):
         residual, Y, _, starts = batched_exponentials(xp, 2, 0)
