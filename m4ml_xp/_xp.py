@@ -579,7 +579,11 @@ def autodiff_batch_jacobian(f: Callable[[Array], Array], x: Array) -> Array:
         import torch
 
         eye = torch.eye(n, dtype=x.dtype, device=x.device)
-        with torch.enable_grad():
+        with torch.enable_grad(), warnings.catch_warnings():
+            # forward mode's first use scripts torch's own decompositions with torch.jit.script
+            warnings.filterwarnings(
+                "ignore", "`torch.jit.script` is deprecated", DeprecationWarning
+            )
             columns = torch.func.vmap(lambda t: torch.func.jvp(f, (x,), (t.expand_as(x),))[1])(eye)
         return columns.movedim(0, -1).detach()
     raise NotImplementedError(f"{library_name(x)} arrays have no automatic differentiation")
