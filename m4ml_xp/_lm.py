@@ -178,6 +178,8 @@ def jacobian_provider(
             return forward(x, f, data), n * one
         if jac == "3-point":
             return centred(x, *data)[0], 2 * n * one
+        if not subsets:  # a closure's fits cannot be split: all central once any is close
+            close = close | xp.any(close)
         far = ~close
         (J,) = rows_where(far, lambda x, f, *d: (forward(x, f, d),), (x, f, *data),
                           (xp.zeros((*f.shape, n), dtype=x.dtype, device=device(x)),),
