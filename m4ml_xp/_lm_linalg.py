@@ -91,9 +91,10 @@ def _batched_eigh(A: Array, *, xp: Namespace) -> tuple[Array, Array]:
 
     Small matrices (n ≤ ``_JACOBI_MAX_N``) by :func:`_jacobi_eigh`, which needs no
     vendor batched eigensolver and no workspace beyond its ``(B,)`` entries; larger
-    ones by the library's ``eigh`` in chunks of ``_DECOMPOSITION_CHUNK`` matrices.
+    ones, and a single matrix (one fit: a library call beats a loop of sweeps), by
+    the library's ``eigh`` in chunks of ``_DECOMPOSITION_CHUNK`` matrices.
     """
-    if A.shape[-1] <= _JACOBI_MAX_N:
+    if A.shape[-1] <= _JACOBI_MAX_N and A.shape[0] > 1:
         return _jacobi_eigh(A, xp=xp)
     return _in_chunks(lambda S: _xp.eigh(S, xp=xp), (A,), xp=xp)
 
