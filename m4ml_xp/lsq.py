@@ -13,9 +13,8 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from m4ml_xp import _checks, _lm, _scaling, _xp
+from m4ml_xp import _checks, _lm, _lm_linalg, _xp
 from m4ml_xp._lm import MESSAGES
-from m4ml_xp._xp import device
 from m4ml_xp.errors import RankWarning, report_non_convergence
 
 Array = Any
@@ -418,7 +417,9 @@ def curve_fit(
     )
     _checks.check_bool_result(xp.all(xp.isfinite(at_start)), message, small=True)
     result = levenberg_marquardt(residual, p0, **options)
-    cov, stderr = _covariance(_xp.one_chunk(result.jac), result.fun, absolute_sigma, xp=xp)
+    cov, stderr = _lm_linalg.covariance(
+        _xp.one_chunk(result.jac), result.fun, absolute_sigma, xp=xp
+    )
     return CurveFit(result.x, stderr, cov, result)
 
 
@@ -466,7 +467,7 @@ def _curve_fit_batched(
 
     def errors(J: Array, f: Array) -> tuple[Array, Array]:
         ns = _xp.array_namespace(J)
-        return _covariance(J, f, absolute_sigma, xp=ns)
+        return _lm_linalg.covariance(J, f, absolute_sigma, xp=ns)
 
     if _xp.is_dask_array(result.jac):
         n = p0.shape[1]
@@ -477,55 +478,6 @@ def _curve_fit_batched(
     else:
         cov, stderr = errors(result.jac, result.fun)
     return CurveFit(result.x, stderr, cov, result)
-
-
-def _covariance(J: Array, f: Array, absolute_sigma: bool, *, xp: Namespace) -> tuple[Array, Array]:
-    """Return ``(JᵀJ)⁻¹`` and the standard errors from the SVD of ``J`` (``(m, n)`` or a stack).
-
-    Infinite along singular directions; scaled by the reduced chi-square
-    ``‖f‖² / (m − n)`` unless `absolute_sigma`.  ``J`` is scaled by a power of two
-    before its SVD and ``‖f‖`` taken nrm2-style, so that Jacobians and residuals
-    of any finite magnitude (`sigma` of 1e±300) give the covariance wherever it is
-    representable, and ``inf`` (not a warning or NaN) where it overflows.
-    """
-    m, n = J.shape[-2:]
-    scale = _lm.residual_scale(J, xp=xp, axis=(-2, -1))  # (..., 1, 1)
-    J_scaled = J * scale
-    _U, s, Vt = xp.linalg.svd(J_scaled, full_matrices=False)
-    cutoff = float(xp.finfo(s.dtype).eps) * max(m, n) * xp.max(s, axis=-1, keepdims=True)
-    keep = s > cutoff
-    if absolute_sigma:
-        numerator = scale[..., 0]  # 1/s_true = scale/s
-    elif m <= n:  # no degrees of freedom left to estimate the noise: SciPy's answer
-        cov = xp.full((*J.shape[:-2], n, n), math.inf, dtype=J.dtype, device=device(J))
-        return cov, xp.linalg.diagonal(cov)
-    else:  # ‖f‖/√(m−n) / s_true
-        fnorm = _scaling.vector_norm(f, xp=xp, axis=-1)[..., None]
-        numerator = (fnorm / math.sqrt(m - n)) * scale[..., 0]
-    root = xp.where(keep, numerator / xp.where(keep, s, xp.ones_like(s)), xp.zeros_like(s))
-    # (V·diag(root²)·Vᵀ) formed with root/max(root) ≤ 1, then times max(root)² without
-    # overflow warnings: entries beyond the dtype's range become ±inf (not NaN)
-    top = xp.max(root, axis=-1, keepdims=True)
-    top = xp.where(top > 0, top, xp.ones_like(top))
-    unit = root / top
-    V = xp.linalg.matrix_transpose(Vt)
-    unit_cov = (V * (unit * unit)[..., None, :]) @ Vt
-    cov = _times_or_inf(_times_or_inf(unit_cov, top[..., None], xp=xp), top[..., None], xp=xp)
-    # standard errors from the unit covariance: representable even where their squares are not
-    stderr = _times_or_inf(xp.sqrt(xp.abs(xp.linalg.diagonal(unit_cov))), top, xp=xp)
-    # singular directions: infinite variance (their sign in the off-diagonal entries)
-    singular = (V * xp.astype(~keep, V.dtype)[..., None, :]) @ Vt
-    infinity = xp.full_like(cov, math.inf)
-    cov = xp.where(singular > 0, infinity, xp.where(singular < 0, -infinity, cov))
-    stderr = xp.where(xp.linalg.diagonal(singular) > 0, xp.full_like(stderr, math.inf), stderr)
-    return cov, stderr
-
-
-def _times_or_inf(a: Array, b: Array, *, xp: Namespace) -> Array:
-    """Return ``a · b`` for positive finite `b`, ``±inf`` where it overflows (no warning)."""
-    big = xp.abs(a) > float(xp.finfo(a.dtype).max) / xp.maximum(b, xp.ones_like(b))
-    infinity = xp.where(a > 0, xp.full_like(a, math.inf), xp.full_like(a, -math.inf))
-    return xp.where(big, infinity, xp.where(big, xp.zeros_like(a), a) * b)
 
 
 # --------------------------------------------------------------------------- batched Levenberg–Marquardt
