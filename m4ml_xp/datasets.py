@@ -244,9 +244,9 @@ def heart_curve(
 class NISTProblem(NamedTuple):
     """A NIST StRD non-linear regression problem (:func:`load_nist_strd`).
 
-    ``model(b, x)`` evaluates the file's model formula with the namespace of its
+    ``model(x, b)`` evaluates the file's model formula with the namespace of its
     arguments (``b`` of shape ``(p,)``, or ``(B, p)`` with ``x`` broadcast as
-    ``(1, N)`` for batches).
+    ``(1, N)`` for batches) — :func:`~m4ml_xp.curve_fit`'s ``model(x, p)`` order.
     """
 
     name: str
@@ -396,7 +396,7 @@ def _apply(function: Callable[..., Any], *operands: _Node) -> _Node:
 
 
 def _compile_formula(formula: str, n_params: int, source: Path) -> Any:
-    """Return the model formula (``y = ... + e``) as a function ``(b, x) -> y`` in `b`'s namespace.
+    """Return the model formula (``y = ... + e``) as a function ``(x, b) -> y`` in `b`'s namespace.
 
     The text is tokenised against a whitelist (numbers, operators, ``x``,
     ``b1..bp``, ``pi`` and a few functions) and parsed into closures.
@@ -406,7 +406,7 @@ def _compile_formula(formula: str, n_params: int, source: Path) -> Any:
     names = {f"b{i}" for i in range(1, n_params + 1)} | {"x", "pi"} | set(_FORMULA_FUNCTIONS)
     tree = _FormulaParser(text, names, source).parse()
 
-    def model(b: Array, x: Array) -> Array:
+    def model(x: Array, b: Array) -> Array:
         from m4ml_xp._xp import array_namespace
 
         return tree(b, x, array_namespace(b, x))
@@ -437,7 +437,7 @@ def load_nist_strd(
     NISTProblem
         ``x``, ``y`` (N,) — ``log(y)`` where the model is stated for it (Nelson) —, ``starts`` (2, p) — Start 1 and Start 2 —, ``certified``
         and ``certified_std`` (p,), ``residual_ss``, ``residual_sd``, the model
-        ``formula`` text and ``model(b, x)``.
+        ``formula`` text and ``model(x, b)``.
 
     Raises
     ------

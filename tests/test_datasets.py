@@ -177,10 +177,10 @@ def test_nist_formulas_evaluate_as_python_reads_them(name):
     b = rng.uniform(0.5, 2.0, size=n_params)
     x = rng.uniform(0.5, 3.0, size=7)
     model = _compile_formula(formula, n_params, Path(f"{name}.dat"))
-    np.testing.assert_allclose(model(b, x), python_value(formula, b, x), rtol=1e-14)
+    np.testing.assert_allclose(model(x, b), python_value(formula, b, x), rtol=1e-14)
     batch = np.stack([b, b[::-1]])
     expected = np.stack([python_value(formula, row, x) for row in batch])
-    np.testing.assert_allclose(model(batch, x), expected, rtol=1e-14)
+    np.testing.assert_allclose(model(x, batch), expected, rtol=1e-14)
 
 
 @pytest.mark.parametrize(
@@ -236,5 +236,5 @@ def test_nist_model_runs_where_the_library_imports_from_the_calling_frame(monkey
     formula = NIST_FORMULAS["Roszman1"]
     model = _compile_formula(formula, 4, Path("Roszman1.dat"))
     b, x = np.asarray([0.2, -6e-6, 1.2e3, -1.8e2]), np.linspace(-4000.0, -500.0, 5)
-    np.testing.assert_allclose(model(b, x), python_value(formula, b, x), rtol=1e-14)
+    np.testing.assert_allclose(model(x, b), python_value(formula, b, x), rtol=1e-14)
     assert namespace.calls == 1  # the patched namespace's atan ran

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import warnings
@@ -119,6 +120,13 @@ def exponential_problem(xp, device=None):
     return residual, jac, residual_np, jac_np
 
 
+@functools.cache
+def nist_problem(path, xp):
+    """A NIST file's problem and residual, one function per file (JAX compiles it once)."""
+    problem = mx.load_nist_strd(path, xp=xp, dtype=xp.float64)
+    return problem, lambda b: problem.model(problem.x, b) - problem.y
+
+
 class TestLevenbergMarquardt:
     @pytest.mark.parametrize("use_jac", [True, False], ids=["analytic", "differences"])
     def test_matches_scipy_least_squares_lm(self, xp, device, use_jac):
@@ -150,19 +158,52 @@ class TestLevenbergMarquardt:
     @pytest.mark.parametrize("path", NIST_FILES, ids=lambda p: p.stem)
     @pytest.mark.parametrize("start", [0, 1], ids=["start1", "start2"])
     def test_nist_certified_values(self, xp, backend, path, start):
+        """Default options reach NIST's certified values (the polish after SciPy's tests)."""
         if backend is Backend.DASK:
-            pytest.skip("host-driven iterations on small vectors; Dask runs the exponential cases")
-        problem = mx.load_nist_strd(path, xp=xp, dtype=xp.float64)
-        fit = mx.levenberg_marquardt(
-            lambda b: problem.model(b, problem.x) - problem.y,
-            problem.starts[start, :],
-            **TIGHT,
-            max_nfev=10_000,
-        )
+            pytest.skip(
+                "a host read per iteration of a lazy graph; Dask runs the exponential cases"
+            )
+        problem, residual = nist_problem(path, xp)
+        fit = mx.levenberg_marquardt(residual, problem.starts[start, :])
         assert fit.converged
         certified = to_numpy(problem.certified)
         assert significant_digits(to_numpy(fit.x), certified) >= 6
         assert significant_digits(np.asarray(2 * fit.cost), np.asarray(problem.residual_ss)) >= 6
+
+    def test_default_polish_reaches_the_optimum_scipy_stops_short_of(self, xp):
+        """On the course's Gaussian, SciPy's 1e-8 tests stop ~1e-7 short; the polish does not."""
+        x, y = mx.heights_data(xp=xp, dtype=xp.float64)
+        start = asarray(xp, np.array([180.0, 10.0]))
+        default = mx.curve_fit(gaussian, x, y, start)
+        tight = mx.curve_fit(gaussian, x, y, start, **TIGHT)
+        scipy_default = scipy.optimize.curve_fit(
+            lambda t, mu, s: np.exp(-((t - mu) ** 2) / (2 * s**2)) / (np.sqrt(2 * np.pi) * s),
+            to_numpy(x),
+            to_numpy(y),
+            p0=[180.0, 10.0],
+            method="lm",
+        )[0]
+        optimum = to_numpy(tight.params)
+        assert np.abs(scipy_default / optimum - 1).max() > 1e-9  # the oracle's shortfall
+        assert_close_to(default.params, optimum, rtol=1e-10)
+        assert default.result.converged
+        assert default.result.status in (1, 2, 3, 4)
+
+    def test_autodiff_jacobian_where_the_backend_differentiates(self, xp, backend):
+        """jac=None on JAX and PyTorch: exact Jacobians, the analytic fit's iterations."""
+        residual, jac, *_ = exponential_problem(xp)
+        start = asarray(xp, np.array([1.0, 1.0]))
+        automatic = mx.levenberg_marquardt(residual, start, **TIGHT)
+        analytic = mx.levenberg_marquardt(residual, start, jac=jac, **TIGHT)
+        differences = mx.levenberg_marquardt(residual, start, jac="3-point", **TIGHT)
+        assert differences.nfev > differences.n_iter + 1  # the differences' evaluations count
+        if backend not in (Backend.JAX, Backend.TORCH):  # differences: forward, then central
+            assert automatic.nfev > automatic.n_iter + 1
+            return
+        assert automatic.nfev == analytic.nfev
+        assert automatic.n_iter == analytic.n_iter
+        assert_close_to(automatic.x, to_numpy(analytic.x), rtol=1e-13)
+        assert_close_to(automatic.jac, to_numpy(analytic.jac), rtol=1e-13, atol=1e-15)
 
     def test_max_nfev_reports_status_zero(self, xp):
         residual, jac, *_ = exponential_problem(xp)
@@ -230,13 +271,13 @@ class TestLoadNistStrd:
     @pytest.mark.parametrize("path", NIST_FILES, ids=lambda p: p.stem)
     def test_certified_parameters_give_certified_rss(self, path):
         problem = mx.load_nist_strd(path)
-        residual = to_numpy(problem.y) - to_numpy(problem.model(problem.certified, problem.x))
+        residual = to_numpy(problem.y) - to_numpy(problem.model(problem.x, problem.certified))
         assert (
             significant_digits(np.asarray(residual @ residual), np.asarray(problem.residual_ss))
             >= 9
         )
         assert problem.starts.shape == (2, problem.certified.shape[0])
-        batch = problem.model(np.stack([problem.certified, problem.starts[0]]), problem.x)
+        batch = problem.model(problem.x, np.stack([problem.certified, problem.starts[0]]))
         assert batch.shape == (2, problem.x.shape[0])
 
     def test_arrays_on_the_requested_backend(self, xp, device):
@@ -244,7 +285,7 @@ class TestLoadNistStrd:
             pytest.skip(f"NIST StRD files not found at {NIST}")
         problem = mx.load_nist_strd(NIST_FILES[0], xp=xp, device=device)
         assert device_of(problem.x) == device
-        assert device_of(problem.model(problem.certified, problem.x)) == device
+        assert device_of(problem.model(problem.x, problem.certified)) == device
 
     def test_corrupt_files_name_the_file(self, tmp_path):
         bad = tmp_path / "Broken.dat"
@@ -278,14 +319,14 @@ def _exp(x):
 
 HARD = {
     "MGH09": (
-        lambda b, x: b[0] * (x**2 + x * b[1]) / (x**2 + x * b[2] + b[3]),
+        lambda x, b: b[0] * (x**2 + x * b[1]) / (x**2 + x * b[2] + b[3]),
         [4.0, 2.0, 1.0, 0.5, 0.25, 0.167, 0.125, 0.1, 0.0833, 0.0714, 0.0625],
         [0.1957, 0.1947, 0.1735, 0.16, 0.0844, 0.0627, 0.0456, 0.0342, 0.0323, 0.0235, 0.0246],
         [[25, 39, 41.5, 39], [0.25, 0.39, 0.415, 0.39]],
         [1.9280693458e-01, 1.9128232873e-01, 1.2305650693e-01, 1.3606233068e-01],
     ),
     "MGH10": (
-        lambda b, x: b[0] * _exp(b[1] / (x + b[2])),
+        lambda x, b: b[0] * _exp(b[1] / (x + b[2])),
         [50.0 + 5 * i for i in range(16)],
         [34780, 28610, 23650, 19630, 16370, 13720, 11540, 9744,
          8261, 7030, 6005, 5147, 4427, 3820, 3307, 2872],
@@ -293,21 +334,21 @@ HARD = {
         [5.6096364710e-03, 6.1813463463e03, 3.4522363462e02],
     ),
     "BoxBOD": (
-        lambda b, x: b[0] * (1 - _exp(-b[1] * x)),
+        lambda x, b: b[0] * (1 - _exp(-b[1] * x)),
         [1.0, 2, 3, 5, 7, 10],
         [109.0, 149, 149, 191, 213, 224],
         [[1, 1], [100, 0.75]],
         [2.1380940889e02, 5.4723748542e-01],
     ),
     "Rat42": (
-        lambda b, x: b[0] / (1 + _exp(b[1] - b[2] * x)),
+        lambda x, b: b[0] / (1 + _exp(b[1] - b[2] * x)),
         [9.0, 14, 21, 28, 42, 57, 63, 70, 79],
         [8.93, 10.8, 18.59, 22.33, 39.35, 56.11, 61.73, 64.62, 67.08],
         [[100, 1, 0.1], [75, 2.5, 0.07]],
         [7.2462237576e01, 2.6180768402e00, 6.7359200066e-02],
     ),
     "Rat43": (
-        lambda b, x: b[0] / (1 + _exp(b[1] - b[2] * x)) ** (1 / b[3]),
+        lambda x, b: b[0] / (1 + _exp(b[1] - b[2] * x)) ** (1 / b[3]),
         [float(i) for i in range(1, 16)],
         [16.08, 33.83, 65.8, 97.2, 191.55, 326.2, 386.87, 520.53,
          590.03, 651.92, 724.93, 699.56, 689.96, 637.56, 717.41],
@@ -315,7 +356,7 @@ HARD = {
         [6.9964151270e02, 5.2771253025e00, 7.5962938329e-01, 1.2792483859e00],
     ),
     "MGH17": (
-        lambda b, x: b[0] + b[1] * _exp(-x * b[3]) + b[2] * _exp(-x * b[4]),
+        lambda x, b: b[0] + b[1] * _exp(-x * b[3]) + b[2] * _exp(-x * b[4]),
         [10.0 * i for i in range(33)],
         [0.844, 0.908, 0.932, 0.936, 0.925, 0.908, 0.881, 0.85, 0.818, 0.784, 0.751,
          0.718, 0.685, 0.658, 0.628, 0.603, 0.58, 0.558, 0.538, 0.522, 0.506, 0.49,
@@ -326,6 +367,14 @@ HARD = {
 }  # fmt: skip
 
 
+@functools.cache
+def hard_residual(xp, name):
+    """The residual of a typed-in problem, one function per problem (JAX compiles it once)."""
+    model, x, y, *_ = HARD[name]
+    x_b, y_b = asarray(xp, np.asarray(x)), asarray(xp, np.asarray(y, dtype=float))
+    return lambda b: model(x_b, b) - y_b
+
+
 # trial steps far from the start overflow exp() (inf − inf in MGH17's model): those steps
 # are rejected; NumPy warns about them
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
@@ -334,17 +383,17 @@ class TestNISTHigherDifficulty:
     @pytest.mark.parametrize("start", [0, 1], ids=["start1", "start2"])
     @pytest.mark.parametrize("name", sorted(HARD))
     def test_single_fit_certified(self, xp, backend, name, start):
-        if backend in (Backend.DASK, Backend.JAX):  # ~15 ms of eager dispatch per evaluation
-            pytest.skip(
-                "thousands of host-driven iterations on 6-37 points; the batched test runs them"
+        """Default options, as :meth:`TestLevenbergMarquardt.test_nist_certified_values`."""
+        if backend is Backend.DASK:
+            pytest.skip("a host read per iteration of a lazy graph; the batched test runs them")
+        if (name, start) == ("MGH17", 0):
+            pytest.xfail(
+                "LM crawls MGH17's curved valley from start 1 (b2 = -b3 ~ 75, steps alternately "
+                "accepted and rejected): past the default max_nfev, as SciPy's 'lm'"
             )
-        model, x, y, starts, certified = HARD[name]
-        x_b, y_b = asarray(xp, np.asarray(x)), asarray(xp, np.asarray(y, dtype=float))
+        *_, starts, certified = HARD[name]
         fit = mx.levenberg_marquardt(
-            lambda b: model(b, x_b) - y_b,
-            asarray(xp, np.asarray(starts[start], dtype=float)),
-            **TIGHT,
-            max_nfev=20_000,
+            hard_residual(xp, name), asarray(xp, np.asarray(starts[start], dtype=float))
         )
         assert fit.converged
         assert significant_digits(to_numpy(fit.x), np.asarray(certified)) >= 6
@@ -356,7 +405,7 @@ class TestNISTHigherDifficulty:
         Y = asarray(xp, np.tile(np.asarray(y, dtype=float), (2, 1)), chunks=(1, -1))
         n = len(certified)
         fit = mx.levenberg_marquardt_batched(
-            lambda b, x, y: model([b[:, i : i + 1] for i in range(n)], x) - y,
+            lambda b, x, y: model(x, [b[:, i : i + 1] for i in range(n)]) - y,
             asarray(xp, np.asarray(starts, dtype=float), chunks=(1, -1)),
             args=(X, Y),
             **TIGHT,
@@ -550,7 +599,7 @@ class TestBatchedDecompositions:
         seed=st.integers(0, 2**32 - 1),
     )
     def test_jacobi_eigh_is_an_eigendecomposition(self, xp, backend, kind, n, dtype, seed):
-        from m4ml_xp.lsq import _jacobi_eigh
+        from m4ml_xp._lm_linalg import _jacobi_eigh
 
         if backend is Backend.DASK:
             pytest.skip("the batched solver runs Dask chunks as NumPy arrays")
@@ -580,7 +629,7 @@ class TestBatchedDecompositions:
     @pytest.mark.parametrize("route", ["jacobi", "library eigh"])
     def test_small_chunks_change_nothing(self, xp, backend, route, monkeypatch):
         """The large-batch path: decompositions in chunks of 2 fits give the one-call results."""
-        from m4ml_xp import lsq
+        from m4ml_xp import _lm_linalg as lsq
 
         t = np.linspace(0, 1, 40)
         ks = np.array([1.0, 1e-4, 2.0, 1e-4, 0.5, 3e-4, 3.0])  # k → 0: the SVD route
@@ -646,7 +695,7 @@ class TestBatchedDecompositions:
 
     def test_gaussian_fits_match_scipy_on_both_routes(self, xp, backend, monkeypatch):
         """The benchmark's Gaussian fits, Jacobi and library eigh: each fit is SciPy's."""
-        from m4ml_xp import lsq
+        from m4ml_xp import _lm_linalg as lsq
 
         t, Y, starts = gaussian_batch(6, 11)
 
@@ -667,7 +716,8 @@ class TestBatchedDecompositions:
         monkeypatch.setattr(lsq, "_JACOBI_MAX_N", 0)
         library = solve()
         np.testing.assert_array_equal(jacobi.status, library.status)
-        np.testing.assert_array_equal(jacobi.n_iter, library.n_iter)
+        # the same iterations up to the polish's last steps, which end at rounding level
+        assert np.abs(jacobi.n_iter - library.n_iter).max() <= 2
         for i in range(6):
             one = scipy.optimize.least_squares(
                 lambda p, i=i: p[0] * np.exp(-((t - p[1]) ** 2) / (2 * p[2] ** 2)) - Y[i],
@@ -855,7 +905,9 @@ class TestLevenbergMarquardtBatched:
     def test_closure_equals_args_and_keeps_the_device(self, xp, backend, device):
         residual, Y, _, starts = batched_exponentials(xp, 3, 7, device)
         x0 = asarray(xp, starts, device, chunks=(2, 3))
-        with_args = mx.levenberg_marquardt_batched(residual, x0, args=(Y,))
+        # central differences throughout: jac=None's forward-to-central switch is per fit
+        # with `args` and for the whole batch with a closure (its fits cannot be split)
+        with_args = mx.levenberg_marquardt_batched(residual, x0, args=(Y,), jac="3-point")
         for field in with_args:
             assert array_namespace(field) is array_namespace(x0)
             assert device_of(field) == device_of(x0)
@@ -864,7 +916,7 @@ class TestLevenbergMarquardtBatched:
                 mx.levenberg_marquardt_batched(lambda b: residual(b, Y), x0)
             assert with_args.x.chunks[0] == (2, 1)
             return
-        closure = mx.levenberg_marquardt_batched(lambda b: residual(b, Y), x0)
+        closure = mx.levenberg_marquardt_batched(lambda b: residual(b, Y), x0, jac="3-point")
         np.testing.assert_array_equal(to_numpy(closure.x), to_numpy(with_args.x))
         np.testing.assert_array_equal(to_numpy(closure.status), to_numpy(with_args.status))
 
@@ -879,7 +931,7 @@ class TestLevenbergMarquardtBatched:
 
         x0 = asarray(xp, starts, chunks=(2, 3))
         analytic = mx.levenberg_marquardt_batched(residual, x0, args=(Y,), jac=jac)
-        differences = mx.levenberg_marquardt_batched(residual, x0, args=(Y,))
+        differences = mx.levenberg_marquardt_batched(residual, x0, args=(Y,), jac="3-point")
         assert bool(to_numpy(xp.all(analytic.converged)))
         assert_close_to(analytic.x, to_numpy(differences.x), rtol=1e-7, atol=1e-9)
         assert to_numpy(analytic.nfev).max() < to_numpy(differences.nfev).min()
@@ -892,7 +944,7 @@ class TestLevenbergMarquardtBatched:
         X = asarray(xp, np.tile(to_numpy(problem.x), (2, 1)), chunks=(1, N))
         Y = asarray(xp, np.tile(to_numpy(problem.y), (2, 1)), chunks=(1, N))
         fit = mx.levenberg_marquardt_batched(
-            lambda b, x, y: problem.model(b, x) - y,
+            lambda b, x, y: problem.model(x, b) - y,
             asarray(xp, to_numpy(problem.starts), chunks=(1, -1)),
             args=(X, Y),
             **TIGHT,
@@ -930,6 +982,7 @@ class TestLevenbergMarquardtBatched:
                 with_log, asarray(xp, starts, chunks=(2, 3)), args=(Y,)
             )
             status = to_numpy(fit.status)
+            messages = fit.message  # Dask: computed again, warning again
         reported = [str(w.message) for w in caught if w.category is mx.ConvergenceWarning]
         if not is_dask_namespace(xp):  # lazy results are not read at the call
             assert len(reported) == 1
@@ -937,6 +990,8 @@ class TestLevenbergMarquardtBatched:
         assert status[1] == -2
         assert status[0] > 0
         assert status[2] > 0
+        assert messages[1] == mx.lsq.MESSAGES[-2]
+        assert messages[0] == mx.lsq.MESSAGES[int(status[0])]
 
     def test_bad_inputs(self, xp):
         residual, Y, _, starts = batched_exponentials(xp, 2, 0)

@@ -43,6 +43,7 @@ from array_api_compat import (
 )
 
 from m4ml_xp._xp._control import (
+    autodiff_batch_jacobian,
     autodiff_hessian,
     autodiff_jacobian,
     can_autodiff,
@@ -62,6 +63,7 @@ from m4ml_xp._xp._dask import (
     map_block_pairs,
     materialise,
     one_chunk,
+    svd,
 )
 from m4ml_xp._xp._devices import (
     AUTO_ORDER,
@@ -119,6 +121,7 @@ __all__ = [
     "EdgeOperator",
     "array_namespace",
     "auto_backend",
+    "autodiff_batch_jacobian",
     "autodiff_hessian",
     "autodiff_jacobian",
     "available_backends",
@@ -168,6 +171,7 @@ __all__ = [
     "size",
     "standard_normal",
     "supports_float64",
+    "svd",
     "sync",
     "to_device_chunks",
     "to_host",

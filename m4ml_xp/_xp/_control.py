@@ -8,6 +8,7 @@ the one place an algorithm's loop meets that difference.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -51,6 +52,36 @@ def autodiff_jacobian(f: Callable[[Array], Array], x: Array) -> Array:
     raise NotImplementedError(f"{library_name(x)} arrays have no automatic differentiation")
 
 
+def autodiff_batch_jacobian(f: Callable[[Array], Array], x: Array) -> Array:
+    """Exact Jacobians ``(B, m, n)`` of ``f: (B, n) -> (B, m)`` whose rows are independent fits.
+
+    n forward-mode JVPs, one per parameter, each perturbing that parameter of
+    every row at once (``jax.jvp``/``torch.func.jvp`` under ``vmap``).  Raises
+    ``NotImplementedError`` for libraries without autodiff.
+    """
+    n = x.shape[-1]
+    if is_jax_array(x):
+        import jax
+        import jax.numpy as jnp
+
+        def column(t: Array) -> Array:
+            return jax.jvp(f, (x,), (jnp.broadcast_to(t, x.shape),))[1]
+
+        return jnp.moveaxis(jax.vmap(column)(jnp.eye(n, dtype=x.dtype)), 0, -1)
+    if is_torch_array(x):
+        import torch
+
+        eye = torch.eye(n, dtype=x.dtype, device=x.device)
+        with torch.enable_grad(), warnings.catch_warnings():
+            # forward mode's first use scripts torch's own decompositions with torch.jit.script
+            warnings.filterwarnings(
+                "ignore", "`torch.jit.script` is deprecated", DeprecationWarning
+            )
+            columns = torch.func.vmap(lambda t: torch.func.jvp(f, (x,), (t.expand_as(x),))[1])(eye)
+        return columns.movedim(0, -1).detach()
+    raise NotImplementedError(f"{library_name(x)} arrays have no automatic differentiation")
+
+
 def autodiff_hessian(f: Callable[[Array], Array], x: Array) -> Array:
     """Exact Hessian ``(n, n)`` of the scalar `f` at the 1-D array `x` by autodiff."""
     if is_jax_array(x):
@@ -65,16 +96,20 @@ def autodiff_hessian(f: Callable[[Array], Array], x: Array) -> Array:
     raise NotImplementedError(f"{library_name(x)} arrays have no automatic differentiation")
 
 
-def compile_step(fn: Callable[..., Any], xp: Namespace) -> Callable[..., Any]:
+def compile_step(
+    fn: Callable[..., Any], xp: Namespace, static_argnums: tuple[int, ...] = ()
+) -> Callable[..., Any]:
     """`fn` compiled for repeated calls where the backend has a tracing JIT (JAX).
 
-    `fn` must be pure (arrays and pytrees in and out).  Elsewhere it is returned
-    unchanged: eager libraries gain nothing from tracing small per-step kernels.
+    `fn` must be pure (arrays and pytrees in and out, but for the hashable
+    arguments at `static_argnums`, such as functions: JAX compiles once per
+    value of those and caches by them).  Elsewhere it is returned unchanged:
+    eager libraries gain nothing from tracing small per-step kernels.
     """
     if is_jax_namespace(xp):
         import jax
 
-        return jax.jit(fn)
+        return jax.jit(fn, static_argnums=static_argnums)
     return fn
 
 

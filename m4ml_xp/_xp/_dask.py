@@ -77,6 +77,22 @@ def eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:
     return da.from_array(eigenvalues, chunks=-1), da.from_array(vectors, chunks=-1)
 
 
+def svd(A: Array, *, xp: Namespace) -> tuple[Array, Array, Array]:
+    """Thin SVD ``(U, s, Vt)`` of a matrix or a stack of them.
+
+    Dask's ``svd`` takes one tall matrix only: a small Dask stack (the
+    Levenberg–Marquardt step of one fit) is computed and decomposed by its
+    chunks' library, the results returned as one-chunk Dask arrays.
+    """
+    if not is_dask_array(A):
+        return tuple(xp.linalg.svd(A, full_matrices=False))
+    import dask.array as da
+
+    values = A.compute()
+    factors = array_namespace(values).linalg.svd(values, full_matrices=False)
+    return tuple(da.from_array(factor, chunks=-1) for factor in factors)
+
+
 def is_chunked(x: Array) -> bool:
     """Whether `x` is split into chunks that only reductions combine (a Dask array).
 

@@ -96,9 +96,7 @@ def run(args: argparse.Namespace) -> int:
             else _start(args.p0, xp, device, dtype)
         )
         start = time.perf_counter()
-        fit = curve_fit(
-            lambda x, b: problem.model(b, x), problem.x, problem.y, p0, **_tolerances(args, 1e-15)
-        )
+        fit = curve_fit(problem.model, problem.x, problem.y, p0, **_tolerances(args, 1e-15))
         seconds = time.perf_counter() - start
         print(f"{problem.name} (NIST StRD, start {args.start}): {problem.formula}")
         _print_fit(fit, seconds, [f"b{i + 1}" for i in range(p0.shape[0])])

@@ -1,0 +1,557 @@
+"""The Levenberg–Marquardt kernel behind :mod:`m4ml_xp.lsq`: one solver for one fit and many.
+
+MINPACK's ``lmder``/``lmdif`` (Moré 1978) on a batch of B independent fits —
+one fit is B = 1 — with every rule written once, as a small named part:
+
+* :func:`residual_scale` — each fit works on its residual times a power of two;
+* :func:`jacobian_provider` — analytic, autodiff or differences (forward far
+  from the solution, central once close);
+* :func:`decompose` — singular values and vectors of the scaled Jacobian;
+* :func:`lm_parameter` — Moré's safeguarded Newton iteration for the LM parameter;
+* :func:`radius_update` — the trust radius from actual vs predicted reduction;
+* :func:`termination` — the ftol / xtol / gtol tests and MINPACK's status codes;
+* :func:`solve` — the loop (``lax.while_loop`` on JAX) that composes them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from m4ml_xp import _checks, _scaling, _xp
+from m4ml_xp._lm_linalg import decompose
+from m4ml_xp._xp import device
+
+Array = Any
+Namespace = Any
+
+#: scipy.optimize.least_squares's status messages, which `status` shares (-2: the batched
+#: solver's fit whose residual is not finite at its start).
+MESSAGES = {
+    -2: "The residual is not finite at the start.",
+    -1: "Improper input parameters.",
+    0: "The maximum number of function evaluations is exceeded.",
+    1: "`gtol` termination condition is satisfied.",
+    2: "`ftol` termination condition is satisfied.",
+    3: "`xtol` termination condition is satisfied.",
+    4: "Both `ftol` and `xtol` termination conditions are satisfied.",
+}
+RUNNING = -10  # status of a fit still iterating
+#: The tolerances when none is given: SciPy's, followed by the rounding-level polish.
+DEFAULT_TOLERANCE = 1e-8
+
+
+class Options(NamedTuple):
+    jac: Any
+    ftol: float
+    xtol: float
+    gtol: float
+    polish: bool
+    max_nfev: int | None
+    diff_step: float | None
+    factor: float
+
+
+def options(
+    *,
+    bounds: Any,
+    jac: Any,
+    ftol: float | None,
+    xtol: float | None,
+    gtol: float | None,
+    max_nfev: int | None,
+    diff_step: float | None,
+    factor: float,
+) -> Options:
+    """Validate the options every entry point shares.
+
+    Polishing (see :func:`termination`) is on when no tolerance was given.
+    """
+    if bounds is not None:
+        msg = (
+            "`bounds` are not supported by Levenberg–Marquardt; use a trust-region-reflective "
+            "solver (scipy.optimize.least_squares(method='trf')) or reparametrise"
+        )
+        raise ValueError(msg)
+    polish = ftol is None and xtol is None and gtol is None
+    tolerances = []
+    for value, name in ((ftol, "ftol"), (xtol, "xtol"), (gtol, "gtol")):
+        value = DEFAULT_TOLERANCE if value is None else value
+        tolerances.append(_checks.check_real(value, name, low=0.0))
+    factor = _checks.check_real(factor, "factor", low=0.0, low_open=True)
+    if diff_step is not None:
+        diff_step = _checks.check_real(diff_step, "diff_step", low=0.0, low_open=True)
+    if not callable(jac):
+        _checks.check_choice(jac, "jac", (None, "2-point", "3-point"))
+    return Options(jac, *tolerances, polish, max_nfev, diff_step, factor)
+
+
+def max_nfev_for(max_nfev: int | None, jac: Any, n: int) -> int:
+    """SciPy's budget of about 100·n iterations.
+
+    100·n evaluations with an analytic (or autodiff) `jac`, 100·n·(n+1) with forward differences,
+    100·n·(2n+1) with central ones (each costs 2n) or the adaptive default.
+    """
+    if max_nfev is None:
+        exact = callable(jac) or jac == "autodiff"
+        max_nfev = 100 * n if exact else 100 * n * (n + 1 if jac == "2-point" else 2 * n + 1)
+    return _checks.check_int(max_nfev, "max_nfev", low=1)
+
+
+def residual_scale(f: Array, *, xp: Namespace, axis: int | tuple[int, ...] | None = None) -> Array:
+    """Return the power of two bringing ``max|f|`` (over `axis`) to about 1; 1 for zero ones.
+
+    LAPACK's ``xLASCL`` idea: exact, and every test of the solver is invariant
+    under scaling the residual, so sums of squares of residuals of 1e160 or
+    1e-200 neither overflow nor underflow.
+    """
+    largest = _scaling.max_abs(f, xp=xp, axis=axis)
+    return _scaling.power_of_two_scale(xp.where(largest > 0, largest, xp.ones_like(largest)), xp=xp)
+
+
+# --------------------------------------------------------------------------- Jacobians
+def jacobian_provider(
+    jac: Any,
+    fun_of: Callable[[tuple[Array, ...]], Callable[[Array], Array]],
+    n: int,
+    *,
+    xp: Namespace,
+    diff_step: float | None,
+    subsets: bool,
+    check: Callable[[Array, int], None],
+) -> Callable[[Array, Array, tuple[Array, ...], Array], tuple[Array, Array]]:
+    """Return ``J(x, f, data, close) -> (J, evaluations per fit)`` for a batch ``(B, n)``.
+
+    `jac` is the batched callable (``(B, n) -> (B, m, n)``, of the unscaled
+    residual: its rows are scaled here), ``"autodiff"`` (the backend's forward
+    mode, JAX and PyTorch: exact, no evaluations counted, as for an analytic
+    `jac`), or differences of the scaled residual
+    ``fun_of(data)``: ``"2-point"`` forward, ``"3-point"`` central, ``None``
+    forward for the fits not yet `close` to their solution and central for the
+    others.  Forward differences cost n evaluations and their O(sqrt(eps)) error
+    biases Gauss–Newton's fixed point by as much — which costs ill-conditioned
+    problems (Lanczos) certified digits; central ones cost 2n with an error of
+    O(eps^(2/3)).  With `subsets`, rows are evaluated only where needed.
+    ``check(J, m)`` checks what `jac` returned.
+    """
+    if jac == "autodiff":
+
+        def exact(x: Array, f: Array, data: tuple[Array, ...], close: Array) -> Array:
+            J = _xp.autodiff_batch_jacobian(fun_of(data), x)
+            return J, xp.zeros_like(close, dtype=xp.int32)
+
+        return exact
+    if callable(jac):
+
+        def analytic(x: Array, f: Array, data: tuple[Array, ...], close: Array) -> Array:
+            J = _checks.returned_array(jac(x, *data[:-1]), "jac", x, xp=xp, castable=("integral",))
+            check(J, f.shape[-1])
+            J = xp.astype(J, x.dtype) if J.dtype != x.dtype else J
+            return J * data[-1][:, :, None], xp.zeros_like(close, dtype=xp.int32)
+
+        return analytic
+
+    def steps(x: Array, central: bool) -> Array:
+        eps = float(xp.finfo(x.dtype).eps)
+        relative = diff_step if diff_step is not None else eps ** (1 / 3 if central else 1 / 2)
+        h = relative * xp.where(x == 0, xp.ones_like(x), xp.abs(x))
+        return (x + h) - x  # exactly representable steps
+
+    def columns(fun: Callable[[Array], Array], x: Array, h: Array, sign: float) -> list[Array]:
+        eye = xp.eye(n, dtype=x.dtype, device=device(x))
+        return [fun(x + sign * eye[j, :] * h[:, j : j + 1]) for j in range(n)]
+
+    def centred(x: Array, *data: Array) -> tuple[Array]:
+        h, fun = steps(x, True), fun_of(data)
+        plus, minus = columns(fun, x, h, 1.0), columns(fun, x, h, -1.0)
+        return (xp.stack([(p - q) / (2 * h[:, j : j + 1]) for j, (p, q) in enumerate(zip(plus, minus, strict=True))], axis=-1),)  # fmt: skip
+
+    def forward(x: Array, f: Array, data: tuple[Array, ...]) -> Array:
+        h = steps(x, False)
+        plus = columns(fun_of(data), x, h, 1.0)
+        return xp.stack([(p - f) / h[:, j : j + 1] for j, p in enumerate(plus)], axis=-1)
+
+    def differences(x: Array, f: Array, data: tuple[Array, ...], close: Array) -> Array:
+        one = xp.ones_like(close, dtype=xp.int32)
+        if jac == "2-point":
+            return forward(x, f, data), n * one
+        if jac == "3-point":
+            return centred(x, *data)[0], 2 * n * one
+        if not subsets:  # a closure's fits cannot be split: all central once any is close
+            close = close | xp.any(close)
+        far = ~close
+        (J,) = rows_where(far, lambda x, f, *d: (forward(x, f, d),), (x, f, *data),
+                          (xp.zeros((*f.shape, n), dtype=x.dtype, device=device(x)),),
+                          xp=xp, subsets=subsets)  # fmt: skip
+        (J,) = rows_where(close, centred, (x, *data), (J,), xp=xp, subsets=subsets)
+        return J, n * one + n * xp.astype(close, xp.int32)
+
+    return differences
+
+
+def rows_where(
+    mask: Array,
+    function: Callable[..., tuple[Array, ...]],
+    arrays: tuple[Array, ...],
+    defaults: tuple[Array, ...],
+    *,
+    xp: Namespace,
+    subsets: bool,
+) -> tuple[Array, ...]:
+    """``where(mask, function(*arrays), defaults)``, computing only masked rows when `subsets`.
+
+    Without `subsets` (a residual closing over all B fits' data cannot take a
+    subset of rows) `function` runs on every row.
+    """
+    if subsets:
+        return _xp.replace_rows(mask, function, arrays, defaults, xp=xp)
+    if not _xp.is_traced(mask) and not bool(xp.any(mask)):
+        return tuple(defaults)
+    outs = function(*arrays)
+    return tuple(
+        xp.where(xp.reshape(mask, (-1,) + (1,) * (d.ndim - 1)), out, d)
+        for out, d in zip(outs, defaults, strict=True)
+    )
+
+
+# --------------------------------------------------------------------------- the LM step
+def lm_parameter(
+    s: Array, uf: Array, delta: Array, alpha: Array, cutoff_scale: float, *, xp: Namespace
+) -> Array:
+    """Moré's LM parameter α for radius `delta`, from the SVD of every ``J·D⁻¹`` (MINPACK's lmpar).
+
+    The scaled step is ``q(α) = −V (s·uf / (s² + α))``; α = 0 (Gauss–Newton) when
+    that step fits within 1.1·delta, else at most 10 safeguarded Newton steps on
+    ``φ(α) = ‖q(α)‖ − delta`` until ``|φ| ≤ 0.1·delta``, fit by fit (masked).
+    """
+    zero = xp.zeros_like(delta)
+    delta = xp.where(delta > 0, delta, xp.ones_like(delta))  # finished fits: any positive radius
+    suf = s * uf
+    full_rank = s[:, -1] > cutoff_scale * s[:, 0]
+    safe_s = xp.where(s > 0, s, xp.ones_like(s))
+    gn_norm = xp.linalg.vector_norm(xp.where(s > 0, uf / safe_s, xp.zeros_like(uf)), axis=1)
+    gn_ok = full_rank & (gn_norm <= 1.1 * delta)
+
+    def phi(a: Array) -> tuple[Array, Array]:
+        denominator = s * s + a[:, None]
+        denominator = xp.where(denominator > 0, denominator, xp.ones_like(denominator))
+        terms = suf / denominator
+        q_norm = xp.linalg.vector_norm(terms, axis=1)
+        safe_q = xp.where(q_norm > 0, q_norm, xp.ones_like(q_norm))
+        slope = -xp.sum(suf * suf / denominator**3, axis=1) / safe_q
+        return xp.where(q_norm > 0, q_norm - delta, -delta), xp.where(q_norm > 0, slope, zero)
+
+    value0, slope0 = phi(zero)
+    safe_slope0 = xp.where(slope0 != 0, slope0, xp.ones_like(slope0))
+    lower = xp.where(full_rank & (slope0 != 0), -value0 / safe_slope0, zero)
+    upper = xp.linalg.vector_norm(suf, axis=1) / delta
+    restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, zero)))
+    a = xp.where((alpha >= lower) & (alpha <= upper) & (alpha > 0), alpha, restart)
+    done = gn_ok | (upper == 0)
+    # eager CPU backends stop once every fit has; on a GPU each such read is a round trip
+    early_exit = not _xp.is_traced(done) and _xp.check_interval(xp, device(done)) == 1
+    for _ in range(10):
+        if early_exit and bool(xp.all(done)):
+            break
+        restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, zero)))
+        a = xp.where(~done & ((a <= 0) | (a < lower) | (a > upper)), restart, a)
+        value, slope = phi(a)
+        done = done | (xp.abs(value) <= 0.1 * delta) | (slope == 0)
+        upper = xp.where(~done & (value < 0), a, upper)
+        safe_slope = xp.where(slope != 0, slope, xp.ones_like(slope))
+        step = value / safe_slope
+        lower = xp.where(~done & (value > 0), xp.maximum(lower, a), lower)
+        lower = xp.where(~done, xp.maximum(lower, a - step), lower)
+        a = xp.where(done, a, xp.maximum(lower, a - (value + delta) * step / delta))
+    return xp.where(gn_ok | (upper == 0), zero, xp.maximum(a, zero))
+
+
+def _safe_divide(a: Array, b: Array, fallback: Array, *, xp: Namespace) -> Array:
+    return xp.where(b != 0, a / xp.where(b != 0, b, xp.ones_like(b)), fallback)
+
+
+def radius_update(
+    actred: Array, prered: Array, dirder: Array, ratio: Array, fnorm_trial: Array, fnorm: Array,
+    delta: Array, pnorm: Array, alpha: Array, *, xp: Namespace,
+) -> tuple[Array, Array]:  # fmt: skip
+    """MINPACK's update of the trust radius and the LM parameter from the step's `ratio`.
+
+    ratio ≤ 1/4: shrink (by a safeguarded factor in [0.1, 0.5]); ratio ≥ 3/4 or a
+    Gauss–Newton step: twice the step's length.  Returns ``(delta, alpha)``.
+    """
+    zero = xp.zeros_like(delta)
+    shrink = xp.where(
+        actred >= 0,
+        zero + 0.5,
+        _safe_divide(0.5 * dirder, dirder + 0.5 * actred, zero + 0.1, xp=xp),
+    )
+    shrink = xp.where((0.1 * fnorm_trial >= fnorm) | (shrink < 0.1), zero + 0.1, shrink)
+    low = ratio <= 0.25
+    grow = ~low & ((alpha == 0) | (ratio >= 0.75))
+    new_delta = xp.where(
+        low, shrink * xp.minimum(delta, pnorm / 0.1), xp.where(grow, pnorm / 0.5, delta)
+    )
+    new_alpha = xp.where(low, alpha / shrink, xp.where(grow, 0.5 * alpha, alpha))
+    return new_delta, new_alpha
+
+
+def termination(
+    *, actred: Array, prered: Array, ratio: Array, delta: Array, xnorm: Array, fnorm: Array,
+    nfev: Array, max_nfev: int, ftol: float, xtol: float, eps: float, xp: Namespace,
+) -> tuple[Array, Array]:  # fmt: skip
+    """MINPACK's status ladder after a step: ``(status, stalled)`` codes per fit.
+
+    ``status``: 4 ftol and xtol, 2 ftol, 3 xtol, 0 ``max_nfev`` reached, else
+    :data:`RUNNING`.  ``stalled``: the ftol (2) and xtol (3) tests at the dtype's
+    rounding (eps) — nothing more can be gained in this precision — or a zero
+    residual (2), else :data:`RUNNING`.
+    """
+    ftol_met = (xp.abs(actred) <= ftol) & (prered <= ftol) & (0.5 * ratio <= 1)
+    xtol_met = delta <= xtol * xnorm
+    rounding = (xp.abs(actred) <= eps) & (prered <= eps) & (0.5 * ratio <= 1)
+    return _ladder(
+        ((nfev >= max_nfev, 0), (xtol_met, 3), (ftol_met, 2), (ftol_met & xtol_met, 4)), xp=xp
+    ), _ladder(((fnorm == 0, 2), (delta <= eps * xnorm, 3), (rounding, 2)), xp=xp)
+
+
+def _ladder(tests: tuple[tuple[Array, int], ...], *, xp: Namespace) -> Array:
+    """Return the code of the last test met (later ones take priority), or :data:`RUNNING`."""
+    status = code(RUNNING, tests[0][0], xp=xp)
+    for met, value in tests:
+        status = xp.where(met, code(value, status, xp=xp), status)
+    return status
+
+
+def code(value: int, like: Array, *, xp: Namespace) -> Array:
+    """Return a status array of `like`'s shape filled with `value`."""
+    return xp.full(like.shape, value, dtype=xp.int32, device=device(like))
+
+
+# --------------------------------------------------------------------------- the loop
+class State(NamedTuple):
+    x: Array
+    f: Array
+    J: Array
+    fnorm: Array
+    diag: Array
+    delta: Array
+    alpha: Array
+    xnorm: Array
+    first: Array
+    central: Array  # J is exact or central differences (close to the solution)
+    status: Array
+    pending: Array  # the status of the usual tests once met, while polishing
+    nfev: Array
+    n_iter: Array
+    data: tuple[Array, ...]  # the fits' rows of `args`, then their residual scales (B, 1)
+
+
+class Raw(NamedTuple):
+    """The kernel's result: ``f``, ``J`` and ``fnorm`` of the scaled residual, and the scales."""
+
+    x: Array
+    f: Array
+    J: Array
+    fnorm: Array
+    scale: Array
+    n_iter: Array
+    nfev: Array
+    status: Array
+
+
+def _norm(a: Array, *, xp: Namespace, axis: int = -1) -> Array:
+    return xp.sqrt(xp.vecdot(a, a, axis=axis))  # one fused pass, no temporaries
+
+
+def solve(
+    residual: Callable[..., Array],
+    x: Array,
+    args: tuple[Array, ...],
+    opts: Options,
+    *,
+    xp: Namespace,
+    check: Callable[[Array, int], None],
+    check_jacobian: Callable[[Array, int], None],
+) -> Raw:
+    """Run the fits of ``x`` (B, n): ``residual(b, *args) -> (B, m)``.
+
+    ``check(out, rows)`` checks each output of `residual`, ``check_jacobian(J, m)``
+    each of an analytic ``opts.jac``.
+
+    Each accepted step refreshes the Jacobian; a fit stops when a usual test is
+    met — or, when polishing (no tolerance given), keeps taking steps until they
+    no longer change its cost or parameters beyond rounding (a rejected step or
+    the rounding tests), then reports the usual test's status.  Polishing turns
+    SciPy's 1e-8 stopping point, some 1e-7 short of the optimum on a flat valley,
+    into the optimum to the precision the problem allows, for a few evaluations.
+    """
+    B, n = x.shape
+    dtype, dev = x.dtype, device(x)
+    eps = float(xp.finfo(dtype).eps)
+    subsets = bool(args) or B == 1
+
+    def fun_of(data: tuple[Array, ...]) -> Callable[[Array], Array]:
+        def fun(v: Array) -> Array:
+            out = _checks.returned_array(
+                residual(v, *data[:-1]), "residual", v, xp=xp, castable=("integral",)
+            )
+            check(out, v.shape[0])
+            return (out if out.dtype == dtype else xp.astype(out, dtype)) * data[-1]
+
+        return fun
+
+    f0 = fun_of((*args, xp.ones((B, 1), dtype=dtype, device=dev)))(x)
+    m = f0.shape[1]
+    if m < n:
+        msg = f"`residual` must return at least as many residuals as parameters; got {m} residuals for {n} parameters"
+        raise ValueError(msg)
+    finite_start = xp.all(xp.isfinite(f0), axis=1)
+    scale = residual_scale(f0, xp=xp, axis=1)  # (B, 1); 1 where not finite
+    f0 = xp.where(finite_start[:, None], f0 * scale, xp.zeros_like(f0))
+    zero = xp.zeros((B,), dtype=dtype, device=dev)
+    data = (*args, scale)
+    # jac=None: exact Jacobians where the backend differentiates, differences elsewhere
+    # (and for residuals it cannot trace)
+    for jac in ("autodiff", None) if opts.jac is None and _xp.can_autodiff(x) else (opts.jac,):
+        jacobian = jacobian_provider(
+            jac, fun_of, n, xp=xp, diff_step=opts.diff_step, subsets=subsets, check=check_jacobian
+        )
+        exact = xp.full((B,), jac is not None, dtype=xp.bool, device=dev)
+        try:
+            J0, cost0 = jacobian(x, f0, data, exact)
+            break
+        except Exception:
+            if jac != "autodiff":
+                raise
+    max_nfev = max_nfev_for(opts.max_nfev, jac, n)
+    J0 = xp.where(xp.isfinite(J0), J0, xp.zeros_like(J0))
+    col0 = _norm(J0, xp=xp, axis=-2)
+    diag0 = xp.where(col0 > 0, col0, xp.ones_like(col0))
+    xnorm0 = _norm(diag0 * x, xp=xp)
+    running = code(RUNNING, zero, xp=xp)
+    state = State(
+        x=x, f=f0, J=J0, fnorm=_norm(f0, xp=xp), diag=diag0,
+        delta=xp.where(xnorm0 > 0, opts.factor * xnorm0, zero + opts.factor), alpha=zero,
+        xnorm=xnorm0, first=xp.ones_like(exact), central=exact,
+        status=xp.where(finite_start, running, code(-2, zero, xp=xp)),
+        pending=running, nfev=1 + cost0, n_iter=xp.zeros_like(cost0), data=data,
+    )  # fmt: skip
+    step = _step(fun_of, jacobian, opts, eps=eps, cutoff_scale=eps * max(m, n), xp=xp,
+                 max_nfev=max_nfev, subsets=subsets)  # fmt: skip
+    # with per-fit data in `args`, finished fits can leave the working set (eager backends)
+    final = _xp.while_any(lambda s: s.status == RUNNING, step, state, xp=xp, retire=bool(args))
+    return Raw(
+        final.x, final.f, final.J, final.fnorm, scale, final.n_iter, final.nfev, final.status
+    )
+
+
+def _step(
+    fun_of: Callable[[tuple[Array, ...]], Callable[[Array], Array]],
+    jacobian: Callable[..., tuple[Array, Array]],
+    opts: Options,
+    *,
+    eps: float,
+    cutoff_scale: float,
+    max_nfev: int,
+    subsets: bool,
+    xp: Namespace,
+) -> Callable[[State], State]:
+    """Return one iteration of every running fit: a trial step, accepted or not."""
+    close_tol = math.sqrt(eps)  # forward differences' relative error
+
+    def norm(a: Array, axis: int = -1) -> Array:
+        return _norm(a, xp=xp, axis=axis)
+
+    def body(s: State) -> State:
+        active = s.status == RUNNING
+        polishing = s.pending != RUNNING
+        zero = xp.zeros_like(s.fnorm)
+        col = norm(s.J, axis=-2)  # (B, n)
+        g = (s.f[:, None, :] @ s.J)[:, 0, :]
+        safe_col = xp.where(col > 0, col, xp.ones_like(col))
+        safe_fnorm = xp.where(s.fnorm > 0, s.fnorm, xp.ones_like(s.fnorm))
+        cosines = xp.where(col > 0, xp.abs(g) / (safe_col * safe_fnorm[:, None]), xp.zeros_like(g))
+        gnorm = xp.where(s.fnorm > 0, xp.max(cosines, axis=1), zero)
+        gtol_met = active & ~polishing & (gnorm <= opts.gtol)
+        diag = xp.maximum(s.diag, col)
+        sv, Vt, uf = decompose(s.J, diag, g, s.f, xp=xp)
+        # forward differences' O(sqrt(eps)) column errors, amplified by cond(J·D⁻¹) beyond
+        # the decomposition's own threshold (eps^-1/4), would steer the step: such a fit
+        # takes no step on them but central differences first
+        ill = ~s.central & (sv[:, -1] < eps**0.25 * sv[:, 0])
+        stepping = active & ~ill & ~(gtol_met & (not opts.polish))  # MINPACK: gtol, no step
+        alpha = lm_parameter(sv, uf, s.delta, s.alpha, cutoff_scale, xp=xp)
+        keep = ((sv > cutoff_scale * sv[:, :1]) | (alpha[:, None] > 0)) & (sv > 0)
+        safe_den = xp.where(keep, sv * sv + alpha[:, None], xp.ones_like(sv))
+        q = -((xp.where(keep, sv * uf / safe_den, xp.zeros_like(sv)))[:, None, :] @ Vt)[:, 0, :]
+        p = q / diag  # q is the scaled step D·p
+        pnorm = norm(q)
+        delta = xp.where(s.first, xp.minimum(s.delta, pnorm), s.delta)
+        x_trial = s.x + p
+        f_trial = fun_of(s.data)(x_trial)
+        fnorm_trial = norm(f_trial)
+        fnorm_trial = xp.where(xp.isfinite(fnorm_trial), fnorm_trial, zero + math.inf)
+        ratio_f = fnorm_trial / safe_fnorm
+        actred = xp.where(0.1 * fnorm_trial < s.fnorm, 1 - ratio_f * ratio_f, zero - 1)
+        # ‖J·p‖ = ‖S·Vᵀ·(D·p)‖ since J·D⁻¹ = U·S·Vᵀ: from (B, n) arrays, no (B, m, n) pass
+        jp_norm = norm(sv * (Vt @ q[:, :, None])[:, :, 0])
+        temp1 = xp.where(s.fnorm > 0, jp_norm / safe_fnorm, zero)
+        temp2 = xp.where(s.fnorm > 0, xp.sqrt(alpha) * pnorm / safe_fnorm, zero)
+        prered = temp1 * temp1 + 2 * temp2 * temp2
+        dirder = -(temp1 * temp1 + temp2 * temp2)
+        ratio = _safe_divide(actred, prered, zero, xp=xp)
+        new_delta, new_alpha = radius_update(
+            actred, prered, dirder, ratio, fnorm_trial, s.fnorm, delta, pnorm, alpha, xp=xp
+        )
+        accepted = stepping & (ratio >= 1e-4)
+        x_new = xp.where(accepted[:, None], x_trial, s.x)
+        f_new = xp.where(accepted[:, None], f_trial, s.f)
+        fnorm_new = xp.where(accepted, fnorm_trial, s.fnorm)
+        xnorm = xp.where(accepted, norm(diag * x_new), s.xnorm)
+        nfev = s.nfev + xp.astype(stepping, xp.int32)
+        tested, stalled = termination(
+            actred=actred, prered=prered, ratio=ratio, delta=new_delta, xnorm=xnorm,
+            fnorm=fnorm_new, nfev=nfev, max_nfev=max_nfev, ftol=opts.ftol, xtol=opts.xtol,
+            eps=eps, xp=xp,
+        )  # fmt: skip
+        tested = xp.where(gtol_met, code(1, tested, xp=xp), tested)
+        running = code(RUNNING, tested, xp=xp)
+        # adaptive differences: no fit stops on a forward-difference Jacobian, whose
+        # O(sqrt(eps)) error can fake convergence; it is upgraded to central instead
+        stalled = xp.where(s.central, stalled, running)
+        tested = xp.where(ill & (tested != 0), running, tested)
+        if opts.polish:  # the usual tests met: record their status and go on, to rounding
+            met = (tested > 0) & ~polishing
+            pending = xp.where(active & met, tested, s.pending)
+            done = (polishing & ~accepted & s.central) | (stalled != RUNNING)
+            status = xp.where(done, xp.where(pending != RUNNING, pending, stalled), running)
+            out_of_budget = (nfev >= max_nfev) & (status == RUNNING)
+            exhausted = xp.where(pending != RUNNING, pending, code(0, tested, xp=xp))
+            status = xp.where(out_of_budget, exhausted, status)
+        else:
+            pending = s.pending
+            final = (tested == 0) | ((tested != RUNNING) & s.central)
+            status = xp.where(final, tested, stalled)
+        status = xp.where(active, status, s.status)
+        # close to the solution (the usual tests at forward differences' precision, or
+        # met, or polishing): central differences from here on, the Jacobian upgraded now
+        near = (xp.abs(actred) <= close_tol) & (prered <= close_tol)
+        close = s.central | (pending != RUNNING) | (tested != RUNNING) | (gnorm <= close_tol)
+        close = close | near | (new_delta <= close_tol * xnorm) | ill
+        refresh = (accepted | (close & ~s.central)) & (status == RUNNING)
+        J_new, cost = rows_where(
+            refresh, lambda x, f, c, *d: jacobian(x, f, d, c), (x_new, f_new, close, *s.data),
+            (s.J, xp.zeros_like(nfev)), xp=xp, subsets=subsets,
+        )  # fmt: skip
+        return State(
+            x=x_new, f=f_new, J=J_new, fnorm=fnorm_new,
+            diag=xp.where(active[:, None], diag, s.diag),
+            delta=xp.where(stepping, new_delta, s.delta),
+            alpha=xp.where(stepping, new_alpha, s.alpha),
+            xnorm=xnorm, first=s.first & ~stepping, central=xp.where(refresh, close, s.central),
+            status=status, pending=pending, nfev=nfev + xp.where(refresh, cost, xp.zeros_like(cost)),
+            n_iter=s.n_iter + xp.astype(accepted, xp.int32), data=s.data,
+        )  # fmt: skip
+
+    return body
