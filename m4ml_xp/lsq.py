@@ -45,12 +45,12 @@ class LMResult(NamedTuple):
 
     x: Array
     cost: float
+    fun: Array
+    jac: Array
     n_iter: int
     nfev: int
     converged: bool
     status: int
-    fun: Array
-    jac: Array
     message: str
 
 
@@ -267,7 +267,7 @@ def levenberg_marquardt(
     fnorm = fnorm / scale  # a float64 on the host: 1e160 residuals' cost overflows it to inf
     f, J = raw.f[0, :] / scale, raw.J[0, ...] / scale
     return LMResult(
-        raw.x[0, :], 0.5 * fnorm * fnorm, n_iter, nfev, converged, status, f, J, MESSAGES[status]
+        raw.x[0, :], 0.5 * fnorm * fnorm, f, J, n_iter, nfev, converged, status, MESSAGES[status]
     )
 
 
@@ -496,12 +496,12 @@ class BatchedLMResult(NamedTuple):
 
     x: Array
     cost: Array
+    fun: Array
+    jac: Array
     n_iter: Array
     nfev: Array
     converged: Array
     status: Array
-    fun: Array
-    jac: Array
 
     @property
     def message(self) -> list[str]:
@@ -646,8 +646,8 @@ def _batched_by_chunks(
         return tuple(_solve_batched(residual, block, blocks, opts, xp=ns))
 
     dtype = x.dtype
-    fields = [((n,), dtype), ((), dtype), ((), "int32"), ((), "int32"), ((), "bool")]
-    fields += [((), "int32"), ((m,), dtype), ((m, n), dtype)]
+    fields = [((n,), dtype), ((), dtype), ((m,), dtype), ((m, n), dtype)]
+    fields += [((), "int32"), ((), "int32"), ((), "bool"), ((), "int32")]
     return BatchedLMResult(*_xp.map_batch_chunks(solve, [x, *args], fields))
 
 
@@ -679,4 +679,4 @@ def _solve_batched(
     small = xp.where(representable, fnorm, xp.zeros_like(fnorm))
     cost = xp.where(representable, 0.5 * small * small, xp.full_like(fnorm, math.inf))
     f, J = raw.f / raw.scale, raw.J / raw.scale[:, :, None]
-    return BatchedLMResult(raw.x, cost, raw.n_iter, raw.nfev, raw.status > 0, raw.status, f, J)
+    return BatchedLMResult(raw.x, cost, f, J, raw.n_iter, raw.nfev, raw.status > 0, raw.status)
