@@ -51,15 +51,8 @@ ALLOWED_BACKEND_NAMES: dict[str, dict[str, str]] = {
         "StreamingState.load": "reads the .npz checkpoint",
     },
 }
-HELPER_18 = (
-    "issue 16's result unification (helper 18) is changing this module's results; "
-    "split it by concern once that has merged"
-)
 ALLOWED_LONG = {
     "lsq.py": ISSUE_15,
-    "calculus.py": HELPER_18,
-    "linalg.py": HELPER_18,
-    "nn.py": HELPER_18,
 }
 
 

@@ -1,0 +1,364 @@
+"""Course 1 — linear algebra, transformations: rotations, scalings, shears, reflections, images.
+
+Conventions (see COURSE.md): 2-D transformations act on ``(x, y)`` column vectors.
+:mod:`m4ml_xp.linalg` gathers this module, :mod:`m4ml_xp.bases` and :mod:`m4ml_xp.eigen`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+from m4ml_xp import _checks, _scaling, _xp
+from m4ml_xp._xp import device, namespace_for
+from m4ml_xp.bases import _count_nonzero_columns, _eps, gram_schmidt
+
+Array = Any
+Namespace = Any
+
+__all__ = [
+    "reflection_matrix",
+    "rotation_matrix",
+    "scaling_matrix",
+    "shear_matrix",
+    "transform_image",
+]
+
+
+# --------------------------------------------------------------------------- helpers
+def _parameter(
+    value: Any, name: str, *, xp: Namespace | None, device_: Any, dtype: Any
+) -> tuple[Array, Namespace]:
+    """Return a transformation parameter (Python number, sequence or array) as an array."""
+    if isinstance(value, list | tuple):
+        for item in value:
+            _checks.check_real(item, f"{name}[...]", finite=True)
+        xp = namespace_for(xp)
+        dtype = _checks.check_float_dtype(dtype, xp=xp, device=device_)
+        return xp.asarray([float(v) for v in value], dtype=dtype, device=device_), xp
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        _checks.check_real(value, name, finite=True)
+        xp = namespace_for(xp)
+        dtype = _checks.check_float_dtype(dtype, xp=xp, device=device_)
+        return xp.asarray(float(value), dtype=dtype, device=device_), xp
+    xp = _checks.namespace(**{name: value})
+    array = _checks.check_real_array(value, name, xp=xp, allow_empty=True, small=True)
+    if dtype is not None:
+        array = xp.astype(array, dtype)
+    return array, xp
+
+
+# --------------------------------------------------------------------------- transformations
+def rotation_matrix(
+    theta: float | Array, *, xp: Namespace | None = None, device: Any = None, dtype: Any = None
+) -> Array:
+    """2-D rotation by `theta` radians, counter-clockwise.
+
+    Parameters
+    ----------
+    theta : float or array
+        Angle in radians.  An array of angles of shape ``S`` gives a stack of
+        matrices of shape ``S + (2, 2)``.
+    xp, device, dtype : optional
+        Namespace, device and dtype of the result when `theta` is a Python number
+        (default NumPy, its default device and float).
+
+    Returns
+    -------
+    array
+        ``[[cos θ, -sin θ], [sin θ, cos θ]]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import rotation_matrix
+    >>> np.round(rotation_matrix(np.pi / 2) @ np.asarray([1.0, 0.0]), 12)
+    array([0., 1.])
+    """
+    angle, xp = _parameter(theta, "theta", xp=xp, device_=device, dtype=dtype)
+    c, s = xp.cos(angle), xp.sin(angle)
+    rows = [xp.stack([c, -s], axis=-1), xp.stack([s, c], axis=-1)]
+    return xp.stack(rows, axis=-2)
+
+
+def scaling_matrix(
+    factors: Any, *, xp: Namespace | None = None, device: Any = None, dtype: Any = None
+) -> Array:
+    """Diagonal scaling matrix ``diag(factors)``.
+
+    Parameters
+    ----------
+    factors : sequence of float or 1-D array
+        Scale factor along each axis.
+    xp, device, dtype : optional
+        Namespace, device and dtype when `factors` is a Python sequence.
+
+    Returns
+    -------
+    array
+        Square matrix of shape ``(n, n)``.
+
+    Examples
+    --------
+    >>> from m4ml_xp import scaling_matrix
+    >>> scaling_matrix([2.0, 0.5])
+    array([[2. , 0. ],
+           [0. , 0.5]])
+    """
+    values, xp = _parameter(factors, "factors", xp=xp, device_=device, dtype=dtype)
+    if values.ndim != 1 or values.shape[0] == 0:
+        msg = f"`factors` must be a non-empty 1-D sequence; got shape {tuple(values.shape)}"
+        raise ValueError(msg)
+    n = values.shape[0]
+    return xp.eye(n, dtype=values.dtype, device=_xp.device(values)) * values[None, :]
+
+
+def shear_matrix(
+    k: float,
+    axis: int = 0,
+    *,
+    xp: Namespace | None = None,
+    device: Any = None,
+    dtype: Any = None,
+) -> Array:
+    """2-D shear matrix.
+
+    Parameters
+    ----------
+    k : float
+        Shear factor.
+    axis : {0, 1}
+        0 shears along x (``x' = x + k·y``), 1 along y (``y' = y + k·x``).
+    xp, device, dtype : optional
+        Namespace, device and dtype of the result.
+
+    Returns
+    -------
+    array
+        ``[[1, k], [0, 1]]`` for ``axis=0``, ``[[1, 0], [k, 1]]`` for ``axis=1``.
+
+    Examples
+    --------
+    >>> from m4ml_xp import shear_matrix
+    >>> shear_matrix(0.5)
+    array([[1. , 0.5],
+           [0. , 1. ]])
+    """
+    _checks.check_choice(axis, "axis", (0, 1))
+    value, xp = _parameter(k, "k", xp=xp, device_=device, dtype=dtype)
+    if value.ndim != 0:
+        msg = f"`k` must be a scalar; got shape {tuple(value.shape)}"
+        raise ValueError(msg)
+    one, zero = xp.ones_like(value), xp.zeros_like(value)
+    rows = [[one, value], [zero, one]] if axis == 0 else [[one, zero], [value, one]]
+    return xp.stack([xp.stack(row) for row in rows])
+
+
+@_xp.full_precision
+def reflection_matrix(basis: Array) -> Array:
+    """Reflection in the span of all columns of `basis` but the last.
+
+    ``E = gram_schmidt(basis)``, ``T = E · diag(1, …, 1, −1) · Eᵀ`` — the course's
+    mirror: the component along the last orthonormalised column flips sign.
+
+    Parameters
+    ----------
+    basis : (n, n) array
+        Linearly independent columns.
+
+    Returns
+    -------
+    (n, n) array
+        Symmetric orthogonal matrix with ``T @ T = I``.
+
+    Raises
+    ------
+    ValueError
+        If the columns of `basis` are linearly dependent.
+
+    Notes
+    -----
+    Scale-invariant: ``reflection_matrix(c · basis)`` is ``reflection_matrix(basis)``
+    for any finite ``c ≠ 0`` (the columns are orthonormalised by
+    :func:`gram_schmidt`, which scales `basis` by a power of two first).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import reflection_matrix
+    >>> reflection_matrix(np.eye(2)) @ np.asarray([3.0, 4.0])
+    array([ 3., -4.])
+    """
+    xp = _checks.namespace(basis=basis)
+    basis = _checks.check_real_array(basis, "basis", xp=xp, ndim=2, square=True, small=True)
+    E = gram_schmidt(basis)
+    n = basis.shape[0]
+    if not _xp.is_traced(E) and _count_nonzero_columns(E, xp) < n:
+        msg = "`basis` must have linearly independent columns; they span fewer than n dimensions"
+        raise ValueError(msg)
+    flipped = xp.arange(n, device=device(E)) == n - 1
+    return (xp.where(flipped[None, :], -E, E)) @ E.T
+
+
+# --------------------------------------------------------------------------- images
+def transform_image(
+    images: Array,
+    T: Array,
+    *,
+    order: int = 1,
+    mode: str = "constant",
+    cval: float = 0.0,
+    image_shape: tuple[int, int] | None = None,
+) -> Array:
+    """Apply a 2×2 transformation to an image or a batch of images about their centre.
+
+    Inverse mapping: each output pixel samples the input at ``T⁻¹`` of its
+    position, with bilinear (``order=1``) or nearest (``order=0``) interpolation.
+    Positions are ``(x, y)`` with x along columns and y *up* the rows, measured from
+    the image centre ``((W−1)/2, (H−1)/2)``, so ``rotation_matrix(θ)`` turns the
+    picture counter-clockwise as displayed.
+
+    Parameters
+    ----------
+    images : (H, W) or (N, H, W) array, or (H·W,) or (N, H·W) with `image_shape`
+        One image or a batch; integers are promoted to the default float.
+        Flat rows (``load_mnist``'s (N, 784)) need ``image_shape=(28, 28)``: a
+        2-D array whose width is a square number s² (s ≥ 4) other than its
+        height is refused rather than read as one N×784 image (pass
+        ``images[None, ...]`` for one such wide image).
+    T : (2, 2) array
+        Invertible transformation (rotation, scaling, shear, reflection, ...),
+        of any finite magnitude: it is scaled by a power of two before its
+        determinant is formed, so ``1e200 · I`` is invertible, not singular.
+    order : {1, 0}
+        1 for bilinear interpolation, 0 for nearest neighbour.
+    mode : {"constant", "grid-constant"}
+        As in :func:`scipy.ndimage.affine_transform`: ``"constant"`` gives `cval`
+        to samples outside the input grid ``[0, H−1] × [0, W−1]``;
+        ``"grid-constant"`` treats pixels outside as `cval` and interpolates
+        across the border.
+    cval : float
+        Value outside the image.
+    image_shape : (H, W) tuple of int, optional
+        The shape of each image when `images` holds flattened rows.
+
+    Returns
+    -------
+    array
+        Same shape as `images`, floating dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from m4ml_xp import rotation_matrix, transform_image
+    >>> image = np.zeros((3, 3)); image[1, 2] = 1.0       # a dot right of centre
+    >>> transform_image(image, rotation_matrix(np.pi / 2))  # now above centre
+    array([[0., 1., 0.],
+           [0., 0., 0.],
+           [0., 0., 0.]])
+    >>> flat = np.zeros((5, 9)); flat[:, 5] = 1.0         # five flattened 3×3 dots
+    >>> transform_image(flat, rotation_matrix(np.pi / 2), image_shape=(3, 3))[0]
+    array([0., 1., 0., 0., 0., 0., 0., 0., 0.])
+    """
+    xp = _checks.namespace(images=images, T=T)
+    if image_shape is None:
+        images = _checks.check_real_array(images, "images", xp=xp, ndim=(2, 3), allow_bool=True)
+        height, width = images.shape[-2], images.shape[-1]
+        side = math.isqrt(width)
+        if images.ndim == 2 and side >= 4 and side * side == width and height != width:
+            msg = (
+                f"`images` of shape {tuple(images.shape)} looks like {height} flattened "
+                f"{side}×{side} images, not one {height}×{width} image: pass "
+                f"image_shape=({side}, {side}) for flat rows (or images[None, ...] for one image)"
+            )
+            raise ValueError(msg)
+    else:
+        height, width = _image_shape(image_shape)
+        images = _checks.check_real_array(images, "images", xp=xp, ndim=(1, 2), allow_bool=True)
+        if images.shape[-1] != height * width:
+            msg = (
+                f"`images` rows must hold {height}×{width} = {height * width} pixels "
+                f"(image_shape); got shape {tuple(images.shape)}"
+            )
+            raise ValueError(msg)
+    _checks.check_choice(order, "order", (0, 1))
+    _checks.check_choice(mode, "mode", ("constant", "grid-constant"))
+    cval = _checks.check_real(cval, "cval")
+    if tuple(T.shape) != (2, 2):
+        msg = f"`T` must be a 2×2 matrix; got shape {tuple(T.shape)}"
+        raise ValueError(msg)
+    T = _checks.check_real_array(T, "T", xp=xp, small=True)
+    dtype = images.dtype
+    # T = T_s / s with max|T_s| ≈ 1: its determinant neither overflows nor
+    # underflows, and T⁻¹ = s · T_s⁻¹.  The scale is clamped into the images'
+    # dtype so that a float64 transform beyond float32's range keeps 0 · s = 0.
+    T, inverse_scale = _scaling.scaled(T, xp=xp)
+    info = xp.finfo(dtype)
+    inverse_scale = xp.astype(
+        xp.clip(inverse_scale, float(info.smallest_normal), float(info.max)), dtype
+    )
+    T = xp.astype(T, dtype)
+    a, b, c, d = T[0, 0], T[0, 1], T[1, 0], T[1, 1]
+    det = a * d - b * c
+    scale = xp.max(xp.abs(T))
+    _checks.check_bool_result(
+        xp.abs(det) > 4 * _eps(T, xp) * scale * scale,
+        "`T` must be invertible; its determinant is 0",
+        small=True,
+    )
+    dev = device(images)
+    rows = xp.arange(height, dtype=dtype, device=dev)
+    cols = xp.arange(width, dtype=dtype, device=dev)
+    centre_r, centre_c = (height - 1) / 2, (width - 1) / 2
+    # output pixel -> (x, y) about the centre -> T⁻¹ -> source (row, col)
+    y = xp.reshape(centre_r - rows, (height, 1))
+    x = xp.reshape(cols - centre_c, (1, width))
+    src_x = (d * x - b * y) / det * inverse_scale
+    src_y = (a * y - c * x) / det * inverse_scale
+    src_r = xp.reshape(centre_r - src_y, (-1,))
+    src_c = xp.reshape(centre_c + src_x, (-1,))
+
+    flat = xp.reshape(images, (-1, height * width))
+    if order == 0:
+        samples = [(xp.floor(src_r + 0.5), xp.floor(src_c + 0.5), None)]
+    else:
+        r0, c0 = xp.floor(src_r), xp.floor(src_c)
+        fr, fc = src_r - r0, src_c - c0
+        samples = [
+            (r0, c0, (1 - fr) * (1 - fc)),
+            (r0, c0 + 1, (1 - fr) * fc),
+            (r0 + 1, c0, fr * (1 - fc)),
+            (r0 + 1, c0 + 1, fr * fc),
+        ]
+    indexing = xp.__array_namespace_info__().default_dtypes(device=dev)["indexing"]
+    out = xp.zeros((flat.shape[0], height * width), dtype=dtype, device=dev)
+    inside_total = xp.zeros(height * width, dtype=dtype, device=dev)
+    for r, c, weight in samples:
+        inside = (r >= 0) & (r <= height - 1) & (c >= 0) & (c <= width - 1)
+        index = xp.astype(xp.clip(r, 0, height - 1) * width + xp.clip(c, 0, width - 1), indexing)
+        w = xp.ones_like(r) if weight is None else weight
+        w_inside = xp.where(inside, w, 0.0)
+        out = out + xp.take(flat, index, axis=1) * w_inside[None, :]
+        inside_total = inside_total + w_inside
+    if mode == "constant":
+        on_grid = (src_r >= 0) & (src_r <= height - 1) & (src_c >= 0) & (src_c <= width - 1)
+        out = xp.where(on_grid[None, :], out, cval)
+    elif cval != 0.0:
+        out = out + cval * (1 - inside_total)[None, :]
+    return xp.reshape(out, images.shape)
+
+
+def _image_shape(image_shape: Any) -> tuple[int, int]:
+    """`image_shape` checked: two positive integers."""
+    if (
+        not isinstance(image_shape, tuple | list)
+        or len(image_shape) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in image_shape)
+    ):
+        msg = f"`image_shape` must be a tuple of two ints (H, W); got {image_shape!r}"
+        raise TypeError(msg)
+    if min(image_shape) < 1:
+        msg = f"`image_shape` must be positive; got {tuple(image_shape)}"
+        raise ValueError(msg)
+    return int(image_shape[0]), int(image_shape[1])
