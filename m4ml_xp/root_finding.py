@@ -270,14 +270,20 @@ def newton_step(J: Array, H: Array) -> Array:
     >>> newton_step(np.array([2.0, 4.0]), np.array([[2.0, 0.0], [0.0, 4.0]]))
     array([-1., -1.])
     """
+    xp, J, H = _gradient_and_hessian(J, H)
+    J, H = _common_dtype(xp, J, H)
+    return -xp.linalg.solve(H, J[:, None])[:, 0]
+
+
+def _gradient_and_hessian(J: Array, H: Array) -> tuple[Namespace, Array, Array]:
+    """Validate a step's gradient `J` (n,) and Hessian `H` (n, n); return their namespace too."""
     xp = _checks.namespace(J=J, H=H)
     J = _point(J, "J", xp=xp)
     H = _checks.check_real_array(H, "H", xp=xp, ndim=2, square=True, small=True)
     if H.shape[0] != J.shape[0]:
         msg = f"`H` must be ({J.shape[0]}, {J.shape[0]}) to match `J` of length {J.shape[0]}; got {tuple(H.shape)}"
         raise ValueError(msg)
-    J, H = _common_dtype(xp, J, H)
-    return -xp.linalg.solve(H, J[:, None])[:, 0]
+    return xp, J, H
 
 
 @_xp.full_precision
@@ -299,12 +305,7 @@ def sandpit_step(J: Array, H: Array, *, gamma: float = 0.5, max_newton_norm: flo
     >>> sandpit_step(J, np.array([[-1.0, 0.0], [0.0, 1.0]]))  # Newton goes uphill
     array([-0.5, -0. ])
     """
-    xp = _checks.namespace(J=J, H=H)
-    J = _point(J, "J", xp=xp)
-    H = _checks.check_real_array(H, "H", xp=xp, ndim=2, square=True, small=True)
-    if H.shape[0] != J.shape[0]:
-        msg = f"`H` must be ({J.shape[0]}, {J.shape[0]}) to match `J` of length {J.shape[0]}; got {tuple(H.shape)}"
-        raise ValueError(msg)
+    xp, J, H = _gradient_and_hessian(J, H)
     gamma = _checks.check_real(gamma, "gamma", low=0.0, low_open=True)
     max_newton_norm = _checks.check_real(max_newton_norm, "max_newton_norm", low=0.0, low_open=True)
     J, H = _common_dtype(xp, J, H)
