@@ -210,14 +210,16 @@ def transform_image(
     mode: str = "constant",
     cval: float = 0.0,
     image_shape: tuple[int, int] | None = None,
+    offset: Any = None,
 ) -> Array:
-    """Apply a 2×2 transformation to an image or a batch of images about their centre.
+    """Apply a 2×2 transformation (and a shift) to an image or a batch of images about their centre.
 
-    Inverse mapping: each output pixel samples the input at ``T⁻¹`` of its
-    position, with bilinear (``order=1``) or nearest (``order=0``) interpolation.
-    Positions are ``(x, y)`` with x along columns and y *up* the rows, measured from
-    the image centre ``((W−1)/2, (H−1)/2)``, so ``rotation_matrix(θ)`` turns the
-    picture counter-clockwise as displayed.
+    Inverse mapping: each output pixel at ``p`` samples the input at
+    ``T⁻¹(p − offset)``, with bilinear (``order=1``) or nearest (``order=0``)
+    interpolation — the forward map is ``p ↦ T·p + offset``.  Positions are
+    ``(x, y)`` with x along columns and y *up* the rows, measured from the image
+    centre ``((W−1)/2, (H−1)/2)``, so ``rotation_matrix(θ)`` turns the picture
+    counter-clockwise as displayed and ``offset=(1, 0)`` moves it one pixel right.
 
     Parameters
     ----------
@@ -227,10 +229,11 @@ def transform_image(
         2-D array whose width is a square number s² (s ≥ 4) other than its
         height is refused rather than read as one N×784 image (pass
         ``images[None, ...]`` for one such wide image).
-    T : (2, 2) array
+    T : (2, 2) or (N, 2, 2) array
         Invertible transformation (rotation, scaling, shear, reflection, ...),
         of any finite magnitude: it is scaled by a power of two before its
         determinant is formed, so ``1e200 · I`` is invertible, not singular.
+        A stack ``(N, 2, 2)`` gives each of the N images of a batch its own.
     order : {1, 0}
         1 for bilinear interpolation, 0 for nearest neighbour.
     mode : {"constant", "grid-constant"}
@@ -242,6 +245,9 @@ def transform_image(
         Value outside the image.
     image_shape : (H, W) tuple of int, optional
         The shape of each image when `images` holds flattened rows.
+    offset : (2,) or (N, 2) array or a pair of numbers, optional
+        Shift ``(x, y)`` in pixels (x right, y up) applied after `T`; sub-pixel
+        shifts are interpolated.  ``(N, 2)`` gives each image of a batch its own.
 
     Returns
     -------
@@ -260,8 +266,15 @@ def transform_image(
     >>> flat = np.zeros((5, 9)); flat[:, 5] = 1.0         # five flattened 3×3 dots
     >>> transform_image(flat, rotation_matrix(np.pi / 2), image_shape=(3, 3))[0]
     array([0., 1., 0., 0., 0., 0., 0., 0., 0.])
+    >>> T = np.stack([np.eye(2), rotation_matrix(np.pi)])   # one transform per image
+    >>> transform_image(flat[:2], T, image_shape=(3, 3), offset=(0, -1))[:, [5, 6, 8]]
+    array([[0., 0., 1.],
+           [0., 1., 0.]])
     """
-    xp = _checks.namespace(images=images, T=T)
+    arrays = {"images": images, "T": T}
+    if offset is not None and not isinstance(offset, list | tuple):
+        arrays["offset"] = offset  # an array: of the images' library
+    xp = _checks.namespace(**arrays)
     if image_shape is None:
         images = _checks.check_real_array(images, "images", xp=xp, ndim=(2, 3), allow_bool=True)
         height, width = images.shape[-2], images.shape[-1]
@@ -285,39 +298,51 @@ def transform_image(
     _checks.check_choice(order, "order", (0, 1))
     _checks.check_choice(mode, "mode", ("constant", "grid-constant"))
     cval = _checks.check_real(cval, "cval")
-    if tuple(T.shape) != (2, 2):
-        msg = f"`T` must be a 2×2 matrix; got shape {tuple(T.shape)}"
+    n_images = math.prod(images.shape[:-1] if image_shape is not None else images.shape[:-2])
+    batched = T.ndim == 3
+    if tuple(T.shape[-2:]) != (2, 2) or T.ndim not in (2, 3):
+        msg = f"`T` must be a 2×2 matrix or a stack (N, 2, 2); got shape {tuple(T.shape)}"
+        raise ValueError(msg)
+    if batched and (T.shape[0] != n_images or images.ndim == (1 if image_shape else 2)):
+        msg = (
+            f"`T` of shape {tuple(T.shape)} needs a batch of {T.shape[0]} images (one "
+            f"transform each); `images` has shape {tuple(images.shape)}"
+        )
         raise ValueError(msg)
     T = _checks.check_real_array(T, "T", xp=xp, small=True)
     dtype = images.dtype
-    # T = T_s / s with max|T_s| ≈ 1: its determinant neither overflows nor
+    dev = device(images)
+    # T = T_s / s with max|T_s| ≈ 1 (per matrix): its determinant neither overflows nor
     # underflows, and T⁻¹ = s · T_s⁻¹.  The scale is clamped into the images'
     # dtype so that a float64 transform beyond float32's range keeps 0 · s = 0.
-    T, inverse_scale = _scaling.scaled(T, xp=xp)
+    T, inverse_scale = _scaling.scaled(T, xp=xp, axis=(-2, -1) if batched else None)
     info = xp.finfo(dtype)
     inverse_scale = xp.astype(
         xp.clip(inverse_scale, float(info.smallest_normal), float(info.max)), dtype
     )
     T = xp.astype(T, dtype)
-    a, b, c, d = T[0, 0], T[0, 1], T[1, 0], T[1, 1]
+    # one set of source coordinates per transform: (1, 1, 1) shared, or (N, 1, 1) per image
+    a, b, c, d = (xp.reshape(T[..., i, j], (-1, 1, 1)) for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)))
+    inverse_scale = xp.reshape(inverse_scale, (-1, 1, 1))
     det = a * d - b * c
-    scale = xp.max(xp.abs(T))
+    scale = xp.max(xp.abs(T), axis=(-2, -1)) if batched else xp.max(xp.abs(T))
     _checks.check_bool_result(
-        xp.abs(det) > 4 * _eps(T, xp) * scale * scale,
-        "`T` must be invertible; its determinant is 0",
+        xp.all(xp.abs(xp.reshape(det, scale.shape)) > 4 * _eps(T, xp) * scale * scale),
+        "`T` must be invertible; its determinant is 0"
+        + (" for at least one image of the batch" if batched else ""),
         small=True,
     )
-    dev = device(images)
+    shift_x, shift_y = _offset(offset, n_images, xp=xp, device_=dev, dtype=dtype)
     rows = xp.arange(height, dtype=dtype, device=dev)
     cols = xp.arange(width, dtype=dtype, device=dev)
     centre_r, centre_c = (height - 1) / 2, (width - 1) / 2
-    # output pixel -> (x, y) about the centre -> T⁻¹ -> source (row, col)
-    y = xp.reshape(centre_r - rows, (height, 1))
-    x = xp.reshape(cols - centre_c, (1, width))
+    # output pixel -> (x, y) about the centre, less the shift -> T⁻¹ -> source (row, col)
+    y = xp.reshape(centre_r - rows, (1, height, 1)) - shift_y
+    x = xp.reshape(cols - centre_c, (1, 1, width)) - shift_x
     src_x = (d * x - b * y) / det * inverse_scale
     src_y = (a * y - c * x) / det * inverse_scale
-    src_r = xp.reshape(centre_r - src_y, (-1,))
-    src_c = xp.reshape(centre_c + src_x, (-1,))
+    src_r = xp.reshape(centre_r - src_y, (src_y.shape[0], -1))
+    src_c = xp.reshape(centre_c + src_x, (src_x.shape[0], -1))
 
     flat = xp.reshape(images, (-1, height * width))
     if order == 0:
@@ -332,21 +357,52 @@ def transform_image(
             (r0 + 1, c0 + 1, fr * fc),
         ]
     indexing = xp.__array_namespace_info__().default_dtypes(device=dev)["indexing"]
+    per_image = src_r.shape[0] > 1
+    if per_image:  # gather from the whole batch at once: image i's pixels start at i·H·W
+        starts = xp.arange(flat.shape[0], dtype=indexing, device=dev)[:, None] * (height * width)
+        every_pixel = xp.reshape(flat, (-1,))
     out = xp.zeros((flat.shape[0], height * width), dtype=dtype, device=dev)
-    inside_total = xp.zeros(height * width, dtype=dtype, device=dev)
+    inside_total = xp.zeros(src_r.shape, dtype=dtype, device=dev)
     for r, c, weight in samples:
         inside = (r >= 0) & (r <= height - 1) & (c >= 0) & (c <= width - 1)
         index = xp.astype(xp.clip(r, 0, height - 1) * width + xp.clip(c, 0, width - 1), indexing)
         w = xp.ones_like(r) if weight is None else weight
         w_inside = xp.where(inside, w, 0.0)
-        out = out + xp.take(flat, index, axis=1) * w_inside[None, :]
+        if per_image:
+            gathered = xp.reshape(
+                xp.take(every_pixel, xp.reshape(index + starts, (-1,))), index.shape
+            )
+        else:
+            gathered = xp.take(flat, index[0, :], axis=1)
+        out = out + gathered * w_inside
         inside_total = inside_total + w_inside
     if mode == "constant":
         on_grid = (src_r >= 0) & (src_r <= height - 1) & (src_c >= 0) & (src_c <= width - 1)
-        out = xp.where(on_grid[None, :], out, cval)
+        out = xp.where(on_grid, out, cval)
     elif cval != 0.0:
-        out = out + cval * (1 - inside_total)[None, :]
+        out = out + cval * (1 - inside_total)
     return xp.reshape(out, images.shape)
+
+
+def _offset(
+    offset: Any, n_images: int, *, xp: Namespace, device_: Any, dtype: Any
+) -> tuple[Array | float, Array | float]:
+    """`offset` checked, as x and y shifts shaped ``(1, 1, 1)`` or ``(N, 1, 1)`` (0.0: none)."""
+    if offset is None:
+        return 0.0, 0.0
+    if isinstance(offset, list | tuple):
+        shift, _ = _parameter(offset, "offset", xp=xp, device_=device_, dtype=dtype)
+    else:
+        shift = _checks.check_real_array(offset, "offset", xp=xp, ndim=(1, 2), small=True)
+        shift = xp.astype(shift, dtype)
+    if tuple(shift.shape) not in ((2,), (n_images, 2)):
+        msg = (
+            f"`offset` must be (x, y) or one pair per image, shape (2,) or ({n_images}, 2); "
+            f"got shape {tuple(shift.shape)}"
+        )
+        raise ValueError(msg)
+    shift = xp.reshape(shift, (-1, 2))
+    return xp.reshape(shift[:, 0], (-1, 1, 1)), xp.reshape(shift[:, 1], (-1, 1, 1))
 
 
 def _image_shape(image_shape: Any) -> tuple[int, int]:

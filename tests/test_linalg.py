@@ -164,13 +164,16 @@ class TestReflectionMatrix:
 
 
 # --------------------------------------------------------------------------- images
-def _scipy_transform(images: np.ndarray, T: np.ndarray, **kwargs) -> np.ndarray:
-    """The oracle: scipy.ndimage in (row, col) index space."""
+def _scipy_transform(
+    images: np.ndarray, T: np.ndarray, shift: tuple[float, float] = (0.0, 0.0), **kwargs
+) -> np.ndarray:
+    """The oracle: scipy.ndimage in (row, col) index space (`shift` is (x, y), y up)."""
     h, w = images.shape[-2:]
     P = np.array([[0.0, 1.0], [-1.0, 0.0]])  # (dr, dc) -> (x, y)
     M = np.linalg.inv(P) @ np.linalg.inv(T) @ P
     centre = np.array([(h - 1) / 2, (w - 1) / 2])
-    offset = centre - M @ centre
+    # source index = centre + M (index − centre) − P⁻¹ T⁻¹ shift
+    offset = centre - M @ centre - np.linalg.inv(P) @ np.linalg.inv(T) @ np.asarray(shift)
     out = [
         scipy.ndimage.affine_transform(im, M, offset=offset, **kwargs)
         for im in images.reshape(-1, h, w)
@@ -314,6 +317,85 @@ class TestTransformImage:
         T = asarray(xp, [[0.9, -0.2], [0.3, 1.1]])
         out = _jit(xp, mx.transform_image)(images, T)
         assert_close_to(out, to_numpy(mx.transform_image(images, T)), rtol=0, atol=1e-12, xp=xp)
+
+    @pytest.mark.parametrize("mode", ["constant", "grid-constant"])
+    def test_stack_of_transforms_and_shifts_match_scipy(self, xp, device, mode):
+        rng = np.random.default_rng(7)
+        images = rng.random((3, 9, 8))
+        T = np.eye(2) + rng.uniform(-0.4, 0.4, (3, 2, 2))
+        shifts = rng.uniform(-2.0, 2.0, (3, 2))
+        out = mx.transform_image(
+            asarray(xp, images, device),
+            asarray(xp, T, device),
+            offset=asarray(xp, shifts, device),
+            mode=mode,
+        )
+        out = np.array(to_numpy(out))  # writeable
+        for i in range(3):
+            expected = _scipy_transform(images[i], T[i], tuple(shifts[i]), order=1, mode=mode)
+            if mode == "constant":  # compare away from the grid's edge (rounding flips it)
+                h, w = images.shape[1:]
+                r, c = _source_coordinates(T[i], h, w)
+                shift_rc = np.linalg.inv(T[i]) @ shifts[i]  # (x, y) -> (−row, col) below
+                r, c = r + shift_rc[1], c - shift_rc[0]
+                away = (np.abs(r) > 1e-6) & (np.abs(r - h + 1) > 1e-6)
+                away &= (np.abs(c) > 1e-6) & (np.abs(c - w + 1) > 1e-6)
+                out[i], expected = np.where(away, out[i], 0.0), np.where(away, expected, 0.0)
+            np.testing.assert_allclose(out[i], expected, atol=100 * eps(default_float(xp)))
+
+    def test_stack_equals_one_call_per_image(self, xp, device):
+        rng = np.random.default_rng(8)
+        images = rng.random((4, 7 * 6))
+        T = mx.rotation_matrix(rng.uniform(-1.0, 1.0, 4))  # (4, 2, 2)
+        shifts = rng.uniform(-1.5, 1.5, (4, 2))
+        batch = mx.transform_image(
+            asarray(xp, images, device),
+            asarray(xp, T, device),
+            image_shape=(7, 6),
+            offset=asarray(xp, shifts, device),
+        )
+        for i in range(4):
+            single = mx.transform_image(
+                asarray(xp, images[i : i + 1], device),
+                asarray(xp, T[i], device),
+                image_shape=(7, 6),
+                offset=tuple(shifts[i]),
+            )
+            assert_close_to(
+                batch[i : i + 1, :], to_numpy(single), rtol=0, atol=1e-12, xp=xp, device=device
+            )
+
+    def test_whole_pixel_shifts_move_the_picture(self, xp):
+        image = np.zeros((5, 5))
+        image[2, 2] = 1.0
+        identity = asarray(xp, np.eye(2))
+        right = to_numpy(mx.transform_image(asarray(xp, image), identity, offset=(1, 0)))
+        up = to_numpy(mx.transform_image(asarray(xp, image), identity, offset=(0, 2)))
+        np.testing.assert_array_equal(right, np.roll(image, 1, axis=1))
+        np.testing.assert_array_equal(up, np.roll(image, -2, axis=0))  # y is up the rows
+
+    def test_stack_and_shift_under_jax_jit(self, xp):
+        images = asarray(xp, np.random.default_rng(9).random((2, 6, 7)))
+        T = asarray(xp, [[[0.9, -0.2], [0.3, 1.1]], [[1.0, 0.0], [0.0, 1.0]]])
+        shifts = asarray(xp, [[0.5, -1.0], [0.0, 0.25]])
+        out = _jit(xp, lambda im, t, o: mx.transform_image(im, t, offset=o))(images, T, shifts)
+        eager = to_numpy(mx.transform_image(images, T, offset=shifts))
+        assert_close_to(out, eager, rtol=0, atol=1e-12, xp=xp)
+
+    def test_rejects_mismatched_stacks_and_shifts(self, xp):
+        images, T = asarray(xp, np.ones((3, 4, 4))), asarray(xp, np.eye(2))
+        with pytest.raises(ValueError, match=r"`T` of shape \(2, 2, 2\) needs a batch of 2"):
+            mx.transform_image(images, asarray(xp, np.stack([np.eye(2)] * 2)))
+        with pytest.raises(ValueError, match="needs a batch of 1 images"):
+            mx.transform_image(asarray(xp, np.ones((4, 4))), asarray(xp, np.eye(2)[None]))
+        with pytest.raises(ValueError, match=r"`offset` must be .* shape \(2,\) or \(3, 2\)"):
+            mx.transform_image(images, T, offset=asarray(xp, np.zeros((2, 2))))
+        with pytest.raises(ValueError, match="`offset`"):
+            mx.transform_image(images, T, offset=(1.0, 2.0, 3.0))
+        with pytest.raises(ValueError, match=r"`T` must be invertible.*at least one image"):
+            mx.transform_image(
+                images, asarray(xp, np.stack([np.eye(2), np.eye(2), np.zeros((2, 2))]))
+            )
 
     def test_rejects_singular_T(self, xp):
         with pytest.raises(ValueError, match="`T` must be invertible"):
