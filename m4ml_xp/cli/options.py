@@ -148,3 +148,11 @@ def pick_backend(name: str, device: str | None, job: str = "pca") -> tuple[str, 
     if backend == "numpy":
         return "numpy (auto: no GPU backend works here)", xp, dev
     return f"{backend_label(backend, dev)} (auto: fastest for {job})", xp, dev
+
+
+def nonnegative_float(text: str) -> float:
+    """Parse a finite number >= 0, such as a limit of a random draw (argparse ``type``)."""
+    value = float(text)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0; got {text}")
+    return value

@@ -6,6 +6,12 @@ sample; ``--backend auto`` takes the fastest GPU backend for PCA that works
 the reconstruction error (the course's per-image MSE) and the timing; writes
 three PNGs: the eigen-digits, the explained-variance / MSE curves and the
 first two components scattered by digit.
+
+``--augment K`` then runs the PCA of K randomly rotated, sheared and shifted
+copies of every digit (:mod:`m4ml_xp.cli.augment`), made on the device chunk by
+chunk and streamed, with a progress bar and the throughput; the table compares
+the two spectra, the PNGs show the augmented PCA, and two more are written: the
+spectrum with and without augmentation, and a few digits with their copies.
 """
 
 from __future__ import annotations
@@ -19,7 +25,16 @@ from typing import Any
 import numpy as np
 
 from m4ml_xp import backends
-from m4ml_xp.cli.options import CLIError, add_backend_arguments, positive_int, resolve
+from m4ml_xp.cli import pca_plots
+from m4ml_xp.cli.augment import DEFAULT_CHUNK_ROWS, Augmentation, AugmentedDigits, augmented_pca
+from m4ml_xp.cli.options import (
+    CLIError,
+    add_backend_arguments,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    resolve,
+)
 
 
 def add_parser(commands: Any) -> None:
@@ -35,17 +50,70 @@ def add_parser(commands: Any) -> None:
     )
     job.add_argument("--n-components", type=positive_int, default=50)
     job.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    job.add_argument("--seed", type=int, default=0, help="for --method randomized")
+    job.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="for --method randomized and --augment"
+    )
     job.add_argument("--out", default="m4ml-xp-pca", help="folder for the PNGs")
     job.add_argument("--no-plots", action="store_true")
+    augment = job.add_argument_group("augmentation (the MNIST-8M recipe, streamed)")
+    augment.add_argument(
+        "--augment", type=positive_int, metavar="K",
+        help="also PCA of K copies of every digit, each randomly rotated, sheared and shifted, "
+        "made on the device chunk by chunk and streamed (K = 800 on t10k: 8M digits, 25 GB)",
+    )  # fmt: skip
+    augment.add_argument(
+        "--chunk-rows", type=positive_int, metavar="ROWS",
+        help=f"rows per streamed chunk (default {DEFAULT_CHUNK_ROWS:,})",
+    )  # fmt: skip
+    augment.add_argument(
+        "--max-rotation", type=nonnegative_float, default=15.0, metavar="DEGREES",
+        help="rotations drawn uniformly in ±DEGREES (default 15)",
+    )  # fmt: skip
+    augment.add_argument(
+        "--max-shear", type=nonnegative_float, default=0.15, metavar="K",
+        help="shears x' = x + k·y with k uniform in ±K (default 0.15)",
+    )  # fmt: skip
+    augment.add_argument(
+        "--max-shift", type=nonnegative_float, default=2.0, metavar="PIXELS",
+        help="shifts along x and y uniform in ±PIXELS, sub-pixel interpolated (default 2)",
+    )  # fmt: skip
     job.set_defaults(func=run)
 
 
+def spectrum(result: Any, n_rows: int) -> dict[str, np.ndarray]:
+    """Return host copies: variance, ratio, cumulative ratio, the course's MSE per components kept."""
+    ratio = backends.to_numpy(result.explained_variance_ratio).astype(np.float64)
+    variance = backends.to_numpy(result.explained_variance).astype(np.float64)
+    # the course's MSE: the discarded variance (biased, /N) = total − kept
+    total = float(variance[0] / ratio[0]) if ratio[0] > 0 else 0.0  # all the variance
+    mse = np.maximum((total - np.cumsum(variance)) * (n_rows - 1) / n_rows, 0.0)
+    return {
+        "variance": variance,
+        "ratio": ratio,
+        "cumulative": np.cumsum(ratio),
+        "mse": mse,
+        "mse_none": np.asarray(total * (n_rows - 1) / n_rows),
+    }
+
+
+def shown_components(k: int) -> list[int]:
+    """Return the table's rows: the first ten components, then the 20th, 50th, 100th, 200th."""
+    return sorted({*range(min(10, k)), *(i - 1 for i in (20, 50, 100, 200) if i <= k)})
+
+
+def components_for(cumulative: np.ndarray, fraction: float) -> str:
+    """How many components reach `fraction` of the variance (``> k`` when none of ours do)."""
+    reached = np.flatnonzero(cumulative >= fraction)
+    return str(reached[0] + 1) if reached.size else f"> {cumulative.shape[0]}"
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the PCA job: table, timing and (unless ``--no-plots``) three PNGs."""
+    """Run the PCA job: table, timing and (unless ``--no-plots``) the PNGs."""
     from m4ml_xp.datasets import load_mnist
     from m4ml_xp.pca import pca
 
+    if args.augment is None and args.chunk_rows is not None:
+        raise CLIError("--chunk-rows is for --augment: give --augment K too")
     label, xp, device = resolve(args.backend, args.device, "pca")
     dtype = getattr(xp, args.dtype)
     images, labels = load_mnist(args.data, limit=args.limit, xp=xp, device=device, dtype=dtype)
@@ -63,63 +131,110 @@ def run(args: argparse.Namespace) -> int:
     result = pca(images, k, method=args.method, seed=args.seed)
     backends.sync(result.components)
     seconds = time.perf_counter() - start
-    ratio = backends.to_numpy(result.explained_variance_ratio)
-    variance = backends.to_numpy(result.explained_variance)
+    base = spectrum(result, N)
     print(f"pca(method={args.method!r}, n_components={k}) in {seconds * 1e3:.1f} ms")
     print(f"  {'component':>9} {'variance':>11} {'ratio':>8} {'cumulative':>10}")
-    cumulative = np.cumsum(ratio)
-    shown = sorted({*range(min(10, k)), *(i - 1 for i in (20, 50, 100, 200) if i <= k)})
-    for i in shown:
-        print(f"  {i + 1:9d} {variance[i]:11.5f} {ratio[i]:8.4f} {cumulative[i]:10.4f}")
-    # the course's MSE: the discarded variance (biased, /N) = total − kept
-    total = float(variance[0] / ratio[0]) if ratio[0] > 0 else 0.0  # all the variance
-    mse = np.maximum((total - np.cumsum(variance)) * (N - 1) / N, 0.0)
+    for i in shown_components(k):
+        print(
+            f"  {i + 1:9d} {base['variance'][i]:11.5f} {base['ratio'][i]:8.4f} "
+            f"{base['cumulative'][i]:10.4f}"
+        )
     print(
-        f"  reconstruction MSE per image with {k} components: {mse[-1]:.4f} "
-        f"(with none: {total * (N - 1) / N:.4f})"
+        f"  reconstruction MSE per image with {k} components: {base['mse'][-1]:.4f} "
+        f"(with none: {float(base['mse_none']):.4f})"
     )
+    augmentation = augmented = None
+    if args.augment is not None:
+        augmentation = Augmentation(
+            args.augment, args.seed, args.max_rotation, args.max_shear, args.max_shift
+        )
+        result, augmented = augment(args, augmentation, images, base, xp=xp, device=device)
     if args.no_plots:
         return 0
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install 'm4ml_xp[plot]'): no PNGs written")
+    plt = pca_plots.pyplot()
+    if plt is None:
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    components = backends.to_numpy(result.components)
-    grid = min(16, k)
-    fig, axes = plt.subplots(2, (grid + 1) // 2, figsize=(1.6 * ((grid + 1) // 2), 3.6))
-    for i, ax in enumerate(np.ravel(axes)):
-        ax.axis("off")
-        if i < grid:
-            limit = float(np.abs(components[i]).max())  # zero is white in every panel
-            ax.imshow(components[i].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
-            ax.set_title(f"{i + 1}", fontsize=8)
-    fig.suptitle("eigen-digits: the first principal components")
-    fig.savefig(out / "eigendigits.png", dpi=100)
-    plt.close(fig)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(np.arange(1, k + 1), cumulative, "-", color="steelblue")
-    left.set(xlabel="components", ylabel="explained variance (cumulative)", ylim=(0, 1.02))
-    right.semilogy(np.arange(1, k + 1), np.maximum(mse, 1e-12), "-", color="crimson")
-    right.set(xlabel="components", ylabel="MSE per image", title="reconstruction error")
-    fig.tight_layout()
-    fig.savefig(out / "explained_variance.png", dpi=100)
-    plt.close(fig)
+    shown = augmented if augmented is not None else base
+    which = "of the augmented digits" if augmented is not None else "the first principal components"
+    pca_plots.eigendigits(
+        plt, out / "eigendigits.png", backends.to_numpy(result.components), f"eigen-digits: {which}"
+    )
+    pca_plots.explained_variance(
+        plt, out / "explained_variance.png", shown["cumulative"], shown["mse"]
+    )
     coordinates = backends.to_numpy(
         (images - result.mean) @ xp.linalg.matrix_transpose(result.components[:2, :])
     )
-    digits = backends.to_numpy(labels)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    scatter = ax.scatter(coordinates[:, 0], coordinates[:, 1], c=digits, cmap="tab10", s=4)
-    ax.legend(*scatter.legend_elements(), title="digit", fontsize=7, loc="best")
-    ax.set(xlabel="component 1", ylabel="component 2", title="MNIST on its first two components")
-    fig.tight_layout()
-    fig.savefig(out / "components_scatter.png", dpi=100)
-    plt.close(fig)
-    print(f"wrote eigendigits.png, explained_variance.png, components_scatter.png to {out}")
+    title = "MNIST on its first two components"
+    if augmented is not None:
+        title = "MNIST on the augmented digits' first two components"
+    pca_plots.components_scatter(
+        plt, out / "components_scatter.png", coordinates, backends.to_numpy(labels), title
+    )
+    written = ["eigendigits.png", "explained_variance.png", "components_scatter.png"]
+    if augmented is not None and augmentation is not None:
+        pca_plots.augmentation_spectrum(
+            plt, out / "augmentation_spectrum.png", base["ratio"], augmented["ratio"],
+            f"{args.augment} augmented copies",
+        )  # fmt: skip
+        made = AugmentedDigits(images, augmentation, chunk_rows=1, xp=xp, device=device)
+        n, copies = min(N, 6), min(args.augment, 7)
+        originals = backends.to_numpy(images[:n, :])
+        samples = [backends.to_numpy(made.rows(c * N, c * N + n)) for c in range(copies)]
+        pca_plots.augmented_samples(
+            plt, out / "augmented_digits.png",
+            [np.stack([originals[i], *(s[i] for s in samples)]) for i in range(n)],
+        )  # fmt: skip
+        written += ["augmentation_spectrum.png", "augmented_digits.png"]
+    print(f"wrote {', '.join(written)} to {out}")
     return 0
+
+
+def augment(
+    args: argparse.Namespace,
+    augmentation: Augmentation,
+    images: Any,
+    base: dict[str, np.ndarray],
+    *,
+    xp: Any,
+    device: Any,
+) -> tuple[Any, dict[str, np.ndarray]]:
+    """Run and report the augmented PCA: throughput, both spectra side by side."""
+    N, D = images.shape
+    k = args.n_components
+    chunk_rows = args.chunk_rows or DEFAULT_CHUNK_ROWS
+    n_rows = args.augment * N
+    itemsize = xp.finfo(images.dtype).bits // 8
+    print(
+        f"augmenting: {args.augment:,} copies of each of the {N:,} digits = {n_rows:,} images "
+        f"({n_rows * D * itemsize / 1e9:.3g} GB {args.dtype}), each copy rotated "
+        f"±{augmentation.max_rotation:g}°, sheared ±{augmentation.max_shear:g}, shifted "
+        f"±{augmentation.max_shift:g} px (seed {augmentation.seed}); made on the device "
+        f"in chunks of {chunk_rows:,} rows and streamed"
+    )
+    run = augmented_pca(images, augmentation, k, xp=xp, device=device, chunk_rows=chunk_rows)
+    print(
+        f"augmented PCA of {run.n_rows:,} images in {run.seconds:.2f} s: "
+        f"{run.n_rows / run.seconds:,.0f} images/s, {run.nbytes / run.seconds / 1e9:.2f} GB/s"
+    )
+    augmented = spectrum(run.result, run.n_rows)
+    print("  explained variance ratio, digits → augmented:")
+    print(f"  {'component':>9} {'ratio':>8} {'augmented':>9} {'cumulative':>10} {'augmented':>9}")
+    for i in shown_components(k):
+        print(
+            f"  {i + 1:9d} {base['ratio'][i]:8.4f} {augmented['ratio'][i]:9.4f} "
+            f"{base['cumulative'][i]:10.4f} {augmented['cumulative'][i]:9.4f}"
+        )
+    reach = ", ".join(
+        f"{f:.0%}: {components_for(base['cumulative'], f)} → "
+        f"{components_for(augmented['cumulative'], f)}"
+        for f in (0.5, 0.8, 0.9)
+    )
+    print(f"  components for {reach}")
+    print(
+        f"  reconstruction MSE per image with {k} components: {augmented['mse'][-1]:.4f} "
+        f"(with none: {float(augmented['mse_none']):.4f})"
+    )
+    return run.result, augmented
