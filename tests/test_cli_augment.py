@@ -41,7 +41,7 @@ def _oracle_set(images: np.ndarray, augmentation: Augmentation) -> np.ndarray:
 
 def _spectrum(X: np.ndarray) -> np.ndarray:
     """Covariance eigenvalues (N − 1), descending: the oracle for ``explained_variance``."""
-    return np.linalg.eigvalsh(np.cov(X, rowvar=False))[::-1]
+    return np.linalg.eigvalsh(np.cov(X, rowvar=False))[::-1].copy()
 
 
 class TestAugmentedPCA:
