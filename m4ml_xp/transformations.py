@@ -336,51 +336,59 @@ def transform_image(
     rows = xp.arange(height, dtype=dtype, device=dev)
     cols = xp.arange(width, dtype=dtype, device=dev)
     centre_r, centre_c = (height - 1) / 2, (width - 1) / 2
-    # output pixel -> (x, y) about the centre, less the shift -> T⁻¹ -> source (row, col)
+    # output pixel -> (x, y) about the centre, less the shift -> T⁻¹ -> source (row, col).
+    # Each source coordinate is a part along the rows plus a part along the columns
+    # ((M, H, 1) + (M, 1, W)): one full-size addition each, not a dozen.
     y = xp.reshape(centre_r - rows, (1, height, 1)) - shift_y
     x = xp.reshape(cols - centre_c, (1, 1, width)) - shift_x
-    src_x = (d * x - b * y) / det * inverse_scale
-    src_y = (a * y - c * x) / det * inverse_scale
-    src_r = xp.reshape(centre_r - src_y, (src_y.shape[0], -1))
-    src_c = xp.reshape(centre_c + src_x, (src_x.shape[0], -1))
+    inverse = inverse_scale / det
+    src_c = (centre_c + d * inverse * x) - b * inverse * y  # (M, H, W): M = 1 or N
+    src_r = (centre_r - a * inverse * y) + c * inverse * x
+    src_c, src_r = (xp.reshape(v, (v.shape[0], -1)) for v in (src_c, src_r))
 
-    flat = xp.reshape(images, (-1, height * width))
+    # a border of one pixel around every image holds what lies outside the grid
+    # ("grid-constant": cval; "constant": 0, which only ever gets weight 0), so the
+    # neighbours need no bounds masks: clipped into [−1, H] × [−1, W] they read it
+    border = cval if mode == "grid-constant" else 0.0
+    framed = xp.reshape(images, (-1, height, width))
+    n = framed.shape[0]
+    side = xp.full((n, height, 1), border, dtype=dtype, device=dev)
+    framed = xp.concat([side, framed, side], axis=2)
+    top = xp.full((n, 1, width + 2), border, dtype=dtype, device=dev)
+    framed = xp.reshape(xp.concat([top, framed, top], axis=1), (n, -1))
+    indexing = xp.__array_namespace_info__().default_dtypes(device=dev)["indexing"]
+    per_image = src_r.shape[0] > 1
+    if per_image:  # gather from the whole batch at once: image i's pixels start at i·(H+2)(W+2)
+        starts = xp.arange(n, dtype=indexing, device=dev)[:, None] * ((height + 2) * (width + 2))
+        every_pixel = xp.reshape(framed, (-1,))
+
+    def row_start(r: Array) -> Array:
+        start = xp.astype(xp.clip(r, -1, height) + 1, indexing) * (width + 2)
+        return start + starts if per_image else start
+
+    def column(c: Array) -> Array:
+        return xp.astype(xp.clip(c, -1, width) + 1, indexing)
+
+    def gather(index: Array) -> Array:
+        if per_image:
+            return xp.reshape(xp.take(every_pixel, xp.reshape(index, (-1,))), index.shape)
+        return xp.take(framed, index[0, :], axis=1)
+
     if order == 0:
-        samples = [(xp.floor(src_r + 0.5), xp.floor(src_c + 0.5), None)]
+        out = gather(row_start(xp.floor(src_r + 0.5)) + column(xp.floor(src_c + 0.5)))
     else:
         r0, c0 = xp.floor(src_r), xp.floor(src_c)
         fr, fc = src_r - r0, src_c - c0
-        samples = [
-            (r0, c0, (1 - fr) * (1 - fc)),
-            (r0, c0 + 1, (1 - fr) * fc),
-            (r0 + 1, c0, fr * (1 - fc)),
-            (r0 + 1, c0 + 1, fr * fc),
-        ]
-    indexing = xp.__array_namespace_info__().default_dtypes(device=dev)["indexing"]
-    per_image = src_r.shape[0] > 1
-    if per_image:  # gather from the whole batch at once: image i's pixels start at i·H·W
-        starts = xp.arange(flat.shape[0], dtype=indexing, device=dev)[:, None] * (height * width)
-        every_pixel = xp.reshape(flat, (-1,))
-    out = xp.zeros((flat.shape[0], height * width), dtype=dtype, device=dev)
-    inside_total = xp.zeros(src_r.shape, dtype=dtype, device=dev)
-    for r, c, weight in samples:
-        inside = (r >= 0) & (r <= height - 1) & (c >= 0) & (c <= width - 1)
-        index = xp.astype(xp.clip(r, 0, height - 1) * width + xp.clip(c, 0, width - 1), indexing)
-        w = xp.ones_like(r) if weight is None else weight
-        w_inside = xp.where(inside, w, 0.0)
-        if per_image:
-            gathered = xp.reshape(
-                xp.take(every_pixel, xp.reshape(index + starts, (-1,))), index.shape
-            )
-        else:
-            gathered = xp.take(flat, index[0, :], axis=1)
-        out = out + gathered * w_inside
-        inside_total = inside_total + w_inside
+        upper, lower = row_start(r0), row_start(r0 + 1)
+        left, right = column(c0), column(c0 + 1)
+        above = gather(upper + left)
+        above = above + (gather(upper + right) - above) * fc
+        below = gather(lower + left)
+        below = below + (gather(lower + right) - below) * fc
+        out = above + (below - above) * fr
     if mode == "constant":
         on_grid = (src_r >= 0) & (src_r <= height - 1) & (src_c >= 0) & (src_c <= width - 1)
         out = xp.where(on_grid, out, cval)
-    elif cval != 0.0:
-        out = out + cval * (1 - inside_total)
     return xp.reshape(out, images.shape)
 
 

@@ -354,12 +354,21 @@ class TestTransformImage:
             image_shape=(7, 6),
             offset=asarray(xp, shifts, device),
         )
+        unshifted = mx.transform_image(
+            asarray(xp, images, device), asarray(xp, T, device), image_shape=(7, 6)
+        )
         for i in range(4):
             single = mx.transform_image(
                 asarray(xp, images[i : i + 1], device),
                 asarray(xp, T[i], device),
                 image_shape=(7, 6),
                 offset=tuple(shifts[i]),
+            )
+            alone = mx.transform_image(
+                asarray(xp, images[i], device), asarray(xp, T[i], device), image_shape=(7, 6)
+            )
+            assert_close_to(
+                unshifted[i, :], to_numpy(alone), rtol=0, atol=1e-12, xp=xp, device=device
             )
             assert_close_to(
                 batch[i : i + 1, :], to_numpy(single), rtol=0, atol=1e-12, xp=xp, device=device
