@@ -464,7 +464,7 @@ def test_gpu_check_dry_run_plans_every_phase_within_8_minutes(capsys):
     check = _gpu_check()
     assert check.main(["--dry-run", "--workers", "14", "--data", "mnist-dir"]) == 0
     out = capsys.readouterr().out
-    phases = ["env", "tests-cupy", "tests-torch", "tests-jax", "pca", "pagerank", "lsq"]
+    phases = ["env", "augment", "tests-cupy", "tests-torch", "tests-jax", "pca", "pagerank", "lsq"]
     for name in [*phases, "stream", "nn"]:
         assert f"phase {name} (budget" in out
     assert "-n 14 -p no:benchmark" in out
@@ -478,7 +478,8 @@ def test_gpu_check_dry_run_plans_every_phase_within_8_minutes(capsys):
         data=None, workers=1, bandwidth=4.3, stream_gb=8.0, only=[], skip=[]
     )
     budgets = sum(phase.budget for phase in check.plan(defaults))
-    assert budgets <= 460 < 8 * 60
+    assert "pca --backend torch --device cuda --data mnist-dir --augment 800 --no-plots" in out
+    assert budgets <= 480 <= 8 * 60
     if not check.gpu_names():
         assert out.count("no NVIDIA GPU found") == len(phases) - 1 + 2  # all but env
 
