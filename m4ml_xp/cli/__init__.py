@@ -10,6 +10,8 @@ Examples
 ::
 
     m4ml-xp pca                      # MNIST PCA: embedded sample, best backend, PNGs
+    m4ml-xp pca --augment 10         #   and of 10 rotated/sheared/shifted copies of each digit
+    m4ml-xp pca --data path/to/mnist --augment 800 --backend torch --device cuda   # 8M digits
     m4ml-xp info
     m4ml-xp pagerank --generate 100000 --backend auto --top 10   # auto: the job's fastest GPU
     m4ml-xp pagerank edges.csv --damping 0.9

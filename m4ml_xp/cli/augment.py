@@ -159,7 +159,7 @@ def augmented_pca(
             yield chunk
             bar.update(int(chunk.shape[0]))  # merged: streaming_pca asks for the next one
             rate = bar.n * bytes_per_row / max(time.perf_counter() - start, 1e-9) / 1e9
-            bar.set_postfix_str(f"{rate:.2f} GB/s", refresh=False)
+            bar.set_postfix_str(f"{rate:.3g} GB/s", refresh=False)
 
     try:
         result = streaming_pca(counted(), n_components, xp=xp, device=device)

@@ -217,7 +217,7 @@ def augment(
     run = augmented_pca(images, augmentation, k, xp=xp, device=device, chunk_rows=chunk_rows)
     print(
         f"augmented PCA of {run.n_rows:,} images in {run.seconds:.2f} s: "
-        f"{run.n_rows / run.seconds:,.0f} images/s, {run.nbytes / run.seconds / 1e9:.2f} GB/s"
+        f"{run.n_rows / run.seconds:,.0f} images/s, {run.nbytes / run.seconds / 1e9:.3g} GB/s"
     )
     augmented = spectrum(run.result, run.n_rows)
     print("  explained variance ratio, digits → augmented:")
