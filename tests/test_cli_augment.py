@@ -116,6 +116,20 @@ class TestAugmentedPCA:
         assert 0.14 < np.abs(shear).max() <= 0.15
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"copies": 0}, "`copies` must be >= 1"),
+        ({"copies": 2, "seed": -1}, "`seed` >= 0"),
+        ({"copies": 2, "max_shift": -1.0}, "`max_shift` must be a finite number >= 0"),
+        ({"copies": 2, "max_rotation": float("inf")}, "`max_rotation` must be a finite"),
+    ],
+)
+def test_augmentation_refuses_bad_settings(options, message):
+    with pytest.raises(ValueError, match=message):
+        Augmentation(**options)
+
+
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
     try:
         code = main(list(argv))

@@ -45,6 +45,16 @@ class Augmentation:
     max_shear: float = 0.15
     max_shift: float = 2.0
 
+    def __post_init__(self) -> None:
+        """Refuse counts below 1, negative seeds and limits that are negative or not finite."""
+        if self.copies < 1 or self.seed < 0:
+            msg = f"`copies` must be >= 1 and `seed` >= 0; got {self.copies} and {self.seed}"
+            raise ValueError(msg)
+        for name in ("max_rotation", "max_shear", "max_shift"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"`{name}` must be a finite number >= 0; got {value}")
+
     def parameters(self, copy: int, n_digits: int) -> tuple[np.ndarray, np.ndarray]:
         """Return copy `copy`'s transforms ``(n_digits, 2, 2)`` and shifts ``(n_digits, 2)``.
 
