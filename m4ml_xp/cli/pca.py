@@ -157,10 +157,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     shown = augmented if augmented is not None else base
-    which = "of the augmented digits" if augmented is not None else "the first principal components"
-    pca_plots.eigendigits(
-        plt, out / "eigendigits.png", backends.to_numpy(result.components), f"eigen-digits: {which}"
-    )
+    title = "eigen-digits: the first principal components"
+    if augmented is not None:
+        title = "eigen-digits of the augmented digits"
+    pca_plots.eigendigits(plt, out / "eigendigits.png", backends.to_numpy(result.components), title)
     pca_plots.explained_variance(
         plt, out / "explained_variance.png", shown["cumulative"], shown["mse"]
     )
