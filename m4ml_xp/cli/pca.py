@@ -26,7 +26,14 @@ import numpy as np
 
 from m4ml_xp import backends
 from m4ml_xp.cli import pca_plots
-from m4ml_xp.cli.augment import DEFAULT_CHUNK_ROWS, Augmentation, AugmentedDigits, augmented_pca
+from m4ml_xp.cli.augment import (
+    CPU_CHUNK_ROWS,
+    GPU_CHUNK_ROWS,
+    Augmentation,
+    AugmentedDigits,
+    augmented_pca,
+    default_chunk_rows,
+)
 from m4ml_xp.cli.options import (
     CLIError,
     add_backend_arguments,
@@ -63,7 +70,7 @@ def add_parser(commands: Any) -> None:
     )  # fmt: skip
     augment.add_argument(
         "--chunk-rows", type=positive_int, metavar="ROWS",
-        help=f"rows per streamed chunk (default {DEFAULT_CHUNK_ROWS:,})",
+        help=f"rows per streamed chunk (default {GPU_CHUNK_ROWS:,} on a GPU, {CPU_CHUNK_ROWS:,} on the CPU)",
     )  # fmt: skip
     augment.add_argument(
         "--max-rotation", type=nonnegative_float, default=15.0, metavar="DEGREES",
@@ -204,7 +211,7 @@ def augment(
     """Run and report the augmented PCA: throughput, both spectra side by side."""
     N, D = images.shape
     k = args.n_components
-    chunk_rows = args.chunk_rows or DEFAULT_CHUNK_ROWS
+    chunk_rows = args.chunk_rows or default_chunk_rows(device)
     n_rows = args.augment * N
     itemsize = xp.finfo(images.dtype).bits // 8
     print(
