@@ -1,18 +1,11 @@
 """Input validation: every error message m4ml_xp raises is built here.
 
 Messages name the offending argument in backticks and say what was expected
-and what was received.  ``TypeError`` is for a wrong kind of object or dtype,
-``ValueError`` for a wrong shape, value, option or device.
-
-Two rules hold for every public function, here rather than in each:
-
-* NumPy masked arrays (``numpy.ma``) are refused with a ``TypeError``: the
-  standard functions would ignore their mask (as SciPy's linear algebra, m4ml_xp
-  does not support them); pass ``X.filled(value)`` or the unmasked rows.
-* Floating dtypes narrower than float32 (float16, bfloat16) are refused with a
-  ``TypeError``, as arrays and as the ``dtype=`` option: m4ml_xp computes in
-  float32 at least, where linear algebra exists and sums do not overflow;
-  pass ``xp.astype(X, xp.float32)``.
+and what was received: ``TypeError`` for a wrong kind of object or dtype,
+``ValueError`` for a wrong shape, value, option or device.  Every public
+function refuses NumPy masked arrays (the standard functions would ignore the
+mask; pass ``X.filled(value)``) and floats narrower than float32, as arrays and
+as ``dtype=`` (m4ml_xp computes in float32 at least; pass ``xp.astype(X, xp.float32)``).
 """
 
 from __future__ import annotations
@@ -44,27 +37,6 @@ from m4ml_xp._xp import (
 Array = Any
 Namespace = Any
 
-__all__ = [
-    "StreamFiniteness",
-    "all_finite",
-    "all_non_negative",
-    "array_items",
-    "check_bool_result",
-    "check_broadcastable",
-    "check_callable",
-    "check_choice",
-    "check_float_dtype",
-    "check_index_array",
-    "check_int",
-    "check_real",
-    "check_real_array",
-    "check_seed",
-    "check_values",
-    "check_wide_float",
-    "namespace",
-    "returned_array",
-]
-
 
 def namespace(optional: Iterable[str] = (), **arrays: Array | None) -> Namespace:
     """Return the common namespace of the named arrays.
@@ -76,13 +48,7 @@ def namespace(optional: Iterable[str] = (), **arrays: Array | None) -> Namespace
     skip = set(optional)
     present = {name: x for name, x in arrays.items() if not (x is None and name in skip)}
     for name, x in present.items():
-        if not is_array_api_obj(x) or isinstance(x, bool | int | float | complex):
-            msg = (
-                f"`{name}` must be an array (NumPy, CuPy, JAX, PyTorch, Dask, ...); "
-                f"got {type(x).__name__}"
-            )
-            raise TypeError(msg)
-        _refuse_masked(x, name)
+        _check_array(x, name, " (NumPy, CuPy, JAX, PyTorch, Dask, ...)")
     try:
         xp = array_namespace(*present.values())
     except TypeError:
@@ -101,7 +67,9 @@ def namespace(optional: Iterable[str] = (), **arrays: Array | None) -> Namespace
     return xp
 
 
-def _refuse_masked(x: Array, name: str) -> None:
+def _check_array(x: Any, name: str, libraries: str = "") -> None:
+    if not is_array_api_obj(x) or isinstance(x, bool | int | float | complex):
+        raise TypeError(f"`{name}` must be an array{libraries}; got {type(x).__name__}")
     if is_masked_array(x):
         msg = (
             f"`{name}` is a masked array (numpy.ma): masks are not supported; "
@@ -131,10 +99,7 @@ def _shape_text(x: Array) -> str:
 def array_items(items: Iterable[Any], name: str, *, start: int = 0) -> Iterator[Array]:
     """Return the items of `items` (``name[start]``, ...), each checked to be an array as it arrives."""
     for index, item in enumerate(items, start=start):
-        if not is_array_api_obj(item) or isinstance(item, bool | int | float | complex):
-            msg = f"`{name}[{index}]` must be an array; got {type(item).__name__}"
-            raise TypeError(msg)
-        _refuse_masked(item, f"{name}[{index}]")
+        _check_array(item, f"{name}[{index}]")
         yield item
 
 

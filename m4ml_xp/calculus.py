@@ -8,23 +8,8 @@ multipliers).
 
 from __future__ import annotations
 
-from m4ml_xp.derivatives import hessian, jacobian
-from m4ml_xp.root_finding import (
-    LagrangeResult,
-    RootResult,
-    lagrange_multipliers,
-    newton_raphson,
-    newton_step,
-    sandpit_step,
-)
+from m4ml_xp import derivatives, root_finding
+from m4ml_xp.derivatives import *  # noqa: F403
+from m4ml_xp.root_finding import *  # noqa: F403
 
-__all__ = [
-    "LagrangeResult",
-    "RootResult",
-    "hessian",
-    "jacobian",
-    "lagrange_multipliers",
-    "newton_raphson",
-    "newton_step",
-    "sandpit_step",
-]
+__all__ = [*derivatives.__all__, *root_finding.__all__]

@@ -1,4 +1,4 @@
-"""Data sets: MNIST from IDX files (gzip or raw).
+"""Data sets: MNIST (IDX files, gzip or raw), NIST StRD regression problems, the course's own.
 
 Reading happens on the host with NumPy; the arrays are then moved once to the
 requested namespace and device.
@@ -29,6 +29,13 @@ _MNIST_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 }
+
+
+def _on_device(xp: Namespace | None, device: Any, dtype: Any, *host: np.ndarray) -> tuple:
+    """Move the `host` arrays once to `xp` (default NumPy) on `device`, in the float `dtype`."""
+    xp = _xp.namespace_for(xp)
+    dtype = _checks.check_float_dtype(dtype, xp=xp, device=device)
+    return tuple(xp.asarray(values, dtype=dtype, device=device) for values in host)
 
 
 def _open(path: Path) -> BinaryIO:
@@ -183,13 +190,8 @@ def load_mnist(
         raise ValueError(
             f"{directory}: images {images.shape} and labels {labels.shape} do not match as MNIST"
         )
-    xp = _xp.namespace_for(xp)
-    dtype = _checks.check_float_dtype(dtype, xp=xp, device=device)
-    pixels = images.reshape(images.shape[0], -1).astype(np.float64) / 255.0
-    return (
-        xp.asarray(pixels, dtype=dtype, device=device),
-        xp.asarray(labels.astype(np.int64), device=device),
-    )
+    (pixels,) = _on_device(xp, device, dtype, images.reshape(images.shape[0], -1) / 255.0)
+    return pixels, _xp.array_namespace(pixels).asarray(labels.astype(np.int64), device=device)
 
 
 def heart_curve(
@@ -231,13 +233,7 @@ def heart_curve(
         ],
         axis=1,
     )
-    y = (y / 20 + 1) / 2
-    xp = _xp.namespace_for(xp)
-    dtype = _checks.check_float_dtype(dtype, xp=xp, device=device)
-    return (
-        xp.asarray(x[:, None], dtype=dtype, device=device),
-        xp.asarray(y, dtype=dtype, device=device),
-    )
+    return _on_device(xp, device, dtype, x[:, None], (y / 20 + 1) / 2)
 
 
 # --------------------------------------------------------------------------- NIST StRD
@@ -486,11 +482,7 @@ def load_nist_strd(
         table = np.array([[float(v) for v in line.split()] for line in lines[first - 1 : last]])
         if table.ndim != 2 or table.shape[1] != 2 or table.shape[0] != last - first + 1:
             raise ValueError(f"expected {last - first + 1} rows of 'y x' on lines {first}-{last}")
-        residual_ss = float(
-            re.search(r"Residual Sum of Squares:\s+(\S+)", header + "\n".join(lines[40:60])).group(
-                1
-            )
-        )
+        residual_ss = float(re.search(r"Residual Sum of Squares:\s+(\S+)", header).group(1))
         sd = re.search(r"Residual Standard Deviation:\s+(\S+)", "\n".join(lines))
         residual_sd = float(sd.group(1)) if sd else math.nan
         formula_lines = []
@@ -510,23 +502,9 @@ def load_nist_strd(
         if np.any(response <= 0):
             raise ValueError(f"{path}: the model is for log(y) but y has values <= 0")
         response = np.log(response)
-    xp = _xp.namespace_for(xp)
-    dtype = _checks.check_float_dtype(dtype, xp=xp, device=device)
-
-    def put(values: np.ndarray) -> Array:
-        return xp.asarray(values, dtype=dtype, device=device)
-
+    arrays = (table[:, 1], response, numbers[:, :2].T.copy(), numbers[:, 2], numbers[:, 3])
     return NISTProblem(
-        name=path.stem,
-        x=put(table[:, 1]),
-        y=put(response),
-        starts=put(numbers[:, :2].T.copy()),
-        certified=put(numbers[:, 2]),
-        certified_std=put(numbers[:, 3]),
-        residual_ss=residual_ss,
-        residual_sd=residual_sd,
-        formula=formula,
-        model=model,
+        path.stem, *_on_device(xp, device, dtype, *arrays), residual_ss, residual_sd, formula, model
     )
 
 
@@ -561,10 +539,4 @@ def heights_data(
     frequencies = np.zeros(100)
     first = int(np.flatnonzero(edges == 160)[0])
     frequencies[first : first + len(_HEIGHT_FREQUENCIES)] = _HEIGHT_FREQUENCIES
-    density = frequencies / (frequencies.sum() * 2.5)
-    xp = _xp.namespace_for(xp)
-    dtype = _checks.check_float_dtype(dtype, xp=xp, device=device)
-    return (
-        xp.asarray(edges + 1.25, dtype=dtype, device=device),
-        xp.asarray(density, dtype=dtype, device=device),
-    )
+    return _on_device(xp, device, dtype, edges + 1.25, frequencies / (frequencies.sum() * 2.5))

@@ -109,16 +109,8 @@ def _fd_hessian(f: Function, x: Array, *, xp: Namespace) -> Array:
         entries[i, i] = second / (2 * h[i]) / (2 * h[i])
         for j in range(i + 1, n):
             plus, minus = x + steps[i], x - steps[i]
-            mixed = (
-                (
-                    value(plus + steps[j])
-                    - value(plus - steps[j])
-                    - value(minus + steps[j])
-                    + value(minus - steps[j])
-                )
-                / (2 * h[i])
-                / (2 * h[j])
-            )
+            mixed = value(plus + steps[j]) - value(plus - steps[j]) - value(minus + steps[j])
+            mixed = (mixed + value(minus - steps[j])) / (2 * h[i]) / (2 * h[j])
             entries[i, j] = entries[j, i] = mixed
     rows = [xp.stack([entries[i, j] for j in range(n)]) for i in range(n)]
     return xp.stack(rows)
@@ -157,10 +149,7 @@ def jacobian(f: Function, x: Array, *, method: str = "auto") -> Array:
     array([[0., 1.],
            [0., 1.]])
     """
-    _callable(f, "f")
-    xp = _checks.namespace(x=x)
-    x = _point(x, "x", xp=xp)
-    return _derivative(f, x, method, xp=xp, order=1)
+    return _derivative(f, x, method, order=1)
 
 
 def hessian(f: Function, x: Array, *, method: str = "auto") -> Array:
@@ -185,13 +174,13 @@ def hessian(f: Function, x: Array, *, method: str = "auto") -> Array:
     array([[4., 2.],
            [2., 6.]])
     """
+    return _derivative(f, x, method, order=2)
+
+
+def _derivative(f: Function, x: Array, method: str, *, order: int) -> Array:
     _callable(f, "f")
     xp = _checks.namespace(x=x)
     x = _point(x, "x", xp=xp)
-    return _derivative(f, x, method, xp=xp, order=2)
-
-
-def _derivative(f: Function, x: Array, method: str, *, xp: Namespace, order: int) -> Array:
     chosen = _method(method, x)
     max_ndim = 1 if order == 1 else 0
     if chosen == "autodiff":

@@ -34,20 +34,12 @@ class EigResult(NamedTuple):
     message: str
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-# Device-aware copies of m4ml_xp._scaling's kernels: its `power_of_two_scale`
-# builds its base 2.0 on the default device, which fails for arrays elsewhere
-# (array-api-strict's "device1", a second GPU).  Same mathematics, base built
-# with `full_like` so that it lives where the data lives.
 def _flip_sign(v: Array, xp: Namespace) -> Array:
     """Make the largest-|component| entry of the vector `v` positive (like ``svd_flip``)."""
     largest = xp.take(v, xp.argmax(xp.abs(v))[None])[0]
     return xp.where(largest < 0, -v, v)
 
 
-# --------------------------------------------------------------------------- power iteration
 @_xp.full_precision
 def power_iteration(
     A: Array,

@@ -196,15 +196,19 @@ def _per_vector(v: Array, xp: Namespace) -> tuple[Array, Array]:
     return v, scale[..., 0]
 
 
+def _root_inner(v: Array, A: Array | None, xp: Namespace) -> Array:
+    """``sqrt(⟨v, v⟩_A)`` of scaled `v` and `A`, clamped at 0 against rounding."""
+    zero = xp.zeros((), dtype=v.dtype, device=_xp.device(v))
+    return xp.sqrt(xp.maximum(_inner(v, v, A, xp), zero))
+
+
 def _a_norm(v: Array, A: Array | None, xp: Namespace) -> Array:
     """``‖v‖_A`` at any finite magnitude (nrm2-style scaling of `v` and `A`)."""
     if A is None:
         return _scaling.vector_norm(v, xp=xp, axis=-1)
     v, scale_v = _per_vector(v, xp)
     A, scale_A = _scaling.scaled(A, xp=xp)
-    zero = xp.zeros((), dtype=v.dtype, device=_xp.device(v))
-    root = xp.sqrt(xp.maximum(_inner(v, v, A, xp), zero))
-    return _scaling.unscale(root, scale_v, xp=xp) / xp.sqrt(scale_A)
+    return _scaling.unscale(_root_inner(v, A, xp), scale_v, xp=xp) / xp.sqrt(scale_A)
 
 
 @_xp.full_precision
@@ -303,19 +307,14 @@ def angle(x: Array, y: Array, *, A: Array | None = None) -> Array:
     if A is not None:
         A = _scaling.scaled(A, xp=xp)[0]  # the angle does not depend on A's scale
 
-    def a_norm(v: Array) -> Array:
-        return xp.sqrt(
-            xp.maximum(_inner(v, v, A, xp), xp.zeros((), dtype=v.dtype, device=_xp.device(v)))
-        )
-
     def positive(v: Array) -> Array:
         return _xp.array_namespace(v).all(v > 0)
 
     message = "the angle of a zero vector is undefined: `{}` has norm 0"
-    nx = _checks.check_values(a_norm(x), positive, message.format("x"))
-    ny = _checks.check_values(a_norm(y), positive, message.format("y"))
+    nx = _checks.check_values(_root_inner(x, A, xp), positive, message.format("x"))
+    ny = _checks.check_values(_root_inner(y, A, xp), positive, message.format("y"))
     u, v = x / nx[..., None], y / ny[..., None]
-    return 2 * xp.atan2(a_norm(u - v), a_norm(u + v))
+    return 2 * xp.atan2(_root_inner(u - v, A, xp), _root_inner(u + v, A, xp))
 
 
 # --------------------------------------------------------------------------- distances between sets

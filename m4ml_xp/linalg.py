@@ -11,27 +11,9 @@ Conventions (see COURSE.md): vectors of a basis are the *columns* of a matrix;
 
 from __future__ import annotations
 
-from m4ml_xp.bases import change_of_basis, gram_schmidt, is_singular, row_echelon, span_dimension
-from m4ml_xp.eigen import EigResult, power_iteration
-from m4ml_xp.transformations import (
-    reflection_matrix,
-    rotation_matrix,
-    scaling_matrix,
-    shear_matrix,
-    transform_image,
-)
+from m4ml_xp import bases, eigen, transformations
+from m4ml_xp.bases import *  # noqa: F403
+from m4ml_xp.eigen import *  # noqa: F403
+from m4ml_xp.transformations import *  # noqa: F403
 
-__all__ = [
-    "EigResult",
-    "change_of_basis",
-    "gram_schmidt",
-    "is_singular",
-    "power_iteration",
-    "reflection_matrix",
-    "rotation_matrix",
-    "row_echelon",
-    "scaling_matrix",
-    "shear_matrix",
-    "span_dimension",
-    "transform_image",
-]
+__all__ = [*bases.__all__, *eigen.__all__, *transformations.__all__]

@@ -25,7 +25,7 @@ from m4ml_xp.mlp import (
     _options,
     _targets,
 )
-from m4ml_xp.optimize import Optimizer, apply_updates, check_optimizer
+from m4ml_xp.optimize import Optimizer, apply_updates, check_optimizer, tree_map
 
 Array = Any
 Namespace = Any
@@ -268,13 +268,9 @@ def _raise_on_bad_values(
 
 def _materialise(carry: tuple[Params, Any, Array]) -> tuple[Params, Any, Array]:
     """Dask: compute each step's results, so the graph does not span the whole epoch."""
-    params, state, total = carry
-    if not _xp.is_lazy(total):
+    if not _xp.is_lazy(carry[2]):
         return carry
-    from m4ml_xp.optimize import tree_map
-
-    params = [(_xp.evaluate(W)[0], _xp.evaluate(b)[0]) for W, b in params]
-    return params, tree_map(lambda leaf: _xp.evaluate(leaf)[0], state), _xp.evaluate(total)[0]
+    return tree_map(lambda leaf: _xp.evaluate(leaf)[0], carry)
 
 
 def _progress_bar(total: int, progress: bool | None) -> Any:

@@ -127,23 +127,11 @@ def tree_leaves(tree: PyTree) -> list[Any]:
 
 def _structure(tree: PyTree) -> Any:
     """Containers and leaf shapes of a pytree, for comparing two trees."""
-    if _is_namedtuple(tree):
-        return (type(tree).__name__, tuple(_structure(part) for part in tree))
     if isinstance(tree, list | tuple):
         return (type(tree).__name__, tuple(_structure(part) for part in tree))
     if isinstance(tree, dict):
         return ("dict", tuple((key, _structure(tree[key])) for key in tree))
     return tuple(getattr(tree, "shape", ()))
-
-
-def _check_like(tree: PyTree, name: str, reference: PyTree, reference_name: str) -> None:
-    """`tree` must have the containers and leaf shapes of `reference`."""
-    if _structure(tree) != _structure(reference):
-        msg = (
-            f"`{name}` must match `{reference_name}` in structure and shapes; got "
-            f"{_describe(tree)} for {_describe(reference)}"
-        )
-        raise ValueError(msg)
 
 
 def _describe(tree: PyTree) -> str:
@@ -164,7 +152,12 @@ def _check_same_arrays(tree: PyTree, name: str, reference: PyTree, reference_nam
     The library and device are compared by leaf type and device (cheap: this runs
     every step); only a mismatch pays for the namespace check that names the leaves.
     """
-    _check_like(tree, name, reference, reference_name)
+    if _structure(tree) != _structure(reference):
+        msg = (
+            f"`{name}` must match `{reference_name}` in structure and shapes; got "
+            f"{_describe(tree)} for {_describe(reference)}"
+        )
+        raise ValueError(msg)
     for i, (leaf, ref) in enumerate(zip(tree_leaves(tree), tree_leaves(reference), strict=True)):
         if type(leaf) is not type(ref) or device(leaf) != device(ref):
             leaf = _xp.numpy_scalar_as_array(leaf, _xp.array_namespace(ref))  # NumPy's 0-d

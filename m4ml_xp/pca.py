@@ -142,13 +142,10 @@ def pca(
     else:  # gram
         centred = work - mean
         gram = centred @ xp.linalg.matrix_transpose(centred)
-        total = xp.sum(xp.linalg.diagonal(gram))
-        eigenvalues, V = _descending_eigh(gram, xp=xp)
-        singular = xp.sqrt(xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)))
-        directions = xp.linalg.matrix_transpose(centred) @ V  # (D, N): Xcᵀv, of norm s
-        lengths = xp.linalg.vector_norm(directions, axis=0)
-        safe = xp.where(lengths > 0, lengths, xp.ones_like(lengths))
-        components = xp.linalg.matrix_transpose(directions / safe)
+        singular, vectors, total = scatter_decomposition(gram, xp=xp)
+        directions = vectors @ centred  # (N, D): rows vᵀX̄, of norm s
+        lengths = xp.linalg.vector_norm(directions, axis=1, keepdims=True)
+        components = directions / xp.where(lengths > 0, lengths, xp.ones_like(lengths))
     if scale is not None:
         mean = mean / scale
     return finish_result(
@@ -231,10 +228,7 @@ def _covariance_route(xp: Namespace, k: int | None) -> Callable[[Array], Any]:
 
 
 def scatter_decomposition(scatter: Array, *, xp: Namespace) -> tuple[Array, Array, Array]:
-    """Return the covariance route from ``X̄ᵀX̄``.
-
-    Singular values of X̄, components (rows) and the total sum of squares.
-    """
+    """From ``X̄ᵀX̄`` (or ``X̄X̄ᵀ``): the singular values of X̄, eigenvectors as rows, the trace."""
     eigenvalues, V = _descending_eigh(scatter, xp=xp)
     singular = xp.sqrt(xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)))
     return singular, xp.linalg.matrix_transpose(V), xp.sum(xp.linalg.diagonal(scatter))
@@ -453,14 +447,11 @@ def _randomized(
     *,
     xp: Namespace,
 ) -> tuple[Array, Array]:
-    """Halko–Martinsson–Tropp randomized SVD of the implicitly centred `X`.
+    """Halko–Martinsson–Tropp randomized SVD of the implicitly centred `X`: ``(s, Vᵀ)``.
 
-    A sketch of the range, QR-normalised power iterations, a small SVD; returns the leading singular values and right singular vectors (rows).
-
-    No ``(N, D)`` centred copy is made: the power iterations centre implicitly
-    (``X̄A = XA − 1(meanᵀA)``, whose rounding — eps relative to the uncentred rows —
-    only perturbs the subspace), and the final projection ``QᵀX̄``, which sets the
-    singular values, centres block by block.
+    No ``(N, D)`` centred copy: the power iterations centre implicitly
+    (``X̄A = XA − 1(meanᵀA)``, whose rounding only perturbs the subspace), and the
+    final projection ``QᵀX̄``, which sets the singular values, block by block.
     """
     N, D = X.shape
     width = min(k + oversampling, N, D)

@@ -271,19 +271,19 @@ def newton_step(J: Array, H: Array) -> Array:
     array([-1., -1.])
     """
     xp, J, H = _gradient_and_hessian(J, H)
-    J, H = _common_dtype(xp, J, H)
     return -xp.linalg.solve(H, J[:, None])[:, 0]
 
 
 def _gradient_and_hessian(J: Array, H: Array) -> tuple[Namespace, Array, Array]:
-    """Validate a step's gradient `J` (n,) and Hessian `H` (n, n); return their namespace too."""
+    """Validate a step's gradient `J` (n,) and Hessian `H` (n, n), in one dtype; and their namespace."""
     xp = _checks.namespace(J=J, H=H)
     J = _point(J, "J", xp=xp)
     H = _checks.check_real_array(H, "H", xp=xp, ndim=2, square=True, small=True)
     if H.shape[0] != J.shape[0]:
         msg = f"`H` must be ({J.shape[0]}, {J.shape[0]}) to match `J` of length {J.shape[0]}; got {tuple(H.shape)}"
         raise ValueError(msg)
-    return xp, J, H
+    dtype = xp.result_type(J, H)
+    return xp, xp.astype(J, dtype, copy=False), xp.astype(H, dtype, copy=False)
 
 
 @_xp.full_precision
@@ -308,7 +308,6 @@ def sandpit_step(J: Array, H: Array, *, gamma: float = 0.5, max_newton_norm: flo
     xp, J, H = _gradient_and_hessian(J, H)
     gamma = _checks.check_real(gamma, "gamma", low=0.0, low_open=True)
     max_newton_norm = _checks.check_real(max_newton_norm, "max_newton_norm", low=0.0, low_open=True)
-    J, H = _common_dtype(xp, J, H)
     descent = -gamma * J
     if not _xp.is_traced(H):  # under jit a singular H gives a non-finite step, caught below
         high, low = _extreme(H, xp=xp)
@@ -332,11 +331,6 @@ def _extreme(a: Array, *, xp: Namespace) -> tuple[float, float]:
     values = _singular_values(a, xp=xp)
     high, low = _xp.to_host(xp.stack([values[0], values[-1]]))
     return high, low
-
-
-def _common_dtype(xp: Namespace, *arrays: Array) -> tuple[Array, ...]:
-    dtype = xp.result_type(*arrays)
-    return tuple(xp.astype(a, dtype) if a.dtype != dtype else a for a in arrays)
 
 
 # --------------------------------------------------------------------------- Lagrange

@@ -148,11 +148,7 @@ def while_loop(
         if any(is_dask_array(leaf) for leaf in state):
             import dask
 
-            state = (
-                type(state)(*dask.persist(*state))
-                if hasattr(state, "_fields")
-                else tuple(dask.persist(*state))
-            )
+            state = _like(state, dask.persist(*state))
     return state
 
 
@@ -242,6 +238,11 @@ def while_any(
     return _take_rows(_concat_rows(parts, xp=xp), order, xp=xp)
 
 
+def _like(tree: tuple, leaves: Sequence[Any]) -> tuple:
+    """`leaves` in a tuple of `tree`'s kind (a named tuple's own type)."""
+    return type(tree)(*leaves) if hasattr(tree, "_fields") else tuple(leaves)
+
+
 def _first_leaf(tree: Any) -> Array:
     return _first_leaf(tree[0]) if isinstance(tree, tuple) else tree
 
@@ -249,8 +250,7 @@ def _first_leaf(tree: Any) -> Array:
 def _take_rows(tree: Any, rows: Any, *, xp: Namespace) -> Any:
     """Return the `rows` (a host boolean mask or integer positions) of every leaf of `tree`."""
     if isinstance(tree, tuple):
-        leaves = [_take_rows(leaf, rows, xp=xp) for leaf in tree]
-        return type(tree)(*leaves) if hasattr(tree, "_fields") else tuple(leaves)
+        return _like(tree, [_take_rows(leaf, rows, xp=xp) for leaf in tree])
     import numpy as np
 
     index = rows.nonzero()[0] if rows.dtype == bool else rows
@@ -260,6 +260,5 @@ def _take_rows(tree: Any, rows: Any, *, xp: Namespace) -> Any:
 def _concat_rows(parts: list[Any], *, xp: Namespace) -> Any:
     first = parts[0]
     if isinstance(first, tuple):
-        leaves = [_concat_rows([p[i] for p in parts], xp=xp) for i in range(len(first))]
-        return type(first)(*leaves) if hasattr(first, "_fields") else tuple(leaves)
+        return _like(first, [_concat_rows([p[i] for p in parts], xp=xp) for i in range(len(first))])
     return xp.concat(parts, axis=0)

@@ -25,11 +25,9 @@ Namespace = Any
 def to_device_chunks(chunks: Iterable[Any], xp: Namespace, dev: Any = None) -> Iterator[Array]:
     """Return the chunks as arrays of `xp` on `dev`, in order.
 
-    Host (NumPy / memmap) chunks bound for a CUDA device go through two reused
-    page-locked staging buffers: each chunk is copied into one while the device
-    may still be reading the other, and the host-to-device copy from pinned memory
-    runs asynchronously — the next chunk is read or generated on the host while
-    the device copies and computes.  Other chunks go through ``xp.asarray``.
+    Host (NumPy / memmap) chunks bound for a CUDA device are staged through the two
+    pinned buffers, each refilled while the device may still read the other; other
+    chunks go through ``xp.asarray``.
     """
     # torch without `dev`: its default device, which ``torch.set_default_device`` may make a GPU
     torch_dev = None
