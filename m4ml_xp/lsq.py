@@ -373,7 +373,7 @@ def curve_fit(
     """
     _checks.check_callable(model, "model", "model(x, p)")
     xp = _checks.namespace(optional=["sigma"], x=x, y=y, p0=p0, sigma=sigma)
-    lazy = _xp.is_dask_namespace(xp)
+    lazy = _xp.is_chunked(p0)
     y = _checks.check_real_array(y, "y", xp=xp, ndim=(1, 2), small=not lazy)
     batched = y.ndim == 2
     p0 = _checks.check_real_array(p0, "p0", xp=xp, ndim=2 if batched else 1, small=not lazy)
@@ -450,8 +450,7 @@ def _curve_fit_batched(
     xp: Namespace,
 ) -> CurveFit:
     per_fit_x = x.ndim == 2 and tuple(x.shape) == tuple(y.shape)
-    if not per_fit_x and _xp.is_dask_array(x):
-        x = x.compute()  # shared by every chunk
+    x = x if per_fit_x else _xp.materialise(x)  # shared by every chunk
     args = [y]
     if per_fit_x:
         args.append(x)
@@ -466,17 +465,11 @@ def _curve_fit_batched(
     result = levenberg_marquardt_batched(residual, p0, args=tuple(args), **options)
 
     def errors(J: Array, f: Array) -> tuple[Array, Array]:
-        ns = _xp.array_namespace(J)
-        return _lm_linalg.covariance(J, f, absolute_sigma, xp=ns)
+        return _lm_linalg.covariance(J, f, absolute_sigma, xp=_xp.array_namespace(J))
 
-    if _xp.is_dask_array(result.jac):
-        n = p0.shape[1]
-        dtype = result.jac.dtype
-        cov, stderr = _xp.map_batch_chunks(
-            errors, [result.jac, result.fun], [((n, n), dtype), ((n,), dtype)]
-        )
-    else:
-        cov, stderr = errors(result.jac, result.fun)
+    n, dtype = p0.shape[1], result.jac.dtype
+    outputs = [((n, n), dtype), ((n,), dtype)]
+    cov, stderr = _xp.map_batch(errors, [result.jac, result.fun], outputs)
     return CurveFit(result.x, stderr, cov, result)
 
 
@@ -587,18 +580,24 @@ def levenberg_marquardt_batched(
         raise TypeError(msg)
     names = {f"args[{i}]": a for i, a in enumerate(args)}
     xp = _checks.namespace(x0_batch=x0_batch, **names)
-    lazy = _xp.is_dask_namespace(xp)
-    x = _checks.check_real_array(x0_batch, "x0_batch", xp=xp, ndim=2, small=not lazy)
+    chunked = _xp.is_chunked(x0_batch)
+    x = _checks.check_real_array(x0_batch, "x0_batch", xp=xp, ndim=2, small=not chunked)
     _checks.check_callable(residual, "residual", "residual(b, *args) -> (B, m)")
     B = x.shape[0]
     for name, a in names.items():
         if a.ndim < 1 or a.shape[0] != B:
             msg = f"`{name}` must have the batch axis first ({B} rows, like `x0_batch`); got shape {tuple(a.shape)}"
             raise ValueError(msg)
-    if lazy:
-        return _batched_by_chunks(residual, x, tuple(args), opts)
-    result = _solve_batched(residual, x, tuple(args), opts, xp=xp)
-    if not _xp.is_traced(result.converged):
+    if chunked:  # solved chunk by chunk, each chunk's fits seeing its library's blocks
+        residual = _chunks_only(residual, "residual")
+        opts = opts._replace(jac=_chunks_only(opts.jac, "jac")) if callable(opts.jac) else opts
+
+    def solve(block: Array, *blocks: Array) -> tuple[Array, ...]:
+        ns = xp if block is x else _xp.array_namespace(block)
+        return tuple(_solve_batched(residual, block, blocks, opts, xp=ns))
+
+    result = BatchedLMResult(*_xp.map_batch(solve, [x, *args]))
+    if not _xp.is_lazy(result.converged):
         failed = int(xp.sum(xp.astype(~result.converged, xp.int32)))
         if failed:
             report_non_convergence(
@@ -610,45 +609,21 @@ def levenberg_marquardt_batched(
     return result
 
 
-_DASK_CLOSURE = (
-    "on Dask the fits are solved chunk by chunk: `{name}` receives NumPy/CuPy chunks of "
-    "`x0_batch` and `args` and returned a Dask array — pass per-fit data through `args` "
-    "instead of closing over Dask arrays"
-)
+def _chunks_only(function: Callable[..., Array], name: str) -> Callable[..., Array]:
+    """Wrap a user function for chunked fits: refuse the chunked arrays of a closure."""
 
+    def on_chunks(*arrays: Array) -> Array:
+        out = function(*arrays)
+        if _xp.is_chunked(out):
+            msg = (
+                f"the fits are solved chunk by chunk: `{name}` receives the chunks of "
+                "`x0_batch` and `args` and returned a chunked (Dask) array — pass per-fit "
+                "data through `args` instead of closing over chunked arrays"
+            )
+            raise TypeError(msg)
+        return out
 
-def _batched_by_chunks(
-    residual: Callable[..., Array], x: Array, args: tuple[Array, ...], opts: _lm.Options
-) -> BatchedLMResult:
-    """Dask: one independent batched solve per chunk of the batch axis."""
-
-    def chunk_only(function: Callable[..., Array], name: str) -> Callable[..., Array]:
-        def on_chunks(*arrays: Array) -> Array:
-            out = function(*arrays)
-            if _xp.is_dask_array(out):
-                raise TypeError(_DASK_CLOSURE.format(name=name))
-            return out
-
-        return on_chunks
-
-    residual = chunk_only(residual, "residual")
-    if callable(opts.jac):
-        opts = opts._replace(jac=chunk_only(opts.jac, "jac"))
-    # the first fit, solved now: the residual's length, and bad input reported at the call
-    first = [a[:1].compute() for a in (x, *args)]
-    probe = _solve_batched(
-        residual, first[0], tuple(first[1:]), opts, xp=_xp.array_namespace(first[0])
-    )
-    m, n = probe.jac.shape[1:]
-
-    def solve(block: Array, *blocks: Array) -> tuple[Array, ...]:
-        ns = _xp.array_namespace(block)
-        return tuple(_solve_batched(residual, block, blocks, opts, xp=ns))
-
-    dtype = x.dtype
-    fields = [((n,), dtype), ((), dtype), ((m,), dtype), ((m, n), dtype)]
-    fields += [((), "int32"), ((), "int32"), ((), "bool"), ((), "int32")]
-    return BatchedLMResult(*_xp.map_batch_chunks(solve, [x, *args], fields))
+    return on_chunks
 
 
 def _solve_batched(
