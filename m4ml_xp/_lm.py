@@ -119,7 +119,7 @@ def jacobian_provider(
     xp: Namespace,
     diff_step: float | None,
     subsets: bool,
-    check: Callable[[Array, int], None],
+    analytic_of: Callable[[Array, tuple[Array, ...], int], Array],
 ) -> Callable[[Array, Array, tuple[Array, ...], Array], tuple[Array, Array]]:
     """Return ``J(x, f, data, close) -> (J, evaluations per fit)`` for a batch ``(B, n)``.
 
@@ -133,7 +133,7 @@ def jacobian_provider(
     biases Gauss–Newton's fixed point by as much — which costs ill-conditioned
     problems (Lanczos) certified digits; central ones cost 2n with an error of
     O(eps^(2/3)).  With `subsets`, rows are evaluated only where needed.
-    ``check(J, m)`` checks what `jac` returned.
+    ``analytic_of(x, data, m)`` calls `jac` and checks what it returned.
     """
     if jac == "autodiff":
 
@@ -145,8 +145,7 @@ def jacobian_provider(
     if callable(jac):
 
         def analytic(x: Array, f: Array, data: tuple[Array, ...], close: Array) -> Array:
-            J = _checks.returned_array(jac(x, *data[:-1]), "jac", x, xp=xp, castable=("integral",))
-            check(J, f.shape[-1])
+            J = analytic_of(x, data, f.shape[-1])
             J = xp.astype(J, x.dtype) if J.dtype != x.dtype else J
             return J * data[-1][:, :, None], xp.zeros_like(close, dtype=xp.int32)
 
@@ -371,13 +370,12 @@ def solve(
     opts: Options,
     *,
     xp: Namespace,
-    check: Callable[[Array, int], None],
-    check_jacobian: Callable[[Array, int], None],
+    one: bool = False,
 ) -> Raw:
     """Run the fits of ``x`` (B, n): ``residual(b, *args) -> (B, m)``.
 
-    ``check(out, rows)`` checks each output of `residual`, ``check_jacobian(J, m)``
-    each of an analytic ``opts.jac``.
+    With `one` (B = 1), `residual` and an analytic ``opts.jac`` are one fit's:
+    ``(n,) -> (m,)`` and ``(m, n)``.
 
     Each accepted step refreshes the Jacobian; a fit stops when a usual test is
     met — or, when polishing (no tolerance given), keeps taking steps until they
@@ -391,15 +389,33 @@ def solve(
     eps = float(xp.finfo(dtype).eps)
     subsets = bool(args) or B == 1
 
+    def called(function: Callable[..., Array], name: str, v: Array, data: tuple) -> Array:
+        out = function(v[0, :]) if one else function(v, *data[:-1])
+        out = _checks.returned_array(out, name, v, xp=xp, castable=("integral",))
+        return out[None, ...] if one else out
+
     def fun_of(data: tuple[Array, ...]) -> Callable[[Array], Array]:
         def fun(v: Array) -> Array:
-            out = _checks.returned_array(
-                residual(v, *data[:-1]), "residual", v, xp=xp, castable=("integral",)
-            )
-            check(out, v.shape[0])
+            out = called(residual, "residual", v, data)
+            if one and out.ndim != 2:
+                msg = f"`residual` must return a 1-D array of residuals; it returned shape {tuple(out.shape[1:])}"
+                raise ValueError(msg)
+            if out.ndim != 2 or out.shape[0] != v.shape[0]:
+                msg = f"`residual` must return a ({v.shape[0]}, m) array for ({v.shape[0]}, {n}) parameters; got {tuple(out.shape)}"
+                raise ValueError(msg)
             return (out if out.dtype == dtype else xp.astype(out, dtype)) * data[-1]
 
         return fun
+
+    def analytic_of(v: Array, data: tuple[Array, ...], m: int) -> Array:
+        J = called(opts.jac, "jac", v, data)
+        if J.ndim != 3 or tuple(J.shape[1:]) != (m, n):
+            expected, got = ((m, n), J.shape[1:]) if one else ((v.shape[0], m, n), J.shape)
+            msg = (
+                f"`jac` must return the {expected} Jacobian (rows are residuals); got {tuple(got)}"
+            )
+            raise ValueError(msg)
+        return J
 
     f0 = fun_of((*args, xp.ones((B, 1), dtype=dtype, device=dev)))(x)
     m = f0.shape[1]
@@ -415,8 +431,9 @@ def solve(
     # (and for residuals it cannot trace)
     for jac in ("autodiff", None) if opts.jac is None and _xp.can_autodiff(x) else (opts.jac,):
         jacobian = jacobian_provider(
-            jac, fun_of, n, xp=xp, diff_step=opts.diff_step, subsets=subsets, check=check_jacobian
-        )
+            jac, fun_of, n, xp=xp, diff_step=opts.diff_step, subsets=subsets,
+            analytic_of=analytic_of,
+        )  # fmt: skip
         exact = xp.full((B,), jac is not None, dtype=xp.bool, device=dev)
         try:
             J0, cost0 = jacobian(x, f0, data, exact)

@@ -274,32 +274,7 @@ def levenberg_marquardt(
 def _one_fit(
     residual: Callable[[Array], Array], opts: _lm.Options, xp: Namespace, x: Array
 ) -> _lm.Raw:
-    """Run the kernel on a batch of one fit, ``residual`` and an analytic ``opts.jac`` lifted."""
-    n = x.shape[0]
-
-    def one_residual(v: Array) -> Array:
-        out = _checks.returned_array(
-            residual(v[0, :]), "residual", v, xp=xp, castable=("integral",)
-        )
-        if out.ndim != 1:
-            msg = f"`residual` must return a 1-D array of residuals; it returned shape {tuple(out.shape)}"
-            raise ValueError(msg)
-        return out[None, :]
-
-    def one_jacobian(v: Array) -> Array:
-        J = opts.jac(v[0, :])
-        return _checks.returned_array(J, "jac", v, xp=xp, castable=("integral",))[None, ...]
-
-    def check_jacobian(J: Array, m: int) -> None:
-        if tuple(J.shape) != (1, m, n):
-            msg = f"`jac` must return the {(m, n)} Jacobian (rows are residuals); got {tuple(J.shape[1:])}"
-            raise ValueError(msg)
-
-    lifted = opts._replace(jac=one_jacobian) if callable(opts.jac) else opts
-    return _lm.solve(
-        one_residual, x[None, :], (), lifted, xp=xp,
-        check=lambda out, rows: None, check_jacobian=check_jacobian,
-    )  # fmt: skip
+    return _lm.solve(residual, x[None, :], (), opts, xp=xp, one=True)
 
 
 # --------------------------------------------------------------------------- curve fitting
@@ -634,20 +609,7 @@ def _solve_batched(
     *,
     xp: Namespace,
 ) -> BatchedLMResult:
-    n = x.shape[1]
-
-    def check(out: Array, rows: int) -> None:
-        if out.ndim != 2 or out.shape[0] != rows:
-            msg = f"`residual` must return a ({rows}, m) array for ({rows}, {n}) parameters; got {tuple(out.shape)}"
-            raise ValueError(msg)
-
-    def check_jacobian(J: Array, m: int) -> None:
-        expected = (J.shape[0] if J.ndim else 0, m, n)
-        if J.ndim != 3 or tuple(J.shape[1:]) != (m, n):
-            msg = f"`jac` must return the {expected} Jacobian (rows are residuals); got {tuple(J.shape)}"
-            raise ValueError(msg)
-
-    raw = _lm.solve(residual, x, args, opts, xp=xp, check=check, check_jacobian=check_jacobian)
+    raw = _lm.solve(residual, x, args, opts, xp=xp)
     fnorm = raw.fnorm / raw.scale[:, 0]
     # in the working dtype: inf where ½‖f‖² exceeds its range (the fit itself is unaffected)
     representable = fnorm <= math.sqrt(float(xp.finfo(x.dtype).max))
