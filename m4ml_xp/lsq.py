@@ -10,6 +10,7 @@ caller's arguments and shapes the results.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -138,8 +139,6 @@ def linear_regression(X: Array, y: Array) -> LinearFit:
         coef = xp.linalg.matrix_transpose(Vt) @ (
             inverse[:, None] * (xp.linalg.matrix_transpose(U) @ Yc)
         )
-        import warnings
-
         warnings.warn(
             f"linear_regression: the centred `X` has rank {rank} < {d} columns "
             "(collinear predictors or too few samples); returning the minimum-norm solution",
@@ -401,16 +400,12 @@ def curve_fit(
 def _model_output(out: Any, p: Array, y: Array, *, xp: Namespace) -> Array:
     """Return what `model` returned at `p`, checked: an array of `p`'s library shaped like `y`."""
     out = _checks.returned_array(out, "model", p, xp=xp, castable=("integral",))
-    _check_model_shape(out, y)
-    return out
-
-
-def _check_model_shape(out: Array, y: Array) -> None:
-    if _xp.is_array(out) and tuple(out.shape) != tuple(y.shape):
+    if tuple(out.shape) != tuple(y.shape):
         msg = (
             f"`model` must return an array shaped like `y` {tuple(y.shape)}; got {tuple(out.shape)}"
         )
         raise ValueError(msg)
+    return out
 
 
 def _curve_fit_batched(
@@ -569,18 +564,23 @@ def levenberg_marquardt_batched(
 
     def solve(block: Array, *blocks: Array) -> tuple[Array, ...]:
         ns = xp if block is x else _xp.array_namespace(block)
-        return tuple(_solve_batched(residual, block, blocks, opts, xp=ns))
+        raw = _lm.solve(residual, block, blocks, opts, xp=ns)
+        fnorm = raw.fnorm / raw.scale[:, 0]
+        # in the working dtype: inf where ½‖f‖² exceeds its range (the fit itself is unaffected)
+        representable = fnorm <= math.sqrt(float(ns.finfo(block.dtype).max))
+        small = ns.where(representable, fnorm, 0.0)
+        cost = ns.where(representable, 0.5 * small * small, math.inf)
+        f, J = raw.f / raw.scale, raw.J / raw.scale[:, :, None]
+        return raw.x, cost, f, J, raw.n_iter, raw.nfev, raw.status > 0, raw.status
 
     result = BatchedLMResult(*_xp.map_batch(solve, [x, *args]))
-    if not _xp.is_lazy(result.converged):
-        failed = int(xp.sum(xp.astype(~result.converged, xp.int32)))
-        if failed:
-            report_non_convergence(
-                f"levenberg_marquardt_batched: {failed} of {B} fits stopped before "
-                "converging (their `status` says why)",
-                raise_on_failure=False,
-                stacklevel=2,
-            )
+    lazy = _xp.is_lazy(result.converged)  # Dask: read `converged` once computed
+    failed = 0 if lazy else int(xp.sum(xp.astype(~result.converged, xp.int32)))
+    if failed:
+        message = f"{failed} of {B} fits stopped before converging (their `status` says why)"
+        report_non_convergence(
+            f"levenberg_marquardt_batched: {message}", raise_on_failure=False, stacklevel=2
+        )
     return result
 
 
@@ -591,29 +591,10 @@ def _chunks_only(function: Callable[..., Array], name: str) -> Callable[..., Arr
         out = function(*arrays)
         if _xp.is_chunked(out):
             msg = (
-                f"the fits are solved chunk by chunk: `{name}` receives the chunks of "
-                "`x0_batch` and `args` and returned a chunked (Dask) array — pass per-fit "
-                "data through `args` instead of closing over chunked arrays"
+                f"the fits are solved chunk by chunk: `{name}` got chunks of `x0_batch` and "
+                "`args` but returned a chunked (Dask) array — pass per-fit data through `args`"
             )
             raise TypeError(msg)
         return out
 
     return on_chunks
-
-
-def _solve_batched(
-    residual: Callable[..., Array],
-    x: Array,
-    args: tuple[Array, ...],
-    opts: _lm.Options,
-    *,
-    xp: Namespace,
-) -> BatchedLMResult:
-    raw = _lm.solve(residual, x, args, opts, xp=xp)
-    fnorm = raw.fnorm / raw.scale[:, 0]
-    # in the working dtype: inf where ½‖f‖² exceeds its range (the fit itself is unaffected)
-    representable = fnorm <= math.sqrt(float(xp.finfo(x.dtype).max))
-    small = xp.where(representable, fnorm, xp.zeros_like(fnorm))
-    cost = xp.where(representable, 0.5 * small * small, xp.full_like(fnorm, math.inf))
-    f, J = raw.f / raw.scale, raw.J / raw.scale[:, :, None]
-    return BatchedLMResult(raw.x, cost, f, J, raw.n_iter, raw.nfev, raw.status > 0, raw.status)
