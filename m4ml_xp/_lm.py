@@ -107,7 +107,7 @@ def residual_scale(f: Array, *, xp: Namespace, axis: int | tuple[int, ...] | Non
     1e-200 neither overflow nor underflow.
     """
     largest = _scaling.max_abs(f, xp=xp, axis=axis)
-    return _scaling.power_of_two_scale(xp.where(largest > 0, largest, xp.ones_like(largest)), xp=xp)
+    return _scaling.power_of_two_scale(xp.where(largest > 0, largest, 1.0), xp=xp)
 
 
 # --------------------------------------------------------------------------- Jacobians
@@ -154,7 +154,7 @@ def jacobian_provider(
     def steps(x: Array, central: bool) -> Array:
         eps = float(xp.finfo(x.dtype).eps)
         relative = diff_step if diff_step is not None else eps ** (1 / 3 if central else 1 / 2)
-        h = relative * xp.where(x == 0, xp.ones_like(x), xp.abs(x))
+        h = relative * xp.where(x == 0, 1.0, xp.abs(x))
         return (x + h) - x  # exactly representable steps
 
     def columns(fun: Callable[[Array], Array], x: Array, h: Array, sign: float) -> list[Array]:
@@ -225,31 +225,33 @@ def lm_parameter(
     ``φ(α) = ‖q(α)‖ − delta`` until ``|φ| ≤ 0.1·delta``, fit by fit (masked).
     """
     zero = xp.zeros_like(delta)
-    delta = xp.where(delta > 0, delta, xp.ones_like(delta))  # finished fits: any positive radius
+    delta = xp.where(delta > 0, delta, 1.0)  # finished fits: any positive radius
     suf = s * uf
     full_rank = s[:, -1] > cutoff_scale * s[:, 0]
-    safe_s = xp.where(s > 0, s, xp.ones_like(s))
-    gn_norm = xp.linalg.vector_norm(xp.where(s > 0, uf / safe_s, xp.zeros_like(uf)), axis=1)
+    safe_s = xp.where(s > 0, s, 1.0)
+    gn_norm = xp.linalg.vector_norm(xp.where(s > 0, uf / safe_s, 0.0), axis=1)
     gn_ok = full_rank & (gn_norm <= 1.1 * delta)
+    upper = xp.linalg.vector_norm(suf, axis=1) / delta
 
     def phi(a: Array) -> tuple[Array, Array]:
         denominator = s * s + a[:, None]
-        denominator = xp.where(denominator > 0, denominator, xp.ones_like(denominator))
+        denominator = xp.where(denominator > 0, denominator, 1.0)
         terms = suf / denominator
         q_norm = xp.linalg.vector_norm(terms, axis=1)
-        safe_q = xp.where(q_norm > 0, q_norm, xp.ones_like(q_norm))
+        safe_q = xp.where(q_norm > 0, q_norm, 1.0)
         slope = -xp.sum(suf * suf / denominator**3, axis=1) / safe_q
         return xp.where(q_norm > 0, q_norm - delta, -delta), xp.where(q_norm > 0, slope, zero)
 
-    value0, slope0 = phi(zero)
-    safe_slope0 = xp.where(slope0 != 0, slope0, xp.ones_like(slope0))
-    lower = xp.where(full_rank & (slope0 != 0), -value0 / safe_slope0, zero)
-    upper = xp.linalg.vector_norm(suf, axis=1) / delta
-    restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, zero)))
-    a = xp.where((alpha >= lower) & (alpha <= upper) & (alpha > 0), alpha, restart)
     done = gn_ok | (upper == 0)
     # eager CPU backends stop once every fit has; on a GPU each such read is a round trip
     early_exit = not _xp.is_traced(done) and _xp.check_interval(xp, device(done)) == 1
+    if early_exit and bool(xp.all(done)):  # Gauss–Newton steps (or none) throughout
+        return zero
+    value0, slope0 = phi(zero)
+    safe_slope0 = xp.where(slope0 != 0, slope0, 1.0)
+    lower = xp.where(full_rank & (slope0 != 0), -value0 / safe_slope0, zero)
+    restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, zero)))
+    a = xp.where((alpha >= lower) & (alpha <= upper) & (alpha > 0), alpha, restart)
     for _ in range(10):
         if early_exit and bool(xp.all(done)):
             break
@@ -258,7 +260,7 @@ def lm_parameter(
         value, slope = phi(a)
         done = done | (xp.abs(value) <= 0.1 * delta) | (slope == 0)
         upper = xp.where(~done & (value < 0), a, upper)
-        safe_slope = xp.where(slope != 0, slope, xp.ones_like(slope))
+        safe_slope = xp.where(slope != 0, slope, 1.0)
         step = value / safe_slope
         lower = xp.where(~done & (value > 0), xp.maximum(lower, a), lower)
         lower = xp.where(~done, xp.maximum(lower, a - step), lower)
@@ -267,7 +269,7 @@ def lm_parameter(
 
 
 def _safe_divide(a: Array, b: Array, fallback: Array, *, xp: Namespace) -> Array:
-    return xp.where(b != 0, a / xp.where(b != 0, b, xp.ones_like(b)), fallback)
+    return xp.where(b != 0, a / xp.where(b != 0, b, 1.0), fallback)
 
 
 def radius_update(
@@ -279,13 +281,12 @@ def radius_update(
     ratio ≤ 1/4: shrink (by a safeguarded factor in [0.1, 0.5]); ratio ≥ 3/4 or a
     Gauss–Newton step: twice the step's length.  Returns ``(delta, alpha)``.
     """
-    zero = xp.zeros_like(delta)
     shrink = xp.where(
         actred >= 0,
-        zero + 0.5,
-        _safe_divide(0.5 * dirder, dirder + 0.5 * actred, zero + 0.1, xp=xp),
+        0.5,
+        _safe_divide(0.5 * dirder, dirder + 0.5 * actred, 0.1, xp=xp),
     )
-    shrink = xp.where((0.1 * fnorm_trial >= fnorm) | (shrink < 0.1), zero + 0.1, shrink)
+    shrink = xp.where((0.1 * fnorm_trial >= fnorm) | (shrink < 0.1), 0.1, shrink)
     low = ratio <= 0.25
     grow = ~low & ((alpha == 0) | (ratio >= 0.75))
     new_delta = xp.where(
@@ -318,7 +319,7 @@ def _ladder(tests: tuple[tuple[Array, int], ...], *, xp: Namespace) -> Array:
     """Return the code of the last test met (later ones take priority), or :data:`RUNNING`."""
     status = code(RUNNING, tests[0][0], xp=xp)
     for met, value in tests:
-        status = xp.where(met, code(value, status, xp=xp), status)
+        status = xp.where(met, value, status)
     return status
 
 
@@ -424,7 +425,7 @@ def solve(
         raise ValueError(msg)
     finite_start = xp.all(xp.isfinite(f0), axis=1)
     scale = residual_scale(f0, xp=xp, axis=1)  # (B, 1); 1 where not finite
-    f0 = xp.where(finite_start[:, None], f0 * scale, xp.zeros_like(f0))
+    f0 = xp.where(finite_start[:, None], f0 * scale, 0.0)
     zero = xp.zeros((B,), dtype=dtype, device=dev)
     data = (*args, scale)
     # jac=None: exact Jacobians where the backend differentiates, differences elsewhere
@@ -442,9 +443,9 @@ def solve(
             if jac != "autodiff":
                 raise
     max_nfev = max_nfev_for(opts.max_nfev, jac, n)
-    J0 = xp.where(xp.isfinite(J0), J0, xp.zeros_like(J0))
+    J0 = xp.where(xp.isfinite(J0), J0, 0.0)
     col0 = _norm(J0, xp=xp, axis=-2)
-    diag0 = xp.where(col0 > 0, col0, xp.ones_like(col0))
+    diag0 = xp.where(col0 > 0, col0, 1.0)
     xnorm0 = _norm(diag0 * x, xp=xp)
     running = code(RUNNING, zero, xp=xp)
     state = State(
@@ -483,16 +484,16 @@ def _step(
     def body(s: State) -> State:
         active = s.status == RUNNING
         polishing = s.pending != RUNNING
-        zero = xp.zeros_like(s.fnorm)
-        col = norm(s.J, axis=-2)  # (B, n)
+        gram = xp.linalg.matrix_transpose(s.J) @ s.J  # (B, n, n): one pass over J
+        col = xp.sqrt(xp.linalg.diagonal(gram))  # the column norms
         g = (s.f[:, None, :] @ s.J)[:, 0, :]
-        safe_col = xp.where(col > 0, col, xp.ones_like(col))
-        safe_fnorm = xp.where(s.fnorm > 0, s.fnorm, xp.ones_like(s.fnorm))
-        cosines = xp.where(col > 0, xp.abs(g) / (safe_col * safe_fnorm[:, None]), xp.zeros_like(g))
-        gnorm = xp.where(s.fnorm > 0, xp.max(cosines, axis=1), zero)
+        safe_col = xp.where(col > 0, col, 1.0)
+        safe_fnorm = xp.where(s.fnorm > 0, s.fnorm, 1.0)
+        cosines = xp.where(col > 0, xp.abs(g) / (safe_col * safe_fnorm[:, None]), 0.0)
+        gnorm = xp.where(s.fnorm > 0, xp.max(cosines, axis=1), 0.0)
         gtol_met = active & ~polishing & (gnorm <= opts.gtol)
         diag = xp.maximum(s.diag, col)
-        sv, Vt, uf = decompose(s.J, diag, g, s.f, xp=xp)
+        sv, Vt, uf = decompose(s.J, gram, diag, g, s.f, xp=xp)
         # forward differences' O(sqrt(eps)) column errors, amplified by cond(J·D⁻¹) beyond
         # the decomposition's own threshold (eps^-1/4), would steer the step: such a fit
         # takes no step on them but central differences first
@@ -500,24 +501,24 @@ def _step(
         stepping = active & ~ill & ~(gtol_met & (not opts.polish))  # MINPACK: gtol, no step
         alpha = lm_parameter(sv, uf, s.delta, s.alpha, cutoff_scale, xp=xp)
         keep = ((sv > cutoff_scale * sv[:, :1]) | (alpha[:, None] > 0)) & (sv > 0)
-        safe_den = xp.where(keep, sv * sv + alpha[:, None], xp.ones_like(sv))
-        q = -((xp.where(keep, sv * uf / safe_den, xp.zeros_like(sv)))[:, None, :] @ Vt)[:, 0, :]
+        safe_den = xp.where(keep, sv * sv + alpha[:, None], 1.0)
+        q = -((xp.where(keep, sv * uf / safe_den, 0.0))[:, None, :] @ Vt)[:, 0, :]
         p = q / diag  # q is the scaled step D·p
         pnorm = norm(q)
         delta = xp.where(s.first, xp.minimum(s.delta, pnorm), s.delta)
         x_trial = s.x + p
         f_trial = fun_of(s.data)(x_trial)
         fnorm_trial = norm(f_trial)
-        fnorm_trial = xp.where(xp.isfinite(fnorm_trial), fnorm_trial, zero + math.inf)
+        fnorm_trial = xp.where(xp.isfinite(fnorm_trial), fnorm_trial, math.inf)
         ratio_f = fnorm_trial / safe_fnorm
-        actred = xp.where(0.1 * fnorm_trial < s.fnorm, 1 - ratio_f * ratio_f, zero - 1)
+        actred = xp.where(0.1 * fnorm_trial < s.fnorm, 1 - ratio_f * ratio_f, -1.0)
         # ‖J·p‖ = ‖S·Vᵀ·(D·p)‖ since J·D⁻¹ = U·S·Vᵀ: from (B, n) arrays, no (B, m, n) pass
         jp_norm = norm(sv * (Vt @ q[:, :, None])[:, :, 0])
-        temp1 = xp.where(s.fnorm > 0, jp_norm / safe_fnorm, zero)
-        temp2 = xp.where(s.fnorm > 0, xp.sqrt(alpha) * pnorm / safe_fnorm, zero)
+        temp1 = xp.where(s.fnorm > 0, jp_norm / safe_fnorm, 0.0)
+        temp2 = xp.where(s.fnorm > 0, xp.sqrt(alpha) * pnorm / safe_fnorm, 0.0)
         prered = temp1 * temp1 + 2 * temp2 * temp2
         dirder = -(temp1 * temp1 + temp2 * temp2)
-        ratio = _safe_divide(actred, prered, zero, xp=xp)
+        ratio = _safe_divide(actred, prered, 0.0, xp=xp)
         new_delta, new_alpha = radius_update(
             actred, prered, dirder, ratio, fnorm_trial, s.fnorm, delta, pnorm, alpha, xp=xp
         )
@@ -532,7 +533,7 @@ def _step(
             fnorm=fnorm_new, nfev=nfev, max_nfev=max_nfev, ftol=opts.ftol, xtol=opts.xtol,
             eps=eps, xp=xp,
         )  # fmt: skip
-        tested = xp.where(gtol_met, code(1, tested, xp=xp), tested)
+        tested = xp.where(gtol_met, 1, tested)
         running = code(RUNNING, tested, xp=xp)
         # adaptive differences: no fit stops on a forward-difference Jacobian, whose
         # O(sqrt(eps)) error can fake convergence; it is upgraded to central instead
@@ -544,7 +545,7 @@ def _step(
             done = (polishing & ~accepted & s.central) | (stalled != RUNNING)
             status = xp.where(done, xp.where(pending != RUNNING, pending, stalled), running)
             out_of_budget = (nfev >= max_nfev) & (status == RUNNING)
-            exhausted = xp.where(pending != RUNNING, pending, code(0, tested, xp=xp))
+            exhausted = xp.where(pending != RUNNING, pending, 0)
             status = xp.where(out_of_budget, exhausted, status)
         else:
             pending = s.pending
@@ -567,7 +568,7 @@ def _step(
             delta=xp.where(stepping, new_delta, s.delta),
             alpha=xp.where(stepping, new_alpha, s.alpha),
             xnorm=xnorm, first=s.first & ~stepping, central=xp.where(refresh, close, s.central),
-            status=status, pending=pending, nfev=nfev + xp.where(refresh, cost, xp.zeros_like(cost)),
+            status=status, pending=pending, nfev=nfev + xp.where(refresh, cost, 0),
             n_iter=s.n_iter + xp.astype(accepted, xp.int32), data=s.data,
         )  # fmt: skip
 
