@@ -224,38 +224,40 @@ def lm_parameter(
     that step fits within 1.1·delta, else at most 10 safeguarded Newton steps on
     ``φ(α) = ‖q(α)‖ − delta`` until ``|φ| ≤ 0.1·delta``, fit by fit (masked).
     """
-    zero = xp.zeros_like(delta)
     delta = xp.where(delta > 0, delta, 1.0)  # finished fits: any positive radius
+
+    def norm(a: Array) -> Array:
+        return _norm(a, xp=xp)
+
     suf = s * uf
     full_rank = s[:, -1] > cutoff_scale * s[:, 0]
     safe_s = xp.where(s > 0, s, 1.0)
-    gn_norm = xp.linalg.vector_norm(xp.where(s > 0, uf / safe_s, 0.0), axis=1)
+    gn_norm = norm(xp.where(s > 0, uf / safe_s, 0.0))
     gn_ok = full_rank & (gn_norm <= 1.1 * delta)
-    upper = xp.linalg.vector_norm(suf, axis=1) / delta
+    upper = norm(suf) / delta
 
     def phi(a: Array) -> tuple[Array, Array]:
         denominator = s * s + a[:, None]
         denominator = xp.where(denominator > 0, denominator, 1.0)
-        terms = suf / denominator
-        q_norm = xp.linalg.vector_norm(terms, axis=1)
+        q_norm = norm(suf / denominator)
         safe_q = xp.where(q_norm > 0, q_norm, 1.0)
-        slope = -xp.sum(suf * suf / denominator**3, axis=1) / safe_q
-        return xp.where(q_norm > 0, q_norm - delta, -delta), xp.where(q_norm > 0, slope, zero)
+        slope = -xp.vecdot(suf, suf / denominator**3) / safe_q
+        return xp.where(q_norm > 0, q_norm - delta, -delta), xp.where(q_norm > 0, slope, 0.0)
 
     done = gn_ok | (upper == 0)
     # eager CPU backends stop once every fit has; on a GPU each such read is a round trip
     early_exit = not _xp.is_traced(done) and _xp.check_interval(xp, device(done)) == 1
     if early_exit and bool(xp.all(done)):  # Gauss–Newton steps (or none) throughout
-        return zero
-    value0, slope0 = phi(zero)
+        return xp.zeros_like(delta)
+    value0, slope0 = phi(xp.zeros_like(delta))
     safe_slope0 = xp.where(slope0 != 0, slope0, 1.0)
-    lower = xp.where(full_rank & (slope0 != 0), -value0 / safe_slope0, zero)
-    restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, zero)))
+    lower = xp.where(full_rank & (slope0 != 0), -value0 / safe_slope0, 0.0)
+    restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, 0.0)))
     a = xp.where((alpha >= lower) & (alpha <= upper) & (alpha > 0), alpha, restart)
     for _ in range(10):
         if early_exit and bool(xp.all(done)):
             break
-        restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, zero)))
+        restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, 0.0)))
         a = xp.where(~done & ((a <= 0) | (a < lower) | (a > upper)), restart, a)
         value, slope = phi(a)
         done = done | (xp.abs(value) <= 0.1 * delta) | (slope == 0)
@@ -265,7 +267,7 @@ def lm_parameter(
         lower = xp.where(~done & (value > 0), xp.maximum(lower, a), lower)
         lower = xp.where(~done, xp.maximum(lower, a - step), lower)
         a = xp.where(done, a, xp.maximum(lower, a - (value + delta) * step / delta))
-    return xp.where(gn_ok | (upper == 0), zero, xp.maximum(a, zero))
+    return xp.where(gn_ok | (upper == 0), 0.0, xp.maximum(a, 0.0))
 
 
 def _safe_divide(a: Array, b: Array, fallback: Array, *, xp: Namespace) -> Array:
@@ -298,26 +300,27 @@ def radius_update(
 
 def termination(
     *, actred: Array, prered: Array, ratio: Array, delta: Array, xnorm: Array, fnorm: Array,
-    nfev: Array, max_nfev: int, ftol: float, xtol: float, eps: float, xp: Namespace,
+    nfev: Array, max_nfev: int, ftol: float, xtol: float, eps: float, running: Array,
+    xp: Namespace,
 ) -> tuple[Array, Array]:  # fmt: skip
     """MINPACK's status ladder after a step: ``(status, stalled)`` codes per fit.
 
     ``status``: 4 ftol and xtol, 2 ftol, 3 xtol, 0 ``max_nfev`` reached, else
-    :data:`RUNNING`.  ``stalled``: the ftol (2) and xtol (3) tests at the dtype's
+    :data:`RUNNING` (`running`: that code per fit).  ``stalled``: the ftol (2) and xtol (3) tests at the dtype's
     rounding (eps) — nothing more can be gained in this precision — or a zero
     residual (2), else :data:`RUNNING`.
     """
     ftol_met = (xp.abs(actred) <= ftol) & (prered <= ftol) & (0.5 * ratio <= 1)
     xtol_met = delta <= xtol * xnorm
     rounding = (xp.abs(actred) <= eps) & (prered <= eps) & (0.5 * ratio <= 1)
-    return _ladder(
-        ((nfev >= max_nfev, 0), (xtol_met, 3), (ftol_met, 2), (ftol_met & xtol_met, 4)), xp=xp
-    ), _ladder(((fnorm == 0, 2), (delta <= eps * xnorm, 3), (rounding, 2)), xp=xp)
+    tests = ((nfev >= max_nfev, 0), (xtol_met, 3), (ftol_met, 2), (ftol_met & xtol_met, 4))
+    return _ladder(tests, running, xp=xp), _ladder(
+        ((fnorm == 0, 2), (delta <= eps * xnorm, 3), (rounding, 2)), running, xp=xp
+    )
 
 
-def _ladder(tests: tuple[tuple[Array, int], ...], *, xp: Namespace) -> Array:
-    """Return the code of the last test met (later ones take priority), or :data:`RUNNING`."""
-    status = code(RUNNING, tests[0][0], xp=xp)
+def _ladder(tests: tuple[tuple[Array, int], ...], status: Array, *, xp: Namespace) -> Array:
+    """Return the code of the last test met (later ones take priority), else `status`."""
     for met, value in tests:
         status = xp.where(met, value, status)
     return status
@@ -483,9 +486,11 @@ def _step(
 
     def body(s: State) -> State:
         active = s.status == RUNNING
+        running = code(RUNNING, s.status, xp=xp)
         polishing = s.pending != RUNNING
         gram = xp.linalg.matrix_transpose(s.J) @ s.J  # (B, n, n): one pass over J
-        col = xp.sqrt(xp.linalg.diagonal(gram))  # the column norms
+        n = gram.shape[-1]  # the column norms from the diagonal (a strided view, no copy):
+        col = xp.sqrt(xp.reshape(gram, (-1, n * n))[:, :: n + 1])
         g = (s.f[:, None, :] @ s.J)[:, 0, :]
         safe_col = xp.where(col > 0, col, 1.0)
         safe_fnorm = xp.where(s.fnorm > 0, s.fnorm, 1.0)
@@ -531,10 +536,9 @@ def _step(
         tested, stalled = termination(
             actred=actred, prered=prered, ratio=ratio, delta=new_delta, xnorm=xnorm,
             fnorm=fnorm_new, nfev=nfev, max_nfev=max_nfev, ftol=opts.ftol, xtol=opts.xtol,
-            eps=eps, xp=xp,
+            eps=eps, running=running, xp=xp,
         )  # fmt: skip
         tested = xp.where(gtol_met, 1, tested)
-        running = code(RUNNING, tested, xp=xp)
         # adaptive differences: no fit stops on a forward-difference Jacobian, whose
         # O(sqrt(eps)) error can fake convergence; it is upgraded to central instead
         stalled = xp.where(s.central, stalled, running)
@@ -560,7 +564,7 @@ def _step(
         refresh = (accepted | (close & ~s.central)) & (status == RUNNING)
         J_new, cost = rows_where(
             refresh, lambda x, f, c, *d: jacobian(x, f, d, c), (x_new, f_new, close, *s.data),
-            (s.J, xp.zeros_like(nfev)), xp=xp, subsets=subsets,
+            (s.J, nfev), xp=xp, subsets=subsets,  # nfev: any default, unread
         )  # fmt: skip
         return State(
             x=x_new, f=f_new, J=J_new, fnorm=fnorm_new,
