@@ -507,7 +507,8 @@ def _step(
         alpha = lm_parameter(sv, uf, s.delta, s.alpha, cutoff_scale, xp=xp)
         keep = ((sv > cutoff_scale * sv[:, :1]) | (alpha[:, None] > 0)) & (sv > 0)
         safe_den = xp.where(keep, sv * sv + alpha[:, None], 1.0)
-        q = -((xp.where(keep, sv * uf / safe_den, 0.0))[:, None, :] @ Vt)[:, 0, :]
+        w = xp.where(keep, sv * uf / safe_den, 0.0)  # the step in V's basis
+        q = -(w[:, None, :] @ Vt)[:, 0, :]
         p = q / diag  # q is the scaled step D·p
         pnorm = norm(q)
         delta = xp.where(s.first, xp.minimum(s.delta, pnorm), s.delta)
@@ -517,8 +518,8 @@ def _step(
         fnorm_trial = xp.where(xp.isfinite(fnorm_trial), fnorm_trial, math.inf)
         ratio_f = fnorm_trial / safe_fnorm
         actred = xp.where(0.1 * fnorm_trial < s.fnorm, 1 - ratio_f * ratio_f, -1.0)
-        # ‖J·p‖ = ‖S·Vᵀ·(D·p)‖ since J·D⁻¹ = U·S·Vᵀ: from (B, n) arrays, no (B, m, n) pass
-        jp_norm = norm(sv * (Vt @ q[:, :, None])[:, :, 0])
+        # ‖J·p‖ = ‖S·Vᵀ·(D·p)‖ = ‖S·w‖ since J·D⁻¹ = U·S·Vᵀ and D·p = −V·w: no (B, m, n) pass
+        jp_norm = norm(sv * w)
         temp1 = xp.where(s.fnorm > 0, jp_norm / safe_fnorm, 0.0)
         temp2 = xp.where(s.fnorm > 0, xp.sqrt(alpha) * pnorm / safe_fnorm, 0.0)
         prered = temp1 * temp1 + 2 * temp2 * temp2
