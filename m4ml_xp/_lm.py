@@ -107,7 +107,7 @@ def residual_scale(f: Array, *, xp: Namespace, axis: int | tuple[int, ...] | Non
     1e-200 neither overflow nor underflow.
     """
     largest = _scaling.max_abs(f, xp=xp, axis=axis)
-    return _scaling.power_of_two_scale(xp.where(largest > 0, largest, xp.ones_like(largest)), xp=xp)
+    return _scaling.power_of_two_scale(xp.where(largest > 0, largest, 1.0), xp=xp)
 
 
 # --------------------------------------------------------------------------- Jacobians
@@ -119,7 +119,7 @@ def jacobian_provider(
     xp: Namespace,
     diff_step: float | None,
     subsets: bool,
-    check: Callable[[Array, int], None],
+    analytic_of: Callable[[Array, tuple[Array, ...], int], Array],
 ) -> Callable[[Array, Array, tuple[Array, ...], Array], tuple[Array, Array]]:
     """Return ``J(x, f, data, close) -> (J, evaluations per fit)`` for a batch ``(B, n)``.
 
@@ -133,7 +133,7 @@ def jacobian_provider(
     biases Gauss–Newton's fixed point by as much — which costs ill-conditioned
     problems (Lanczos) certified digits; central ones cost 2n with an error of
     O(eps^(2/3)).  With `subsets`, rows are evaluated only where needed.
-    ``check(J, m)`` checks what `jac` returned.
+    ``analytic_of(x, data, m)`` calls `jac` and checks what it returned.
     """
     if jac == "autodiff":
 
@@ -145,8 +145,7 @@ def jacobian_provider(
     if callable(jac):
 
         def analytic(x: Array, f: Array, data: tuple[Array, ...], close: Array) -> Array:
-            J = _checks.returned_array(jac(x, *data[:-1]), "jac", x, xp=xp, castable=("integral",))
-            check(J, f.shape[-1])
+            J = analytic_of(x, data, f.shape[-1])
             J = xp.astype(J, x.dtype) if J.dtype != x.dtype else J
             return J * data[-1][:, :, None], xp.zeros_like(close, dtype=xp.int32)
 
@@ -155,7 +154,7 @@ def jacobian_provider(
     def steps(x: Array, central: bool) -> Array:
         eps = float(xp.finfo(x.dtype).eps)
         relative = diff_step if diff_step is not None else eps ** (1 / 3 if central else 1 / 2)
-        h = relative * xp.where(x == 0, xp.ones_like(x), xp.abs(x))
+        h = relative * xp.where(x == 0, 1.0, xp.abs(x))
         return (x + h) - x  # exactly representable steps
 
     def columns(fun: Callable[[Array], Array], x: Array, h: Array, sign: float) -> list[Array]:
@@ -225,50 +224,54 @@ def lm_parameter(
     that step fits within 1.1·delta, else at most 10 safeguarded Newton steps on
     ``φ(α) = ‖q(α)‖ − delta`` until ``|φ| ≤ 0.1·delta``, fit by fit (masked).
     """
-    zero = xp.zeros_like(delta)
-    delta = xp.where(delta > 0, delta, xp.ones_like(delta))  # finished fits: any positive radius
+    delta = xp.where(delta > 0, delta, 1.0)  # finished fits: any positive radius
+
+    def norm(a: Array) -> Array:
+        return _norm(a, xp=xp)
+
     suf = s * uf
     full_rank = s[:, -1] > cutoff_scale * s[:, 0]
-    safe_s = xp.where(s > 0, s, xp.ones_like(s))
-    gn_norm = xp.linalg.vector_norm(xp.where(s > 0, uf / safe_s, xp.zeros_like(uf)), axis=1)
+    safe_s = xp.where(s > 0, s, 1.0)
+    gn_norm = norm(xp.where(s > 0, uf / safe_s, 0.0))
     gn_ok = full_rank & (gn_norm <= 1.1 * delta)
+    upper = norm(suf) / delta
 
     def phi(a: Array) -> tuple[Array, Array]:
         denominator = s * s + a[:, None]
-        denominator = xp.where(denominator > 0, denominator, xp.ones_like(denominator))
-        terms = suf / denominator
-        q_norm = xp.linalg.vector_norm(terms, axis=1)
-        safe_q = xp.where(q_norm > 0, q_norm, xp.ones_like(q_norm))
-        slope = -xp.sum(suf * suf / denominator**3, axis=1) / safe_q
-        return xp.where(q_norm > 0, q_norm - delta, -delta), xp.where(q_norm > 0, slope, zero)
+        denominator = xp.where(denominator > 0, denominator, 1.0)
+        q_norm = norm(suf / denominator)
+        safe_q = xp.where(q_norm > 0, q_norm, 1.0)
+        slope = -xp.vecdot(suf, suf / denominator**3) / safe_q
+        return xp.where(q_norm > 0, q_norm - delta, -delta), xp.where(q_norm > 0, slope, 0.0)
 
-    value0, slope0 = phi(zero)
-    safe_slope0 = xp.where(slope0 != 0, slope0, xp.ones_like(slope0))
-    lower = xp.where(full_rank & (slope0 != 0), -value0 / safe_slope0, zero)
-    upper = xp.linalg.vector_norm(suf, axis=1) / delta
-    restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, zero)))
-    a = xp.where((alpha >= lower) & (alpha <= upper) & (alpha > 0), alpha, restart)
     done = gn_ok | (upper == 0)
     # eager CPU backends stop once every fit has; on a GPU each such read is a round trip
     early_exit = not _xp.is_traced(done) and _xp.check_interval(xp, device(done)) == 1
+    if early_exit and bool(xp.all(done)):  # Gauss–Newton steps (or none) throughout
+        return xp.zeros_like(delta)
+    value0, slope0 = phi(xp.zeros_like(delta))
+    safe_slope0 = xp.where(slope0 != 0, slope0, 1.0)
+    lower = xp.where(full_rank & (slope0 != 0), -value0 / safe_slope0, 0.0)
+    restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, 0.0)))
+    a = xp.where((alpha >= lower) & (alpha <= upper) & (alpha > 0), alpha, restart)
     for _ in range(10):
         if early_exit and bool(xp.all(done)):
             break
-        restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, zero)))
+        restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, 0.0)))
         a = xp.where(~done & ((a <= 0) | (a < lower) | (a > upper)), restart, a)
         value, slope = phi(a)
         done = done | (xp.abs(value) <= 0.1 * delta) | (slope == 0)
         upper = xp.where(~done & (value < 0), a, upper)
-        safe_slope = xp.where(slope != 0, slope, xp.ones_like(slope))
+        safe_slope = xp.where(slope != 0, slope, 1.0)
         step = value / safe_slope
         lower = xp.where(~done & (value > 0), xp.maximum(lower, a), lower)
         lower = xp.where(~done, xp.maximum(lower, a - step), lower)
         a = xp.where(done, a, xp.maximum(lower, a - (value + delta) * step / delta))
-    return xp.where(gn_ok | (upper == 0), zero, xp.maximum(a, zero))
+    return xp.where(gn_ok | (upper == 0), 0.0, xp.maximum(a, 0.0))
 
 
 def _safe_divide(a: Array, b: Array, fallback: Array, *, xp: Namespace) -> Array:
-    return xp.where(b != 0, a / xp.where(b != 0, b, xp.ones_like(b)), fallback)
+    return xp.where(b != 0, a / xp.where(b != 0, b, 1.0), fallback)
 
 
 def radius_update(
@@ -280,13 +283,12 @@ def radius_update(
     ratio ≤ 1/4: shrink (by a safeguarded factor in [0.1, 0.5]); ratio ≥ 3/4 or a
     Gauss–Newton step: twice the step's length.  Returns ``(delta, alpha)``.
     """
-    zero = xp.zeros_like(delta)
     shrink = xp.where(
         actred >= 0,
-        zero + 0.5,
-        _safe_divide(0.5 * dirder, dirder + 0.5 * actred, zero + 0.1, xp=xp),
+        0.5,
+        _safe_divide(0.5 * dirder, dirder + 0.5 * actred, 0.1, xp=xp),
     )
-    shrink = xp.where((0.1 * fnorm_trial >= fnorm) | (shrink < 0.1), zero + 0.1, shrink)
+    shrink = xp.where((0.1 * fnorm_trial >= fnorm) | (shrink < 0.1), 0.1, shrink)
     low = ratio <= 0.25
     grow = ~low & ((alpha == 0) | (ratio >= 0.75))
     new_delta = xp.where(
@@ -298,28 +300,29 @@ def radius_update(
 
 def termination(
     *, actred: Array, prered: Array, ratio: Array, delta: Array, xnorm: Array, fnorm: Array,
-    nfev: Array, max_nfev: int, ftol: float, xtol: float, eps: float, xp: Namespace,
+    nfev: Array, max_nfev: int, ftol: float, xtol: float, eps: float, running: Array,
+    xp: Namespace,
 ) -> tuple[Array, Array]:  # fmt: skip
     """MINPACK's status ladder after a step: ``(status, stalled)`` codes per fit.
 
     ``status``: 4 ftol and xtol, 2 ftol, 3 xtol, 0 ``max_nfev`` reached, else
-    :data:`RUNNING`.  ``stalled``: the ftol (2) and xtol (3) tests at the dtype's
+    :data:`RUNNING` (`running`: that code per fit).  ``stalled``: the ftol (2) and xtol (3) tests at the dtype's
     rounding (eps) — nothing more can be gained in this precision — or a zero
     residual (2), else :data:`RUNNING`.
     """
     ftol_met = (xp.abs(actred) <= ftol) & (prered <= ftol) & (0.5 * ratio <= 1)
     xtol_met = delta <= xtol * xnorm
     rounding = (xp.abs(actred) <= eps) & (prered <= eps) & (0.5 * ratio <= 1)
-    return _ladder(
-        ((nfev >= max_nfev, 0), (xtol_met, 3), (ftol_met, 2), (ftol_met & xtol_met, 4)), xp=xp
-    ), _ladder(((fnorm == 0, 2), (delta <= eps * xnorm, 3), (rounding, 2)), xp=xp)
+    tests = ((nfev >= max_nfev, 0), (xtol_met, 3), (ftol_met, 2), (ftol_met & xtol_met, 4))
+    return _ladder(tests, running, xp=xp), _ladder(
+        ((fnorm == 0, 2), (delta <= eps * xnorm, 3), (rounding, 2)), running, xp=xp
+    )
 
 
-def _ladder(tests: tuple[tuple[Array, int], ...], *, xp: Namespace) -> Array:
-    """Return the code of the last test met (later ones take priority), or :data:`RUNNING`."""
-    status = code(RUNNING, tests[0][0], xp=xp)
+def _ladder(tests: tuple[tuple[Array, int], ...], status: Array, *, xp: Namespace) -> Array:
+    """Return the code of the last test met (later ones take priority), else `status`."""
     for met, value in tests:
-        status = xp.where(met, code(value, status, xp=xp), status)
+        status = xp.where(met, value, status)
     return status
 
 
@@ -371,13 +374,12 @@ def solve(
     opts: Options,
     *,
     xp: Namespace,
-    check: Callable[[Array, int], None],
-    check_jacobian: Callable[[Array, int], None],
+    one: bool = False,
 ) -> Raw:
     """Run the fits of ``x`` (B, n): ``residual(b, *args) -> (B, m)``.
 
-    ``check(out, rows)`` checks each output of `residual`, ``check_jacobian(J, m)``
-    each of an analytic ``opts.jac``.
+    With `one` (B = 1), `residual` and an analytic ``opts.jac`` are one fit's:
+    ``(n,) -> (m,)`` and ``(m, n)``.
 
     Each accepted step refreshes the Jacobian; a fit stops when a usual test is
     met — or, when polishing (no tolerance given), keeps taking steps until they
@@ -391,15 +393,33 @@ def solve(
     eps = float(xp.finfo(dtype).eps)
     subsets = bool(args) or B == 1
 
+    def called(function: Callable[..., Array], name: str, v: Array, data: tuple) -> Array:
+        out = function(v[0, :]) if one else function(v, *data[:-1])
+        out = _checks.returned_array(out, name, v, xp=xp, castable=("integral",))
+        return out[None, ...] if one else out
+
     def fun_of(data: tuple[Array, ...]) -> Callable[[Array], Array]:
         def fun(v: Array) -> Array:
-            out = _checks.returned_array(
-                residual(v, *data[:-1]), "residual", v, xp=xp, castable=("integral",)
-            )
-            check(out, v.shape[0])
+            out = called(residual, "residual", v, data)
+            if one and out.ndim != 2:
+                msg = f"`residual` must return a 1-D array of residuals; it returned shape {tuple(out.shape[1:])}"
+                raise ValueError(msg)
+            if out.ndim != 2 or out.shape[0] != v.shape[0]:
+                msg = f"`residual` must return a ({v.shape[0]}, m) array for ({v.shape[0]}, {n}) parameters; got {tuple(out.shape)}"
+                raise ValueError(msg)
             return (out if out.dtype == dtype else xp.astype(out, dtype)) * data[-1]
 
         return fun
+
+    def analytic_of(v: Array, data: tuple[Array, ...], m: int) -> Array:
+        J = called(opts.jac, "jac", v, data)
+        if J.ndim != 3 or tuple(J.shape[1:]) != (m, n):
+            expected, got = ((m, n), J.shape[1:]) if one else ((v.shape[0], m, n), J.shape)
+            msg = (
+                f"`jac` must return the {expected} Jacobian (rows are residuals); got {tuple(got)}"
+            )
+            raise ValueError(msg)
+        return J
 
     f0 = fun_of((*args, xp.ones((B, 1), dtype=dtype, device=dev)))(x)
     m = f0.shape[1]
@@ -408,15 +428,16 @@ def solve(
         raise ValueError(msg)
     finite_start = xp.all(xp.isfinite(f0), axis=1)
     scale = residual_scale(f0, xp=xp, axis=1)  # (B, 1); 1 where not finite
-    f0 = xp.where(finite_start[:, None], f0 * scale, xp.zeros_like(f0))
+    f0 = xp.where(finite_start[:, None], f0 * scale, 0.0)
     zero = xp.zeros((B,), dtype=dtype, device=dev)
     data = (*args, scale)
     # jac=None: exact Jacobians where the backend differentiates, differences elsewhere
     # (and for residuals it cannot trace)
     for jac in ("autodiff", None) if opts.jac is None and _xp.can_autodiff(x) else (opts.jac,):
         jacobian = jacobian_provider(
-            jac, fun_of, n, xp=xp, diff_step=opts.diff_step, subsets=subsets, check=check_jacobian
-        )
+            jac, fun_of, n, xp=xp, diff_step=opts.diff_step, subsets=subsets,
+            analytic_of=analytic_of,
+        )  # fmt: skip
         exact = xp.full((B,), jac is not None, dtype=xp.bool, device=dev)
         try:
             J0, cost0 = jacobian(x, f0, data, exact)
@@ -425,9 +446,9 @@ def solve(
             if jac != "autodiff":
                 raise
     max_nfev = max_nfev_for(opts.max_nfev, jac, n)
-    J0 = xp.where(xp.isfinite(J0), J0, xp.zeros_like(J0))
+    J0 = xp.where(xp.isfinite(J0), J0, 0.0)
     col0 = _norm(J0, xp=xp, axis=-2)
-    diag0 = xp.where(col0 > 0, col0, xp.ones_like(col0))
+    diag0 = xp.where(col0 > 0, col0, 1.0)
     xnorm0 = _norm(diag0 * x, xp=xp)
     running = code(RUNNING, zero, xp=xp)
     state = State(
@@ -465,17 +486,19 @@ def _step(
 
     def body(s: State) -> State:
         active = s.status == RUNNING
+        running = code(RUNNING, s.status, xp=xp)
         polishing = s.pending != RUNNING
-        zero = xp.zeros_like(s.fnorm)
-        col = norm(s.J, axis=-2)  # (B, n)
+        gram = xp.linalg.matrix_transpose(s.J) @ s.J  # (B, n, n): one pass over J
+        n = gram.shape[-1]  # the column norms from the diagonal (a strided view, no copy):
+        col = xp.sqrt(xp.reshape(gram, (-1, n * n))[:, :: n + 1])
         g = (s.f[:, None, :] @ s.J)[:, 0, :]
-        safe_col = xp.where(col > 0, col, xp.ones_like(col))
-        safe_fnorm = xp.where(s.fnorm > 0, s.fnorm, xp.ones_like(s.fnorm))
-        cosines = xp.where(col > 0, xp.abs(g) / (safe_col * safe_fnorm[:, None]), xp.zeros_like(g))
-        gnorm = xp.where(s.fnorm > 0, xp.max(cosines, axis=1), zero)
+        safe_col = xp.where(col > 0, col, 1.0)
+        safe_fnorm = xp.where(s.fnorm > 0, s.fnorm, 1.0)
+        cosines = xp.where(col > 0, xp.abs(g) / (safe_col * safe_fnorm[:, None]), 0.0)
+        gnorm = xp.where(s.fnorm > 0, xp.max(cosines, axis=1), 0.0)
         gtol_met = active & ~polishing & (gnorm <= opts.gtol)
         diag = xp.maximum(s.diag, col)
-        sv, Vt, uf = decompose(s.J, diag, g, s.f, xp=xp)
+        sv, Vt, uf = decompose(s.J, gram, diag, g, s.f, xp=xp)
         # forward differences' O(sqrt(eps)) column errors, amplified by cond(J·D⁻¹) beyond
         # the decomposition's own threshold (eps^-1/4), would steer the step: such a fit
         # takes no step on them but central differences first
@@ -483,24 +506,25 @@ def _step(
         stepping = active & ~ill & ~(gtol_met & (not opts.polish))  # MINPACK: gtol, no step
         alpha = lm_parameter(sv, uf, s.delta, s.alpha, cutoff_scale, xp=xp)
         keep = ((sv > cutoff_scale * sv[:, :1]) | (alpha[:, None] > 0)) & (sv > 0)
-        safe_den = xp.where(keep, sv * sv + alpha[:, None], xp.ones_like(sv))
-        q = -((xp.where(keep, sv * uf / safe_den, xp.zeros_like(sv)))[:, None, :] @ Vt)[:, 0, :]
+        safe_den = xp.where(keep, sv * sv + alpha[:, None], 1.0)
+        w = xp.where(keep, sv * uf / safe_den, 0.0)  # the step in V's basis
+        q = -(w[:, None, :] @ Vt)[:, 0, :]
         p = q / diag  # q is the scaled step D·p
         pnorm = norm(q)
         delta = xp.where(s.first, xp.minimum(s.delta, pnorm), s.delta)
         x_trial = s.x + p
         f_trial = fun_of(s.data)(x_trial)
         fnorm_trial = norm(f_trial)
-        fnorm_trial = xp.where(xp.isfinite(fnorm_trial), fnorm_trial, zero + math.inf)
+        fnorm_trial = xp.where(xp.isfinite(fnorm_trial), fnorm_trial, math.inf)
         ratio_f = fnorm_trial / safe_fnorm
-        actred = xp.where(0.1 * fnorm_trial < s.fnorm, 1 - ratio_f * ratio_f, zero - 1)
-        # ‖J·p‖ = ‖S·Vᵀ·(D·p)‖ since J·D⁻¹ = U·S·Vᵀ: from (B, n) arrays, no (B, m, n) pass
-        jp_norm = norm(sv * (Vt @ q[:, :, None])[:, :, 0])
-        temp1 = xp.where(s.fnorm > 0, jp_norm / safe_fnorm, zero)
-        temp2 = xp.where(s.fnorm > 0, xp.sqrt(alpha) * pnorm / safe_fnorm, zero)
+        actred = xp.where(0.1 * fnorm_trial < s.fnorm, 1 - ratio_f * ratio_f, -1.0)
+        # ‖J·p‖ = ‖S·Vᵀ·(D·p)‖ = ‖S·w‖ since J·D⁻¹ = U·S·Vᵀ and D·p = −V·w: no (B, m, n) pass
+        jp_norm = norm(sv * w)
+        temp1 = xp.where(s.fnorm > 0, jp_norm / safe_fnorm, 0.0)
+        temp2 = xp.where(s.fnorm > 0, xp.sqrt(alpha) * pnorm / safe_fnorm, 0.0)
         prered = temp1 * temp1 + 2 * temp2 * temp2
         dirder = -(temp1 * temp1 + temp2 * temp2)
-        ratio = _safe_divide(actred, prered, zero, xp=xp)
+        ratio = _safe_divide(actred, prered, 0.0, xp=xp)
         new_delta, new_alpha = radius_update(
             actred, prered, dirder, ratio, fnorm_trial, s.fnorm, delta, pnorm, alpha, xp=xp
         )
@@ -513,10 +537,9 @@ def _step(
         tested, stalled = termination(
             actred=actred, prered=prered, ratio=ratio, delta=new_delta, xnorm=xnorm,
             fnorm=fnorm_new, nfev=nfev, max_nfev=max_nfev, ftol=opts.ftol, xtol=opts.xtol,
-            eps=eps, xp=xp,
+            eps=eps, running=running, xp=xp,
         )  # fmt: skip
-        tested = xp.where(gtol_met, code(1, tested, xp=xp), tested)
-        running = code(RUNNING, tested, xp=xp)
+        tested = xp.where(gtol_met, 1, tested)
         # adaptive differences: no fit stops on a forward-difference Jacobian, whose
         # O(sqrt(eps)) error can fake convergence; it is upgraded to central instead
         stalled = xp.where(s.central, stalled, running)
@@ -527,7 +550,7 @@ def _step(
             done = (polishing & ~accepted & s.central) | (stalled != RUNNING)
             status = xp.where(done, xp.where(pending != RUNNING, pending, stalled), running)
             out_of_budget = (nfev >= max_nfev) & (status == RUNNING)
-            exhausted = xp.where(pending != RUNNING, pending, code(0, tested, xp=xp))
+            exhausted = xp.where(pending != RUNNING, pending, 0)
             status = xp.where(out_of_budget, exhausted, status)
         else:
             pending = s.pending
@@ -542,7 +565,7 @@ def _step(
         refresh = (accepted | (close & ~s.central)) & (status == RUNNING)
         J_new, cost = rows_where(
             refresh, lambda x, f, c, *d: jacobian(x, f, d, c), (x_new, f_new, close, *s.data),
-            (s.J, xp.zeros_like(nfev)), xp=xp, subsets=subsets,
+            (s.J, nfev), xp=xp, subsets=subsets,  # nfev: any default, unread
         )  # fmt: skip
         return State(
             x=x_new, f=f_new, J=J_new, fnorm=fnorm_new,
@@ -550,7 +573,7 @@ def _step(
             delta=xp.where(stepping, new_delta, s.delta),
             alpha=xp.where(stepping, new_alpha, s.alpha),
             xnorm=xnorm, first=s.first & ~stepping, central=xp.where(refresh, close, s.central),
-            status=status, pending=pending, nfev=nfev + xp.where(refresh, cost, xp.zeros_like(cost)),
+            status=status, pending=pending, nfev=nfev + xp.where(refresh, cost, 0),
             n_iter=s.n_iter + xp.astype(accepted, xp.int32), data=s.data,
         )  # fmt: skip
 

@@ -21,9 +21,11 @@ Namespace = Any
 
 
 def decompose(
-    J: Array, diag: Array, g: Array, f: Array, *, xp: Namespace
+    J: Array, gram: Array, diag: Array, g: Array, f: Array, *, xp: Namespace
 ) -> tuple[Array, Array, Array]:
     """Singular values ``s``, right vectors ``Vt`` and ``Uᵀf`` of every ``J·D⁻¹``.
+
+    ``gram`` is ``JᵀJ`` and ``g`` is ``Jᵀf``.
 
     Well-conditioned fits (cond ≤ eps^-1/4, about 8·10³ in float64) take the
     eigendecomposition of the small ``n × n`` Gram matrix — a few times cheaper
@@ -33,13 +35,13 @@ def decompose(
     SVD.  The Gram matrices go through :func:`_batched_eigh`; the SVDs run in
     chunks of at most ``_DECOMPOSITION_CHUNK`` fits.
     """
-    gram = (xp.linalg.matrix_transpose(J) @ J) / (diag[:, :, None] * diag[:, None, :])
+    gram = gram / (diag[:, :, None] * diag[:, None, :])
     eigenvalues, W = _batched_eigh(gram, xp=xp)  # ascending
-    sv = xp.sqrt(xp.maximum(xp.flip(eigenvalues, axis=1), xp.zeros_like(eigenvalues)))
+    sv = xp.sqrt(xp.maximum(xp.flip(eigenvalues, axis=1), 0.0))
     V = xp.flip(W, axis=2)
     Vt = xp.linalg.matrix_transpose(V)
     scaled_g = ((g / diag)[:, None, :] @ V)[:, 0, :]
-    uf = xp.where(sv > 0, scaled_g / xp.where(sv > 0, sv, xp.ones_like(sv)), xp.zeros_like(sv))
+    uf = xp.where(sv > 0, scaled_g / xp.where(sv > 0, sv, 1.0), 0.0)
     eps = float(xp.finfo(J.dtype).eps)
     ill = eigenvalues[:, 0] < math.sqrt(eps) * eigenvalues[:, -1]
 

@@ -10,6 +10,7 @@ caller's arguments and shapes the results.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -138,8 +139,6 @@ def linear_regression(X: Array, y: Array) -> LinearFit:
         coef = xp.linalg.matrix_transpose(Vt) @ (
             inverse[:, None] * (xp.linalg.matrix_transpose(U) @ Yc)
         )
-        import warnings
-
         warnings.warn(
             f"linear_regression: the centred `X` has rank {rank} < {d} columns "
             "(collinear predictors or too few samples); returning the minimum-norm solution",
@@ -274,32 +273,7 @@ def levenberg_marquardt(
 def _one_fit(
     residual: Callable[[Array], Array], opts: _lm.Options, xp: Namespace, x: Array
 ) -> _lm.Raw:
-    """Run the kernel on a batch of one fit, ``residual`` and an analytic ``opts.jac`` lifted."""
-    n = x.shape[0]
-
-    def one_residual(v: Array) -> Array:
-        out = _checks.returned_array(
-            residual(v[0, :]), "residual", v, xp=xp, castable=("integral",)
-        )
-        if out.ndim != 1:
-            msg = f"`residual` must return a 1-D array of residuals; it returned shape {tuple(out.shape)}"
-            raise ValueError(msg)
-        return out[None, :]
-
-    def one_jacobian(v: Array) -> Array:
-        J = opts.jac(v[0, :])
-        return _checks.returned_array(J, "jac", v, xp=xp, castable=("integral",))[None, ...]
-
-    def check_jacobian(J: Array, m: int) -> None:
-        if tuple(J.shape) != (1, m, n):
-            msg = f"`jac` must return the {(m, n)} Jacobian (rows are residuals); got {tuple(J.shape[1:])}"
-            raise ValueError(msg)
-
-    lifted = opts._replace(jac=one_jacobian) if callable(opts.jac) else opts
-    return _lm.solve(
-        one_residual, x[None, :], (), lifted, xp=xp,
-        check=lambda out, rows: None, check_jacobian=check_jacobian,
-    )  # fmt: skip
+    return _lm.solve(residual, x[None, :], (), opts, xp=xp, one=True)
 
 
 # --------------------------------------------------------------------------- curve fitting
@@ -373,7 +347,7 @@ def curve_fit(
     """
     _checks.check_callable(model, "model", "model(x, p)")
     xp = _checks.namespace(optional=["sigma"], x=x, y=y, p0=p0, sigma=sigma)
-    lazy = _xp.is_dask_namespace(xp)
+    lazy = _xp.is_chunked(p0)
     y = _checks.check_real_array(y, "y", xp=xp, ndim=(1, 2), small=not lazy)
     batched = y.ndim == 2
     p0 = _checks.check_real_array(p0, "p0", xp=xp, ndim=2 if batched else 1, small=not lazy)
@@ -426,16 +400,12 @@ def curve_fit(
 def _model_output(out: Any, p: Array, y: Array, *, xp: Namespace) -> Array:
     """Return what `model` returned at `p`, checked: an array of `p`'s library shaped like `y`."""
     out = _checks.returned_array(out, "model", p, xp=xp, castable=("integral",))
-    _check_model_shape(out, y)
-    return out
-
-
-def _check_model_shape(out: Array, y: Array) -> None:
-    if _xp.is_array(out) and tuple(out.shape) != tuple(y.shape):
+    if tuple(out.shape) != tuple(y.shape):
         msg = (
             f"`model` must return an array shaped like `y` {tuple(y.shape)}; got {tuple(out.shape)}"
         )
         raise ValueError(msg)
+    return out
 
 
 def _curve_fit_batched(
@@ -450,8 +420,7 @@ def _curve_fit_batched(
     xp: Namespace,
 ) -> CurveFit:
     per_fit_x = x.ndim == 2 and tuple(x.shape) == tuple(y.shape)
-    if not per_fit_x and _xp.is_dask_array(x):
-        x = x.compute()  # shared by every chunk
+    x = x if per_fit_x else _xp.materialise(x)  # shared by every chunk
     args = [y]
     if per_fit_x:
         args.append(x)
@@ -466,17 +435,11 @@ def _curve_fit_batched(
     result = levenberg_marquardt_batched(residual, p0, args=tuple(args), **options)
 
     def errors(J: Array, f: Array) -> tuple[Array, Array]:
-        ns = _xp.array_namespace(J)
-        return _lm_linalg.covariance(J, f, absolute_sigma, xp=ns)
+        return _lm_linalg.covariance(J, f, absolute_sigma, xp=_xp.array_namespace(J))
 
-    if _xp.is_dask_array(result.jac):
-        n = p0.shape[1]
-        dtype = result.jac.dtype
-        cov, stderr = _xp.map_batch_chunks(
-            errors, [result.jac, result.fun], [((n, n), dtype), ((n,), dtype)]
-        )
-    else:
-        cov, stderr = errors(result.jac, result.fun)
+    n, dtype = p0.shape[1], result.jac.dtype
+    outputs = [((n, n), dtype), ((n,), dtype)]
+    cov, stderr = _xp.map_batch(errors, [result.jac, result.fun], outputs)
     return CurveFit(result.x, stderr, cov, result)
 
 
@@ -587,96 +550,51 @@ def levenberg_marquardt_batched(
         raise TypeError(msg)
     names = {f"args[{i}]": a for i, a in enumerate(args)}
     xp = _checks.namespace(x0_batch=x0_batch, **names)
-    lazy = _xp.is_dask_namespace(xp)
-    x = _checks.check_real_array(x0_batch, "x0_batch", xp=xp, ndim=2, small=not lazy)
+    chunked = _xp.is_chunked(x0_batch)
+    x = _checks.check_real_array(x0_batch, "x0_batch", xp=xp, ndim=2, small=not chunked)
     _checks.check_callable(residual, "residual", "residual(b, *args) -> (B, m)")
     B = x.shape[0]
     for name, a in names.items():
         if a.ndim < 1 or a.shape[0] != B:
             msg = f"`{name}` must have the batch axis first ({B} rows, like `x0_batch`); got shape {tuple(a.shape)}"
             raise ValueError(msg)
-    if lazy:
-        return _batched_by_chunks(residual, x, tuple(args), opts)
-    result = _solve_batched(residual, x, tuple(args), opts, xp=xp)
-    if not _xp.is_traced(result.converged):
-        failed = int(xp.sum(xp.astype(~result.converged, xp.int32)))
-        if failed:
-            report_non_convergence(
-                f"levenberg_marquardt_batched: {failed} of {B} fits stopped before "
-                "converging (their `status` says why)",
-                raise_on_failure=False,
-                stacklevel=2,
-            )
+    if chunked:  # solved chunk by chunk, each chunk's fits seeing its library's blocks
+        residual = _chunks_only(residual, "residual")
+        opts = opts._replace(jac=_chunks_only(opts.jac, "jac")) if callable(opts.jac) else opts
+
+    def solve(block: Array, *blocks: Array) -> tuple[Array, ...]:
+        ns = xp if block is x else _xp.array_namespace(block)
+        raw = _lm.solve(residual, block, blocks, opts, xp=ns)
+        fnorm = raw.fnorm / raw.scale[:, 0]
+        # in the working dtype: inf where ½‖f‖² exceeds its range (the fit itself is unaffected)
+        representable = fnorm <= math.sqrt(float(ns.finfo(block.dtype).max))
+        small = ns.where(representable, fnorm, 0.0)
+        cost = ns.where(representable, 0.5 * small * small, math.inf)
+        f, J = raw.f / raw.scale, raw.J / raw.scale[:, :, None]
+        return raw.x, cost, f, J, raw.n_iter, raw.nfev, raw.status > 0, raw.status
+
+    result = BatchedLMResult(*_xp.map_batch(solve, [x, *args]))
+    lazy = _xp.is_lazy(result.converged)  # Dask: read `converged` once computed
+    failed = 0 if lazy else int(xp.sum(xp.astype(~result.converged, xp.int32)))
+    if failed:
+        message = f"{failed} of {B} fits stopped before converging (their `status` says why)"
+        report_non_convergence(
+            f"levenberg_marquardt_batched: {message}", raise_on_failure=False, stacklevel=2
+        )
     return result
 
 
-_DASK_CLOSURE = (
-    "on Dask the fits are solved chunk by chunk: `{name}` receives NumPy/CuPy chunks of "
-    "`x0_batch` and `args` and returned a Dask array — pass per-fit data through `args` "
-    "instead of closing over Dask arrays"
-)
+def _chunks_only(function: Callable[..., Array], name: str) -> Callable[..., Array]:
+    """Wrap a user function for chunked fits: refuse the chunked arrays of a closure."""
 
+    def on_chunks(*arrays: Array) -> Array:
+        out = function(*arrays)
+        if _xp.is_chunked(out):
+            msg = (
+                f"the fits are solved chunk by chunk: `{name}` got chunks of `x0_batch` and "
+                "`args` but returned a chunked (Dask) array — pass per-fit data through `args`"
+            )
+            raise TypeError(msg)
+        return out
 
-def _batched_by_chunks(
-    residual: Callable[..., Array], x: Array, args: tuple[Array, ...], opts: _lm.Options
-) -> BatchedLMResult:
-    """Dask: one independent batched solve per chunk of the batch axis."""
-
-    def chunk_only(function: Callable[..., Array], name: str) -> Callable[..., Array]:
-        def on_chunks(*arrays: Array) -> Array:
-            out = function(*arrays)
-            if _xp.is_dask_array(out):
-                raise TypeError(_DASK_CLOSURE.format(name=name))
-            return out
-
-        return on_chunks
-
-    residual = chunk_only(residual, "residual")
-    if callable(opts.jac):
-        opts = opts._replace(jac=chunk_only(opts.jac, "jac"))
-    # the first fit, solved now: the residual's length, and bad input reported at the call
-    first = [a[:1].compute() for a in (x, *args)]
-    probe = _solve_batched(
-        residual, first[0], tuple(first[1:]), opts, xp=_xp.array_namespace(first[0])
-    )
-    m, n = probe.jac.shape[1:]
-
-    def solve(block: Array, *blocks: Array) -> tuple[Array, ...]:
-        ns = _xp.array_namespace(block)
-        return tuple(_solve_batched(residual, block, blocks, opts, xp=ns))
-
-    dtype = x.dtype
-    fields = [((n,), dtype), ((), dtype), ((m,), dtype), ((m, n), dtype)]
-    fields += [((), "int32"), ((), "int32"), ((), "bool"), ((), "int32")]
-    return BatchedLMResult(*_xp.map_batch_chunks(solve, [x, *args], fields))
-
-
-def _solve_batched(
-    residual: Callable[..., Array],
-    x: Array,
-    args: tuple[Array, ...],
-    opts: _lm.Options,
-    *,
-    xp: Namespace,
-) -> BatchedLMResult:
-    n = x.shape[1]
-
-    def check(out: Array, rows: int) -> None:
-        if out.ndim != 2 or out.shape[0] != rows:
-            msg = f"`residual` must return a ({rows}, m) array for ({rows}, {n}) parameters; got {tuple(out.shape)}"
-            raise ValueError(msg)
-
-    def check_jacobian(J: Array, m: int) -> None:
-        expected = (J.shape[0] if J.ndim else 0, m, n)
-        if J.ndim != 3 or tuple(J.shape[1:]) != (m, n):
-            msg = f"`jac` must return the {expected} Jacobian (rows are residuals); got {tuple(J.shape)}"
-            raise ValueError(msg)
-
-    raw = _lm.solve(residual, x, args, opts, xp=xp, check=check, check_jacobian=check_jacobian)
-    fnorm = raw.fnorm / raw.scale[:, 0]
-    # in the working dtype: inf where ½‖f‖² exceeds its range (the fit itself is unaffected)
-    representable = fnorm <= math.sqrt(float(xp.finfo(x.dtype).max))
-    small = xp.where(representable, fnorm, xp.zeros_like(fnorm))
-    cost = xp.where(representable, 0.5 * small * small, xp.full_like(fnorm, math.inf))
-    f, J = raw.f / raw.scale, raw.J / raw.scale[:, :, None]
-    return BatchedLMResult(raw.x, cost, f, J, raw.n_iter, raw.nfev, raw.status > 0, raw.status)
+    return on_chunks

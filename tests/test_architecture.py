@@ -23,14 +23,8 @@ BACKEND_LIBRARIES = {"numpy", "torch", "jax", "jaxlib", "cupy", "cupyx", "dask"}
 BACKEND_NAME = re.compile(r"^(is_(dask|jax|torch|cupy|numpy)_|to_numpy$)")
 MAX_LINES = 600
 
-ISSUE_15 = (
-    "issue 15 left lsq.py's Dask batch mapping (chunked fits, per-chunk starts) in the module "
-    "and it at 682 lines: move that mapping into the backend layer"
-)
-
 #: module -> {function (qualified name) or "*": why it may name a backend}
 ALLOWED_BACKEND_NAMES: dict[str, dict[str, str]] = {
-    "lsq.py": {"*": ISSUE_15},
     # A file reader: IDX and NIST StRD files are parsed on the host (bytes -> NumPy) and
     # moved once with `xp.asarray(..., device=)`; nothing there computes on a backend.
     "datasets.py": {"*": "reads data files on the host with NumPy, then moves them once"},
@@ -51,9 +45,7 @@ ALLOWED_BACKEND_NAMES: dict[str, dict[str, str]] = {
         "StreamingState.load": "reads the .npz checkpoint",
     },
 }
-ALLOWED_LONG = {
-    "lsq.py": ISSUE_15,
-}
+ALLOWED_LONG: dict[str, str] = {}
 
 
 def _relative(path: Path) -> str:

@@ -34,6 +34,7 @@ from m4ml_xp._xp._dask import (
     eigh,
     evaluate,
     is_chunked,
+    map_batch,
     map_batch_chunks,
     map_block_pairs,
     materialise,

@@ -126,6 +126,27 @@ def map_block_pairs(function: Callable[[Array, Array], Array], X: Array, Y: Arra
     )
 
 
+def map_batch(
+    function: Callable[..., tuple[Array, ...]],
+    arrays: Sequence[Array],
+    outputs: Sequence[tuple[tuple[int, ...], Any]] | None = None,
+) -> tuple[Array, ...]:
+    """Return ``function(*arrays)``, for Dask arrays chunk by chunk along the batch axis.
+
+    Every array has the batch axis first and `function` returns arrays with it
+    first; other libraries' arrays are passed whole.  Dask arrays go to
+    :func:`map_batch_chunks` with `outputs`; without them `function` first runs
+    on the first row, computed now: that reports bad input at the call and
+    gives the outputs' trailing shapes and dtypes.
+    """
+    if not is_dask_array(arrays[0]):
+        return tuple(function(*arrays))
+    if outputs is None:
+        probe = function(*(a[:1].compute() for a in arrays))
+        outputs = [(tuple(out.shape[1:]), out.dtype) for out in probe]
+    return map_batch_chunks(function, arrays, outputs)
+
+
 def map_batch_chunks(
     function: Callable[..., tuple[Array, ...]],
     arrays: Sequence[Array],
