@@ -18,12 +18,14 @@ Timed calls synchronise (GPU queues, JAX dispatch, Dask graphs) through
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,8 +73,6 @@ REFERENCE_MODULES: dict[str, str] = {
 
 _SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
-# Run in a child process: CUDA (and JAX's backends) must not start in asv's server
-# process, which forks one child per benchmark.
 _GPU_PROBE = """
 import json, sys
 from m4ml_xp import backends
@@ -93,9 +93,25 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module.partition(".")[0]) is not None
 
 
+def _probe_cache() -> Path:
+    """A file shared by the processes of one asv run: its discovery and benchmark processes
+    are children of the same asv process (the parent's id and start time name it)."""
+    parent = os.getppid()
+    try:
+        started = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        started = "0"
+    key = f"{sys.executable}|{parent}|{started}".encode()
+    return Path(tempfile.gettempdir()) / f"m4ml_xp_bench_gpus_{hashlib.sha1(key).hexdigest()}.json"
+
+
 @functools.cache
 def _working_gpu_labels() -> tuple[str, ...]:
-    """The GPU implementations that compute here (none without an NVIDIA driver)."""
+    """The GPU implementations that compute here (none without an NVIDIA driver).
+
+    Probed in a child process, once per asv run: CUDA (and JAX's backends) must not
+    start in asv's fork server, and the parameter lists must agree between processes.
+    """
     if shutil.which("nvidia-smi") is None and not Path("/dev/nvidia0").exists():
         return ()
     candidates = {
@@ -103,6 +119,11 @@ def _working_gpu_labels() -> tuple[str, ...]:
     }
     if not candidates:
         return ()
+    cache = _probe_cache()
+    try:
+        return tuple(json.loads(cache.read_text()))
+    except (OSError, ValueError):
+        pass
     try:
         probe = subprocess.run(
             [sys.executable, "-c", _GPU_PROBE, json.dumps(candidates)],
@@ -111,9 +132,11 @@ def _working_gpu_labels() -> tuple[str, ...]:
             timeout=300,
             check=True,
         )
-        return tuple(json.loads(probe.stdout.strip().splitlines()[-1]))
+        working = json.loads(probe.stdout.strip().splitlines()[-1])
     except (subprocess.SubprocessError, ValueError, IndexError):
-        return ()
+        working = []
+    cache.write_text(json.dumps(working))
+    return tuple(working)
 
 
 def _selected(label: str) -> bool:
