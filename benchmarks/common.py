@@ -141,7 +141,7 @@ def _working_gpu_labels() -> tuple[str, ...]:
 
 def _selected(label: str) -> bool:
     wanted = os.environ.get("M4ML_XP_BENCH_IMPLEMENTATIONS")
-    return wanted is None or label in {part.strip() for part in wanted.split(",")}
+    return not wanted or label in {part.strip() for part in wanted.split(",")}
 
 
 def our_implementations() -> list[str]:
