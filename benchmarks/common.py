@@ -40,6 +40,12 @@ except ImportError:  # older asv
 from m4ml_xp import backends
 from m4ml_xp.cli.harness.common import mnist_or_synthetic
 
+# Imported once in asv's fork server (``--launch-method=forkserver``) rather than in each
+# benchmark's process; importing starts no device and no thread pool, so forking stays safe.
+for _module in ("torch", "jax", "jax.numpy", "dask.array", "scipy.sparse", "sklearn.decomposition"):
+    if importlib.util.find_spec(_module.partition(".")[0]) is not None:
+        importlib.import_module(_module)
+
 LARGE = os.environ.get("M4ML_XP_BENCH_LARGE") == "1"
 QUICK = os.environ.get("M4ML_XP_BENCH_QUICK") == "1"
 
@@ -69,6 +75,22 @@ REFERENCE_MODULES: dict[str, str] = {
     "scipy least_squares": "scipy",
     "torch autograd": "torch",
     "jax lax.scan": "jax",
+}
+
+#: implementations whose first call costs what the others do (no JIT, no device, no lazy
+#: imports): the quick run (``M4ML_XP_BENCH_QUICK=1``) times their first call
+NOTHING_TO_WARM_UP = {
+    "m4ml_xp[numpy]",
+    "m4ml_xp[array-api-strict]",
+    "m4ml_xp[dask]",
+    "numpy.linalg.qr",
+    "scipy.ndimage",
+    "scipy eigsh",
+    "scipy eigs",
+    "scipy",
+    "networkx",
+    "scipy least_squares loop",
+    "scipy least_squares",
 }
 
 _SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
@@ -185,8 +207,8 @@ class Benchmark:
 
     A subclass writes ``prepare(implementation, *args)``, which builds the inputs and
     returns the zero-argument call to time; ``setup`` runs it once (warm-up, JIT) and
-    ``self.run()`` times it, synchronised (under ``M4ML_XP_BENCH_QUICK=1`` only JAX and the
-    GPUs warm up).  For ``m4ml_xp[...]`` implementations
+    ``self.run()`` times it, synchronised (the quick run skips the warm-up of
+    :data:`NOTHING_TO_WARM_UP`).  For ``m4ml_xp[...]`` implementations
     ``self.xp`` and ``self.device`` are the backend's; a reference tool gets NumPy.
     """
 
@@ -204,9 +226,9 @@ class Benchmark:
         else:
             self.xp, self.device = backends.resolve_backend("numpy")
         self.call = self.prepare(implementation, *args)
-        # JIT compilation and GPU start-up happen here, not in the timing; the quick
-        # dashboard skips the warm-up where neither exists
-        if not QUICK or implementation in GPU_LABELS or "jax" in implementation:
+        # JIT compilation, lazy imports and GPU start-up happen here, not in the timing; the
+        # quick run warms up only the implementations that have them
+        if not (QUICK and implementation in NOTHING_TO_WARM_UP):
             self.run()
 
     def prepare(self, implementation: str, *args: Any) -> Callable[[], Any]:
