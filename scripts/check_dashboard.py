@@ -55,7 +55,7 @@ def check(html_dir: Path, bench: str | None = None) -> tuple[list[str], list[str
         if not any(seen):
             problems.append(f"{name}: the graph has no measured value")
         notes += [
-            f"{name}{list(combination)}: no value (skipped or failed)"
+            f"{name}({', '.join(combination)}): no value (skipped or failed)"
             for combination, found in zip(combinations, seen, strict=True)
             if not found
         ]

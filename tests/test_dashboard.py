@@ -78,7 +78,7 @@ def suite(monkeypatch: pytest.MonkeyPatch) -> dict[str, type]:
 
 
 def test_every_benchmark_class_is_known(suite) -> None:
-    assert set(suite) == {*REFERENCES, "HandWrittenEigh"}
+    assert set(suite) == {*REFERENCES, "HandWrittenEigh", "MnistPCAMemory"}
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
@@ -99,6 +99,11 @@ def test_the_implementation_parameter_is_ours_on_every_backend_and_the_reference
         if _installed(TOOL_MODULES.get(tool, tool.split()[0].split(".")[0]))
     }
     assert set(implementations) - ours == expected_tools
+
+
+def test_the_memory_track_is_on_numpy_and_scikit_learn_only(suite) -> None:
+    expected = ["m4ml_xp[numpy]"] + (["scikit-learn"] if _installed("sklearn") else [])
+    assert suite["MnistPCAMemory"].params[0] == expected
 
 
 def test_gpu_implementations_appear_only_where_a_gpu_computes(suite) -> None:
@@ -169,7 +174,7 @@ def test_the_dashboard_check_fails_on_a_dashboard_without_graphs(tmp_path) -> No
     graph.write_text(json.dumps([[1, [0.5, None]]]))
     problems, notes = check(tmp_path)
     assert problems == []
-    assert notes == ["bench_x.A.time_a['scipy']: no value (skipped or failed)"]
+    assert notes == ["bench_x.A.time_a(scipy): no value (skipped or failed)"]
 
 
 @pytest.mark.slow
