@@ -2,7 +2,8 @@
 
     nox -t cpu                          # lint + every CPU backend + examples (what CI runs)
     nox -s "tests(backend='jax')"       # one backend
-    nox -s bench                        # asv + dashboard + `m4ml-xp bench all`, every backend
+    nox -s dashboard                    # quick asv dashboard (tiny sizes), published and checked
+    nox -s bench                        # asv at full sizes + dashboard + `m4ml-xp bench all`
     nox -s gpu -- --wheels DIR          # on a GPU machine: scripts/gpu_check.py (< 8 minutes)
 
 What each backend needs is in backends/<name>.txt, the single place that says so.
@@ -10,6 +11,7 @@ What each backend needs is in backends/<name>.txt, the single place that says so
 
 from __future__ import annotations
 
+import platform
 import shutil
 from pathlib import Path
 
@@ -70,20 +72,71 @@ def examples(session: nox.Session) -> None:
         session.run("python", str(script), env={"MPLBACKEND": "Agg"})
 
 
-@nox.session
-def bench(session: nox.Session) -> None:
-    """asv on every installed backend in this one environment, its dashboard, then `bench all`.
-
-    CuPy joins when the machine has an NVIDIA GPU.  ``asv preview`` serves the dashboard.
-    """
+def _bench_environment(session: nox.Session) -> None:
+    """Every backend this machine runs (CuPy with an NVIDIA GPU) and the reference tools."""
     names = [name for name in BACKENDS if name not in GPU_ONLY or shutil.which("nvidia-smi")]
     requirements = [arg for name in names for arg in backend_requirements(name)]
     session.install("-e", ".[bench]", *requirements)
-    session.run("asv", "machine", "--yes")
-    session.run("asv", "run", "--python=same", "--quick", "--show-stderr", *session.posargs)
+
+
+def _asv_dashboard(
+    session: nox.Session, machine: str, *run_args: str, env: dict[str, str], check: str = "."
+) -> None:
+    """asv in this environment, its results kept (``--set-commit-hash``), published, checked."""
+    commit = session.run("git", "rev-parse", "HEAD", external=True, silent=True).strip()
+    session.run("asv", "machine", "--yes", "--machine", machine)
+    session.run(
+        "asv",
+        "run",
+        "--python=same",  # every backend installed here; no per-commit rebuilds
+        "--launch-method=forkserver",  # import the suite once, not once per value
+        f"--set-commit-hash={commit}",  # without it asv discards results from --python=same
+        f"--machine={machine}",
+        "--show-stderr",
+        *run_args,
+        *session.posargs,
+        env=env,
+    )
     session.run("asv", "publish")
+    checker = str(ROOT / "scripts" / "check_dashboard.py")
+    session.run("python", checker, ".asv/html", f"--bench={check}")
+    session.log(
+        "view: python -m http.server 8080 --bind 127.0.0.1 --directory .asv/html, "
+        "then http://127.0.0.1:8080 (the page loads its scripts from the web)"
+    )
+
+
+@nox.session
+def dashboard(session: nox.Session) -> None:
+    """The quick asv dashboard: tiny sizes, one run per value, as machine ``quick``; checked.
+
+    Every time and track benchmark on every installed implementation, published to
+    .asv/html, then scripts/check_dashboard.py fails if one has no graph.  About 4 minutes
+    of CPU time on 2 cores.
+    """
+    _bench_environment(session)
+    # peakmem at tiny sizes measures the interpreter and its libraries, not the algorithm
+    quick_benchmarks = r"^(?!.*\.peakmem_)"
+    _asv_dashboard(
+        session,
+        "quick",
+        "--quick",
+        f"--bench={quick_benchmarks}",
+        env={"M4ML_XP_BENCH_QUICK": "1"},
+        check=quick_benchmarks,
+    )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """asv at full sizes on every installed backend, its dashboard, then `bench all`.
+
+    ``M4ML_XP_BENCH_LARGE=1 nox -s bench`` adds the GPU sizes.
+    """
+    _bench_environment(session)
+    _asv_dashboard(session, platform.node(), env={})
     session.run("m4ml-xp", "bench", "all", "--markdown", "--results", "benchmarks/RESULTS.md")
-    session.log("dashboard: .asv/html (serve it with `asv preview`); goals: benchmarks/RESULTS.md")
+    session.log("goals: benchmarks/RESULTS.md")
 
 
 @nox.session(venv_backend="none")

@@ -1,117 +1,113 @@
-"""Course 2 MLP benchmarks: one epoch of 784-128-10 on t10k, every backend, and the references.
+"""Course 2 MLP: one epoch of 784-128-10 on t10k and one backprop, beside torch autograd / JAX.
 
 The data is MNIST t10k from ``M4ML_XP_DATA`` (or ../shared/data/mnist beside the
 repository), else random data of the same shape: the timings do not depend on
-the pixel values.
+the pixel values.  The references run on the CPU.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.common import SkipNotImplemented, XPBenchmark, mnist_data
-from m4ml_xp import backends, calculus, init_mlp, mlp_backprop, sgd, train_mlp
+from benchmarks.common import Benchmark, implementations, mnist_data, sizes
+from m4ml_xp import calculus, init_mlp, mlp_backprop, sgd, train_mlp
 from m4ml_xp.cli.harness import common as harness
 
+IMAGES = sizes([10_000], [1_000])
+LAYERS = [784, 128, 10]
+LEARNING_RATE = 0.1
+BATCH = 100
 
-class MLPEpoch(XPBenchmark):
+
+def _start() -> list[tuple[np.ndarray, np.ndarray]]:
+    return init_mlp(LAYERS, seed=0, dtype=np.float32, init="he")
+
+
+class MLPEpoch(Benchmark):
     """``train_mlp`` for one epoch: batch 100, SGD, ReLU + softmax/cross-entropy, float32."""
 
-    def setup(self, backend):
-        super().setup(backend)
-        X, y = mnist_data()
-        self.X, self.y = self.asarray(X), self.asarray(y)
-        self.params = [
-            (self.asarray(W), self.asarray(b))
-            for W, b in init_mlp([784, 128, 10], seed=0, dtype=np.float32, init="he")
-        ]
-        self.optimizer = sgd(0.1)
-        self.time_epoch(backend)  # JIT compilation happens here, not in the timing
+    params = [implementations("torch autograd", "jax lax.scan"), IMAGES]
+    param_names = [*Benchmark.param_names, "images"]
 
-    def time_epoch(self, backend):
-        result = train_mlp(
-            self.params,
-            self.X,
-            self.y,
-            optimizer=self.optimizer,
-            epochs=1,
-            batch_size=100,
-            activation="relu",
-            output="softmax",
-            loss="cross_entropy",
-            progress=False,
-        )
-        self.sync(result.params)
+    def prepare(self, implementation, images):
+        X, y = mnist_data(images)
+        order = np.random.default_rng(0).permutation(X.shape[0])
+        if implementation == "torch autograd":
+            return harness.torch_epoch(_start(), X, y, order, LEARNING_RATE, BATCH, "cpu")
+        if implementation == "jax lax.scan":
+            import jax
 
-    def peakmem_epoch(self, backend):
-        self.time_epoch(backend)
-
-
-class MLPBackprop(XPBenchmark):
-    """One hand-written backprop of a 100-image batch (the step's core)."""
-
-    def setup(self, backend):
-        super().setup(backend)
-        X, y = mnist_data()
-        self.X, self.y = self.asarray(X[:100]), self.asarray(y[:100])
-        self.params = [
-            (self.asarray(W), self.asarray(b))
-            for W, b in init_mlp([784, 128, 10], seed=0, dtype=np.float32, init="he")
-        ]
-
-    def time_backprop(self, backend):
-        self.sync(
-            mlp_backprop(
-                self.params,
-                self.X,
-                self.y,
+            device = jax.devices("cpu")[0]
+            return harness.jax_scan_epoch(_start(), X, y, order, LEARNING_RATE, BATCH, device)
+        X_xp, y_xp = self.asarray(X), self.asarray(y)
+        params = [(self.asarray(W), self.asarray(b)) for W, b in _start()]
+        optimizer = sgd(LEARNING_RATE)
+        return lambda: (
+            train_mlp(
+                params,
+                X_xp,
+                y_xp,
+                optimizer=optimizer,
+                epochs=1,
+                batch_size=BATCH,
                 activation="relu",
                 output="softmax",
                 loss="cross_entropy",
-            ).cost
+                progress=False,
+            ).params
         )
 
-
-class ReferenceEpochs:
-    """The references in the same suite: torch autograd + optim.SGD, a jax lax.scan epoch."""
-
-    params = [["torch autograd + SGD (cpu)", "jax lax.scan (cpu)"]]
-    param_names = ["reference"]
-    timeout = 600
-
-    def setup(self, reference):
-        X, y = mnist_data()
-        params = init_mlp([784, 128, 10], seed=0, dtype=np.float32, init="he")
-        order = np.random.default_rng(0).permutation(X.shape[0])
-        try:
-            if reference.startswith("torch"):
-                self.run = harness.torch_epoch(params, X, y, order, 0.1, 100, "cpu")
-            else:
-                import jax
-
-                self.run = harness.jax_scan_epoch(
-                    params, X, y, order, 0.1, 100, jax.devices("cpu")[0]
-                )
-        except ImportError as exc:
-            raise SkipNotImplemented(str(exc)) from None
+    def time_epoch(self, implementation, images):
         self.run()
 
-    def time_epoch(self, reference):
-        backends.sync(self.run())
+    def peakmem_epoch(self, implementation, images):
+        self.run()
 
 
-class Jacobian(XPBenchmark):
-    """Central-difference vs autodiff Jacobian of a 50 -> 50 map."""
+class MLPBackprop(Benchmark):
+    """The gradient of one 100-image batch: hand-written backprop vs torch autograd."""
 
-    params = [*XPBenchmark.params, ["fd", "auto"]]
-    param_names = [*XPBenchmark.param_names, "method"]
+    params = [implementations("torch autograd")]
 
-    def setup(self, backend, method):
-        super().setup(backend)
+    def prepare(self, implementation):
+        X, y = mnist_data(BATCH)
+        if implementation == "torch autograd":
+            import torch
+            import torch.nn.functional as F
+
+            Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+            leaves = [torch.tensor(a, requires_grad=True) for layer in _start() for a in layer]
+
+            def autograd():
+                W1, b1, W2, b2 = leaves
+                loss = F.cross_entropy(torch.relu(Xt @ W1 + b1) @ W2 + b2, yt)
+                return torch.autograd.grad(loss, leaves)
+
+            return autograd
+        X_xp, y_xp = self.asarray(X), self.asarray(y)
+        params = [(self.asarray(W), self.asarray(b)) for W, b in _start()]
+        return lambda: (
+            mlp_backprop(
+                params, X_xp, y_xp, activation="relu", output="softmax", loss="cross_entropy"
+            ).grads
+        )
+
+    def time_backprop(self, implementation):
+        self.run()
+
+
+class Jacobian(Benchmark):
+    """Central-difference vs autodiff Jacobian of a 50 -> 50 map (ours only: no reference)."""
+
+    params = [implementations(), ["fd", "auto"]]
+    param_names = [*Benchmark.param_names, "method"]
+
+    def prepare(self, implementation, method):
         xp = self.xp
-        self.x = self.asarray(np.linspace(-1, 1, 50))
-        self.f = lambda v: xp.sin(v) * xp.cumulative_sum(v)
-        self.sync(calculus.jacobian(self.f, self.x, method=method))
+        x = self.asarray(np.linspace(-1, 1, 50))
+        return lambda: calculus.jacobian(
+            lambda v: xp.sin(v) * xp.cumulative_sum(v), x, method=method
+        )
 
-    def time_jacobian(self, backend, method):
-        self.sync(calculus.jacobian(self.f, self.x, method=method))
+    def time_jacobian(self, implementation, method):
+        self.run()

@@ -1,4 +1,4 @@
-"""PageRank benchmarks: m4ml_xp per backend, NetworkX and a hand-written SciPy CSR loop."""
+"""PageRank: m4ml_xp on every backend beside NetworkX and a hand-written SciPy CSR loop."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import warnings
 
 import numpy as np
 
-from benchmarks.common import LARGE, XPBenchmark
+from benchmarks.common import Benchmark, implementations, sizes
 from m4ml_xp import backends, generate_internet, pagerank, pagerank_edges
 from m4ml_xp.cli.harness import common as harness
 
 #: (nodes, edges); the issue's target is 100k nodes / 1M edges
-SIZES = ["10k/100k", "100k/1M"] + (["1M/10M"] if LARGE else [])
+GRAPHS = sizes(["10k/100k", "100k/1M"], ["10k/100k"], large=["1M/10M"])
 
 
 def _size(label: str) -> tuple[int, int]:
@@ -20,74 +20,65 @@ def _size(label: str) -> tuple[int, int]:
     return nodes, edges
 
 
-class PageRankEdges(XPBenchmark):
-    """From edge arrays to scores (operator built inside), NetworkX's tolerance."""
+class PageRankEdges(Benchmark):
+    """From edge arrays to scores (operator built inside), NetworkX's semantics and tolerance."""
 
-    params = [*XPBenchmark.params, SIZES]
-    param_names = [*XPBenchmark.param_names, "graph"]
+    params = [implementations("networkx", "scipy"), GRAPHS]
+    param_names = [*Benchmark.param_names, "graph"]
+    timeout = 900
 
-    def setup(self, backend, graph):
-        super().setup(backend)
-        self.n, n_edges = _size(graph)
-        src, dst = harness.power_law_graph(self.n, n_edges)
-        self.src, self.dst = self.asarray(src), self.asarray(dst)
-        self.reference, _ = harness.scipy_pagerank(src, dst, self.n)
-        self.run()  # JIT warm-up
+    def prepare(self, implementation, graph):
+        n, n_edges = _size(graph)
+        src, dst = harness.power_law_graph(n, n_edges)
+        self.reference, _ = harness.scipy_pagerank(src, dst, n)
+        if implementation == "scipy":
+            return lambda: harness.scipy_pagerank(src, dst, n)[0]
+        if implementation == "networkx":
+            import networkx as nx
 
-    def run(self):
-        return self.sync(pagerank_edges(self.src, self.dst, n_nodes=self.n, dtype=self.xp.float64))
+            G = nx.DiGraph()
+            G.add_nodes_from(range(n))
+            G.add_edges_from(zip(src.tolist(), dst.tolist(), strict=True))
 
-    def time_pagerank_edges(self, backend, graph):
+            def networkx_pagerank():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    scores = nx.pagerank(G)
+                return np.fromiter((scores[i] for i in range(n)), dtype=np.float64, count=n)
+
+            return networkx_pagerank
+        src_xp, dst_xp = self.asarray(src), self.asarray(dst)
+        dtype = self.xp.float64
+        return lambda: pagerank_edges(src_xp, dst_xp, n_nodes=n, dtype=dtype).scores
+
+    def time_pagerank_edges(self, implementation, graph):
         self.run()
 
-    def peakmem_pagerank_edges(self, backend, graph):
+    def peakmem_pagerank_edges(self, implementation, graph):
         self.run()
 
-    def track_max_error_vs_scipy(self, backend, graph):
-        scores = backends.to_numpy(self.run().scores)
+    def track_max_error_vs_scipy(self, implementation, graph):
+        scores = backends.to_numpy(self.run())
         return float(np.abs(scores - self.reference).max())
 
     track_max_error_vs_scipy.unit = "abs"
 
 
-class PageRankReferences:
-    """The tools a user would otherwise reach for, on the same graphs."""
+class PageRankDense(Benchmark):
+    """The course's dense route on a generated internet; ARPACK's eigenvector as the reference."""
 
-    params = [SIZES]
-    param_names = ["graph"]
-    timeout = 900
+    params = [implementations("scipy eigs"), sizes([500, 2000], [300])]
+    param_names = [*Benchmark.param_names, "pages"]
 
-    def setup(self, graph):
-        self.n, n_edges = _size(graph)
-        self.src, self.dst = harness.power_law_graph(self.n, n_edges)
+    def prepare(self, implementation, pages):
+        if implementation == "scipy eigs":
+            from scipy.sparse.linalg import eigs
 
-    def time_scipy_csr_loop(self, graph):
-        harness.scipy_pagerank(self.src, self.dst, self.n)
+            damping = 0.85
+            M = damping * generate_internet(pages, seed=0) + (1 - damping) / pages
+            return lambda: eigs(M, k=1, which="LM")
+        L = generate_internet(pages, seed=0, xp=self.xp, device=self.device, dtype=self.xp.float64)
+        return lambda: pagerank(L).scores
 
-    def time_networkx_pagerank(self, graph):
-        import networkx as nx
-
-        if not hasattr(self, "G"):
-            self.G = nx.DiGraph()
-            self.G.add_nodes_from(range(self.n))
-            self.G.add_edges_from(zip(self.src.tolist(), self.dst.tolist(), strict=True))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            nx.pagerank(self.G)
-
-
-class PageRankDense(XPBenchmark):
-    """The course's dense route on a generated internet."""
-
-    params = [*XPBenchmark.params, [500, 2000]]
-    param_names = [*XPBenchmark.param_names, "pages"]
-
-    def setup(self, backend, pages):
-        super().setup(backend)
-        self.L = generate_internet(
-            pages, seed=0, xp=self.xp, device=self.device, dtype=self.xp.float64
-        )
-        self.sync(pagerank(self.L))
-
-    def time_pagerank_dense(self, backend, pages):
-        self.sync(pagerank(self.L))
+    def time_pagerank_dense(self, implementation, pages):
+        self.run()

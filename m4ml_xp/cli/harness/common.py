@@ -22,7 +22,8 @@ from m4ml_xp import backends
 from m4ml_xp.pagerank import pagerank_edges
 
 #: label -> (backend, device) tried, in order; those that fail to import are skipped.
-#: The labels are also the asv ``backend`` parameter (benchmarks/common.py).
+#: (The asv suite has its own ``m4ml_xp[...]`` labels, with array-api-strict and Dask:
+#: benchmarks/common.py.)
 TARGETS: dict[str, tuple[str, str | None]] = {
     "numpy": ("numpy", None),
     "torch:cpu": ("torch", "cpu"),
