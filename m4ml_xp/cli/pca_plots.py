@@ -25,6 +25,14 @@ def pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: Path, *, tight: bool = True) -> None:
+    """Write `fig` to `path` (100 dpi) and close it, laid out tight unless told not to."""
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def eigendigits(plt: Any, path: Path, components: np.ndarray, title: str) -> None:
     """Draw the first (up to) 16 components as 28×28 pictures, zero white."""
     grid = min(16, components.shape[0])
@@ -36,8 +44,7 @@ def eigendigits(plt: Any, path: Path, components: np.ndarray, title: str) -> Non
             ax.imshow(components[i].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
             ax.set_title(f"{i + 1}", fontsize=8)
     fig.suptitle(title)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path, tight=False)
 
 
 def explained_variance(plt: Any, path: Path, cumulative: np.ndarray, mse: np.ndarray) -> None:
@@ -48,9 +55,7 @@ def explained_variance(plt: Any, path: Path, cumulative: np.ndarray, mse: np.nda
     left.set(xlabel="components", ylabel="explained variance (cumulative)", ylim=(0, 1.02))
     right.semilogy(np.arange(1, k + 1), np.maximum(mse, 1e-12), "-", color="crimson")
     right.set(xlabel="components", ylabel="MSE per image", title="reconstruction error")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def components_scatter(
@@ -61,9 +66,7 @@ def components_scatter(
     scatter = ax.scatter(coordinates[:, 0], coordinates[:, 1], c=digits, cmap="tab10", s=4)
     ax.legend(*scatter.legend_elements(), title="digit", fontsize=7, loc="best")
     ax.set(xlabel="component 1", ylabel="component 2", title=title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def augmentation_spectrum(
@@ -81,9 +84,7 @@ def augmentation_spectrum(
     right.plot(index, np.cumsum(augmented), "-", color="darkorange", label=label)
     right.set(xlabel="components", ylabel="cumulative ratio", ylim=(0, 1.02))
     right.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def augmented_samples(plt: Any, path: Path, rows: list[np.ndarray]) -> None:
@@ -97,6 +98,4 @@ def augmented_samples(plt: Any, path: Path, rows: list[np.ndarray]) -> None:
     axes[0, 0].set_title("original", fontsize=7)
     for c in range(1, n_cols):
         axes[0, c].set_title(f"copy {c}", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
