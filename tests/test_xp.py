@@ -69,6 +69,16 @@ def test_auto_here_skips_what_does_not_import_or_has_no_gpu():
         assert {backends.auto_backend(job) for job in backends.AUTO_ORDER} == {("numpy", None)}
 
 
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [(None, False), ("cpu", False), ("cuda", True), ("cuda:0", True), ("gpu", True), ("tpu", True)],
+)
+def test_on_accelerator_by_device_name_and_check_interval_follows(device, expected):
+    """GPU/TPU device names count as accelerators, CPU ones not; GPUs check every 8 steps."""
+    assert _xp.on_accelerator(np, device) is expected
+    assert _xp.check_interval(np, device) == (8 if expected else 1)
+
+
 # --------------------------------------------------------------------------- staging
 def test_host_chunks_arrive_intact_in_order(xp, device):
     """Through the pinned staging buffers on CUDA: a buffer refilled before its copy

@@ -43,6 +43,7 @@ from m4ml_xp._xp._dask import (
 )
 from m4ml_xp._xp._devices import (
     check_interval,
+    on_accelerator,
     to_host,
     to_numpy,
 )

@@ -321,7 +321,10 @@ def check_interval(xp: Namespace, dev: Any = None) -> int:
     Reading a device scalar on a GPU waits for all queued work, so GPU
     backends batch several iterations per check; CPU backends check every step.
     """
+    return 8 if on_accelerator(xp, dev) else 1
+
+
+def on_accelerator(xp: Namespace, dev: Any = None) -> bool:
+    """Whether arrays of `xp` on device `dev` live on a GPU or TPU rather than the CPU."""
     text = str(dev).lower()
-    if is_cupy_namespace(xp) or "cuda" in text or "gpu" in text or "tpu" in text:
-        return 8
-    return 1
+    return is_cupy_namespace(xp) or "cuda" in text or "gpu" in text or "tpu" in text

@@ -32,10 +32,9 @@ GPU_CHUNK_ROWS = 65_536
 CPU_CHUNK_ROWS = 16_384
 
 
-def default_chunk_rows(device: Any) -> int:
+def default_chunk_rows(xp: Any, device: Any) -> int:
     """Return the chunk size for `device`: larger on a GPU than on the CPU."""
-    name = str(device).lower()
-    return GPU_CHUNK_ROWS if ("cuda" in name or "gpu" in name) else CPU_CHUNK_ROWS
+    return GPU_CHUNK_ROWS if backends.on_accelerator(xp, device) else CPU_CHUNK_ROWS
 
 
 SIDE = 28  # MNIST digits are 28×28
@@ -165,7 +164,7 @@ def augmented_pca(
     """
     from tqdm.auto import tqdm
 
-    chunk_rows = chunk_rows or default_chunk_rows(device)
+    chunk_rows = chunk_rows or default_chunk_rows(xp, device)
     chunks = AugmentedDigits(images, augmentation, chunk_rows=chunk_rows, xp=xp, device=device)
     # warm-up, untimed: the gathers and the scatter product once on a few rows (the eigh
     # at the end is the base PCA's, already warm)

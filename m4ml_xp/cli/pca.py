@@ -211,7 +211,7 @@ def augment(
     """Run and report the augmented PCA: throughput, both spectra side by side."""
     N, D = images.shape
     k = args.n_components
-    chunk_rows = args.chunk_rows or default_chunk_rows(device)
+    chunk_rows = args.chunk_rows or default_chunk_rows(xp, device)
     n_rows = args.augment * N
     itemsize = xp.finfo(images.dtype).bits // 8
     print(
