@@ -19,6 +19,8 @@ from typing import Any
 from array_api_compat import is_array_api_obj
 
 from m4ml_xp._xp import (
+    Array,
+    Namespace,
     array_namespace,
     default_float,
     deferred_check,
@@ -33,9 +35,6 @@ from m4ml_xp._xp import (
     materialise,
     numpy_scalar_as_array,
 )
-
-Array = Any
-Namespace = Any
 
 
 def namespace(optional: Iterable[str] = (), **arrays: Array | None) -> Namespace:

@@ -13,12 +13,10 @@ one multiplication — written once with standard functions.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from array_api_compat import device
 
-Array = Any
-Namespace = Any
+from m4ml_xp._xp import Array, Namespace
 
 __all__ = ["max_abs", "power_of_two_scale", "scaled", "unscale", "vector_norm"]
 

@@ -7,13 +7,8 @@ Conventions (see COURSE.md): vectors of a basis are the *columns* of a matrix.
 
 from __future__ import annotations
 
-from typing import Any
-
 from m4ml_xp import _checks, _scaling, _xp
-from m4ml_xp._xp import device
-
-Array = Any
-Namespace = Any
+from m4ml_xp._xp import Array, Namespace, device
 
 __all__ = ["change_of_basis", "gram_schmidt", "is_singular", "row_echelon", "span_dimension"]
 

@@ -18,11 +18,10 @@ from typing import Any, BinaryIO, NamedTuple, NoReturn
 import numpy as np
 
 from m4ml_xp import _checks, _xp
+from m4ml_xp._xp import Array, Namespace
 
 __all__ = ["NISTProblem", "heart_curve", "heights_data", "load_mnist", "load_nist_strd", "read_idx"]
 
-Array = Any
-Namespace = Any
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _MNIST_FILES = {

@@ -14,10 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from m4ml_xp import _checks, _xp
-from m4ml_xp._xp import device
+from m4ml_xp._xp import Array, Namespace, device
 
-Array = Any
-Namespace = Any
 Function = Callable[[Array], Array]
 
 __all__ = ["hessian", "jacobian"]

@@ -6,15 +6,12 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from m4ml_xp import _checks, _scaling, _xp
-from m4ml_xp._xp import device, evaluate
+from m4ml_xp._xp import Array, Namespace, device, evaluate
 from m4ml_xp.bases import _eps
 from m4ml_xp.errors import report_non_convergence
-
-Array = Any
-Namespace = Any
 
 __all__ = ["EigResult", "power_iteration"]
 

@@ -18,12 +18,9 @@ result is ±inf (or 0) only when the true answer lies beyond the dtype's range:
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from m4ml_xp import _checks, _scaling, _xp
-
-Array = Any
-Namespace = Any
+from m4ml_xp._xp import Array, Namespace
 
 __all__ = [
     "affine_cov",

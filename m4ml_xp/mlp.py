@@ -17,10 +17,8 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _xp
-from m4ml_xp._xp import device
+from m4ml_xp._xp import Array, Namespace, device
 
-Array = Any
-Namespace = Any
 Params = list[tuple[Array, Array]]
 
 __all__ = ["Backprop", "init_mlp", "mlp_backprop", "mlp_forward"]

@@ -13,7 +13,7 @@ import warnings
 from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _xp
-from m4ml_xp._xp import device
+from m4ml_xp._xp import Array, Namespace, device
 from m4ml_xp.errors import ConvergenceWarning
 from m4ml_xp.mlp import (
     Params,
@@ -26,9 +26,6 @@ from m4ml_xp.mlp import (
     _targets,
 )
 from m4ml_xp.optimize import Optimizer, apply_updates, check_optimizer, tree_map
-
-Array = Any
-Namespace = Any
 
 __all__ = ["TrainResult", "train_mlp"]
 

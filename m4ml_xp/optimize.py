@@ -14,11 +14,9 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _xp
-from m4ml_xp._xp import device
+from m4ml_xp._xp import Array, Namespace, device
 from m4ml_xp.errors import report_non_convergence
 
-Array = Any
-Namespace = Any
 PyTree = Any
 
 __all__ = [

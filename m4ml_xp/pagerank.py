@@ -13,10 +13,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from m4ml_xp import _checks, _scaling, _xp
+from m4ml_xp._xp import Array, Namespace
 from m4ml_xp.errors import report_non_convergence
-
-Array = Any
-Namespace = Any
 
 __all__ = [
     "PageRankResult",

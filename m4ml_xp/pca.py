@@ -31,9 +31,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _scaling, _xp
-
-Array = Any
-Namespace = Any
+from m4ml_xp._xp import Array, Namespace
 
 __all__ = ["PCAResult", "pca", "reconstruct", "reconstruction_error"]
 

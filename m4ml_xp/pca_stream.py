@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _xp
+from m4ml_xp._xp import Array, Namespace
 from m4ml_xp.pca import (
     PCAResult,
     _n_components,
@@ -42,9 +43,6 @@ from m4ml_xp.pca import (
     scatter_decomposition,
     working_scale,
 )
-
-Array = Any
-Namespace = Any
 
 __all__ = ["PCA", "StreamingState", "streaming_pca"]
 

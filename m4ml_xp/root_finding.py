@@ -10,12 +10,9 @@ import math
 from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _scaling, _xp
-from m4ml_xp._xp import device, namespace_for
+from m4ml_xp._xp import Array, Namespace, device, namespace_for
 from m4ml_xp.derivatives import Function, _call, _callable, _eps, _method, _point, hessian, jacobian
 from m4ml_xp.errors import report_non_convergence
-
-Array = Any
-Namespace = Any
 
 __all__ = [
     "LagrangeResult",

@@ -11,11 +11,8 @@ import numbers
 from typing import Any
 
 from m4ml_xp import _checks, _scaling, _xp
-from m4ml_xp._xp import device, namespace_for
+from m4ml_xp._xp import Array, Namespace, device, namespace_for
 from m4ml_xp.bases import _count_nonzero_columns, _eps, gram_schmidt
-
-Array = Any
-Namespace = Any
 
 __all__ = [
     "reflection_matrix",

@@ -48,6 +48,8 @@ from m4ml_xp._xp._devices import (
     to_numpy,
 )
 from m4ml_xp._xp._namespaces import (
+    Array,
+    Namespace,
     default_float,
     float_dtype,
     full_precision,

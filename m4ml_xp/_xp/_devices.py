@@ -23,10 +23,7 @@ from array_api_compat import (
     is_torch_array,
 )
 
-from m4ml_xp._xp._namespaces import supports_float64
-
-Array = Any
-Namespace = Any
+from m4ml_xp._xp._namespaces import Array, Namespace, supports_float64
 
 #: Backend names accepted by the CLI and benchmarks, with the module each needs.
 BACKENDS: dict[str, str] = {

@@ -21,6 +21,7 @@ from array_api_compat import (
     is_numpy_namespace,
 )
 
+#: The one alias for arrays (and namespaces) in annotations: every core module imports it.
 Array = Any
 Namespace = Any
 

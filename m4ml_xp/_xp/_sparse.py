@@ -24,10 +24,7 @@ from array_api_compat import (
 )
 
 from m4ml_xp._xp._devices import to_host
-from m4ml_xp._xp._namespaces import supports_float64
-
-Array = Any
-Namespace = Any
+from m4ml_xp._xp._namespaces import Array, Namespace, supports_float64
 
 
 # --------------------------------------------------------------------------- segment sums

@@ -18,8 +18,7 @@ from array_api_compat import (
     is_torch_namespace,
 )
 
-Array = Any
-Namespace = Any
+from m4ml_xp._xp._namespaces import Array, Namespace
 
 
 def to_device_chunks(chunks: Iterable[Any], xp: Namespace, dev: Any = None) -> Iterator[Array]:
