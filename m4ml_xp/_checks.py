@@ -197,6 +197,13 @@ def check_broadcastable(x: Array, y: Array, names: tuple[str, str]) -> None:
             raise ValueError(msg)
 
 
+def check_same_rows(x: Array, y: Array, names: tuple[str, str]) -> None:
+    """`x` and `y` must have as many rows (samples) as each other."""
+    if x.shape[0] != y.shape[0]:
+        msg = f"`{names[0]}` and `{names[1]}` must have the same number of rows; got {x.shape[0]} and {y.shape[0]}"
+        raise ValueError(msg)
+
+
 def check_spd(A: Array, name: str, *, xp: Namespace, n: int) -> Array:
     """Validate an ``(n, n)`` symmetric positive definite matrix (an inner product's).
 

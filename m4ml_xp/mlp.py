@@ -194,14 +194,9 @@ def _targets(
     ``values=False`` checks only shapes and dtypes (the caller checks the values).
     `names` are the caller's names for `X` and `Y`, for the messages.
     """
-    x_name, y_name = names
+    y_name = names[1]
     if Y.ndim == 1 and xp.isdtype(Y.dtype, "integral"):
-        if Y.shape[0] != X.shape[0]:
-            msg = (
-                f"`{x_name}` and `{y_name}` must have the same number of rows; "
-                f"got {X.shape[0]} and {Y.shape[0]}"
-            )
-            raise ValueError(msg)
+        _checks.check_same_rows(X, Y, names)
         if not values:
             return Y
         if Y.shape[0] and _xp.is_lazy(Y):  # Dask: checked chunk by chunk when computed
@@ -214,12 +209,7 @@ def _targets(
                 raise ValueError(msg)
         return Y
     Y = _checks.check_real_array(Y, y_name, xp=xp, ndim=2, allow_bool=True, finite=values)
-    if Y.shape[0] != X.shape[0]:
-        msg = (
-            f"`{x_name}` and `{y_name}` must have the same number of rows; "
-            f"got {X.shape[0]} and {Y.shape[0]}"
-        )
-        raise ValueError(msg)
+    _checks.check_same_rows(X, Y, names)
     if Y.shape[1] != n_out:
         msg = f"`{y_name}` must have {n_out} columns (the last layer's outputs) or be integer labels; got shape {tuple(Y.shape)}"
         raise ValueError(msg)

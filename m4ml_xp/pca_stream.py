@@ -136,27 +136,20 @@ def update_state(
     is ``max |chunk|`` where the caller has it already.
     """
     chunk_scale = _chunk_scale(chunk, largest, xp)
-    if state is None or state.count == 0:
-        count_b, mean_b = chunk.shape[0], scaled_mean(chunk, chunk_scale, xp=xp)
-        scatter_b = centred_scatter(chunk, mean_b, xp=xp, scale=chunk_scale)
-        return StreamingState(
-            count_b,
-            mean_b / chunk_scale,
-            scatter_b,
-            1 if state is None else state.n_chunks + 1,
-            chunk_scale,
-        )
-    if chunk.shape[1] != state.mean.shape[0]:
+    first = state is None or state.count == 0
+    if not first and chunk.shape[1] != state.mean.shape[0]:
         msg = (
             f"`chunks[{state.n_chunks}]` must have {state.mean.shape[0]} columns like the "
             f"first chunk; got shape {tuple(chunk.shape)}"
         )
         raise ValueError(msg)
-    old_scale = _scale_of(state, xp)
-    scale = xp.minimum(old_scale, chunk_scale)
-    ratio = scale / old_scale  # a power of two <= 1: exact
+    scale = chunk_scale if first else xp.minimum(_scale_of(state, xp), chunk_scale)
     count_b, mean_b = chunk.shape[0], scaled_mean(chunk, scale, xp=xp)
     scatter_b = centred_scatter(chunk, mean_b, xp=xp, scale=scale)
+    if first:
+        n_chunks = 1 if state is None else state.n_chunks + 1
+        return StreamingState(count_b, mean_b / scale, scatter_b, n_chunks, scale)
+    ratio = scale / _scale_of(state, xp)  # a power of two <= 1: exact
     mean_a = state.mean * scale
     count = state.count + count_b
     delta = mean_b - mean_a
@@ -346,9 +339,7 @@ class PCA:
         if self._state is not None and self._state.mean.dtype != X.dtype:
             X = xp.astype(X, self._state.mean.dtype)
         self._state = update_state(self._state, X, xp=xp)
-        if self._state.count >= 2:
-            self._set(result_from_state(self._state, self.n_components, xp=xp), self._state.count)
-        return self
+        return self._refit()
 
     def state_dict(self) -> dict[str, Any]:
         """Return the streaming statistics (host copies), to resume ``partial_fit`` later."""
@@ -362,13 +353,13 @@ class PCA:
     ) -> PCA:
         """Resume from :meth:`state_dict`'s output."""
         self._state = StreamingState.from_state_dict(parts, xp=xp, device=device)
-        if self._state.count >= 2:
-            self._set(
-                result_from_state(
-                    self._state, self.n_components, xp=_xp.array_namespace(self._state.mean)
-                ),
-                self._state.count,
-            )
+        return self._refit()
+
+    def _refit(self) -> PCA:
+        state = self._state
+        if state is not None and state.count >= 2:
+            xp = _xp.array_namespace(state.mean)
+            self._set(result_from_state(state, self.n_components, xp=xp), state.count)
         return self
 
     def _fitted(self) -> None:
