@@ -174,28 +174,14 @@ def working_scale(X: Array, name: str, *, xp: Namespace, also: Array | None = No
     if also is not None:
         largest = xp.maximum(largest, largest_magnitude(also, xp=xp))
     if _xp.is_lazy(largest):
-        return power_of_two_scale(largest, xp=xp)
+        return _scaling.power_of_two_scale(largest, xp=xp)
     value = float(largest)
     if not math.isfinite(value):  # the check's own message, naming `name`
         _checks.check_real_array(largest, name, xp=xp, small=True)
     limit = 2.0 ** (int(math.log2(float(xp.finfo(X.dtype).max))) // 4)
     if value == 0 or 1 / limit <= value <= limit:
         return None
-    return power_of_two_scale(largest, xp=xp)
-
-
-def power_of_two_scale(magnitude: Array, *, xp: Namespace, zero: str = "one") -> Array:
-    """:func:`m4ml_xp._scaling.power_of_two_scale`, with a choice for zero magnitudes.
-
-    Zero, inf and NaN magnitudes get 1, or with ``zero="largest"`` a zero gets
-    the largest finite power of two — it sets no limit on a running scale.
-    """
-    scale = _scaling.power_of_two_scale(magnitude, xp=xp)
-    if zero == "largest":
-        top = float(math.frexp(float(xp.finfo(magnitude.dtype).max))[1] - 1)  # 1023 / 127
-        largest = xp.pow(xp.full_like(magnitude, 2.0), xp.full_like(magnitude, top))
-        scale = xp.where(magnitude == 0, largest, scale)
-    return scale
+    return _scaling.power_of_two_scale(largest, xp=xp)
 
 
 @functools.lru_cache(maxsize=32)
@@ -331,11 +317,12 @@ def reconstruction_error(X: Array, result: PCAResult) -> Array:
     """
     xp, X, scale, projected, centred = _projection(X, result)
     residual = projected - centred  # x̂ − x, on the scaled data where scaled
+    error = xp.mean(xp.sum(residual * residual, axis=1))
     if scale is None:
-        return xp.mean(xp.sum(residual * residual, axis=1))
+        return error
     with warnings.catch_warnings():  # an error beyond the dtype is inf or 0, as documented
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _scaling.unscale(xp.mean(xp.sum(residual * residual, axis=1)), scale, scale, xp=xp)
+        return _scaling.unscale(error, scale, scale, xp=xp)
 
 
 def _projection(X: Array, result: PCAResult) -> tuple[Namespace, Array, Array | None, Array, Array]:
@@ -382,11 +369,9 @@ def _over_centred_blocks(
     scale: Array | None = None,
     blocks: int = 8,
 ) -> Array:
-    """Return ``reduce(X·scale − mean, rows)`` for a `reduce` that sums over rows, block by block.
+    """Sum over row blocks of ``reduce(X[rows]·scale − mean, rows)`` (None: no scale, no mean).
 
-    The sum over row blocks of ``reduce(X[rows]·scale − mean, rows)`` (no
-    multiplication when `scale` is None, no subtraction when `mean` is), so that
-    each centred copy is ``1/blocks`` of the input.  Dask arrays and JAX tracers
+    Each centred copy is ``1/blocks`` of the input.  Dask arrays and JAX tracers
     take the one-expression form (Dask already works chunk by chunk; ``jit``
     shapes must be static).
     """

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from m4ml_xp import _checks, _xp
+from m4ml_xp import _checks, _scaling, _xp
 from m4ml_xp._xp import Array, Namespace
 from m4ml_xp.pca import (
     PCAResult,
@@ -38,7 +38,6 @@ from m4ml_xp.pca import (
     finish_result,
     largest_magnitude,
     pca,
-    power_of_two_scale,
     scaled_mean,
     scatter_decomposition,
     working_scale,
@@ -123,7 +122,9 @@ def _chunk_scale(chunk: Array, largest: Array | None, xp: Namespace) -> Array:
     """Return the power of two bringing `chunk` near 1; all-zero chunks set no limit (the largest)."""
     if largest is None:
         largest = largest_magnitude(chunk, xp=xp)
-    return power_of_two_scale(largest, xp=xp, zero="largest")
+    top = float(math.frexp(float(xp.finfo(largest.dtype).max))[1] - 1)  # 1023 / 127
+    no_limit = xp.pow(xp.full_like(largest, 2.0), xp.full_like(largest, top))
+    return xp.where(largest == 0, no_limit, _scaling.power_of_two_scale(largest, xp=xp))
 
 
 def update_state(
