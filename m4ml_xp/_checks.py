@@ -16,8 +16,6 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from array_api_compat import is_array_api_obj
-
 from m4ml_xp._xp import (
     Array,
     Namespace,
@@ -67,7 +65,7 @@ def namespace(optional: Iterable[str] = (), **arrays: Array | None) -> Namespace
 
 
 def _check_array(x: Any, name: str, libraries: str = "") -> None:
-    if not is_array_api_obj(x) or isinstance(x, bool | int | float | complex):
+    if not is_array(x) or isinstance(x, bool | int | float | complex):
         raise TypeError(f"`{name}` must be an array{libraries}; got {type(x).__name__}")
     if is_masked_array(x):
         msg = (

@@ -88,9 +88,7 @@ def gram_schmidt(A: Array, *, tol: float | None = None) -> Array:
     remaining = A
     for _ in range(n):
         v = remaining[:, 0]
-        if columns:
-            # A second projection pass ("twice is enough") removes what rounding left
-            # of the earlier directions; exact arithmetic would remove nothing.
+        if columns:  # the second projection pass (see Notes)
             Q = xp.stack(columns, axis=1)
             v = v - Q @ (v @ Q)
         norm = _scaling.vector_norm(v, xp=xp)
@@ -139,9 +137,7 @@ def _echelon(A: Array, tol: float | None, xp: Namespace) -> tuple[Array, int]:
     """Row echelon form with unit pivots by partial pivoting; returns (U, rank)."""
     m, n = A.shape
     dev = device(A)
-    # Unit pivots make U invariant under A → c·A: scale by a power of two so that
-    # max|A| ≈ 1 (exact) and no elimination step over- or underflows; nothing to undo.
-    A, scale = _scaling.scaled(A, xp=xp)
+    A, scale = _scaling.scaled(A, xp=xp)  # unit pivots: nothing to undo (row_echelon's Notes)
     if tol is None:
         threshold = _RANK_SAFETY * max(m, n) * _eps(A, xp) * float(_scaling.max_abs(A, xp=xp))
     else:

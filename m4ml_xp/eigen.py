@@ -97,7 +97,8 @@ def power_iteration(
     n = A.shape[0]
     dev = device(A)
     if x0 is None:
-        x = _xp.standard_normal(_checks.check_seed(seed), (n,), xp=xp, device=dev, dtype=A.dtype)
+        draws = _xp.generator(_checks.check_seed(seed)).standard_normal(n)
+        x = xp.asarray(draws, dtype=A.dtype, device=dev)
     else:
         x = _checks.check_real_array(x0, "x0", xp=xp, ndim=1, small=True)
         if x.shape[0] != n:

@@ -62,7 +62,6 @@ from m4ml_xp._xp._namespaces import (
     library_name,
     namespace_for,
     numpy_scalar_as_array,
-    standard_normal,
 )
 from m4ml_xp._xp._sparse import (
     EdgeOperator,

@@ -152,24 +152,6 @@ def float_dtype(xp: Namespace, dtype: Any, dev: Any = None) -> Any:
     return default_float(xp, dev)
 
 
-def standard_normal(
-    seed: int | None,
-    shape: tuple[int, ...],
-    *,
-    xp: Namespace,
-    device: Any = None,
-    dtype: Any = None,
-) -> Array:
-    """Return standard normal draws from NumPy's ``Generator(seed)``, moved to `xp` on `device`.
-
-    The same seed gives the same numbers on every backend.
-    """
-    import numpy as np
-
-    values = np.random.default_rng(seed).standard_normal(shape)
-    return xp.asarray(values, dtype=dtype or default_float(xp, device), device=device)
-
-
 def generator(seed: int | None) -> Any:
     """NumPy's ``Generator(seed)``: the one source of random numbers, on the host.
 
