@@ -100,9 +100,6 @@ def cov(X: Array, *, correction: float = 0) -> Array:
     X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
     N = X.shape[0]
     correction = _checks.check_real(correction, "correction", low=0.0, high=N, high_open=True)
-    # Scale each column to max ≈ 1 (exact) before centring, and the centred
-    # columns again before the product: neither the mean nor the squares over-
-    # or underflow, even for a spread tiny next to the mean.  Undo both on C.
     X, scale_x = _scaling.scaled(X, xp=xp, axis=0)
     centred = X - xp.mean(X, axis=0)
     centred, scale_c = _scaling.scaled(centred, xp=xp, axis=0)
@@ -218,12 +215,6 @@ def inner_product(x: Array, y: Array, *, A: Array | None = None) -> Array:
         Broadcast against each other.
     A : (D, D) array, optional
         Symmetric positive definite (checked).
-
-    Notes
-    -----
-    `x`, `y` and `A` are scaled by powers of two before the products, so the
-    result is ±inf only when the true value is beyond the dtype's range (the
-    inner product of two 1e200 vectors is 1e400: inf in float64, correctly).
 
     Examples
     --------

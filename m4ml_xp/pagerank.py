@@ -378,7 +378,7 @@ def _node_vector(
     values = _checks.check_values(
         xp.astype(values, dtype), _checks.all_non_negative, f"`{name}` must be non-negative"
     )
-    values = _unit_scaled(values, xp=xp)  # 1e308s do not overflow the sum, subnormals count
+    values = _unit_scaled(values, xp=xp)
     total = xp.sum(values)
     _checks.check_bool_result(total > 0, f"`{name}` must have a positive sum")
     return values / total
@@ -393,8 +393,6 @@ def _unit_scaled(values: Array, *, xp: Namespace) -> Array:
     """
     if values.shape[0] == 0:
         return values
-    # the scale is a finite normal power of two (2**1023 at most): subnormal weights come up
-    # to 2**-51 or more, the largest finite ones down to within 4 of 1
     return values * _scaling.power_of_two_scale(_scaling.max_abs(values, xp=xp), xp=xp)
 
 
@@ -562,9 +560,7 @@ def pagerank_edges(
     d = p if d is None else d
     x = uniform if x is None else x
 
-    # scaled by a power of two first: out-weights of 1e308s would overflow and of 1e-320s
-    # lose all but a few bits; computed once (on Dask: persisted, n values), not again
-    # inside every iteration's graph
+    # see `weights`; computed once (on Dask: persisted, n values), not in every iteration's graph
     weights = _unit_scaled(weights, xp=xp)
     (out_weight,) = _xp.evaluate(_xp.segment_sum(weights, src, n, xp=xp))
     is_dangling = xp.astype(out_weight == 0, dtype)

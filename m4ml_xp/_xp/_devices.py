@@ -23,7 +23,7 @@ from array_api_compat import (
     is_torch_array,
 )
 
-from m4ml_xp._xp._namespaces import Array, Namespace, supports_float64
+from m4ml_xp._xp._namespaces import Array, Namespace, has_dtype
 
 #: Backend names accepted by the CLI and benchmarks, with the module each needs.
 BACKENDS: dict[str, str] = {
@@ -150,7 +150,7 @@ def available_backends() -> dict[str, dict[str, Any]]:
             "available": True,
             "version": getattr(module, "__version__", "?"),
             "devices": devices,
-            "float64": supports_float64(xp, dev),
+            "float64": has_dtype(xp, "float64", dev),
         }
     return found
 

@@ -124,13 +124,14 @@ def is_lazy(x: Array) -> bool:
 
 
 # --------------------------------------------------------------------------- dtypes
-def supports_float64(xp: Namespace, dev: Any = None) -> bool:
-    """Whether `xp` can hold float64 arrays on device `dev`."""
+def has_dtype(xp: Namespace, name: str, dev: Any = None) -> bool:
+    """Whether `xp` can hold arrays of dtype `name` (``"float64"``, ``"int64"``) on device `dev`."""
+    kind = "real floating" if name.startswith("float") else "signed integer"
     try:
-        dtypes = xp.__array_namespace_info__().dtypes(device=dev, kind="real floating")
+        dtypes = xp.__array_namespace_info__().dtypes(device=dev, kind=kind)
     except (AttributeError, TypeError, ValueError):
         return True
-    return "float64" in dtypes
+    return name in dtypes
 
 
 def default_float(xp: Namespace, dev: Any = None) -> Any:

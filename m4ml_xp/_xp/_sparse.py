@@ -24,7 +24,7 @@ from array_api_compat import (
 )
 
 from m4ml_xp._xp._devices import to_host
-from m4ml_xp._xp._namespaces import Array, Namespace, supports_float64
+from m4ml_xp._xp._namespaces import Array, Namespace, has_dtype
 
 
 # --------------------------------------------------------------------------- segment sums
@@ -34,7 +34,7 @@ def wide_sum(x: Array, *, xp: Namespace) -> Array:
     A reduction reads `x` once in its own dtype: the wider accumulator costs no
     memory traffic, and a float32 sum of millions of terms keeps float64 accuracy.
     """
-    if x.dtype != xp.float64 and supports_float64(xp, device(x)):
+    if x.dtype != xp.float64 and has_dtype(xp, "float64", device(x)):
         return xp.sum(x, dtype=xp.float64)
     return xp.sum(x)
 
@@ -87,7 +87,7 @@ class _SortedSegments:
         nodes = xp.arange(n, dtype=ids.dtype, device=dev)
         self.starts = xp.searchsorted(sorted_ids, nodes, side="left")
         self.ends = xp.searchsorted(sorted_ids, nodes, side="right")
-        self.accumulate = xp.float64 if supports_float64(xp, dev) else None
+        self.accumulate = xp.float64 if has_dtype(xp, "float64", dev) else None
 
     def sum(
         self, values: Array, *, presorted: bool = False, keep_accumulator: bool = False
@@ -213,17 +213,9 @@ def _has_scipy_sparse() -> bool:
     return True
 
 
-def _has_int64(xp: Namespace, dev: Any) -> bool:
-    try:
-        dtypes = xp.__array_namespace_info__().dtypes(device=dev, kind="signed integer")
-    except (AttributeError, TypeError, ValueError):
-        return True
-    return "int64" in dtypes
-
-
 def _index_dtype(xp: Namespace, dev: Any, *sizes: int) -> Any:
     """int32 where every index and count fits (cuSPARSE's and SciPy's preference), else int64."""
-    if max(sizes) < 2**31 - 1 or not _has_int64(xp, dev):
+    if max(sizes) < 2**31 - 1 or not has_dtype(xp, "int64", dev):
         return xp.int32
     return xp.int64
 
@@ -246,7 +238,6 @@ class _SplitRows:
         dev = device(rows)
         self.xp, self.n = xp, n
         n_edges = rows.shape[0]
-        wide = xp.int64 if _has_int64(xp, dev) else xp.int32
         sort = _jax_sort_edges(n) if is_jax_namespace(xp) else functools.partial(_sort_edges, n=n)
         rows, cols, values, starts, degrees, longest = sort(rows, cols, values)
         longest = int(longest)
@@ -258,7 +249,7 @@ class _SplitRows:
                 [
                     xp.sum(xp.where(degrees > chunk, (degrees - 1) // chunk, 0)),
                     xp.sum(xp.where(degrees > chunk, degrees - chunk, 0)),
-                    xp.sum(xp.astype(degrees > chunk, wide)),
+                    xp.sum(xp.astype(degrees > chunk, degrees.dtype)),
                 ]
             )
             n_extra, n_moved, n_heavy = (int(c) for c in to_host(counts))
@@ -306,7 +297,7 @@ def _sort_edges(
     """Edges sorted by row (then column), with every row's start, degree and the largest."""
     xp = array_namespace(rows, values)
     dev = device(rows)
-    wide = xp.int64 if _has_int64(xp, dev) else xp.int32
+    wide = xp.int64 if has_dtype(xp, "int64", dev) else xp.int32
     rows, cols = xp.astype(rows, wide), xp.astype(cols, wide)
     # by (row, column) where the key fits: x is then read in order within a row
     order = xp.argsort(rows * n + cols) if wide == xp.int64 else xp.argsort(rows, stable=True)
@@ -329,7 +320,7 @@ def _jax_sort_edges(n: int) -> Callable[..., tuple[Array, ...]]:
 
     def sort(rows: Array, cols: Array, values: Array) -> tuple[Array, ...]:
         n_edges = rows.shape[0]
-        if _has_int64(jnp, None):
+        if has_dtype(jnp, "int64", None):
             edges = jnp.arange(n_edges, dtype=jnp.int64)
             keys = jnp.sort(rows.astype(jnp.int64) * n_edges + edges)
             rows, order = keys // n_edges, keys % n_edges
@@ -479,7 +470,7 @@ def _jax_matvec(n: int, n_virtual: int) -> Callable[..., Array]:
         )
         if heavy is None:
             return y
-        wide = jnp.float64 if _has_int64(jnp, None) else y.dtype  # x64 gives both
+        wide = jnp.float64 if has_dtype(jnp, "int64", None) else y.dtype  # x64 gives both
         head = y[:n]
         chunks = jax.ops.segment_sum(
             y[n:].astype(wide), owners, num_segments=heavy.shape[0], indices_are_sorted=True
