@@ -75,17 +75,13 @@ def _check_array(x: Any, name: str, libraries: str = "") -> None:
         raise TypeError(msg)
 
 
-def check_wide_float(dtype: Any, name: str, *, xp: Namespace) -> None:
-    """Refuse a floating `dtype` narrower than float32 for the array `name`."""
-    _refuse_narrow(xp, dtype, name, "has dtype")
-
-
-def _refuse_narrow(xp: Namespace, dtype: Any, name: str, what: str) -> None:
+def check_wide_float(dtype: Any, name: str, *, xp: Namespace, option: bool = False) -> None:
+    """Refuse a floating `dtype` narrower than float32 for the array (or dtype `option`) `name`."""
     if is_narrow_float(xp, dtype):
-        msg = (
-            f"`{name}` {what} {dtype}, narrower than float32, which m4ml_xp computes in "
-            f"at least: pass {'xp.float32' if what == 'is' else f'xp.astype({name}, xp.float32)'}"
+        what, fix = (
+            ("is", "xp.float32") if option else ("has dtype", f"xp.astype({name}, xp.float32)")
         )
+        msg = f"`{name}` {what} {dtype}, narrower than float32, which m4ml_xp computes in at least: pass {fix}"
         raise TypeError(msg)
 
 
@@ -139,7 +135,7 @@ def check_real_array(
         kinds = "a real floating or integer" + (" or boolean" if allow_bool else "")
         msg = f"`{name}` must have {kinds} dtype; got {dtype}"
         raise TypeError(msg)
-    _refuse_narrow(xp, dtype, name, "has dtype")
+    check_wide_float(dtype, name, xp=xp)
     target = float_dtype(xp, dtype, device(x))
     if dtype != target:
         x = xp.astype(x, target)
@@ -313,7 +309,7 @@ def check_float_dtype(dtype: Any, *, xp: Namespace, device: Any = None) -> Any:
     if not floating:
         msg = f"`dtype` must be a real floating dtype of {xp.__name__} (such as float64); got {dtype!r}"
         raise TypeError(msg)
-    _refuse_narrow(xp, dtype, "dtype", "is")
+    check_wide_float(dtype, "dtype", xp=xp, option=True)
     return dtype
 
 
