@@ -118,25 +118,21 @@ def _scale_of(state: StreamingState, xp: Namespace) -> Array:
     return xp.asarray(state.scale, dtype=state.mean.dtype, device=_xp.device(state.mean))
 
 
-def _chunk_scale(chunk: Array, largest: Array | None, xp: Namespace) -> Array:
+def _chunk_scale(chunk: Array, xp: Namespace) -> Array:
     """Return the power of two bringing `chunk` near 1; all-zero chunks set no limit (the largest)."""
-    if largest is None:
-        largest = largest_magnitude(chunk, xp=xp)
+    largest = largest_magnitude(chunk, xp=xp)
     top = float(math.frexp(float(xp.finfo(largest.dtype).max))[1] - 1)  # 1023 / 127
     no_limit = xp.pow(xp.full_like(largest, 2.0), xp.full_like(largest, top))
     return xp.where(largest == 0, no_limit, _scaling.power_of_two_scale(largest, xp=xp))
 
 
-def update_state(
-    state: StreamingState | None, chunk: Array, *, xp: Namespace, largest: Array | None = None
-) -> StreamingState:
+def update_state(state: StreamingState | None, chunk: Array, *, xp: Namespace) -> StreamingState:
     """Merge one ``(n, D)`` chunk into the running statistics (Chan et al.).
 
     The scale only falls (towards the largest magnitude seen): the accumulated
-    scatter is multiplied by ``(new / old)²``, exact for powers of two.  `largest`
-    is ``max |chunk|`` where the caller has it already.
+    scatter is multiplied by ``(new / old)²``, exact for powers of two.
     """
-    chunk_scale = _chunk_scale(chunk, largest, xp)
+    chunk_scale = _chunk_scale(chunk, xp)
     first = state is None or state.count == 0
     if not first and chunk.shape[1] != state.mean.shape[0]:
         msg = (
