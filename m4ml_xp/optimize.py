@@ -90,10 +90,6 @@ class OptimizeResult(NamedTuple):
 
 
 # --------------------------------------------------------------------------- pytrees
-def _is_namedtuple(tree: Any) -> bool:
-    return isinstance(tree, tuple) and hasattr(tree, "_fields")
-
-
 def tree_map(fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
     """Apply `fn` to corresponding array leaves of pytrees of the same structure.
 
@@ -105,7 +101,7 @@ def tree_map(fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
     >>> tree_map(lambda a, b: a + b, {"w": 1.0, "b": (2.0,)}, {"w": 10.0, "b": (20.0,)})
     {'w': 11.0, 'b': (22.0,)}
     """
-    if _is_namedtuple(tree):
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):  # a NamedTuple
         return type(tree)(*(tree_map(fn, *parts) for parts in zip(tree, *rest, strict=True)))
     if isinstance(tree, list | tuple):
         return type(tree)(tree_map(fn, *parts) for parts in zip(tree, *rest, strict=True))

@@ -202,10 +202,6 @@ _NX_TOL = 1e-6
 _ACCURACY = 1e-6
 
 
-def _default_tol(xp: Namespace, x: Array, n: int) -> float:
-    return 10.0 * float(xp.finfo(x.dtype).eps) * math.sqrt(n)
-
-
 def _accuracy_threshold(damping: float, eps: float) -> float:
     """Return the L1 change below which the scores are within `_ACCURACY` of the fixed point.
 
@@ -294,12 +290,12 @@ def pagerank(
     damping = _checks.check_real(damping, "damping", low=0.0, high=1.0)
     max_iter = _checks.check_int(max_iter, "max_iter", low=1)
     n = L.shape[0]
+    eps = float(xp.finfo(L.dtype).eps)
     if tol is None:
-        tol = _default_tol(xp, L, n)
+        tol = 10.0 * eps * math.sqrt(n)
     else:
         tol = _checks.check_real(tol, "tol", low=0.0, low_open=True)
         _warn_if_vacuous(tol, "tol")
-    eps = float(xp.finfo(L.dtype).eps)
     L = _checks.check_values(L, _checks.all_non_negative, "`L` must have non-negative link weights")
     column_sums = xp.sum(L, axis=0)
     dangling = column_sums == 0

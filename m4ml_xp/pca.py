@@ -213,7 +213,8 @@ def _covariance_route(xp: Namespace, k: int | None) -> Callable[[Array], Any]:
 
 def scatter_decomposition(scatter: Array, *, xp: Namespace) -> tuple[Array, Array, Array]:
     """From ``X̄ᵀX̄`` (or ``X̄X̄ᵀ``): the singular values of X̄, eigenvectors as rows, the trace."""
-    eigenvalues, V = _descending_eigh(scatter, xp=xp)
+    eigenvalues, V = _xp.eigh(scatter, xp=xp)
+    eigenvalues, V = xp.flip(eigenvalues, axis=0), xp.flip(V, axis=1)  # descending
     singular = xp.sqrt(xp.maximum(eigenvalues, xp.zeros_like(eigenvalues)))
     return singular, xp.linalg.matrix_transpose(V), xp.sum(xp.linalg.diagonal(scatter))
 
@@ -412,12 +413,6 @@ def _n_components(value: Any, N: int, D: int, method: str) -> tuple[int, float |
         msg = f"`n_components` must be <= min(N, D) = {largest} for X of shape ({N}, {D}); got {k}"
         raise ValueError(msg)
     return k, None
-
-
-def _descending_eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:
-    """Eigenvalues (descending) and eigenvectors (columns) of a symmetric matrix."""
-    eigenvalues, V = _xp.eigh(S, xp=xp)
-    return xp.flip(eigenvalues, axis=0), xp.flip(V, axis=1)
 
 
 def _randomized(

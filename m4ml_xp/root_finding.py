@@ -307,7 +307,8 @@ def sandpit_step(J: Array, H: Array, *, gamma: float = 0.5, max_newton_norm: flo
     max_newton_norm = _checks.check_real(max_newton_norm, "max_newton_norm", low=0.0, low_open=True)
     descent = -gamma * J
     if not _xp.is_traced(H):  # under jit a singular H gives a non-finite step, caught below
-        high, low = _extreme(H, xp=xp)
+        values = _singular_values(H, xp=xp)
+        high, low = _xp.to_host(xp.stack([values[0], values[-1]]))
         if not low > H.shape[0] * _eps(H.dtype, xp) * high:
             return descent
     newton = -xp.linalg.solve(H, J[:, None])[:, 0]
@@ -321,13 +322,6 @@ def sandpit_step(J: Array, H: Array, *, gamma: float = 0.5, max_newton_norm: flo
         & (_scaling.vector_norm(newton, xp=xp) <= max_newton_norm)
     )
     return xp.where(acceptable, newton, descent)
-
-
-def _extreme(a: Array, *, xp: Namespace) -> tuple[float, float]:
-    """Largest and smallest singular values of a small matrix, in one host read."""
-    values = _singular_values(a, xp=xp)
-    high, low = _xp.to_host(xp.stack([values[0], values[-1]]))
-    return high, low
 
 
 # --------------------------------------------------------------------------- Lagrange
