@@ -10,12 +10,7 @@ chunks to a GPU (``_staging``) and the sparse fast paths (``_sparse``).
 
 from __future__ import annotations
 
-from array_api_compat import (
-    array_namespace,
-    device,
-    is_dask_array,
-    is_dask_namespace,
-)
+from array_api_compat import array_namespace, device
 
 from m4ml_xp._xp._control import (
     autodiff_batch_jacobian,
