@@ -133,17 +133,15 @@ def power_iteration(
                 break
         x = y / xp.where(y_norm > 0, y_norm, 1.0)
         (x,) = evaluate(x)
-    status, message = 0, "converged: the residual ‖Ax − λx‖ is at most tol·|λ|"
+    if converged:
+        status, message = 0, "converged: the residual ‖Ax − λx‖ is at most tol·|λ|"
+    elif null_start:
+        status = 2
+        message = "the start vector is in the null space of `A`; pass another `x0` or `seed`"
+    else:
+        status = 1
+        message = f"no convergence in {n_iter} iterations (the two largest eigenvalues may have equal modulus)"
     if not converged:
-        status, message = (
-            (2, "the start vector is in the null space of `A`; pass another `x0` or `seed`")
-            if null_start
-            else (
-                1,
-                f"no convergence in {n_iter} iterations (the two largest eigenvalues "
-                "may have equal modulus)",
-            )
-        )
         report_non_convergence(
             f"power iteration: {message}", raise_on_failure=raise_on_failure, stacklevel=2
         )
