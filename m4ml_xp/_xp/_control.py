@@ -143,9 +143,10 @@ def while_loop(
         import jax
 
         return jax.lax.while_loop(condition, body, state)
+    lazy = any(is_dask_array(leaf) for leaf in state)  # a body keeps its leaves' kinds
     while bool(to_host(condition(state))):
         state = body(state)
-        if any(is_dask_array(leaf) for leaf in state):
+        if lazy:
             import dask
 
             state = _like(state, dask.persist(*state))
