@@ -1,20 +1,15 @@
 """The Levenberg–Marquardt kernel behind :mod:`m4ml_xp.lsq`: one solver for one fit and many.
 
-MINPACK's ``lmder``/``lmdif`` (Moré 1978) on a batch of B independent fits —
-one fit is B = 1 — with every rule written once, as a small named part:
-
-* :func:`residual_scale` — each fit works on its residual times a power of two;
-* :func:`jacobian_provider` — analytic, autodiff or differences (forward far
-  from the solution, central once close);
-* :func:`decompose` — singular values and vectors of the scaled Jacobian;
-* :func:`lm_parameter` — Moré's safeguarded Newton iteration for the LM parameter;
-* :func:`radius_update` — the trust radius from actual vs predicted reduction;
-* :func:`termination` — the ftol / xtol / gtol tests and MINPACK's status codes;
-* :func:`solve` — the loop (``lax.while_loop`` on JAX) that composes them.
+MINPACK's ``lmder``/``lmdif`` (Moré 1978) on a batch of B independent fits (one
+fit is B = 1), every rule written once as a small named part: :func:`residual_scale`,
+:func:`jacobian_provider`, ``decompose`` (:mod:`m4ml_xp._lm_linalg`),
+:func:`lm_parameter`, :func:`radius_update`, :func:`termination`, composed by
+:func:`solve` (a ``lax.while_loop`` on JAX).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -88,11 +83,7 @@ def options(
 
 
 def max_nfev_for(max_nfev: int | None, jac: Any, n: int) -> int:
-    """SciPy's budget of about 100·n iterations.
-
-    100·n evaluations with an analytic (or autodiff) `jac`, 100·n·(n+1) with forward differences,
-    100·n·(2n+1) with central ones (each costs 2n) or the adaptive default.
-    """
+    """SciPy's budget of about 100·n iterations, in evaluations (differences cost n or 2n)."""
     if max_nfev is None:
         exact = callable(jac) or jac == "autodiff"
         max_nfev = 100 * n if exact else 100 * n * (n + 1 if jac == "2-point" else 2 * n + 1)
@@ -100,11 +91,10 @@ def max_nfev_for(max_nfev: int | None, jac: Any, n: int) -> int:
 
 
 def residual_scale(f: Array, *, xp: Namespace, axis: int | tuple[int, ...] | None = None) -> Array:
-    """Return the power of two bringing ``max|f|`` (over `axis`) to about 1; 1 for zero ones.
+    """Return the power of two bringing ``max|f|`` (over `axis`) to about 1 (LAPACK's xLASCL).
 
-    LAPACK's ``xLASCL`` idea: exact, and every test of the solver is invariant
-    under scaling the residual, so sums of squares of residuals of 1e160 or
-    1e-200 neither overflow nor underflow.
+    Exact, and every test of the solver is invariant under it: sums of squares
+    of residuals of 1e160 or 1e-200 neither overflow nor underflow.
     """
     largest = _scaling.max_abs(f, xp=xp, axis=axis)
     return _scaling.power_of_two_scale(xp.where(largest > 0, largest, 1.0), xp=xp)
@@ -123,17 +113,13 @@ def jacobian_provider(
 ) -> Callable[[Array, Array, tuple[Array, ...], Array], tuple[Array, Array]]:
     """Return ``J(x, f, data, close) -> (J, evaluations per fit)`` for a batch ``(B, n)``.
 
-    `jac` is the batched callable (``(B, n) -> (B, m, n)``, of the unscaled
-    residual: its rows are scaled here), ``"autodiff"`` (the backend's forward
-    mode, JAX and PyTorch: exact, no evaluations counted, as for an analytic
-    `jac`), or differences of the scaled residual
-    ``fun_of(data)``: ``"2-point"`` forward, ``"3-point"`` central, ``None``
-    forward for the fits not yet `close` to their solution and central for the
-    others.  Forward differences cost n evaluations and their O(sqrt(eps)) error
-    biases Gauss–Newton's fixed point by as much — which costs ill-conditioned
-    problems (Lanczos) certified digits; central ones cost 2n with an error of
-    O(eps^(2/3)).  With `subsets`, rows are evaluated only where needed.
-    ``analytic_of(x, data, m)`` calls `jac` and checks what it returned.
+    `jac`: a callable (called and checked by ``analytic_of(x, data, m)``, of the
+    unscaled residual), ``"autodiff"`` (JAX, PyTorch: exact, like a callable no
+    evaluations counted), or differences of ``fun_of(data)``: ``"2-point"``,
+    ``"3-point"``, or ``None``: forward (n evaluations) for the fits not yet
+    `close`, central (2n) for the others — forward differences' O(sqrt(eps))
+    error biases Gauss–Newton's fixed point by as much, which costs
+    ill-conditioned problems (Lanczos) certified digits.
     """
     if jac == "autodiff":
 
@@ -198,11 +184,7 @@ def rows_where(
     xp: Namespace,
     subsets: bool,
 ) -> tuple[Array, ...]:
-    """``where(mask, function(*arrays), defaults)``, computing only masked rows when `subsets`.
-
-    Without `subsets` (a residual closing over all B fits' data cannot take a
-    subset of rows) `function` runs on every row.
-    """
+    """``where(mask, function(*arrays), defaults)``; only the masked rows computed if `subsets`."""
     if subsets:
         return _xp.replace_rows(mask, function, arrays, defaults, xp=xp)
     if not _xp.is_traced(mask) and not bool(xp.any(mask)):
@@ -225,10 +207,7 @@ def lm_parameter(
     ``φ(α) = ‖q(α)‖ − delta`` until ``|φ| ≤ 0.1·delta``, fit by fit (masked).
     """
     delta = xp.where(delta > 0, delta, 1.0)  # finished fits: any positive radius
-
-    def norm(a: Array) -> Array:
-        return _norm(a, xp=xp)
-
+    norm = functools.partial(_norm, xp=xp)
     suf = s * uf
     full_rank = s[:, -1] > cutoff_scale * s[:, 0]
     safe_s = xp.where(s > 0, s, 1.0)
@@ -313,17 +292,12 @@ def termination(
     ftol_met = (xp.abs(actred) <= ftol) & (prered <= ftol) & (0.5 * ratio <= 1)
     xtol_met = delta <= xtol * xnorm
     rounding = (xp.abs(actred) <= eps) & (prered <= eps) & (0.5 * ratio <= 1)
-    tests = ((nfev >= max_nfev, 0), (xtol_met, 3), (ftol_met, 2), (ftol_met & xtol_met, 4))
-    return _ladder(tests, running, xp=xp), _ladder(
-        ((fnorm == 0, 2), (delta <= eps * xnorm, 3), (rounding, 2)), running, xp=xp
-    )
-
-
-def _ladder(tests: tuple[tuple[Array, int], ...], status: Array, *, xp: Namespace) -> Array:
-    """Return the code of the last test met (later ones take priority), else `status`."""
-    for met, value in tests:
+    status, stalled = running, running  # the last test met takes priority
+    for met, value in ((nfev >= max_nfev, 0), (xtol_met, 3), (ftol_met, 2), (ftol_met & xtol_met, 4)):  # fmt: skip
         status = xp.where(met, value, status)
-    return status
+    for met, value in ((fnorm == 0, 2), (delta <= eps * xnorm, 3), (rounding, 2)):
+        stalled = xp.where(met, value, stalled)
+    return status, stalled
 
 
 def code(value: int, like: Array, *, xp: Namespace) -> Array:
@@ -349,18 +323,10 @@ class State(NamedTuple):
     n_iter: Array
     data: tuple[Array, ...]  # the fits' rows of `args`, then their residual scales (B, 1)
 
-
-class Raw(NamedTuple):
-    """The kernel's result: ``f``, ``J`` and ``fnorm`` of the scaled residual, and the scales."""
-
-    x: Array
-    f: Array
-    J: Array
-    fnorm: Array
-    scale: Array
-    n_iter: Array
-    nfev: Array
-    status: Array
+    @property
+    def scale(self) -> Array:
+        """The power of two ``(B, 1)`` that ``f``, ``J`` and ``fnorm`` are scaled by."""
+        return self.data[-1]
 
 
 def _norm(a: Array, *, xp: Namespace, axis: int = -1) -> Array:
@@ -375,7 +341,7 @@ def solve(
     *,
     xp: Namespace,
     one: bool = False,
-) -> Raw:
+) -> State:
     """Run the fits of ``x`` (B, n): ``residual(b, *args) -> (B, m)``.
 
     With `one` (B = 1), `residual` and an analytic ``opts.jac`` are one fit's:
@@ -461,10 +427,7 @@ def solve(
     step = _step(fun_of, jacobian, opts, eps=eps, cutoff_scale=eps * max(m, n), xp=xp,
                  max_nfev=max_nfev, subsets=subsets)  # fmt: skip
     # with per-fit data in `args`, finished fits can leave the working set (eager backends)
-    final = _xp.while_any(lambda s: s.status == RUNNING, step, state, xp=xp, retire=bool(args))
-    return Raw(
-        final.x, final.f, final.J, final.fnorm, scale, final.n_iter, final.nfev, final.status
-    )
+    return _xp.while_any(lambda s: s.status == RUNNING, step, state, xp=xp, retire=bool(args))
 
 
 def _step(
@@ -480,9 +443,7 @@ def _step(
 ) -> Callable[[State], State]:
     """Return one iteration of every running fit: a trial step, accepted or not."""
     close_tol = math.sqrt(eps)  # forward differences' relative error
-
-    def norm(a: Array, axis: int = -1) -> Array:
-        return _norm(a, xp=xp, axis=axis)
+    norm = functools.partial(_norm, xp=xp)
 
     def body(s: State) -> State:
         active = s.status == RUNNING

@@ -272,7 +272,7 @@ def levenberg_marquardt(
 
 def _one_fit(
     residual: Callable[[Array], Array], opts: _lm.Options, xp: Namespace, x: Array
-) -> _lm.Raw:
+) -> _lm.State:
     return _lm.solve(residual, x[None, :], (), opts, xp=xp, one=True)
 
 
