@@ -137,40 +137,30 @@ def jacobian_provider(
 
         return analytic
 
-    def steps(x: Array, central: bool) -> Array:
-        eps = float(xp.finfo(x.dtype).eps)
-        relative = diff_step if diff_step is not None else eps ** (1 / 3 if central else 1 / 2)
-        h = relative * xp.where(x == 0, 1.0, xp.abs(x))
-        return (x + h) - x  # exactly representable steps
+    def quotients(central: bool) -> Callable[..., tuple[Array]]:
+        def J(x: Array, f: Array, *data: Array) -> tuple[Array]:
+            eps = float(xp.finfo(x.dtype).eps)
+            relative = diff_step if diff_step is not None else eps ** (1 / 3 if central else 1 / 2)
+            h = relative * xp.where(x == 0, 1.0, xp.abs(x))
+            h = (x + h) - x  # exactly representable steps
+            eye, fun, columns = xp.eye(n, dtype=x.dtype, device=device(x)), fun_of(data), []
+            for j in range(n):
+                e = eye[j, :] * h[:, j : j + 1]
+                low = fun(x - e) if central else f
+                columns.append((fun(x + e) - low) / ((2 if central else 1) * h[:, j : j + 1]))
+            return (xp.stack(columns, axis=-1),)
 
-    def columns(fun: Callable[[Array], Array], x: Array, h: Array, sign: float) -> list[Array]:
-        eye = xp.eye(n, dtype=x.dtype, device=device(x))
-        return [fun(x + sign * eye[j, :] * h[:, j : j + 1]) for j in range(n)]
-
-    def centred(x: Array, *data: Array) -> tuple[Array]:
-        h, fun = steps(x, True), fun_of(data)
-        plus, minus = columns(fun, x, h, 1.0), columns(fun, x, h, -1.0)
-        return (xp.stack([(p - q) / (2 * h[:, j : j + 1]) for j, (p, q) in enumerate(zip(plus, minus, strict=True))], axis=-1),)  # fmt: skip
-
-    def forward(x: Array, f: Array, data: tuple[Array, ...]) -> Array:
-        h = steps(x, False)
-        plus = columns(fun_of(data), x, h, 1.0)
-        return xp.stack([(p - f) / h[:, j : j + 1] for j, p in enumerate(plus)], axis=-1)
+        return J
 
     def differences(x: Array, f: Array, data: tuple[Array, ...], close: Array) -> Array:
-        one = xp.ones_like(close, dtype=xp.int32)
-        if jac == "2-point":
-            return forward(x, f, data), n * one
-        if jac == "3-point":
-            return centred(x, *data)[0], 2 * n * one
-        if not subsets:  # a closure's fits cannot be split: all central once any is close
+        if jac is not None:  # one kind throughout
+            close = xp.full_like(close, jac == "3-point")
+        elif not subsets:  # a closure's fits cannot be split: all central once any is close
             close = close | xp.any(close)
-        far = ~close
-        (J,) = rows_where(far, lambda x, f, *d: (forward(x, f, d),), (x, f, *data),
-                          (xp.zeros((*f.shape, n), dtype=x.dtype, device=device(x)),),
-                          xp=xp, subsets=subsets)  # fmt: skip
-        (J,) = rows_where(close, centred, (x, *data), (J,), xp=xp, subsets=subsets)
-        return J, n * one + n * xp.astype(close, xp.int32)
+        zeros = xp.zeros((*f.shape, n), dtype=x.dtype, device=device(x))
+        (J,) = rows_where(~close, quotients(False), (x, f, *data), (zeros,), xp=xp, subsets=subsets)
+        (J,) = rows_where(close, quotients(True), (x, f, *data), (J,), xp=xp, subsets=subsets)
+        return J, n + n * xp.astype(close, xp.int32)
 
     return differences
 
@@ -231,8 +221,7 @@ def lm_parameter(
     value0, slope0 = phi(xp.zeros_like(delta))
     safe_slope0 = xp.where(slope0 != 0, slope0, 1.0)
     lower = xp.where(full_rank & (slope0 != 0), -value0 / safe_slope0, 0.0)
-    restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, 0.0)))
-    a = xp.where((alpha >= lower) & (alpha <= upper) & (alpha > 0), alpha, restart)
+    a = alpha  # the last step's α where it lies within [lower, upper], else a restart
     for _ in range(10):
         if early_exit and bool(xp.all(done)):
             break
@@ -262,17 +251,13 @@ def radius_update(
     ratio ≤ 1/4: shrink (by a safeguarded factor in [0.1, 0.5]); ratio ≥ 3/4 or a
     Gauss–Newton step: twice the step's length.  Returns ``(delta, alpha)``.
     """
-    shrink = xp.where(
-        actred >= 0,
-        0.5,
-        _safe_divide(0.5 * dirder, dirder + 0.5 * actred, 0.1, xp=xp),
-    )
+    shrink = _safe_divide(0.5 * dirder, dirder + 0.5 * actred, 0.1, xp=xp)
+    shrink = xp.where(actred >= 0, 0.5, shrink)
     shrink = xp.where((0.1 * fnorm_trial >= fnorm) | (shrink < 0.1), 0.1, shrink)
     low = ratio <= 0.25
     grow = ~low & ((alpha == 0) | (ratio >= 0.75))
-    new_delta = xp.where(
-        low, shrink * xp.minimum(delta, pnorm / 0.1), xp.where(grow, pnorm / 0.5, delta)
-    )
+    new_delta = xp.where(grow, pnorm / 0.5, delta)
+    new_delta = xp.where(low, shrink * xp.minimum(delta, pnorm / 0.1), new_delta)
     new_alpha = xp.where(low, alpha / shrink, xp.where(grow, 0.5 * alpha, alpha))
     return new_delta, new_alpha
 
@@ -282,12 +267,10 @@ def termination(
     nfev: Array, max_nfev: int, ftol: float, xtol: float, eps: float, running: Array,
     xp: Namespace,
 ) -> tuple[Array, Array]:  # fmt: skip
-    """MINPACK's status ladder after a step: ``(status, stalled)`` codes per fit.
+    """MINPACK's status ladder after a step: ``(status, stalled)`` codes per fit, else `running`.
 
-    ``status``: 4 ftol and xtol, 2 ftol, 3 xtol, 0 ``max_nfev`` reached, else
-    :data:`RUNNING` (`running`: that code per fit).  ``stalled``: the ftol (2) and xtol (3) tests at the dtype's
-    rounding (eps) — nothing more can be gained in this precision — or a zero
-    residual (2), else :data:`RUNNING`.
+    ``status``: 4 ftol and xtol, 2 ftol, 3 xtol, 0 ``max_nfev`` reached.  ``stalled``:
+    the ftol (2) and xtol (3) tests at rounding (eps), or a zero residual (2).
     """
     ftol_met = (xp.abs(actred) <= ftol) & (prered <= ftol) & (0.5 * ratio <= 1)
     xtol_met = delta <= xtol * xnorm
@@ -348,9 +331,10 @@ def solve(
     ``(n,) -> (m,)`` and ``(m, n)``.
 
     Each accepted step refreshes the Jacobian; a fit stops when a usual test is
-    met — or, when polishing (no tolerance given), keeps taking steps until they
-    no longer change its cost or parameters beyond rounding (a rejected step or
-    the rounding tests), then reports the usual test's status.  Polishing turns
+    met — or, when polishing (no tolerance given), goes on while its steps still
+    change the cost or x beyond rounding: it stops on a rejected step, on the
+    rounding tests, or before evaluating a step whose predicted reduction or
+    length is at rounding, and reports the usual test's status.  That turns
     SciPy's 1e-8 stopping point, some 1e-7 short of the optimum on a flat valley,
     into the optimum to the precision the problem allows, for a few evaluations.
     """
@@ -453,10 +437,10 @@ def _step(
         n = gram.shape[-1]  # the column norms from the diagonal (a strided view, no copy):
         col = xp.sqrt(xp.reshape(gram, (-1, n * n))[:, :: n + 1])
         g = (s.f[:, None, :] @ s.J)[:, 0, :]
-        safe_col = xp.where(col > 0, col, 1.0)
+        # a zero column or residual has g = 0 there: its cosine is 0 with the divisor 1
         safe_fnorm = xp.where(s.fnorm > 0, s.fnorm, 1.0)
-        cosines = xp.where(col > 0, xp.abs(g) / (safe_col * safe_fnorm[:, None]), 0.0)
-        gnorm = xp.where(s.fnorm > 0, xp.max(cosines, axis=1), 0.0)
+        cosines = xp.abs(g) / (xp.where(col > 0, col, 1.0) * safe_fnorm[:, None])
+        gnorm = xp.max(cosines, axis=1)
         gtol_met = active & ~polishing & (gnorm <= opts.gtol)
         diag = xp.maximum(s.diag, col)
         sv, Vt, uf = decompose(s.J, gram, diag, g, s.f, xp=xp)
@@ -464,7 +448,8 @@ def _step(
         # the decomposition's own threshold (eps^-1/4), would steer the step: such a fit
         # takes no step on them but central differences first
         ill = ~s.central & (sv[:, -1] < eps**0.25 * sv[:, 0])
-        stepping = active & ~ill & ~(gtol_met & (not opts.polish))  # MINPACK: gtol, no step
+        stepping = active & ~ill  # MINPACK takes no step once gtol is met:
+        stepping = stepping if opts.polish else stepping & ~gtol_met
         alpha = lm_parameter(sv, uf, s.delta, s.alpha, cutoff_scale, xp=xp)
         keep = ((sv > cutoff_scale * sv[:, :1]) | (alpha[:, None] > 0)) & (sv > 0)
         safe_den = xp.where(keep, sv * sv + alpha[:, None], 1.0)
@@ -475,8 +460,8 @@ def _step(
         delta = xp.where(s.first, xp.minimum(s.delta, pnorm), s.delta)
         # ‖J·p‖ = ‖S·Vᵀ·(D·p)‖ = ‖S·w‖ since J·D⁻¹ = U·S·Vᵀ and D·p = −V·w: no (B, m, n) pass
         jp_norm = norm(sv * w)
-        temp1 = xp.where(s.fnorm > 0, jp_norm / safe_fnorm, 0.0)
-        temp2 = xp.where(s.fnorm > 0, xp.sqrt(alpha) * pnorm / safe_fnorm, 0.0)
+        temp1 = jp_norm / safe_fnorm  # 0 for a zero residual (uf = 0 and α = 0: no step)
+        temp2 = xp.sqrt(alpha) * pnorm / safe_fnorm
         prered = temp1 * temp1 + 2 * temp2 * temp2
         dirder = -(temp1 * temp1 + temp2 * temp2)
         # polishing on an exact (or central) Jacobian at x: a step that the model says
