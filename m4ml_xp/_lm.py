@@ -283,11 +283,6 @@ def termination(
     return status, stalled
 
 
-def code(value: int, like: Array, *, xp: Namespace) -> Array:
-    """Return a status array of `like`'s shape filled with `value`."""
-    return xp.full(like.shape, value, dtype=xp.int32, device=device(like))
-
-
 # --------------------------------------------------------------------------- the loop
 class State(NamedTuple):
     x: Array
@@ -400,12 +395,12 @@ def solve(
     col0 = _norm(J0, xp=xp, axis=-2)
     diag0 = xp.where(col0 > 0, col0, 1.0)
     xnorm0 = _norm(diag0 * x, xp=xp)
-    running = code(RUNNING, zero, xp=xp)
+    running = xp.full((B,), RUNNING, dtype=xp.int32, device=dev)
     state = State(
         x=x, f=f0, J=J0, fnorm=_norm(f0, xp=xp), diag=diag0,
         delta=xp.where(xnorm0 > 0, opts.factor * xnorm0, zero + opts.factor), alpha=zero,
         xnorm=xnorm0, first=xp.ones_like(exact), central=exact,
-        status=xp.where(finite_start, running, code(-2, zero, xp=xp)),
+        status=xp.where(finite_start, running, -2),
         pending=running, nfev=1 + cost0, n_iter=xp.zeros_like(cost0), data=data,
     )  # fmt: skip
     step = _step(fun_of, jacobian, opts, eps=eps, cutoff_scale=eps * max(m, n), xp=xp,
@@ -431,7 +426,7 @@ def _step(
 
     def body(s: State) -> State:
         active = s.status == RUNNING
-        running = code(RUNNING, s.status, xp=xp)
+        running = xp.full_like(s.status, RUNNING)
         polishing = s.pending != RUNNING
         gram = xp.linalg.matrix_transpose(s.J) @ s.J  # (B, n, n): one pass over J
         n = gram.shape[-1]  # the column norms from the diagonal (a strided view, no copy):
