@@ -59,10 +59,7 @@ def options(
     diff_step: float | None,
     factor: float,
 ) -> Options:
-    """Validate the options every entry point shares.
-
-    Polishing (see :func:`termination`) is on when no tolerance was given.
-    """
+    """Validate the options every entry point shares; polish (:func:`solve`) if no tolerance is given."""
     if bounds is not None:
         msg = (
             "`bounds` are not supported by Levenberg–Marquardt; use a trust-region-reflective "
@@ -70,10 +67,8 @@ def options(
         )
         raise ValueError(msg)
     polish = ftol is None and xtol is None and gtol is None
-    tolerances = []
-    for value, name in ((ftol, "ftol"), (xtol, "xtol"), (gtol, "gtol")):
-        value = DEFAULT_TOLERANCE if value is None else value
-        tolerances.append(_checks.check_real(value, name, low=0.0))
+    tolerances = [_checks.check_real(DEFAULT_TOLERANCE if value is None else value, name, low=0.0)
+                  for value, name in ((ftol, "ftol"), (xtol, "xtol"), (gtol, "gtol"))]  # fmt: skip
     factor = _checks.check_real(factor, "factor", low=0.0, low_open=True)
     if diff_step is not None:
         diff_step = _checks.check_real(diff_step, "diff_step", low=0.0, low_open=True)

@@ -195,7 +195,8 @@ def levenberg_marquardt(
         Given none (the default), the fit runs to SciPy's 1e-8 tests and then
         *polishes*: it keeps taking steps while they still lower the cost or
         move the parameters beyond rounding (until a step is rejected or the
-        same tests hold at eps), and reports the 1e-8 test's status.  That
+        same tests hold at eps, predicted for the next step before evaluating
+        it, or met by the last), and reports the 1e-8 test's status.  That
         reaches NIST StRD's certified values (≥ 6 digits on all 27 problems
         from both starts) for a few evaluations more, where SciPy's defaults
         stop some 1e-7 short on flat valleys.
