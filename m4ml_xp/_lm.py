@@ -454,9 +454,9 @@ def _step(
         temp2 = xp.sqrt(alpha) * pnorm / safe_fnorm
         prered = temp1 * temp1 + 2 * temp2 * temp2
         dirder = -(temp1 * temp1 + temp2 * temp2)
-        # polishing on an exact (or central) Jacobian at x: a step that the model says
-        # changes neither the cost (the rounding ftol test's predicted half) nor x (the
-        # rounding xtol test) beyond eps ends the fit without evaluating it
+        # polishing on an exact (or central) Jacobian at x: a step whose predicted
+        # reduction (the rounding ftol test's predicted half) or length (the rounding
+        # xtol test) is within eps ends the fit, as the stalled tests would, unevaluated
         settled = polishing & s.central & ((prered <= eps) | (pnorm <= eps * s.xnorm))
         stepping = stepping & ~settled
         x_trial = s.x + p
