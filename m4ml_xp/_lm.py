@@ -1,20 +1,15 @@
 """The Levenberg–Marquardt kernel behind :mod:`m4ml_xp.lsq`: one solver for one fit and many.
 
-MINPACK's ``lmder``/``lmdif`` (Moré 1978) on a batch of B independent fits —
-one fit is B = 1 — with every rule written once, as a small named part:
-
-* :func:`residual_scale` — each fit works on its residual times a power of two;
-* :func:`jacobian_provider` — analytic, autodiff or differences (forward far
-  from the solution, central once close);
-* :func:`decompose` — singular values and vectors of the scaled Jacobian;
-* :func:`lm_parameter` — Moré's safeguarded Newton iteration for the LM parameter;
-* :func:`radius_update` — the trust radius from actual vs predicted reduction;
-* :func:`termination` — the ftol / xtol / gtol tests and MINPACK's status codes;
-* :func:`solve` — the loop (``lax.while_loop`` on JAX) that composes them.
+MINPACK's ``lmder``/``lmdif`` (Moré 1978) on a batch of B independent fits (one
+fit is B = 1), every rule written once as a small named part: :func:`residual_scale`,
+:func:`jacobian_provider`, ``decompose`` (:mod:`m4ml_xp._lm_linalg`),
+:func:`lm_parameter`, :func:`radius_update`, :func:`termination`, composed by
+:func:`solve` (a ``lax.while_loop`` on JAX).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -64,10 +59,7 @@ def options(
     diff_step: float | None,
     factor: float,
 ) -> Options:
-    """Validate the options every entry point shares.
-
-    Polishing (see :func:`termination`) is on when no tolerance was given.
-    """
+    """Validate the options every entry point shares; polish (:func:`solve`) if no tolerance is given."""
     if bounds is not None:
         msg = (
             "`bounds` are not supported by Levenberg–Marquardt; use a trust-region-reflective "
@@ -75,10 +67,8 @@ def options(
         )
         raise ValueError(msg)
     polish = ftol is None and xtol is None and gtol is None
-    tolerances = []
-    for value, name in ((ftol, "ftol"), (xtol, "xtol"), (gtol, "gtol")):
-        value = DEFAULT_TOLERANCE if value is None else value
-        tolerances.append(_checks.check_real(value, name, low=0.0))
+    tolerances = [_checks.check_real(DEFAULT_TOLERANCE if value is None else value, name, low=0.0)
+                  for value, name in ((ftol, "ftol"), (xtol, "xtol"), (gtol, "gtol"))]  # fmt: skip
     factor = _checks.check_real(factor, "factor", low=0.0, low_open=True)
     if diff_step is not None:
         diff_step = _checks.check_real(diff_step, "diff_step", low=0.0, low_open=True)
@@ -88,11 +78,7 @@ def options(
 
 
 def max_nfev_for(max_nfev: int | None, jac: Any, n: int) -> int:
-    """SciPy's budget of about 100·n iterations.
-
-    100·n evaluations with an analytic (or autodiff) `jac`, 100·n·(n+1) with forward differences,
-    100·n·(2n+1) with central ones (each costs 2n) or the adaptive default.
-    """
+    """SciPy's budget of about 100·n iterations, in evaluations (differences cost n or 2n)."""
     if max_nfev is None:
         exact = callable(jac) or jac == "autodiff"
         max_nfev = 100 * n if exact else 100 * n * (n + 1 if jac == "2-point" else 2 * n + 1)
@@ -100,11 +86,10 @@ def max_nfev_for(max_nfev: int | None, jac: Any, n: int) -> int:
 
 
 def residual_scale(f: Array, *, xp: Namespace, axis: int | tuple[int, ...] | None = None) -> Array:
-    """Return the power of two bringing ``max|f|`` (over `axis`) to about 1; 1 for zero ones.
+    """Return the power of two bringing ``max|f|`` (over `axis`) to about 1 (LAPACK's xLASCL).
 
-    LAPACK's ``xLASCL`` idea: exact, and every test of the solver is invariant
-    under scaling the residual, so sums of squares of residuals of 1e160 or
-    1e-200 neither overflow nor underflow.
+    Exact, and every test of the solver is invariant under it: sums of squares
+    of residuals of 1e160 or 1e-200 neither overflow nor underflow.
     """
     largest = _scaling.max_abs(f, xp=xp, axis=axis)
     return _scaling.power_of_two_scale(xp.where(largest > 0, largest, 1.0), xp=xp)
@@ -123,17 +108,13 @@ def jacobian_provider(
 ) -> Callable[[Array, Array, tuple[Array, ...], Array], tuple[Array, Array]]:
     """Return ``J(x, f, data, close) -> (J, evaluations per fit)`` for a batch ``(B, n)``.
 
-    `jac` is the batched callable (``(B, n) -> (B, m, n)``, of the unscaled
-    residual: its rows are scaled here), ``"autodiff"`` (the backend's forward
-    mode, JAX and PyTorch: exact, no evaluations counted, as for an analytic
-    `jac`), or differences of the scaled residual
-    ``fun_of(data)``: ``"2-point"`` forward, ``"3-point"`` central, ``None``
-    forward for the fits not yet `close` to their solution and central for the
-    others.  Forward differences cost n evaluations and their O(sqrt(eps)) error
-    biases Gauss–Newton's fixed point by as much — which costs ill-conditioned
-    problems (Lanczos) certified digits; central ones cost 2n with an error of
-    O(eps^(2/3)).  With `subsets`, rows are evaluated only where needed.
-    ``analytic_of(x, data, m)`` calls `jac` and checks what it returned.
+    `jac`: a callable (called and checked by ``analytic_of(x, data, m)``, of the
+    unscaled residual), ``"autodiff"`` (JAX, PyTorch: exact, like a callable no
+    evaluations counted), or differences of ``fun_of(data)``: ``"2-point"``,
+    ``"3-point"``, or ``None``: forward (n evaluations) for the fits not yet
+    `close`, central (2n) for the others — forward differences' O(sqrt(eps))
+    error biases Gauss–Newton's fixed point by as much, which costs
+    ill-conditioned problems (Lanczos) certified digits.
     """
     if jac == "autodiff":
 
@@ -151,40 +132,30 @@ def jacobian_provider(
 
         return analytic
 
-    def steps(x: Array, central: bool) -> Array:
-        eps = float(xp.finfo(x.dtype).eps)
-        relative = diff_step if diff_step is not None else eps ** (1 / 3 if central else 1 / 2)
-        h = relative * xp.where(x == 0, 1.0, xp.abs(x))
-        return (x + h) - x  # exactly representable steps
+    def quotients(central: bool) -> Callable[..., tuple[Array]]:
+        def J(x: Array, f: Array, *data: Array) -> tuple[Array]:
+            eps = float(xp.finfo(x.dtype).eps)
+            relative = diff_step if diff_step is not None else eps ** (1 / 3 if central else 1 / 2)
+            h = relative * xp.where(x == 0, 1.0, xp.abs(x))
+            h = (x + h) - x  # exactly representable steps
+            eye, fun, columns = xp.eye(n, dtype=x.dtype, device=device(x)), fun_of(data), []
+            for j in range(n):
+                e = eye[j, :] * h[:, j : j + 1]
+                low = fun(x - e) if central else f
+                columns.append((fun(x + e) - low) / ((2 if central else 1) * h[:, j : j + 1]))
+            return (xp.stack(columns, axis=-1),)
 
-    def columns(fun: Callable[[Array], Array], x: Array, h: Array, sign: float) -> list[Array]:
-        eye = xp.eye(n, dtype=x.dtype, device=device(x))
-        return [fun(x + sign * eye[j, :] * h[:, j : j + 1]) for j in range(n)]
-
-    def centred(x: Array, *data: Array) -> tuple[Array]:
-        h, fun = steps(x, True), fun_of(data)
-        plus, minus = columns(fun, x, h, 1.0), columns(fun, x, h, -1.0)
-        return (xp.stack([(p - q) / (2 * h[:, j : j + 1]) for j, (p, q) in enumerate(zip(plus, minus, strict=True))], axis=-1),)  # fmt: skip
-
-    def forward(x: Array, f: Array, data: tuple[Array, ...]) -> Array:
-        h = steps(x, False)
-        plus = columns(fun_of(data), x, h, 1.0)
-        return xp.stack([(p - f) / h[:, j : j + 1] for j, p in enumerate(plus)], axis=-1)
+        return J
 
     def differences(x: Array, f: Array, data: tuple[Array, ...], close: Array) -> Array:
-        one = xp.ones_like(close, dtype=xp.int32)
-        if jac == "2-point":
-            return forward(x, f, data), n * one
-        if jac == "3-point":
-            return centred(x, *data)[0], 2 * n * one
-        if not subsets:  # a closure's fits cannot be split: all central once any is close
+        if jac is not None:  # one kind throughout
+            close = xp.full_like(close, jac == "3-point")
+        elif not subsets:  # a closure's fits cannot be split: all central once any is close
             close = close | xp.any(close)
-        far = ~close
-        (J,) = rows_where(far, lambda x, f, *d: (forward(x, f, d),), (x, f, *data),
-                          (xp.zeros((*f.shape, n), dtype=x.dtype, device=device(x)),),
-                          xp=xp, subsets=subsets)  # fmt: skip
-        (J,) = rows_where(close, centred, (x, *data), (J,), xp=xp, subsets=subsets)
-        return J, n * one + n * xp.astype(close, xp.int32)
+        zeros = xp.zeros((*f.shape, n), dtype=x.dtype, device=device(x))
+        (J,) = rows_where(~close, quotients(False), (x, f, *data), (zeros,), xp=xp, subsets=subsets)
+        (J,) = rows_where(close, quotients(True), (x, f, *data), (J,), xp=xp, subsets=subsets)
+        return J, n + n * xp.astype(close, xp.int32)
 
     return differences
 
@@ -198,11 +169,7 @@ def rows_where(
     xp: Namespace,
     subsets: bool,
 ) -> tuple[Array, ...]:
-    """``where(mask, function(*arrays), defaults)``, computing only masked rows when `subsets`.
-
-    Without `subsets` (a residual closing over all B fits' data cannot take a
-    subset of rows) `function` runs on every row.
-    """
+    """``where(mask, function(*arrays), defaults)``; only the masked rows computed if `subsets`."""
     if subsets:
         return _xp.replace_rows(mask, function, arrays, defaults, xp=xp)
     if not _xp.is_traced(mask) and not bool(xp.any(mask)):
@@ -225,10 +192,7 @@ def lm_parameter(
     ``φ(α) = ‖q(α)‖ − delta`` until ``|φ| ≤ 0.1·delta``, fit by fit (masked).
     """
     delta = xp.where(delta > 0, delta, 1.0)  # finished fits: any positive radius
-
-    def norm(a: Array) -> Array:
-        return _norm(a, xp=xp)
-
+    norm = functools.partial(_norm, xp=xp)
     suf = s * uf
     full_rank = s[:, -1] > cutoff_scale * s[:, 0]
     safe_s = xp.where(s > 0, s, 1.0)
@@ -252,8 +216,7 @@ def lm_parameter(
     value0, slope0 = phi(xp.zeros_like(delta))
     safe_slope0 = xp.where(slope0 != 0, slope0, 1.0)
     lower = xp.where(full_rank & (slope0 != 0), -value0 / safe_slope0, 0.0)
-    restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, 0.0)))
-    a = xp.where((alpha >= lower) & (alpha <= upper) & (alpha > 0), alpha, restart)
+    a = alpha  # the last step's α where it lies within [lower, upper], else a restart
     for _ in range(10):
         if early_exit and bool(xp.all(done)):
             break
@@ -283,17 +246,13 @@ def radius_update(
     ratio ≤ 1/4: shrink (by a safeguarded factor in [0.1, 0.5]); ratio ≥ 3/4 or a
     Gauss–Newton step: twice the step's length.  Returns ``(delta, alpha)``.
     """
-    shrink = xp.where(
-        actred >= 0,
-        0.5,
-        _safe_divide(0.5 * dirder, dirder + 0.5 * actred, 0.1, xp=xp),
-    )
+    shrink = _safe_divide(0.5 * dirder, dirder + 0.5 * actred, 0.1, xp=xp)
+    shrink = xp.where(actred >= 0, 0.5, shrink)
     shrink = xp.where((0.1 * fnorm_trial >= fnorm) | (shrink < 0.1), 0.1, shrink)
     low = ratio <= 0.25
     grow = ~low & ((alpha == 0) | (ratio >= 0.75))
-    new_delta = xp.where(
-        low, shrink * xp.minimum(delta, pnorm / 0.1), xp.where(grow, pnorm / 0.5, delta)
-    )
+    new_delta = xp.where(grow, pnorm / 0.5, delta)
+    new_delta = xp.where(low, shrink * xp.minimum(delta, pnorm / 0.1), new_delta)
     new_alpha = xp.where(low, alpha / shrink, xp.where(grow, 0.5 * alpha, alpha))
     return new_delta, new_alpha
 
@@ -303,32 +262,20 @@ def termination(
     nfev: Array, max_nfev: int, ftol: float, xtol: float, eps: float, running: Array,
     xp: Namespace,
 ) -> tuple[Array, Array]:  # fmt: skip
-    """MINPACK's status ladder after a step: ``(status, stalled)`` codes per fit.
+    """MINPACK's status ladder after a step: ``(status, stalled)`` codes per fit, else `running`.
 
-    ``status``: 4 ftol and xtol, 2 ftol, 3 xtol, 0 ``max_nfev`` reached, else
-    :data:`RUNNING` (`running`: that code per fit).  ``stalled``: the ftol (2) and xtol (3) tests at the dtype's
-    rounding (eps) — nothing more can be gained in this precision — or a zero
-    residual (2), else :data:`RUNNING`.
+    ``status``: 4 ftol and xtol, 2 ftol, 3 xtol, 0 ``max_nfev`` reached.  ``stalled``:
+    the ftol (2) and xtol (3) tests at rounding (eps), or a zero residual (2).
     """
     ftol_met = (xp.abs(actred) <= ftol) & (prered <= ftol) & (0.5 * ratio <= 1)
     xtol_met = delta <= xtol * xnorm
     rounding = (xp.abs(actred) <= eps) & (prered <= eps) & (0.5 * ratio <= 1)
-    tests = ((nfev >= max_nfev, 0), (xtol_met, 3), (ftol_met, 2), (ftol_met & xtol_met, 4))
-    return _ladder(tests, running, xp=xp), _ladder(
-        ((fnorm == 0, 2), (delta <= eps * xnorm, 3), (rounding, 2)), running, xp=xp
-    )
-
-
-def _ladder(tests: tuple[tuple[Array, int], ...], status: Array, *, xp: Namespace) -> Array:
-    """Return the code of the last test met (later ones take priority), else `status`."""
-    for met, value in tests:
+    status, stalled = running, running  # the last test met takes priority
+    for met, value in ((nfev >= max_nfev, 0), (xtol_met, 3), (ftol_met, 2), (ftol_met & xtol_met, 4)):  # fmt: skip
         status = xp.where(met, value, status)
-    return status
-
-
-def code(value: int, like: Array, *, xp: Namespace) -> Array:
-    """Return a status array of `like`'s shape filled with `value`."""
-    return xp.full(like.shape, value, dtype=xp.int32, device=device(like))
+    for met, value in ((fnorm == 0, 2), (delta <= eps * xnorm, 3), (rounding, 2)):
+        stalled = xp.where(met, value, stalled)
+    return status, stalled
 
 
 # --------------------------------------------------------------------------- the loop
@@ -349,18 +296,10 @@ class State(NamedTuple):
     n_iter: Array
     data: tuple[Array, ...]  # the fits' rows of `args`, then their residual scales (B, 1)
 
-
-class Raw(NamedTuple):
-    """The kernel's result: ``f``, ``J`` and ``fnorm`` of the scaled residual, and the scales."""
-
-    x: Array
-    f: Array
-    J: Array
-    fnorm: Array
-    scale: Array
-    n_iter: Array
-    nfev: Array
-    status: Array
+    @property
+    def scale(self) -> Array:
+        """The power of two ``(B, 1)`` that ``f``, ``J`` and ``fnorm`` are scaled by."""
+        return self.data[-1]
 
 
 def _norm(a: Array, *, xp: Namespace, axis: int = -1) -> Array:
@@ -375,16 +314,17 @@ def solve(
     *,
     xp: Namespace,
     one: bool = False,
-) -> Raw:
+) -> State:
     """Run the fits of ``x`` (B, n): ``residual(b, *args) -> (B, m)``.
 
     With `one` (B = 1), `residual` and an analytic ``opts.jac`` are one fit's:
     ``(n,) -> (m,)`` and ``(m, n)``.
 
     Each accepted step refreshes the Jacobian; a fit stops when a usual test is
-    met — or, when polishing (no tolerance given), keeps taking steps until they
-    no longer change its cost or parameters beyond rounding (a rejected step or
-    the rounding tests), then reports the usual test's status.  Polishing turns
+    met — or, when polishing (no tolerance given), goes on while its steps still
+    change the cost or x beyond rounding: it stops on a rejected step, on the
+    rounding tests, or before evaluating a step whose predicted reduction or
+    length is at rounding, and reports the usual test's status.  That turns
     SciPy's 1e-8 stopping point, some 1e-7 short of the optimum on a flat valley,
     into the optimum to the precision the problem allows, for a few evaluations.
     """
@@ -450,21 +390,18 @@ def solve(
     col0 = _norm(J0, xp=xp, axis=-2)
     diag0 = xp.where(col0 > 0, col0, 1.0)
     xnorm0 = _norm(diag0 * x, xp=xp)
-    running = code(RUNNING, zero, xp=xp)
+    running = xp.full((B,), RUNNING, dtype=xp.int32, device=dev)
     state = State(
         x=x, f=f0, J=J0, fnorm=_norm(f0, xp=xp), diag=diag0,
         delta=xp.where(xnorm0 > 0, opts.factor * xnorm0, zero + opts.factor), alpha=zero,
         xnorm=xnorm0, first=xp.ones_like(exact), central=exact,
-        status=xp.where(finite_start, running, code(-2, zero, xp=xp)),
+        status=xp.where(finite_start, running, -2),
         pending=running, nfev=1 + cost0, n_iter=xp.zeros_like(cost0), data=data,
     )  # fmt: skip
     step = _step(fun_of, jacobian, opts, eps=eps, cutoff_scale=eps * max(m, n), xp=xp,
                  max_nfev=max_nfev, subsets=subsets)  # fmt: skip
     # with per-fit data in `args`, finished fits can leave the working set (eager backends)
-    final = _xp.while_any(lambda s: s.status == RUNNING, step, state, xp=xp, retire=bool(args))
-    return Raw(
-        final.x, final.f, final.J, final.fnorm, scale, final.n_iter, final.nfev, final.status
-    )
+    return _xp.while_any(lambda s: s.status == RUNNING, step, state, xp=xp, retire=bool(args))
 
 
 def _step(
@@ -480,22 +417,20 @@ def _step(
 ) -> Callable[[State], State]:
     """Return one iteration of every running fit: a trial step, accepted or not."""
     close_tol = math.sqrt(eps)  # forward differences' relative error
-
-    def norm(a: Array, axis: int = -1) -> Array:
-        return _norm(a, xp=xp, axis=axis)
+    norm = functools.partial(_norm, xp=xp)
 
     def body(s: State) -> State:
         active = s.status == RUNNING
-        running = code(RUNNING, s.status, xp=xp)
+        running = xp.full_like(s.status, RUNNING)
         polishing = s.pending != RUNNING
         gram = xp.linalg.matrix_transpose(s.J) @ s.J  # (B, n, n): one pass over J
         n = gram.shape[-1]  # the column norms from the diagonal (a strided view, no copy):
         col = xp.sqrt(xp.reshape(gram, (-1, n * n))[:, :: n + 1])
         g = (s.f[:, None, :] @ s.J)[:, 0, :]
-        safe_col = xp.where(col > 0, col, 1.0)
+        # a zero column or residual has g = 0 there: its cosine is 0 with the divisor 1
         safe_fnorm = xp.where(s.fnorm > 0, s.fnorm, 1.0)
-        cosines = xp.where(col > 0, xp.abs(g) / (safe_col * safe_fnorm[:, None]), 0.0)
-        gnorm = xp.where(s.fnorm > 0, xp.max(cosines, axis=1), 0.0)
+        cosines = xp.abs(g) / (xp.where(col > 0, col, 1.0) * safe_fnorm[:, None])
+        gnorm = xp.max(cosines, axis=1)
         gtol_met = active & ~polishing & (gnorm <= opts.gtol)
         diag = xp.maximum(s.diag, col)
         sv, Vt, uf = decompose(s.J, gram, diag, g, s.f, xp=xp)
@@ -503,7 +438,8 @@ def _step(
         # the decomposition's own threshold (eps^-1/4), would steer the step: such a fit
         # takes no step on them but central differences first
         ill = ~s.central & (sv[:, -1] < eps**0.25 * sv[:, 0])
-        stepping = active & ~ill & ~(gtol_met & (not opts.polish))  # MINPACK: gtol, no step
+        stepping = active & ~ill  # MINPACK takes no step once gtol is met:
+        stepping = stepping if opts.polish else stepping & ~gtol_met
         alpha = lm_parameter(sv, uf, s.delta, s.alpha, cutoff_scale, xp=xp)
         keep = ((sv > cutoff_scale * sv[:, :1]) | (alpha[:, None] > 0)) & (sv > 0)
         safe_den = xp.where(keep, sv * sv + alpha[:, None], 1.0)
@@ -512,18 +448,24 @@ def _step(
         p = q / diag  # q is the scaled step D·p
         pnorm = norm(q)
         delta = xp.where(s.first, xp.minimum(s.delta, pnorm), s.delta)
+        # ‖J·p‖ = ‖S·Vᵀ·(D·p)‖ = ‖S·w‖ since J·D⁻¹ = U·S·Vᵀ and D·p = −V·w: no (B, m, n) pass
+        jp_norm = norm(sv * w)
+        temp1 = jp_norm / safe_fnorm  # 0 for a zero residual (uf = 0 and α = 0: no step)
+        temp2 = xp.sqrt(alpha) * pnorm / safe_fnorm
+        prered = temp1 * temp1 + 2 * temp2 * temp2
+        dirder = -(temp1 * temp1 + temp2 * temp2)
+        # polishing on an exact (or central) Jacobian at x: a step whose predicted
+        # reduction (the rounding ftol test's predicted half) or length (the rounding
+        # xtol test) is within eps ends the fit, as the stalled tests would, unevaluated
+        settled = polishing & s.central & ((prered <= eps) | (pnorm <= eps * s.xnorm))
+        stepping = stepping & ~settled
         x_trial = s.x + p
-        f_trial = fun_of(s.data)(x_trial)
+        (f_trial,) = rows_where(stepping, lambda x, *d: (fun_of(d)(x),), (x_trial, *s.data),
+                                (s.f,), xp=xp, subsets=subsets)  # fmt: skip
         fnorm_trial = norm(f_trial)
         fnorm_trial = xp.where(xp.isfinite(fnorm_trial), fnorm_trial, math.inf)
         ratio_f = fnorm_trial / safe_fnorm
         actred = xp.where(0.1 * fnorm_trial < s.fnorm, 1 - ratio_f * ratio_f, -1.0)
-        # ‖J·p‖ = ‖S·Vᵀ·(D·p)‖ = ‖S·w‖ since J·D⁻¹ = U·S·Vᵀ and D·p = −V·w: no (B, m, n) pass
-        jp_norm = norm(sv * w)
-        temp1 = xp.where(s.fnorm > 0, jp_norm / safe_fnorm, 0.0)
-        temp2 = xp.where(s.fnorm > 0, xp.sqrt(alpha) * pnorm / safe_fnorm, 0.0)
-        prered = temp1 * temp1 + 2 * temp2 * temp2
-        dirder = -(temp1 * temp1 + temp2 * temp2)
         ratio = _safe_divide(actred, prered, 0.0, xp=xp)
         new_delta, new_alpha = radius_update(
             actred, prered, dirder, ratio, fnorm_trial, s.fnorm, delta, pnorm, alpha, xp=xp

@@ -195,7 +195,8 @@ def levenberg_marquardt(
         Given none (the default), the fit runs to SciPy's 1e-8 tests and then
         *polishes*: it keeps taking steps while they still lower the cost or
         move the parameters beyond rounding (until a step is rejected or the
-        same tests hold at eps), and reports the 1e-8 test's status.  That
+        same tests hold at eps, predicted for the next step before evaluating
+        it, or met by the last), and reports the 1e-8 test's status.  That
         reaches NIST StRD's certified values (≥ 6 digits on all 27 problems
         from both starts) for a few evaluations more, where SciPy's defaults
         stop some 1e-7 short on flat valleys.
@@ -255,24 +256,18 @@ def levenberg_marquardt(
     status, n_iter, nfev = _xp.to_host(xp.stack([raw.status, raw.n_iter, raw.nfev])[:, 0])
     if status == -2:
         raise ValueError("`residual` is not finite at `x0`; start where the model can be evaluated")
-    converged = status > 0
-    if not converged:
-        report_non_convergence(
-            f"levenberg_marquardt: {MESSAGES[status]} ({nfev} evaluations)",
-            raise_on_failure=raise_on_failure,
-            stacklevel=2,
-        )
+    if status <= 0:
+        report_non_convergence(f"levenberg_marquardt: {MESSAGES[status]} ({nfev} evaluations)",
+                               raise_on_failure=raise_on_failure, stacklevel=2)  # fmt: skip
     fnorm, scale = _xp.to_host(xp.stack([raw.fnorm[0], raw.scale[0, 0]]))
     fnorm = fnorm / scale  # a float64 on the host: 1e160 residuals' cost overflows it to inf
-    f, J = raw.f[0, :] / scale, raw.J[0, ...] / scale
-    return LMResult(
-        raw.x[0, :], 0.5 * fnorm * fnorm, f, J, n_iter, nfev, converged, status, MESSAGES[status]
-    )
+    return LMResult(raw.x[0, :], 0.5 * fnorm * fnorm, raw.f[0, :] / scale, raw.J[0, ...] / scale,
+                    n_iter, nfev, status > 0, status, MESSAGES[status])  # fmt: skip
 
 
 def _one_fit(
     residual: Callable[[Array], Array], opts: _lm.Options, xp: Namespace, x: Array
-) -> _lm.Raw:
+) -> _lm.State:
     return _lm.solve(residual, x[None, :], (), opts, xp=xp, one=True)
 
 

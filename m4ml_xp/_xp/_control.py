@@ -17,6 +17,7 @@ from array_api_compat import (
     is_dask_array,
     is_jax_array,
     is_jax_namespace,
+    is_numpy_array,
     is_torch_array,
 )
 
@@ -143,9 +144,10 @@ def while_loop(
         import jax
 
         return jax.lax.while_loop(condition, body, state)
+    lazy = any(is_dask_array(leaf) for leaf in state)  # a body keeps its leaves' kinds
     while bool(to_host(condition(state))):
         state = body(state)
-        if any(is_dask_array(leaf) for leaf in state):
+        if lazy:
             import dask
 
             state = _like(state, dask.persist(*state))
@@ -177,7 +179,7 @@ def replace_rows(
             )
 
         return jax.lax.cond(xp.any(mask), chosen, lambda: tuple(defaults))
-    flags = to_numpy(mask)
+    flags = mask if is_numpy_array(mask) else to_numpy(mask)  # read on the host once
     if not flags.any():
         return tuple(defaults)
     if flags.all():
