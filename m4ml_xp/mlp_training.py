@@ -25,7 +25,7 @@ from m4ml_xp.mlp import (
     _options,
     _targets,
 )
-from m4ml_xp.optimize import Optimizer, apply_updates, check_optimizer, tree_map
+from m4ml_xp.optimize import Optimizer, apply_updates, check_optimizer
 
 __all__ = ["TrainResult", "train_mlp"]
 
@@ -265,9 +265,7 @@ def _raise_on_bad_values(
 
 def _materialise(carry: tuple[Params, Any, Array]) -> tuple[Params, Any, Array]:
     """Dask: compute each step's results, so the graph does not span the whole epoch."""
-    if not _xp.is_lazy(carry[2]):
-        return carry
-    return tree_map(lambda leaf: _xp.evaluate(leaf)[0], carry)
+    return _xp.evaluate_tree(carry)
 
 
 def _progress_bar(total: int, progress: bool | None) -> Any:

@@ -475,8 +475,7 @@ def minimize(
             last_good = new_x
         x, state = new_x, new_state
         if checked:  # Dask: materialise, so the graph does not grow with every step
-            x = _xp.evaluate(x)[0]
-            state = tree_map(lambda leaf: _xp.evaluate(leaf)[0], state)
+            x, state = _xp.evaluate_tree((x, state))
     converged = status == "converged"
     if status == "max_iter":
         grad_norm = float(_xp.to_host(xp.max(xp.abs(gradient(x)))))

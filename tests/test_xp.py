@@ -154,3 +154,30 @@ def test_torch_operator_index_dtypes(xp, backend):
             torch.ones(1),
             (1, 1),
         )
+
+
+# --------------------------------------------------------------------------- Dask plumbing
+def test_evaluate_tree_persists_a_loop_state_in_one_pass(xp, backend):
+    """Leaves sharing a graph are computed together: one scheduler run, structure kept."""
+    from collections import namedtuple
+
+    State = namedtuple("State", "m v")
+    x = xp.asarray([1.0, 2.0, 3.0])
+    shared = xp.exp(x) + 1.0
+    tree = {"x": [shared * 2.0, (shared, 7)], "state": State(shared - 1.0, shared**2)}
+    if backend is not Backend.DASK:
+        assert _xp.evaluate_tree(tree) is tree  # eager arrays: nothing to do
+        return
+    from dask.callbacks import Callback
+
+    runs = []
+    with Callback(start=lambda dsk: runs.append(len(dsk))):
+        out = _xp.evaluate_tree(tree)
+    assert len(runs) == 1  # leaf by leaf would run the shared graph once per leaf
+    assert type(out["state"]) is State
+    assert out["x"][1][1] == 7
+    leaves = [out["x"][0], out["x"][1][0], out["state"].m, out["state"].v]
+    assert all(len(dict(leaf.dask)) == leaf.npartitions for leaf in leaves)  # values, no graph
+    expected = np.exp([1.0, 2.0, 3.0]) + 1.0
+    for leaf, want in zip(leaves, [2 * expected, expected, expected - 1, expected**2], strict=True):
+        np.testing.assert_allclose(to_numpy(leaf), want, rtol=1e-15)

@@ -28,6 +28,7 @@ from m4ml_xp._xp._dask import (
     deferred_check,
     eigh,
     evaluate,
+    evaluate_tree,
     is_chunked,
     map_batch,
     map_batch_chunks,

@@ -51,6 +51,28 @@ def evaluate(*arrays: Array) -> tuple[Array, ...]:
     return arrays
 
 
+def evaluate_tree(tree: Any) -> Any:
+    """Materialise every Dask leaf of a pytree (lists, tuples, NamedTuples, dicts) in one pass.
+
+    The leaves of a loop's state (an optimiser's moments, a network's layers) share
+    the graph of the steps since the last pass: persisting them one at a time would
+    run that graph once per leaf.  Trees without Dask arrays are returned unchanged.
+    """
+    if not _has_dask_leaf(tree):
+        return tree
+    import dask
+
+    return dask.persist(tree)[0]
+
+
+def _has_dask_leaf(tree: Any) -> bool:
+    if isinstance(tree, list | tuple):
+        return any(_has_dask_leaf(part) for part in tree)
+    if isinstance(tree, dict):
+        return any(_has_dask_leaf(part) for part in tree.values())
+    return is_dask_array(tree)
+
+
 def one_chunk(x: Array) -> Array:
     """Return a small Dask array as a single chunk (its linear algebra wants whole matrices).
 
