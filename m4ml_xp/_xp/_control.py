@@ -17,10 +17,10 @@ from array_api_compat import (
     is_dask_array,
     is_jax_array,
     is_jax_namespace,
-    is_numpy_array,
     is_torch_array,
 )
 
+from m4ml_xp._xp._dask import evaluate_tree
 from m4ml_xp._xp._devices import to_host, to_numpy
 from m4ml_xp._xp._namespaces import library_name
 
@@ -148,9 +148,7 @@ def while_loop(
     while bool(to_host(condition(state))):
         state = body(state)
         if lazy:
-            import dask
-
-            state = _like(state, dask.persist(*state))
+            state = evaluate_tree(state)
     return state
 
 
@@ -179,7 +177,7 @@ def replace_rows(
             )
 
         return jax.lax.cond(xp.any(mask), chosen, lambda: tuple(defaults))
-    flags = mask if is_numpy_array(mask) else to_numpy(mask)  # read on the host once
+    flags = to_numpy(mask)
     if not flags.any():
         return tuple(defaults)
     if flags.all():

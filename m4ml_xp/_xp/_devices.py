@@ -300,6 +300,8 @@ def to_numpy(x: Array) -> Any:
     """
     import numpy as np
 
+    if type(x) is np.ndarray:  # already on the host: no sync, no namespace lookup
+        return x
     x = sync(x)
     if is_torch_array(x):
         return x.detach().cpu().numpy()
