@@ -216,10 +216,9 @@ def lm_parameter(
     value0, slope0 = phi(xp.zeros_like(delta))
     safe_slope0 = xp.where(slope0 != 0, slope0, 1.0)
     lower = xp.where(full_rank & (slope0 != 0), -value0 / safe_slope0, 0.0)
-    a = alpha  # the last step's α where it lies within [lower, upper], else a restart
-    for _ in range(10):
-        if early_exit and bool(xp.all(done)):
-            break
+
+    def newton(carry: tuple[Array, Array, Array, Array]) -> tuple[Array, Array, Array, Array]:
+        a, lower, upper, done = carry
         restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, 0.0)))
         a = xp.where(~done & ((a <= 0) | (a < lower) | (a > upper)), restart, a)
         value, slope = phi(a)
@@ -230,6 +229,13 @@ def lm_parameter(
         lower = xp.where(~done & (value > 0), xp.maximum(lower, a), lower)
         lower = xp.where(~done, xp.maximum(lower, a - step), lower)
         a = xp.where(done, a, xp.maximum(lower, a - (value + delta) * step / delta))
+        return a, lower, upper, done
+
+    # the last step's α where it lies within [lower, upper], else a restart
+    a, lower, upper, done = _xp.repeat(
+        newton, (alpha, lower, upper, done), 10, xp=xp,
+        until=(lambda c: bool(xp.all(c[3]))) if early_exit else None,
+    )  # fmt: skip
     return xp.where(gn_ok | (upper == 0), 0.0, xp.maximum(a, 0.0))
 
 

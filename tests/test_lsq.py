@@ -670,8 +670,8 @@ class TestBatchedDecompositions:
         x0 = np.column_stack([np.full(7, 2.0), ks * 1.1, np.full(7, 0.5)])
 
         def solve():  # NumPy results: Dask's are computed while the settings hold
-            fit = mx.levenberg_marquardt_batched(
-                residual,
+            fit = mx.levenberg_marquardt_batched(  # a new function: JAX traces the settings anew
+                lambda b, y: residual(b, y),
                 asarray(xp, x0, chunks=(3, 3)),
                 args=(asarray(xp, Y, chunks=(3, 40)),),
                 **TIGHT,
@@ -733,8 +733,8 @@ class TestBatchedDecompositions:
             return p[:, :1] * ns.exp(-((tt - p[:, 1:2]) ** 2) / (2 * p[:, 2:] ** 2)) - y
 
         def solve():  # NumPy results: Dask's are computed while the settings hold
-            fit = mx.levenberg_marquardt_batched(
-                residual,
+            fit = mx.levenberg_marquardt_batched(  # a new function: JAX traces the settings anew
+                lambda b, y: residual(b, y),
                 asarray(xp, starts, chunks=(4, 3)),
                 args=(asarray(xp, Y, chunks=(4, 100)),),
             )

@@ -181,3 +181,20 @@ def test_evaluate_tree_persists_a_loop_state_in_one_pass(xp, backend):
     expected = np.exp([1.0, 2.0, 3.0]) + 1.0
     for leaf, want in zip(leaves, [2 * expected, expected, expected - 1, expected**2], strict=True):
         np.testing.assert_allclose(to_numpy(leaf), want, rtol=1e-15)
+
+
+# --------------------------------------------------------------------------- control flow
+def test_repeat_runs_the_body_so_many_times_or_until_told(xp, backend):
+    """A fixed-count loop: Collatz-like steps from 7, the host test stopping eager loops early."""
+
+    def body(state):
+        value, count = state
+        return xp.where(value % 2 == 0, value // 2, 3 * value + 1), count + 1
+
+    start = (xp.asarray(7), xp.asarray(0))
+    value, count = _xp.repeat(body, start, 5, xp=xp)
+    assert (int(to_numpy(value)), int(to_numpy(count))) == (52, 5)  # 7 22 11 34 17 52
+    value, count = _xp.repeat(body, start, 5, xp=xp, until=lambda s: int(to_numpy(s[0])) > 30)
+    # the host test is for eager loops; a compiled one (JAX) runs all its iterations
+    expected = (52, 5) if backend is Backend.JAX else (34, 3)
+    assert (int(to_numpy(value)), int(to_numpy(count))) == expected

@@ -152,6 +152,31 @@ def while_loop(
     return state
 
 
+def repeat(
+    body: Callable[[Any], Any],
+    state: Any,
+    times: int,
+    *,
+    xp: Namespace,
+    until: Callable[[Any], bool] | None = None,
+) -> Any:
+    """``state = body(state)`` `times` times, or until the host-side test `until(state)`.
+
+    On JAX one ``lax.fori_loop`` (compiled once, not unrolled: a tenth of the
+    program to compile); elsewhere a Python loop that stops early when `until`
+    says so before an iteration.
+    """
+    if is_jax_namespace(xp):
+        import jax
+
+        return jax.lax.fori_loop(0, times, lambda _, s: body(s), state)
+    for _ in range(times):
+        if until is not None and until(state):
+            break
+        state = body(state)
+    return state
+
+
 def replace_rows(
     mask: Array,
     function: Callable[..., tuple[Array, ...]],
