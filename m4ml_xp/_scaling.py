@@ -16,11 +16,12 @@ import math
 
 from array_api_compat import device
 
-from m4ml_xp._xp import Array, Namespace
+from m4ml_xp._xp import Array, Namespace, fused
 
 __all__ = ["max_abs", "power_of_two_scale", "scaled", "unscale", "vector_norm"]
 
 
+@fused("axis")
 def max_abs(x: Array, *, xp: Namespace, axis: int | tuple[int, ...] | None = None) -> Array:
     """Largest magnitude of `x` (over `axis`, kept as a length-1 axis when given)."""
     if axis is None:
@@ -28,6 +29,7 @@ def max_abs(x: Array, *, xp: Namespace, axis: int | tuple[int, ...] | None = Non
     return xp.max(xp.abs(x), axis=axis, keepdims=True)
 
 
+@fused()
 def power_of_two_scale(magnitude: Array, *, xp: Namespace) -> Array:
     """``2**k`` bringing `magnitude` to within a factor √2 of 1, in `magnitude`'s dtype.
 
@@ -46,6 +48,7 @@ def power_of_two_scale(magnitude: Array, *, xp: Namespace) -> Array:
     return xp.pow(two, exponent)
 
 
+@fused("axis")
 def scaled(
     x: Array, *, xp: Namespace, axis: int | tuple[int, ...] | None = None
 ) -> tuple[Array, Array]:
@@ -58,6 +61,7 @@ def scaled(
     return x * scale, scale
 
 
+@fused("axis", "keepdims")
 def vector_norm(
     x: Array, *, xp: Namespace, axis: int | tuple[int, ...] | None = -1, keepdims: bool = False
 ) -> Array:
@@ -75,6 +79,7 @@ def vector_norm(
     return xp.squeeze(norm, axis=axis)
 
 
+@fused()
 def unscale(y: Array, *scales: Array, xp: Namespace) -> Array:
     """``y / (s₁ · s₂ · …)`` for power-of-two scales, without a spurious overflow.
 

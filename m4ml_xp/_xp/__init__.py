@@ -20,6 +20,7 @@ from m4ml_xp._xp._control import (
     compile_scan,
     compile_step,
     fill_masked,
+    fused,
     repeat,
     replace_rows,
     while_any,

@@ -8,6 +8,7 @@ the one place an algorithm's loop meets that difference.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -112,6 +113,34 @@ def compile_step(
 
         return jax.jit(fn, static_argnums=static_argnums)
     return fn
+
+
+def fused(*static: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Return a decorator that runs a small pure helper as one compiled program on JAX.
+
+    Eager JAX compiles every operation anew for each new shape and dtype, so a
+    helper of ten operations costs ten compilations per shape; under ``jax.jit``
+    (the keyword ``xp`` and the keywords named in `static` as compile-time
+    constants) it costs one, and runs as one dispatch.  Inside a caller's trace
+    the helper is inlined.  Elsewhere it runs as written.
+    """
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        compiled: list[Callable[..., Any]] = []
+
+        @functools.wraps(function)
+        def run(*args: Any, xp: Namespace, **kwargs: Any) -> Any:
+            if not is_jax_namespace(xp):
+                return function(*args, xp=xp, **kwargs)
+            if not compiled:
+                import jax
+
+                compiled.append(jax.jit(function, static_argnames=("xp", *static)))
+            return compiled[0](*args, xp=xp, **kwargs)
+
+        return run
+
+    return decorate
 
 
 def compile_scan(step: Callable[..., Any], xp: Namespace) -> Callable[..., Any] | None:
