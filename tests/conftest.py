@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 
 class Backend(enum.Enum):
@@ -65,6 +66,23 @@ BACKENDS = SELECTED if SELECTED is not None else list(Backend)
 #: keep the full count, so every property still meets many cases in CI.
 COSTLY_EXAMPLES = {Backend.JAX, Backend.DASK}
 COSTLY_SESSION = SELECTED is not None and set(SELECTED) <= COSTLY_EXAMPLES
+
+
+#: A session of JAX alone: compiled kernels are per shape (eager operations included), so
+#: a property there draws its sizes from a few values and the examples reuse compilations.
+COMPILING_SESSION = SELECTED is not None and set(SELECTED) == {Backend.JAX}
+
+
+def sizes(low: int, high: int) -> st.SearchStrategy[int]:
+    """A size for a property: any in ``[low, high]``; in a JAX-only session ends and middle.
+
+    The eager backends' sessions draw every size; under JAX each new shape costs
+    compilations, so there the smallest, the largest and one between are drawn
+    (the edge cases kept), and later examples reuse the compiled kernels.
+    """
+    if COMPILING_SESSION:
+        return st.sampled_from(sorted({low, (low + high) // 2, high}))
+    return st.integers(low, high)
 
 
 def examples(n: int) -> int:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import m4ml_xp as mx
 from m4ml_xp.errors import ConvergenceError, ConvergenceWarning
 from tests._helpers import asarray, assert_close_to, default_float, eps, to_numpy
-from tests.conftest import Backend
+from tests.conftest import Backend, sizes
 
 AUTODIFF = {Backend.JAX, Backend.TORCH}
 
@@ -98,7 +98,7 @@ class TestJacobian:
             assert g.shape == (2,)
             assert_close_to(g, rosenbrock_gradient(point), rtol=_fd_rtol(g.dtype), xp=xp)
 
-    @given(seed=st.integers(0, 2**32 - 1), m=st.integers(1, 4), n=st.integers(1, 4))
+    @given(seed=st.integers(0, 2**32 - 1), m=sizes(1, 4), n=sizes(1, 4))
     def test_linear_map_gives_its_matrix(self, xp, seed, m, n):
         rng = np.random.default_rng(seed)
         A_np = rng.standard_normal((m, n))
@@ -191,7 +191,7 @@ class TestHessian:
             atol = rtol * np.abs(expected).max()
             assert_close_to(H, expected, rtol=rtol, atol=atol, xp=xp, dtype=x.dtype)
 
-    @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 4))
+    @given(seed=st.integers(0, 2**32 - 1), n=sizes(1, 4))
     def test_symmetric_and_exact_for_quadratics(self, xp, seed, n):
         rng = np.random.default_rng(seed)
         A_np = rng.standard_normal((n, n))
@@ -332,7 +332,7 @@ class TestNewtonRaphson:
 
 # --------------------------------------------------------------------------- sandpit steps
 class TestNewtonStep:
-    @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 5))
+    @given(seed=st.integers(0, 2**32 - 1), n=sizes(1, 5))
     def test_solves_hessian_system(self, xp, seed, n):
         rng = np.random.default_rng(seed)
         B = rng.standard_normal((n, n))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import m4ml_xp as mx
 from tests._helpers import asarray, assert_close_to, eps, to_numpy
-from tests.conftest import Backend
+from tests.conftest import Backend, sizes
 
 SPD = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 3.0]])
 
@@ -22,7 +22,7 @@ def data(seed: int, n: int = 20, d: int = 3, offset: float = 0.0) -> np.ndarray:
 
 
 class TestStatistics:
-    @given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 30), d=st.integers(1, 5))
+    @given(seed=st.integers(0, 2**32 - 1), n=sizes(2, 30), d=sizes(1, 5))
     def test_mean_and_cov_match_numpy(self, xp, seed, n, d):
         X = data(seed, n, d)
         X_b = asarray(xp, X, chunks=(7, -1))
@@ -164,7 +164,7 @@ class TestInnerProducts:
 
 
 class TestPairwiseDistances:
-    @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 12), m=st.integers(1, 12))
+    @given(seed=st.integers(0, 2**32 - 1), n=sizes(1, 12), m=sizes(1, 12))
     def test_matches_cdist(self, xp, seed, n, m):
         rng = np.random.default_rng(seed)
         X, Y = rng.standard_normal((n, 4)), rng.standard_normal((m, 4))
@@ -193,7 +193,7 @@ class TestPairwiseDistances:
 
 
 class TestProjections:
-    @given(seed=st.integers(0, 2**32 - 1), d=st.integers(2, 6), k=st.integers(1, 3))
+    @given(seed=st.integers(0, 2**32 - 1), d=sizes(2, 6), k=sizes(1, 3))
     def test_matches_the_normal_equations_and_is_a_projection(self, xp, seed, d, k):
         rng = np.random.default_rng(seed)
         B = rng.standard_normal((d, min(k, d)))

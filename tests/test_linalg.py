@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import m4ml_xp as mx
 from m4ml_xp.errors import ConvergenceWarning
 from tests._helpers import asarray, assert_close_to, default_float, eps, to_numpy
-from tests.conftest import Backend
+from tests.conftest import Backend, sizes
 
 angles = st.floats(-10.0, 10.0, allow_nan=False)
 
@@ -454,9 +454,9 @@ class TestGramSchmidt:
 
     @given(
         data=st.integers(0, 10_000),
-        m=st.integers(1, 7),
-        n=st.integers(1, 7),
-        rank=st.integers(0, 7),
+        m=sizes(1, 7),
+        n=sizes(1, 7),
+        rank=sizes(0, 7),
     )
     def test_orthonormal_same_span(self, xp, data, m, n, rank):
         A, rank = _dependent_after_leading(data, m, n, rank)
@@ -527,9 +527,9 @@ def _check_echelon(U: np.ndarray, rank: int) -> None:
 class TestRowEchelon:
     @given(
         data=st.integers(0, 10_000),
-        m=st.integers(1, 7),
-        n=st.integers(1, 7),
-        rank=st.integers(0, 7),
+        m=sizes(1, 7),
+        n=sizes(1, 7),
+        rank=sizes(0, 7),
         transpose=st.booleans(),
     )
     def test_echelon_shape_rank_and_row_space(self, xp, data, m, n, rank, transpose):

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import m4ml_xp as mx
 from m4ml_xp.errors import ConvergenceError, ConvergenceWarning, RankWarning
 from tests._helpers import asarray, assert_close_to, eps, to_numpy
-from tests.conftest import Backend
+from tests.conftest import Backend, sizes
 
 NIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "nist_strd"
 NIST_FILES = sorted(NIST.glob("*.dat")) if NIST.is_dir() else []
@@ -36,9 +36,9 @@ def significant_digits(actual: np.ndarray, certified: np.ndarray) -> float:
 class TestLinearRegression:
     @given(
         seed=st.integers(0, 2**32 - 1),
-        n=st.integers(5, 40),
-        d=st.integers(1, 4),
-        k=st.integers(1, 3),
+        n=sizes(5, 40),
+        d=sizes(1, 4),
+        k=sizes(1, 3),
     )
     def test_matches_lstsq_with_intercept(self, xp, seed, n, d, k):
         rng = np.random.default_rng(seed)
@@ -916,7 +916,7 @@ def batched_exponentials(xp, B, seed, device=None):
 
 
 class TestLevenbergMarquardtBatched:
-    @given(seed=st.integers(0, 2**32 - 1), B=st.integers(1, 6))
+    @given(seed=st.integers(0, 2**32 - 1), B=sizes(1, 6))
     def test_equals_single_fits(self, xp, backend, seed, B):
         residual, Y, single, starts = batched_exponentials(xp, B, seed)
         batch = mx.levenberg_marquardt_batched(

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import m4ml_xp as mx
 from m4ml_xp.errors import ConvergenceWarning
 from tests._helpers import asarray, assert_close_to, eps, to_numpy
-from tests.conftest import Backend
+from tests.conftest import Backend, sizes
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -193,11 +193,11 @@ class TestMlpBackprop:
 
     @given(
         seed=st.integers(0, 2**32 - 1),
-        sizes=st.lists(st.integers(1, 5), min_size=2, max_size=4),
-        n=st.integers(1, 6),
+        layers=st.lists(sizes(1, 5), min_size=2, max_size=4),
+        n=sizes(1, 6),
     )
-    def test_shapes_and_gradients_for_any_architecture(self, xp, seed, sizes, n):
-        params, X, Y = _problem(seed, sizes, n, "sigmoid")
+    def test_shapes_and_gradients_for_any_architecture(self, xp, seed, layers, n):
+        params, X, Y = _problem(seed, layers, n, "sigmoid")
         result = mx.mlp_backprop(_to(xp, params), asarray(xp, X), asarray(xp, Y), activation="tanh")
         expected = fd_gradients(params, X, Y, "tanh", "sigmoid", "squared_error")
         for (dW, db), (W, b), (eW, eb) in zip(result.grads, params, expected, strict=True):

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import m4ml_xp as mx
 from m4ml_xp.errors import ConvergenceWarning
 from tests._helpers import asarray, assert_close_to, eps, to_numpy
-from tests.conftest import Backend
+from tests.conftest import Backend, sizes
 
 
 def random_graph(seed: int, n: int, n_edges: int, *, dangling: int = 3, weighted: bool = False):
@@ -379,7 +379,7 @@ class TestPageRankEdges:
         assert result.converged is False
         assert result.n_iter == 1
 
-    @given(seed=st.integers(0, 10_000), n=st.integers(1, 40), n_edges=st.integers(0, 120))
+    @given(seed=st.integers(0, 10_000), n=sizes(1, 40), n_edges=sizes(0, 120))
     def test_properties(self, xp, seed, n, n_edges):
         rng = np.random.default_rng(seed)
         src, dst = rng.integers(0, n, n_edges), rng.integers(0, n, n_edges)
