@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 import m4ml_xp as mx
 from tests._helpers import asarray, assert_close_to, eps, to_numpy
-from tests.conftest import Backend
+from tests.conftest import Backend, sizes
 from tests.test_pca import low_rank_data
 
 
 class TestStreaming:
-    @given(seed=st.integers(0, 2**32 - 1), cuts=st.lists(st.integers(1, 119), max_size=6))
+    @given(seed=st.integers(0, 2**32 - 1), cuts=st.lists(sizes(1, 119), max_size=6))
     def test_streaming_equals_batch_on_random_chunkings(self, xp, seed, cuts):
         X = low_rank_data(seed, 120, 5, offset=50.0)
         edges = [0, *sorted(set(cuts)), 120]
