@@ -78,6 +78,13 @@ def gram_schmidt(A: Array, *, tol: float | None = None) -> Array:
         tol = _checks.check_real(tol, "tol", low=0.0)
     if m == 0 or n == 0:
         return A
+    return _orthonormal_columns(A, tol=tol, xp=xp)
+
+
+@_xp.fused("tol")
+def _orthonormal_columns(A: Array, *, tol: float | None, xp: Namespace) -> Array:
+    """Orthonormalise a non-empty `A` (modified Gram–Schmidt, two passes; one program on JAX)."""
+    m, n = A.shape
     A, scale = _scaling.scaled(A, xp=xp)  # max|A| ≈ 1: no norm over- or underflows
     if tol is None:
         column_norms = _scaling.vector_norm(A, xp=xp, axis=0)

@@ -239,6 +239,7 @@ def _hidden_slope(a: Array, name: str, xp: Namespace) -> Array:
     return xp.astype(a > 0, a.dtype)
 
 
+@_xp.fused("activation", "output")
 def _forward(
     params: Params, X: Array, activation: str, output: str, *, xp: Namespace
 ) -> tuple[list[Array], Array]:
@@ -293,6 +294,7 @@ def _cost_and_delta(
     return xp.sum(softplus - Y * z) / n, (a - Y) / n
 
 
+@_xp.fused("activation", "output", "loss")
 def _backprop(
     params: Params, X: Array, Y: Array, activation: str, output: str, loss: str, *, xp: Namespace
 ) -> tuple[Params, Array]:
