@@ -204,8 +204,7 @@ def lm_parameter(
         denominator = s * s + a[:, None]
         denominator = xp.where(denominator > 0, denominator, 1.0)
         q_norm = norm(suf / denominator)
-        safe_q = xp.where(q_norm > 0, q_norm, 1.0)
-        slope = -xp.vecdot(suf, suf / denominator**3) / safe_q
+        slope = -xp.vecdot(suf, suf / denominator**3) / xp.where(q_norm > 0, q_norm, 1.0)
         return xp.where(q_norm > 0, q_norm - delta, -delta), xp.where(q_norm > 0, slope, 0.0)
 
     done = gn_ok | (upper == 0)
@@ -214,28 +213,23 @@ def lm_parameter(
     if early_exit and bool(xp.all(done)):  # Gauss–Newton steps (or none) throughout
         return xp.zeros_like(delta)
     value0, slope0 = phi(xp.zeros_like(delta))
-    safe_slope0 = xp.where(slope0 != 0, slope0, 1.0)
-    lower = xp.where(full_rank & (slope0 != 0), -value0 / safe_slope0, 0.0)
+    lower = xp.where(full_rank & (slope0 != 0), -value0 / xp.where(slope0 != 0, slope0, 1.0), 0.0)
 
     def newton(carry: tuple[Array, Array, Array, Array]) -> tuple[Array, Array, Array, Array]:
-        a, lower, upper, done = carry
+        a, lower, upper, done = carry  # α: the last step's if within [lower, upper], else:
         restart = xp.maximum(0.001 * upper, xp.sqrt(xp.maximum(lower * upper, 0.0)))
         a = xp.where(~done & ((a <= 0) | (a < lower) | (a > upper)), restart, a)
         value, slope = phi(a)
         done = done | (xp.abs(value) <= 0.1 * delta) | (slope == 0)
         upper = xp.where(~done & (value < 0), a, upper)
-        safe_slope = xp.where(slope != 0, slope, 1.0)
-        step = value / safe_slope
+        step = value / xp.where(slope != 0, slope, 1.0)
         lower = xp.where(~done & (value > 0), xp.maximum(lower, a), lower)
         lower = xp.where(~done, xp.maximum(lower, a - step), lower)
         a = xp.where(done, a, xp.maximum(lower, a - (value + delta) * step / delta))
         return a, lower, upper, done
 
-    # the last step's α where it lies within [lower, upper], else a restart
-    a, lower, upper, done = _xp.repeat(
-        newton, (alpha, lower, upper, done), 10, xp=xp,
-        until=(lambda c: bool(xp.all(c[3]))) if early_exit else None,
-    )  # fmt: skip
+    until = (lambda c: bool(xp.all(c[3]))) if early_exit else None
+    a, _, upper, _ = _xp.repeat(newton, (alpha, lower, upper, done), 10, xp=xp, until=until)
     return xp.where(gn_ok | (upper == 0), 0.0, xp.maximum(a, 0.0))
 
 
@@ -408,6 +402,19 @@ def solve(
                  max_nfev=max_nfev, subsets=subsets)  # fmt: skip
     # with per-fit data in `args`, finished fits can leave the working set (eager backends)
     return _xp.while_any(lambda s: s.status == RUNNING, step, state, xp=xp, retire=bool(args))
+
+
+def fit_fields(
+    residual: Callable[..., Array], opts: Options, xp: Namespace, x: Array, *args: Array
+) -> tuple[Array, ...]:
+    """Return the fields of ``lsq.BatchedLMResult`` for the fits of `x` (one chunk)."""
+    raw = solve(residual, x, args, opts, xp=xp)
+    fnorm = raw.fnorm / raw.scale[:, 0]
+    # in the working dtype: inf where ½‖f‖² exceeds its range (the fit itself is unaffected)
+    representable = fnorm <= math.sqrt(float(xp.finfo(x.dtype).max))
+    cost = xp.where(representable, 0.5 * xp.where(representable, fnorm, 0.0) ** 2, math.inf)
+    f, J = raw.f / raw.scale, raw.J / raw.scale[:, :, None]
+    return raw.x, cost, f, J, raw.n_iter, raw.nfev, raw.status > 0, raw.status
 
 
 def _step(

@@ -9,7 +9,6 @@ caller's arguments and shapes the results.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -557,11 +556,10 @@ def levenberg_marquardt_batched(
         residual = _chunks_only(residual, "residual")
         opts = opts._replace(jac=_chunks_only(opts.jac, "jac")) if callable(opts.jac) else opts
 
-    def solve(block: Array, *blocks: Array) -> tuple[Array, ...]:
+    def solve(block: Array, *blocks: Array) -> tuple[Array, ...]:  # JAX: one compiled program
         ns = xp if block is x else _xp.array_namespace(block)
-        # JAX: the whole solve is one compiled program (no eager set-up operations)
-        fit = _xp.compile_step(_batched_fits, ns, static_argnums=(0, 1, 2))
-        return fit(residual, opts, ns, block, *blocks)
+        fits = _xp.compile_step(_lm.fit_fields, ns, static_argnums=(0, 1, 2))
+        return fits(residual, opts, ns, block, *blocks)
 
     result = BatchedLMResult(*_xp.map_batch(solve, [x, *args]))
     lazy = _xp.is_lazy(result.converged)  # Dask: read `converged` once computed
@@ -572,20 +570,6 @@ def levenberg_marquardt_batched(
             f"levenberg_marquardt_batched: {message}", raise_on_failure=False, stacklevel=2
         )
     return result
-
-
-def _batched_fits(
-    residual: Callable[..., Array], opts: _lm.Options, xp: Namespace, x: Array, *args: Array
-) -> tuple[Array, ...]:
-    """Return the fields of :class:`BatchedLMResult` for the fits of `x` (one chunk)."""
-    raw = _lm.solve(residual, x, args, opts, xp=xp)
-    fnorm = raw.fnorm / raw.scale[:, 0]
-    # in the working dtype: inf where ½‖f‖² exceeds its range (the fit itself is unaffected)
-    representable = fnorm <= math.sqrt(float(xp.finfo(x.dtype).max))
-    small = xp.where(representable, fnorm, 0.0)
-    cost = xp.where(representable, 0.5 * small * small, math.inf)
-    f, J = raw.f / raw.scale, raw.J / raw.scale[:, :, None]
-    return raw.x, cost, f, J, raw.n_iter, raw.nfev, raw.status > 0, raw.status
 
 
 def _chunks_only(function: Callable[..., Array], name: str) -> Callable[..., Array]:
