@@ -181,6 +181,7 @@ def _jacobi_eigh(A: Array, *, xp: Namespace) -> tuple[Array, Array]:
 
 
 # --------------------------------------------------------------------------- covariance
+@_xp.fused("absolute_sigma")
 def covariance(J: Array, f: Array, absolute_sigma: bool, *, xp: Namespace) -> tuple[Array, Array]:
     """Return ``(JᵀJ)⁻¹`` and the standard errors from the SVD of ``J`` (``(m, n)`` or a stack).
 
