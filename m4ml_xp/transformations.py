@@ -330,6 +330,20 @@ def transform_image(
         small=True,
     )
     shift_x, shift_y = _offset(offset, n_images, xp=xp, device_=dev, dtype=dtype)
+    return _resample(
+        images, (a, b, c, d), inverse_scale / det, shift_x, shift_y,
+        height=height, width=width, order=order, mode=mode, cval=cval, xp=xp,
+    )  # fmt: skip
+
+
+@_xp.fused("height", "width", "order", "mode", "cval")
+def _resample(
+    images: Array, T: tuple[Array, ...], inverse: Array, shift_x: Array, shift_y: Array, *,
+    height: int, width: int, order: int, mode: str, cval: float, xp: Namespace,
+) -> Array:  # fmt: skip
+    """Sample every image at ``T⁻¹(p − offset)`` (``inverse`` = 1/det); one program on JAX."""
+    a, b, c, d = T
+    dtype, dev = images.dtype, device(images)
     rows = xp.arange(height, dtype=dtype, device=dev)
     cols = xp.arange(width, dtype=dtype, device=dev)
     centre_r, centre_c = (height - 1) / 2, (width - 1) / 2
@@ -338,7 +352,6 @@ def transform_image(
     # ((M, H, 1) + (M, 1, W)): one full-size addition each, not a dozen.
     y = xp.reshape(centre_r - rows, (1, height, 1)) - shift_y
     x = xp.reshape(cols - centre_c, (1, 1, width)) - shift_x
-    inverse = inverse_scale / det
     src_c = (centre_c + d * inverse * x) - b * inverse * y  # (M, H, W): M = 1 or N
     src_r = (centre_r - a * inverse * y) + c * inverse * x
     src_c, src_r = (xp.reshape(v, (v.shape[0], -1)) for v in (src_c, src_r))
