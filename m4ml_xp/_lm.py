@@ -77,11 +77,19 @@ def options(
     return Options(jac, *tolerances, polish, max_nfev, diff_step, factor)
 
 
+#: The default budget in iterations (at least; SciPy's 100·n where that is more).
+#: SciPy's 100·n stops NIST's MGH17 and Bennett5 in their curved valleys from their
+#: first starts (~750 iterations to converge); lmfit's default, 2000·(n+1)
+#: evaluations with forward differences, is about 2000.
+BUDGET_ITERATIONS = 1000
+
+
 def max_nfev_for(max_nfev: int | None, jac: Any, n: int) -> int:
-    """SciPy's budget of about 100·n iterations, in evaluations (differences cost n or 2n)."""
+    """Return the budget: ``max(1000, 100·n)`` iterations, in evaluations (differences cost n or 2n)."""
     if max_nfev is None:
         exact = callable(jac) or jac == "autodiff"
-        max_nfev = 100 * n if exact else 100 * n * (n + 1 if jac == "2-point" else 2 * n + 1)
+        per_iteration = 1 if exact else n + 1 if jac == "2-point" else 2 * n + 1
+        max_nfev = max(BUDGET_ITERATIONS, 100 * n) * per_iteration
     return _checks.check_int(max_nfev, "max_nfev", low=1)
 
 

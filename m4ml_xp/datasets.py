@@ -380,6 +380,9 @@ class _FormulaParser:
             return lambda b, x, xp: getattr(xp, function)(argument(b, x, xp))
         if token == "x":
             return lambda b, x, xp: x
+        if token[0] == "x":  # x1..xk: the rows of a (k, N) `x`
+            row = int(token[1:]) - 1
+            return lambda b, x, xp: x[row]
         if token == "pi":
             return lambda b, x, xp: math.pi
         index = int(token[1:]) - 1
@@ -390,15 +393,18 @@ def _apply(function: Callable[..., Any], *operands: _Node) -> _Node:
     return lambda b, x, xp: function(*(node(b, x, xp) for node in operands))
 
 
-def _compile_formula(formula: str, n_params: int, source: Path) -> Any:
+def _compile_formula(formula: str, n_params: int, source: Path, n_predictors: int = 1) -> Any:
     """Return the model formula (``y = ... + e``) as a function ``(x, b) -> y`` in `b`'s namespace.
 
-    The text is tokenised against a whitelist (numbers, operators, ``x``,
-    ``b1..bp``, ``pi`` and a few functions) and parsed into closures.
+    The text is tokenised against a whitelist (numbers, operators, ``x`` — or
+    ``x1..xk``, the rows of a ``(k, N)`` ``x`` —, ``b1..bp``, ``pi`` and a few
+    functions) and parsed into closures.
     """
     text = formula.replace("[", "(").replace("]", ")")
     text = re.sub(r"\+\s*e\s*$", "", text.split("=", 1)[1]).strip()
-    names = {f"b{i}" for i in range(1, n_params + 1)} | {"x", "pi"} | set(_FORMULA_FUNCTIONS)
+    predictors = {"x"} if n_predictors == 1 else {f"x{i}" for i in range(1, n_predictors + 1)}
+    names = {f"b{i}" for i in range(1, n_params + 1)} | predictors | {"pi"}
+    names |= set(_FORMULA_FUNCTIONS)
     tree = _FormulaParser(text, names, source).parse()
 
     def model(x: Array, b: Array) -> Array:
@@ -430,9 +436,11 @@ def load_nist_strd(
     Returns
     -------
     NISTProblem
-        ``x``, ``y`` (N,) — ``log(y)`` where the model is stated for it (Nelson) —, ``starts`` (2, p) — Start 1 and Start 2 —, ``certified``
-        and ``certified_std`` (p,), ``residual_ss``, ``residual_sd``, the model
-        ``formula`` text and ``model(x, b)``.
+        ``x`` (N,) — (k, N) for k predictors ``x1..xk`` (Nelson) —, ``y`` (N,) —
+        ``log(y)`` where the model is stated for it (Nelson) —, ``starts`` (2, p)
+        — Start 1 and Start 2 —, ``certified`` and ``certified_std`` (p,),
+        ``residual_ss``, ``residual_sd``, the model ``formula`` text and
+        ``model(x, b)``.
 
     Raises
     ------
@@ -479,8 +487,9 @@ def load_nist_strd(
             raise ValueError("parameters b1..bp not found in order")
         first, last = int(data_lines.group(1)), int(data_lines.group(2))
         table = np.array([[float(v) for v in line.split()] for line in lines[first - 1 : last]])
-        if table.ndim != 2 or table.shape[1] != 2 or table.shape[0] != last - first + 1:
-            raise ValueError(f"expected {last - first + 1} rows of 'y x' on lines {first}-{last}")
+        if table.ndim != 2 or table.shape[1] < 2 or table.shape[0] != last - first + 1:
+            msg = f"expected {last - first + 1} rows of 'y x' (or 'y x1 .. xk') on lines {first}-{last}"
+            raise ValueError(msg)
         residual_ss = float(re.search(r"Residual Sum of Squares:\s+(\S+)", header).group(1))
         sd = re.search(r"Residual Standard Deviation:\s+(\S+)", "\n".join(lines))
         residual_sd = float(sd.group(1)) if sd else math.nan
@@ -495,13 +504,15 @@ def load_nist_strd(
         formula = " ".join(formula_lines)
     except (ValueError, AttributeError, IndexError) as exc:
         raise ValueError(f"{path}: corrupt NIST StRD file: {exc}") from None
-    model = _compile_formula(formula, len(rows), path)
+    n_predictors = table.shape[1] - 1
+    model = _compile_formula(formula, len(rows), path, n_predictors)
     response = table[:, 0]
     if re.match(r"\s*log\s*\[\s*y\s*\]\s*=", formula):  # Nelson: the model is for log(y)
         if np.any(response <= 0):
             raise ValueError(f"{path}: the model is for log(y) but y has values <= 0")
         response = np.log(response)
-    arrays = (table[:, 1], response, numbers[:, :2].T.copy(), numbers[:, 2], numbers[:, 3])
+    x = table[:, 1] if n_predictors == 1 else table[:, 1:].T.copy()
+    arrays = (x, response, numbers[:, :2].T.copy(), numbers[:, 2], numbers[:, 3])
     return NISTProblem(
         path.stem, *_on_device(xp, device, dtype, *arrays), residual_ss, residual_sd, formula, model
     )

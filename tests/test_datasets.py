@@ -183,6 +183,48 @@ def test_nist_formulas_evaluate_as_python_reads_them(name):
     np.testing.assert_allclose(model(x, batch), expected, rtol=1e-14)
 
 
+def test_two_predictor_formula_reads_the_rows_of_x():
+    """Nelson's model: ``x1``, ``x2`` are the rows of a (2, N) ``x``, batches broadcast."""
+    from m4ml_xp.datasets import _compile_formula
+
+    formula = "log[y] = b1 - b2*x1 * exp[-b3*x2]  +  e"
+    model = _compile_formula(formula, 3, Path("Nelson.dat"), n_predictors=2)
+    rng = np.random.default_rng(1)
+    x, b = rng.uniform(1.0, 3.0, (2, 6)), np.asarray([2.5, 0.3, 0.05])
+    expected = b[0] - b[1] * x[0] * np.exp(-b[2] * x[1])
+    np.testing.assert_allclose(model(x, b), expected, rtol=1e-14)
+    np.testing.assert_allclose(model(x, np.stack([b, b]))[1], expected, rtol=1e-14)
+    with pytest.raises(ValueError, match="unknown name 'x'"):
+        _compile_formula("y = b1*x + e", 1, Path("Nelson.dat"), n_predictors=2)
+
+
+def test_two_predictor_file_loads_as_rows_of_x_and_log_y(tmp_path):
+    """A file in Nelson's layout: ``y x1 x2`` columns and the model stated for ``log[y]``."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(1.0, 3.0, (2, 5))
+    b = np.asarray([2.5, 0.3, 0.05])
+    y = np.exp(b[0] - b[1] * x[0] * np.exp(-b[2] * x[1]))
+    header = [
+        "NIST/ITL StRD",
+        "Dataset Name:  Twin (Twin.dat)",
+        "               Data              (lines 20 to 24)",
+        "               log[y] = b1 - b2*x1 * exp[-b3*x2]  +  e",
+        "  b1 =    2           2.5          2.5E+00  1.9E-02",
+        "  b2 =    0.1         0.2          3.0E-01  6.1E-02",
+        "  b3 =   -0.01       -0.05         5.0E-02  3.9E-03",
+        "Residual Sum of Squares:                    0.0E+00",
+        "Residual Standard Deviation:                0.0E+00",
+    ]
+    rows = [f"  {yi:.17g}  {x1:.17g}  {x2:.17g}" for yi, x1, x2 in zip(y, *x, strict=True)]
+    path = tmp_path / "Twin.dat"
+    path.write_text("\n".join(header + [""] * 10 + rows) + "\n")
+    problem = mx.load_nist_strd(path)
+    np.testing.assert_allclose(problem.x, x, rtol=1e-15)
+    np.testing.assert_allclose(problem.y, np.log(y), rtol=1e-15)
+    np.testing.assert_allclose(problem.model(problem.x, problem.certified), np.log(y), rtol=1e-14)
+    np.testing.assert_array_equal(problem.starts, [[2, 0.1, -0.01], [2.5, 0.2, -0.05]])
+
+
 @pytest.mark.parametrize(
     ("formula", "message"),
     [

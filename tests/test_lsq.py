@@ -32,6 +32,19 @@ def significant_digits(actual: np.ndarray, certified: np.ndarray) -> float:
     return float(-np.log10(max(relative.max(), 1e-16)))
 
 
+def rss_certified(ss: float, certified_ss: float, y: np.ndarray, digits: float = 6) -> bool:
+    """Whether a residual sum of squares agrees with NIST's to `digits`, or to rounding.
+
+    Residuals evaluated in float64 carry errors of about eps·|y|, so ``Σ r²`` is
+    known to ``2·sqrt(Σ r²)·eps·‖y‖`` at best: a near-exact fit's certified value
+    (Lanczos1's 1.4e-25, computed in 500-digit arithmetic) has ~2.5 digits in float64
+    — not even NIST's certified parameters give more.
+    """
+    floor = 2 * np.sqrt(certified_ss) * np.finfo(np.float64).eps * np.linalg.norm(y)
+    difference = abs(ss - certified_ss)
+    return difference <= floor or difference <= 10.0**-digits * abs(certified_ss)
+
+
 # --------------------------------------------------------------------------- linear regression
 class TestLinearRegression:
     @given(
@@ -168,7 +181,7 @@ class TestLevenbergMarquardt:
         assert fit.converged
         certified = to_numpy(problem.certified)
         assert significant_digits(to_numpy(fit.x), certified) >= 6
-        assert significant_digits(np.asarray(2 * fit.cost), np.asarray(problem.residual_ss)) >= 6
+        assert rss_certified(2 * float(fit.cost), problem.residual_ss, to_numpy(problem.y))
 
     def test_default_polish_reaches_the_optimum_scipy_stops_short_of(self, xp):
         """On the course's Gaussian, SciPy's 1e-8 tests stop ~1e-7 short; the polish does not."""
@@ -306,7 +319,7 @@ class TestLoadNistStrd:
         )
         assert problem.starts.shape == (2, problem.certified.shape[0])
         batch = problem.model(problem.x, np.stack([problem.certified, problem.starts[0]]))
-        assert batch.shape == (2, problem.x.shape[0])
+        assert batch.shape == (2, problem.y.shape[0])
 
     def test_arrays_on_the_requested_backend(self, xp, device):
         if not NIST_FILES:
@@ -414,11 +427,6 @@ class TestNISTHigherDifficulty:
         """Default options, as :meth:`TestLevenbergMarquardt.test_nist_certified_values`."""
         if backend is Backend.DASK:
             pytest.skip("a host read per iteration of a lazy graph; the batched test runs them")
-        if (name, start) == ("MGH17", 0):
-            pytest.xfail(
-                "LM crawls MGH17's curved valley from start 1 (b2 = -b3 ~ 75, steps alternately "
-                "accepted and rejected): past the default max_nfev, as SciPy's 'lm'"
-            )
         *_, starts, certified = HARD[name]
         fit = mx.levenberg_marquardt(
             hard_residual(xp, name), asarray(xp, np.asarray(starts[start], dtype=float))
