@@ -338,7 +338,9 @@ def test_bench_lsq_prints_goal_ratios(capsys):
     assert code == 0
     assert "| m4ml_xp numpy |" in out
     assert "| scipy least_squares(lm) loop |" in out
-    assert "goal numpy >= 10x the SciPy loop's fits/s" in out
+    assert "| m4ml_xp numpy (no jac, closure) |" in out
+    assert "| scipy least_squares(lm) loop (2-point) | " in out
+    assert "goal numpy >= 10x the SciPy loop's fits/s (analytic jac, no jac)" in out
     assert "goal single fit <= 1.0x least_squares (analytic jac, no jac)" in out
 
 
