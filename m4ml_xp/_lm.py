@@ -180,8 +180,11 @@ def rows_where(
     """``where(mask, function(*arrays), defaults)``; only the masked rows computed if `subsets`."""
     if subsets:
         return _xp.replace_rows(mask, function, arrays, defaults, xp=xp)
-    if not _xp.is_traced(mask) and not bool(xp.any(mask)):
-        return tuple(defaults)
+    if not _xp.is_traced(mask):  # eager: no where() pass over the rows when all agree
+        if not bool(xp.any(mask)):
+            return tuple(defaults)
+        if bool(xp.all(mask)):
+            return tuple(function(*arrays))
     outs = function(*arrays)
     return tuple(
         xp.where(xp.reshape(mask, (-1,) + (1,) * (d.ndim - 1)), out, d)
