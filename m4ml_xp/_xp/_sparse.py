@@ -271,19 +271,13 @@ class _SplitRows:
                 ]
             )
             n_extra, n_moved, n_heavy = (int(c) for c in to_host(counts))
-            split = functools.partial(
-                _split_long_rows,
-                n=n,
-                chunk=chunk,
-                n_extra=n_extra,
-                n_moved=n_moved,
-                n_heavy=n_heavy,
-            )
-            if is_jax_namespace(xp):  # one compiled call: eager JAX compiles every op
-                import jax
-
-                split = jax.jit(split)
-            rows, cols, values, self.heavy, self.owners = split(rows, cols, values, starts, degrees)
+            # one compiled call on JAX (eager JAX compiles every op), kept for the next graph
+            # of these sizes
+            split = _jax_split_long_rows() if is_jax_namespace(xp) else _split_long_rows
+            rows, cols, values, self.heavy, self.owners = split(
+                rows, cols, values, starts, degrees,
+                n=n, chunk=chunk, n_extra=n_extra, n_moved=n_moved, n_heavy=n_heavy,
+            )  # fmt: skip
             if not is_jax_namespace(xp):  # JAX adds the chunks inside its jitted mat-vec
                 self.segments = _SortedSegments(self.owners, n_heavy, xp=xp)
         self.n_virtual = n + n_extra
@@ -395,6 +389,15 @@ def _split_long_rows(
         heavy,
         xp.take(heavy_rank, chunk_rows),
     )
+
+
+@functools.cache
+def _jax_split_long_rows() -> Callable[..., tuple[Array, ...]]:
+    """:func:`_split_long_rows` under ``jax.jit``, its sizes static: compiled once per sizes."""
+    import jax
+
+    sizes = ("n", "chunk", "n_extra", "n_moved", "n_heavy")
+    return jax.jit(_split_long_rows, static_argnames=sizes)
 
 
 def _nonzero(mask: Array, size: int) -> Array:
