@@ -252,8 +252,9 @@ def levenberg_marquardt(
     xp = _checks.namespace(x0=x0)
     x = _checks.check_real_array(x0, "x0", xp=xp, ndim=1, small=True)
     _checks.check_callable(residual, "residual", "returning the residual array")
-    # JAX: one compiled kernel per residual function (and options), reused by later calls
-    raw = _xp.compile_step(_one_fit, xp, static_argnums=(0, 1, 2))(residual, opts, xp, x)
+    # JAX: one compiled kernel per residual program (and options), reused by later calls
+    # and by closures of the same program over other data
+    raw = _xp.compile_per_program(_one_fit, residual, (opts, xp), x, xp=xp)
     status, n_iter, nfev = _xp.to_host(xp.stack([raw.status, raw.n_iter, raw.nfev])[:, 0])
     if status == -2:
         raise ValueError("`residual` is not finite at `x0`; start where the model can be evaluated")

@@ -17,6 +17,7 @@ from m4ml_xp._xp._control import (
     autodiff_hessian,
     autodiff_jacobian,
     can_autodiff,
+    compile_per_program,
     compile_scan,
     compile_step,
     fill_masked,

@@ -115,6 +115,70 @@ def compile_step(
     return fn
 
 
+class _Program:
+    """A function of one array as its jaxpr, the arrays it closes over left out.
+
+    Equal (and hashed equal) to another with the same program text, so two
+    closures that differ only in the data they capture share one compiled kernel;
+    :meth:`bind` supplies the data.
+    """
+
+    def __init__(self, jaxpr: Any):
+        self.jaxpr = jaxpr
+        self.text = str(jaxpr)
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Program) and self.text == other.text
+
+    def bind(self, constants: tuple[Array, ...]) -> Callable[[Array], Array]:
+        import jax
+
+        return lambda v: jax.core.eval_jaxpr(self.jaxpr, list(constants), v)[0]
+
+
+@functools.cache
+def _kernel_of_program(kernel: Callable[..., Any], n_static: int) -> Callable[..., Any]:
+    """``kernel(program.bind(constants), *static, x)`` under one ``jax.jit`` per kernel."""
+    import jax
+
+    def run(program: _Program, *rest: Any) -> Any:
+        *static, x, constants = rest
+        return kernel(program.bind(constants), *static, x)
+
+    return jax.jit(run, static_argnums=tuple(range(n_static + 1)))
+
+
+def compile_per_program(
+    kernel: Callable[..., Any], function: Callable[[Array], Array], static: tuple, x: Array,
+    *, xp: Namespace,
+) -> Any:  # fmt: skip
+    """Return ``kernel(function, *static, x)``; on JAX compiled once per *program* of `function`.
+
+    `function` (of one array, traceable at `x`) is traced to a jaxpr and the arrays
+    it closes over become arguments, so a closure over new data (a fit in a loop
+    over data sets) reuses the compiled kernel, and the persistent compilation
+    cache serves it across processes.  A `function` JAX cannot trace at `x` (it
+    reads values, calls NumPy) is compiled per function object, like `static`
+    (hashable: options, namespaces).  Elsewhere `kernel` runs as written.
+    """
+    if not is_jax_namespace(xp):
+        return kernel(function, *static, x)
+    import jax
+
+    try:
+        closed = jax.make_jaxpr(function)(x)
+    except Exception:
+        closed = None
+    if closed is None or len(closed.jaxpr.outvars) != 1:
+        n_static = 1 + len(static)
+        return jax.jit(kernel, static_argnums=tuple(range(n_static)))(function, *static, x)
+    compiled = _kernel_of_program(kernel, len(static))
+    return compiled(_Program(closed.jaxpr), *static, x, tuple(closed.consts))
+
+
 def fused(*static: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Return a decorator that runs a small pure helper as one compiled program on JAX.
 
