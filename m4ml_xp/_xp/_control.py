@@ -173,8 +173,8 @@ def compile_per_program(
     except Exception:
         closed = None
     if closed is None or len(closed.jaxpr.outvars) != 1:
-        n_static = 1 + len(static)
-        return jax.jit(kernel, static_argnums=tuple(range(n_static)))(function, *static, x)
+        per_function = compile_step(kernel, xp, static_argnums=tuple(range(1 + len(static))))
+        return per_function(function, *static, x)
     compiled = _kernel_of_program(kernel, len(static))
     return compiled(_Program(closed.jaxpr), *static, x, tuple(closed.consts))
 

@@ -90,6 +90,28 @@ NUMPY_ROWS = {
 }
 
 
+def _alternating_best(
+    theirs: Callable[[], Any], ours: Callable[[], Any], rounds: int, *,
+    clock_theirs: Callable[[], float] = time.perf_counter,
+    clock_ours: Callable[[], float] = time.perf_counter,
+) -> tuple[float, Any, float, Any]:  # fmt: skip
+    """Time `theirs` and `ours` in alternating rounds, synchronised: the best of each side.
+
+    A shared, noisy machine slows both sides alike.  Returns ``(their best, their
+    last result, our best, our last result)``.
+    """
+    best_theirs = best_ours = math.inf
+    result_theirs = result_ours = None
+    for _ in range(rounds):
+        start = clock_theirs()
+        result_theirs = backends.sync(theirs())
+        best_theirs = min(best_theirs, clock_theirs() - start)
+        start = clock_ours()
+        result_ours = backends.sync(ours())
+        best_ours = min(best_ours, clock_ours() - start)
+    return best_theirs, result_theirs, best_ours, result_ours
+
+
 def _numpy_interleaved(
     x: np.ndarray, Y: np.ndarray, starts: np.ndarray, looped: int, repeat: int,
     log: Callable[[str], None],
@@ -118,14 +140,12 @@ def _numpy_interleaved(
             f"  {label} and {NUMPY_ROWS[label]} over {looped} fits, {repeat} alternating rounds ..."
         )
         run()  # warm-up
-        ours, theirs = math.inf, math.inf
-        for _ in range(repeat):
-            seconds, reference = best_time(
-                lambda exact=exact: scipy_loop(x, Y[:looped], starts[:looped], exact=exact), 1
-            )
-            theirs = min(theirs, seconds * Y.shape[0] / looped)
-            seconds, fit = best_time(run, 1)
-            ours = min(ours, seconds)
+        theirs, reference, ours, fit = _alternating_best(
+            lambda exact=exact: scipy_loop(x, Y[:looped], starts[:looped], exact=exact),
+            run,
+            repeat,
+        )
+        theirs *= Y.shape[0] / looped
         log(f"  {label}: {ours:.3f} s, SciPy's loop {theirs:.2f} s")
         out.append((label, ours, fit, theirs, reference))
     return out
@@ -297,11 +317,6 @@ def bench_single(
     rows: list[Timing] = []
     residual, jacobian = gaussian_fit_functions(x)
 
-    def timed(fn: Callable[[], Any], clock: Callable[[], float]) -> tuple[float, Any]:
-        start = clock()
-        result = backends.sync(fn())
-        return clock() - start, result
-
     for exact in (True, False):
         kind = "analytic jac" if exact else "no jac"
 
@@ -334,11 +349,9 @@ def bench_single(
 
             run()
             clock = time.perf_counter if backends.on_accelerator(xp, device) else time.process_time
-            ours, theirs = math.inf, math.inf
-            for _ in range(repeat):
-                theirs = min(theirs, timed(scipy_fit, time.process_time)[0])
-                seconds, fit = timed(run, clock)
-                ours = min(ours, seconds)
+            theirs, _, ours, fit = _alternating_best(
+                scipy_fit, run, repeat, clock_theirs=time.process_time, clock_ours=clock
+            )
             scipy_best = min(scipy_best, theirs)
             diff = float(np.abs(backends.to_numpy(fit.x) - reference.x).max())
             note = f"{ours / theirs:.2f}"
