@@ -168,6 +168,12 @@ def jacobian_provider(
     return differences
 
 
+#: The fraction of a batch from which a user function runs on every row (the rest
+#: discarded by ``where``) rather than on the needed rows gathered and scattered back:
+#: past it the gathers cost more than the few rows computed in vain.
+DENSE_FROM = 7 / 8
+
+
 def rows_where(
     mask: Array,
     function: Callable[..., tuple[Array, ...]],
@@ -177,19 +183,9 @@ def rows_where(
     xp: Namespace,
     subsets: bool,
 ) -> tuple[Array, ...]:
-    """``where(mask, function(*arrays), defaults)``; only the masked rows computed if `subsets`."""
-    if subsets:
-        return _xp.replace_rows(mask, function, arrays, defaults, xp=xp)
-    if not _xp.is_traced(mask):  # eager: no where() pass over the rows when all agree
-        if not bool(xp.any(mask)):
-            return tuple(defaults)
-        if bool(xp.all(mask)):
-            return tuple(function(*arrays))
-    outs = function(*arrays)
-    return tuple(
-        xp.where(xp.reshape(mask, (-1,) + (1,) * (d.ndim - 1)), out, d)
-        for out, d in zip(outs, defaults, strict=True)
-    )
+    """``where(mask, function(*arrays), defaults)``; the masked rows alone computed if `subsets`."""
+    dense_from = DENSE_FROM if subsets else 0.0  # a closure's rows cannot be taken apart
+    return _xp.replace_rows(mask, function, arrays, defaults, xp=xp, dense_from=dense_from)
 
 
 # --------------------------------------------------------------------------- the LM step

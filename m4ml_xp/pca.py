@@ -113,39 +113,21 @@ def pca(
         )
         raise ValueError(msg)
     k, fraction = _n_components(n_components, N, D, method)
+    omega = None  # the randomized route's Gaussian test matrix, drawn on the host from `seed`
     if method == "randomized":
         seed = _checks.check_int(seed if seed is not None else 0, "seed")
         oversampling = _checks.check_int(oversampling, "oversampling")
         if power_iterations is None:
             power_iterations = 7 if k < 0.1 * min(N, D) else 4
         power_iterations = _checks.check_int(power_iterations, "power_iterations")
+        omega = _xp.generator(seed).standard_normal((D, min(k + oversampling, N, D)))
+        omega = xp.asarray(omega, dtype=X.dtype, device=_xp.device(X))
     scale = working_scale(X, "X", xp=xp)
-    if method == "covariance_eigh" and fraction is None:
-        return _warn_if_unrepresentable(_covariance_route(xp, k)(X, scale), xp=xp, scale=scale)
-    if method == "covariance_eigh":  # the count is read from the variances on the host
-        mean, singular, components, total = _covariance_route(xp, None)(X, scale)
-        return finish_result(
-            singular, components, total, mean, N, k, fraction, xp=xp, scale=scale, warn=True
-        )
-    work = X if scale is None else X * scale  # a scaled copy only for extreme magnitudes
-    mean = xp.mean(work, axis=0)
-    if method == "randomized":
-        singular, components = _randomized(
-            work, mean, k, seed, oversampling, power_iterations, xp=xp
-        )
-        total = centred_sum_of_squares(work, mean, xp=xp)
-    elif method == "svd":
-        _U, singular, components = xp.linalg.svd(work - mean, full_matrices=False)
-        total = xp.sum(singular * singular)
-    else:  # gram
-        centred = work - mean
-        gram = centred @ xp.linalg.matrix_transpose(centred)
-        singular, vectors, total = scatter_decomposition(gram, xp=xp)
-        directions = vectors @ centred  # (N, D): rows vᵀX̄, of norm s
-        lengths = xp.linalg.vector_norm(directions, axis=1, keepdims=True)
-        components = directions / xp.where(lengths > 0, lengths, xp.ones_like(lengths))
-    if scale is not None:
-        mean = mean / scale
+    if fraction is None:
+        result = _route(xp, method, k, power_iterations)(X, scale, omega)
+        return _warn_if_unrepresentable(result, xp=xp, scale=scale)
+    # a variance fraction: the count is read from the variances on the host
+    mean, singular, components, total = _route(xp, method, None, None)(X, scale, omega)
     return finish_result(
         singular, components, total, mean, N, k, fraction, xp=xp, scale=scale, warn=True
     )
@@ -185,21 +167,42 @@ def working_scale(X: Array, name: str, *, xp: Namespace, also: Array | None = No
 
 
 @functools.lru_cache(maxsize=32)
-def _covariance_route(xp: Namespace, k: int | None) -> Callable[[Array], Any]:
-    """Return the covariance route as one function of `X`, compiled where the backend compiles.
+def _route(
+    xp: Namespace, method: str, k: int | None, power_iterations: int | None
+) -> Callable[[Array, Array | None, Array | None], Any]:
+    """Return `method`'s route as one function ``(X, scale, omega)``, compiled where the backend compiles.
 
-    On JAX the mean, the centred ``X̄ᵀX̄``, ``eigh`` and the finish are one dispatch
-    instead of some fifty small ones.  With a `scale` (a power of two, see
-    :func:`working_scale`) each row block is multiplied by it as it is centred —
-    no scaled copy of `X` — and the results are scaled back.  The function returns the :class:`PCAResult` of
-    `k` components, or for ``k=None`` the parts ``(mean, singular values, components,
-    total)`` (a variance fraction's count is read on the host).
+    On JAX the mean, the decomposition and the finish are one dispatch (and one
+    compilation per shape) instead of some fifty small ones.  `scale` is None or
+    a power of two (see :func:`working_scale`): the covariance route multiplies
+    each row block by it as it is centred — no scaled copy of `X` — the others
+    work on a scaled copy; the results are scaled back.  `omega` is the
+    randomized route's test matrix.  The function returns the :class:`PCAResult`
+    of `k` components, or for ``k=None`` the parts ``(mean, singular values,
+    components, total)`` (a variance fraction's count is read on the host).
     """
 
-    def route(X: Array, scale: Array | None) -> Any:
-        mean = xp.mean(X, axis=0) if scale is None else scaled_mean(X, scale, xp=xp)
-        scatter = centred_scatter(X, mean, xp=xp, scale=scale)
-        singular, components, total = scatter_decomposition(scatter, xp=xp)
+    def route(X: Array, scale: Array | None, omega: Array | None) -> Any:
+        if method == "covariance_eigh":
+            mean = xp.mean(X, axis=0) if scale is None else scaled_mean(X, scale, xp=xp)
+            scatter = centred_scatter(X, mean, xp=xp, scale=scale)
+            singular, components, total = scatter_decomposition(scatter, xp=xp)
+        else:
+            work = X if scale is None else X * scale  # a scaled copy only for extreme magnitudes
+            mean = xp.mean(work, axis=0)
+            if method == "randomized":
+                singular, components = _randomized(work, mean, omega, power_iterations, xp=xp)
+                total = centred_sum_of_squares(work, mean, xp=xp)
+            elif method == "svd":
+                _U, singular, components = xp.linalg.svd(work - mean, full_matrices=False)
+                total = xp.sum(singular * singular)
+            else:  # gram
+                centred = work - mean
+                gram = centred @ xp.linalg.matrix_transpose(centred)
+                singular, vectors, total = scatter_decomposition(gram, xp=xp)
+                directions = vectors @ centred  # (N, D): rows vᵀX̄, of norm s
+                lengths = xp.linalg.vector_norm(directions, axis=1, keepdims=True)
+                components = directions / xp.where(lengths > 0, lengths, xp.ones_like(lengths))
         if scale is not None:
             mean = mean / scale
         if k is None:
@@ -416,24 +419,16 @@ def _n_components(value: Any, N: int, D: int, method: str) -> tuple[int, float |
 
 
 def _randomized(
-    X: Array,
-    mean: Array,
-    k: int,
-    seed: int,
-    oversampling: int,
-    power_iterations: int,
-    *,
-    xp: Namespace,
+    X: Array, mean: Array, omega: Array, power_iterations: int, *, xp: Namespace
 ) -> tuple[Array, Array]:
     """Halko–Martinsson–Tropp randomized SVD of the implicitly centred `X`: ``(s, Vᵀ)``.
 
-    No ``(N, D)`` centred copy: the power iterations centre implicitly
-    (``X̄A = XA − 1(meanᵀA)``, whose rounding only perturbs the subspace), and the
-    final projection ``QᵀX̄``, which sets the singular values, block by block.
+    `omega` is the ``(D, k + oversampling)`` Gaussian test matrix.  No ``(N, D)``
+    centred copy: the power iterations centre implicitly (``X̄A = XA − 1(meanᵀA)``,
+    whose rounding only perturbs the subspace), and the final projection ``QᵀX̄``,
+    which sets the singular values, block by block.
     """
-    N, D = X.shape
-    width = min(k + oversampling, N, D)
-    row = xp.reshape(mean, (1, D))
+    row = xp.reshape(mean, (1, X.shape[1]))
     transposed = xp.linalg.matrix_transpose(X)
 
     def centred_times(A: Array) -> Array:  # X̄ A
@@ -442,8 +437,7 @@ def _randomized(
     def centred_t_times(B: Array) -> Array:  # X̄ᵀ B
         return transposed @ B - xp.linalg.matrix_transpose(row) @ xp.sum(B, axis=0, keepdims=True)
 
-    omega = _xp.generator(seed).standard_normal((D, width))
-    Q, _ = xp.linalg.qr(centred_times(xp.asarray(omega, dtype=X.dtype, device=_xp.device(X))))
+    Q, _ = xp.linalg.qr(centred_times(omega))
     for _ in range(power_iterations):
         Q, _ = xp.linalg.qr(centred_t_times(Q))
         Q, _ = xp.linalg.qr(centred_times(Q))

@@ -546,6 +546,16 @@ class TestBatchedMachinery:
             np.testing.assert_array_equal(to_numpy(out), expected)
         if backend is not Backend.JAX:  # JAX evaluates every row under lax.cond
             assert seen == [2, 4]
+        # past `dense_from`, every row is computed and the unmasked ones discarded
+        mask = np.array([True, True, True, False])
+        seen.clear()
+        for dense_from, rows in ((0.75, 4), (0.8, 3)):
+            (out,) = _xp.replace_rows(
+                asarray(xp, mask), negate, [asarray(xp, a)], [asarray(xp, a)], xp=xp,
+                dense_from=dense_from,
+            )  # fmt: skip
+            np.testing.assert_array_equal(to_numpy(out), np.where(mask[:, None], -a, a))
+            assert seen[-1] == (4 if backend is Backend.JAX else rows)
 
     def test_retiring_finished_fits_changes_nothing(self, xp, backend, monkeypatch):
         from m4ml_xp import _xp

@@ -277,29 +277,38 @@ def replace_rows(
     defaults: Sequence[Array],
     *,
     xp: Namespace,
+    dense_from: float = 1.0,
 ) -> tuple[Array, ...]:
     """Return ``where(mask, function(*arrays), defaults)`` row by row.
 
-    `function` is computed only on the rows where it is needed.  All arrays have the batch axis first and `mask` is ``(B,)``.  Eager backends
-    evaluate `function` on the masked rows alone (gathered by index); JAX, whose
-    shapes are static under ``jit``, evaluates it on every row inside a
-    ``lax.cond`` taken only when some row is masked.
+    `function` is computed only on the rows where it is needed.  All arrays have
+    the batch axis first and `mask` is ``(B,)``.  Eager backends evaluate
+    `function` on the masked rows alone (gathered by index) — or, once at least a
+    fraction `dense_from` of the rows is masked, on every row followed by one
+    ``where``, which is cheaper than gathering and scattering nearly all of them
+    when `function` is cheap per row (0: always).  JAX, whose shapes are static
+    under ``jit``, evaluates it on every row inside a ``lax.cond`` taken only when
+    some row is masked.
     """
+
+    def on_every_row() -> tuple[Array, ...]:
+        return tuple(
+            xp.where(xp.reshape(mask, (-1,) + (1,) * (d.ndim - 1)), out, d)
+            for out, d in zip(function(*arrays), defaults, strict=True)
+        )
+
     if is_jax_namespace(xp):
         import jax
 
-        def chosen() -> tuple[Array, ...]:
-            return tuple(
-                xp.where(xp.reshape(mask, (-1,) + (1,) * (d.ndim - 1)), out, d)
-                for out, d in zip(function(*arrays), defaults, strict=True)
-            )
-
-        return jax.lax.cond(xp.any(mask), chosen, lambda: tuple(defaults))
+        return jax.lax.cond(xp.any(mask), on_every_row, lambda: tuple(defaults))
     flags = to_numpy(mask)
-    if not flags.any():
+    count = int(flags.sum())
+    if count == 0:
         return tuple(defaults)
-    if flags.all():
+    if count == flags.size:
         return tuple(function(*arrays))
+    if count >= dense_from * flags.size:
+        return on_every_row()
     rows = xp.asarray(flags.nonzero()[0], device=device(mask))
     outs = function(*(xp.take(a, rows, axis=0) for a in arrays))
     return tuple(fill_masked(mask, out, d, xp=xp) for out, d in zip(outs, defaults, strict=True))
