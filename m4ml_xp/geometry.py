@@ -347,15 +347,21 @@ def pairwise_distances(X: Array, Y: Array | None = None) -> Array:
     return _xp.map_block_pairs(_pairwise_eager, X, Y) / scale
 
 
-def _pairwise_eager(X: Array, Y: Array) -> Array:
-    xp = _xp.array_namespace(X, Y)
+@_xp.fused()
+def _expanded_squares(X: Array, Y: Array, *, xp: Namespace) -> tuple[Array, Array]:
+    """Squared distances by the expansion, and the pairs where it cancels (one program on JAX)."""
     centre = (xp.sum(X, axis=0) + xp.sum(Y, axis=0)) / (X.shape[0] + Y.shape[0])
     Xc, Yc = X - centre, Y - centre
     x2, y2 = xp.vecdot(Xc, Xc), xp.vecdot(Yc, Yc)
     scale = x2[:, None] + y2[None, :]
     squared = xp.maximum(scale - 2 * (Xc @ xp.linalg.matrix_transpose(Yc)), xp.zeros_like(scale))
     eps = float(xp.finfo(X.dtype).eps)
-    suspect = squared <= math.sqrt(eps) * scale
+    return squared, squared <= math.sqrt(eps) * scale
+
+
+def _pairwise_eager(X: Array, Y: Array) -> Array:
+    xp = _xp.array_namespace(X, Y)
+    squared, suspect = _expanded_squares(X, Y, xp=xp)
     if _xp.is_traced(squared):
         return xp.sqrt(squared)
     if bool(xp.any(suspect)):  # the pairs themselves stay on the device

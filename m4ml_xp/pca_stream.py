@@ -132,7 +132,6 @@ def update_state(state: StreamingState | None, chunk: Array, *, xp: Namespace) -
     The scale only falls (towards the largest magnitude seen): the accumulated
     scatter is multiplied by ``(new / old)²``, exact for powers of two.
     """
-    chunk_scale = _chunk_scale(chunk, xp)
     first = state is None or state.count == 0
     if not first and chunk.shape[1] != state.mean.shape[0]:
         msg = (
@@ -140,23 +139,48 @@ def update_state(state: StreamingState | None, chunk: Array, *, xp: Namespace) -
             f"first chunk; got shape {tuple(chunk.shape)}"
         )
         raise ValueError(msg)
-    scale = chunk_scale if first else xp.minimum(_scale_of(state, xp), chunk_scale)
-    count_b, mean_b = chunk.shape[0], scaled_mean(chunk, scale, xp=xp)
-    scatter_b = centred_scatter(chunk, mean_b, xp=xp, scale=scale)
+    limit = None if first else _scale_of(state, xp)
+    scale, mean_b, scatter_b = _chunk_moments(chunk, limit, xp=xp)
+    count_b = chunk.shape[0]
     if first:
         n_chunks = 1 if state is None else state.n_chunks + 1
         return StreamingState(count_b, mean_b / scale, scatter_b, n_chunks, scale)
-    ratio = scale / _scale_of(state, xp)  # a power of two <= 1: exact
-    mean_a = state.mean * scale
-    count = state.count + count_b
+    count = state.count + count_b  # Python integers: the weights as floats, never overflowing
+    mean, scatter = _merge(
+        state.mean, state.scatter, limit, mean_b, scatter_b, scale,
+        count_b / count, state.count * count_b / count, xp=xp,
+    )  # fmt: skip
+    return StreamingState(count, mean, scatter, state.n_chunks + 1, scale)
+
+
+@_xp.fused()
+def _chunk_moments(
+    chunk: Array, limit: Array | None, *, xp: Namespace
+) -> tuple[Array, Array, Array]:
+    """Return the chunk's scale (at most `limit`), scaled mean and centred scatter (one JAX program)."""
+    scale = _chunk_scale(chunk, xp)
+    if limit is not None:
+        scale = xp.minimum(limit, scale)
+    mean = scaled_mean(chunk, scale, xp=xp)
+    return scale, mean, centred_scatter(chunk, mean, xp=xp, scale=scale)
+
+
+@_xp.fused()
+def _merge(
+    mean_a: Array, scatter_a: Array, scale_a: Array, mean_b: Array, scatter_b: Array,
+    scale: Array, weight_b: float, weight_ab: float, *, xp: Namespace,
+) -> tuple[Array, Array]:  # fmt: skip
+    """Chan et al.'s merge of two chunks' moments, the new `scale` ≤ `scale_a` (a power of two)."""
+    ratio = scale / scale_a  # a power of two <= 1: exact
+    mean_a = mean_a * scale
     delta = mean_b - mean_a
-    mean = mean_a + delta * (count_b / count)
+    mean = mean_a + delta * weight_b
     scatter = (
-        state.scatter * ratio * ratio  # one factor at a time: ratio² may underflow
+        scatter_a * ratio * ratio  # one factor at a time: ratio² may underflow
         + scatter_b
-        + (delta[:, None] * delta[None, :]) * (state.count * count_b / count)
+        + (delta[:, None] * delta[None, :]) * weight_ab
     )
-    return StreamingState(count, mean / scale, scatter, state.n_chunks + 1, scale)
+    return mean / scale, scatter
 
 
 def result_from_state(state: StreamingState, n_components: Any, *, xp: Namespace) -> PCAResult:
