@@ -254,7 +254,9 @@ def levenberg_marquardt(
     _checks.check_callable(residual, "residual", "returning the residual array")
     # JAX: one compiled kernel per residual program (and options), reused by later calls
     # and by closures of the same program over other data
-    raw = _xp.compile_per_program(_one_fit, residual, (opts, xp), x, xp=xp)
+    raw = _xp.compile_per_program(
+        _one_fit, (residual, opts.jac), (opts._replace(jac=None), xp), (x,), xp=xp
+    )
     status, n_iter, nfev = _xp.to_host(xp.stack([raw.status, raw.n_iter, raw.nfev])[:, 0])
     if status == -2:
         raise ValueError("`residual` is not finite at `x0`; start where the model can be evaluated")
@@ -268,9 +270,14 @@ def levenberg_marquardt(
 
 
 def _one_fit(
-    residual: Callable[[Array], Array], opts: _lm.Options, xp: Namespace, x: Array
+    residual: Callable[[Array], Array], jac: Any, opts: _lm.Options, xp: Namespace, x: Array
 ) -> _lm.State:
-    return _lm.solve(residual, x[None, :], (), opts, xp=xp, one=True)
+    return _lm.solve(residual, x[None, :], (), opts._replace(jac=jac), xp=xp, one=True)
+
+
+def _batched_fit(residual: Callable[..., Array], jac: Any, opts: _lm.Options, xp: Namespace,
+                 x: Array, *args: Array) -> tuple[Array, ...]:  # fmt: skip
+    return _lm.fit_fields(residual, opts._replace(jac=jac), xp, x, *args)
 
 
 # --------------------------------------------------------------------------- curve fitting
@@ -559,10 +566,10 @@ def levenberg_marquardt_batched(
         residual = _chunks_only(residual, "residual")
         opts = opts._replace(jac=_chunks_only(opts.jac, "jac")) if callable(opts.jac) else opts
 
-    def solve(block: Array, *blocks: Array) -> tuple[Array, ...]:  # JAX: one compiled program
+    def solve(block: Array, *blocks: Array) -> tuple[Array, ...]:  # JAX: compiled per program
         ns = xp if block is x else _xp.array_namespace(block)
-        fits = _xp.compile_step(_lm.fit_fields, ns, static_argnums=(0, 1, 2))
-        return fits(residual, opts, ns, block, *blocks)
+        functions, static = (residual, opts.jac), (opts._replace(jac=None), ns)
+        return _xp.compile_per_program(_batched_fit, functions, static, (block, *blocks), xp=ns)
 
     result = BatchedLMResult(*_xp.map_batch(solve, [x, *args]))
     lazy = _xp.is_lazy(result.converged)  # Dask: read `converged` once computed

@@ -21,6 +21,21 @@ from m4ml_xp.errors import ConvergenceError, ConvergenceWarning, RankWarning
 from tests._helpers import asarray, assert_close_to, eps, to_numpy
 from tests.conftest import Backend, sizes
 
+
+@pytest.fixture
+def retrace():
+    """Return a call that makes JAX trace the LM kernels anew (and make it at teardown).
+
+    They are compiled once per residual *program*, reading module settings while traced:
+    a test that patches one must retrace for the patch to reach the compiled kernel.
+    """
+    from m4ml_xp._xp import _control
+
+    clear = _control._kernel_of_program.cache_clear
+    yield clear
+    clear()
+
+
 NIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "nist_strd"
 NIST_FILES = sorted(NIST.glob("*.dat")) if NIST.is_dir() else []
 TIGHT = {"ftol": 1e-15, "xtol": 1e-15, "gtol": 1e-15}
@@ -673,7 +688,7 @@ class TestBatchedDecompositions:
         )
 
     @pytest.mark.parametrize("route", ["jacobi", "library eigh"])
-    def test_small_chunks_change_nothing(self, xp, backend, route, monkeypatch):
+    def test_small_chunks_change_nothing(self, xp, backend, route, monkeypatch, retrace):
         """The large-batch path: decompositions in chunks of 2 fits give the one-call results."""
         from m4ml_xp import _lm_linalg as lsq
 
@@ -688,7 +703,7 @@ class TestBatchedDecompositions:
         x0 = np.column_stack([np.full(7, 2.0), ks * 1.1, np.full(7, 0.5)])
 
         def solve():  # NumPy results: Dask's are computed while the settings hold
-            fit = mx.levenberg_marquardt_batched(  # a new function: JAX traces the settings anew
+            fit = mx.levenberg_marquardt_batched(
                 lambda b, y: residual(b, y),
                 asarray(xp, x0, chunks=(3, 3)),
                 args=(asarray(xp, Y, chunks=(3, 40)),),
@@ -708,6 +723,7 @@ class TestBatchedDecompositions:
 
         if route == "library eigh":  # n = 3 as a stand-in for the matrices too large for Jacobi
             monkeypatch.setattr(lsq, "_JACOBI_MAX_N", 0)
+        retrace()
         whole, whole_compiled = solve(), compiled()
         sizes = []
         in_chunks = lsq._in_chunks
@@ -721,6 +737,7 @@ class TestBatchedDecompositions:
 
         monkeypatch.setattr(lsq, "_in_chunks", recording)
         monkeypatch.setattr(lsq, "_DECOMPOSITION_CHUNK", 2)
+        retrace()
         chunked = solve()
         if backend is Backend.JAX:  # also traced: chunks of static shapes inside lax.cond
             for a, b in zip(whole_compiled, compiled(), strict=True):
@@ -739,7 +756,7 @@ class TestBatchedDecompositions:
             )
             assert chunked.cost[i] <= one.cost + 1e-20
 
-    def test_gaussian_fits_match_scipy_on_both_routes(self, xp, backend, monkeypatch):
+    def test_gaussian_fits_match_scipy_on_both_routes(self, xp, backend, monkeypatch, retrace):
         """The benchmark's Gaussian fits, Jacobi and library eigh: each fit is SciPy's."""
         from m4ml_xp import _lm_linalg as lsq
 
@@ -751,16 +768,25 @@ class TestBatchedDecompositions:
             return p[:, :1] * ns.exp(-((tt - p[:, 1:2]) ** 2) / (2 * p[:, 2:] ** 2)) - y
 
         def solve():  # NumPy results: Dask's are computed while the settings hold
-            fit = mx.levenberg_marquardt_batched(  # a new function: JAX traces the settings anew
+            fit = mx.levenberg_marquardt_batched(
                 lambda b, y: residual(b, y),
                 asarray(xp, starts, chunks=(4, 3)),
                 args=(asarray(xp, Y, chunks=(4, 100)),),
             )
             return type(fit)(*(to_numpy(a) for a in fit))
 
+        ran_jacobi, jacobi_eigh = [], lsq._jacobi_eigh
+        monkeypatch.setattr(
+            lsq, "_jacobi_eigh", lambda A, *, xp: ran_jacobi.append(1) or jacobi_eigh(A, xp=xp)
+        )
+        retrace()
         jacobi = solve()
+        assert ran_jacobi
+        ran_jacobi.clear()
         monkeypatch.setattr(lsq, "_JACOBI_MAX_N", 0)
+        retrace()
         library = solve()
+        assert not ran_jacobi  # the library's eigh took over
         np.testing.assert_array_equal(jacobi.status, library.status)
         # the same iterations up to the polish's last steps, which end at rounding level
         assert np.abs(jacobi.n_iter - library.n_iter).max() <= 2

@@ -102,8 +102,9 @@ class TestAgainstScikitLearn:
             np.testing.assert_allclose(
                 np.linalg.norm(C, axis=1), 1, rtol=1e3 * eps(result.components.dtype)
             )
-            top = np.take_along_axis(C, np.abs(C).argmax(axis=1)[:, None], axis=1)
-            assert (top > 0).all()  # svd_flip's convention
+            # svd_flip's convention: the largest magnitude positive, a tie to the positive
+            # entry (a null direction's rounding noise can tie, as torch's gram route did)
+            assert (C.max(axis=1) >= -C.min(axis=1)).all()
 
 
 @pytest.mark.xp_backend_only(Backend.NUMPY)

@@ -210,16 +210,16 @@ def test_compile_per_program_shares_a_kernel_across_closures(xp, backend):
     x = xp.asarray(np.array([1.0, 2.0, 3.0]))
     datasets = [xp.asarray(np.array([0.5, -1.0, 4.0]) * k) for k in (1.0, 2.0, 3.0)]
     for data in datasets:
-        out = _xp.compile_per_program(_scaled_sum, lambda v, d=data: v * d, (2.0,), x, xp=xp)
+        out = _xp.compile_per_program(_scaled_sum, (lambda v, d=data: v * d,), (2.0,), (x,), xp=xp)
         np.testing.assert_allclose(to_numpy(out), 2.0 * to_numpy(x) * to_numpy(data))
     if backend is Backend.JAX:
         # one entry: three closures, one program (a fresh jit per closure would hold three)
-        assert _xp._control._kernel_of_program(_scaled_sum, 1)._cache_size() == 1
+        assert _xp._control._kernel_of_program(_scaled_sum, 1, 1)._cache_size() == 1
 
     if backend is not Backend.JAX:  # eager: any function runs, values read included
 
         def reads_values(v):
             return v * float(to_numpy(v)[0])
 
-        out = _xp.compile_per_program(_scaled_sum, reads_values, (3.0,), x, xp=xp)
+        out = _xp.compile_per_program(_scaled_sum, (reads_values,), (3.0,), (x,), xp=xp)
         np.testing.assert_allclose(to_numpy(out), 3.0 * to_numpy(x) * float(to_numpy(x)[0]))

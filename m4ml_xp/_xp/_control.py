@@ -116,7 +116,7 @@ def compile_step(
 
 
 class _Program:
-    """A function of one array as its jaxpr, the arrays it closes over left out.
+    """A function of arrays as its jaxpr, the arrays it closes over left out.
 
     Equal (and hashed equal) to another with the same program text, so two
     closures that differ only in the data they capture share one compiled kernel;
@@ -133,50 +133,65 @@ class _Program:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Program) and self.text == other.text
 
-    def bind(self, constants: tuple[Array, ...]) -> Callable[[Array], Array]:
+    def bind(self, constants: tuple[Array, ...]) -> Callable[..., Array]:
         import jax
 
-        return lambda v: jax.core.eval_jaxpr(self.jaxpr, list(constants), v)[0]
+        return lambda *v: jax.core.eval_jaxpr(self.jaxpr, list(constants), *v)[0]
 
 
 @functools.cache
-def _kernel_of_program(kernel: Callable[..., Any], n_static: int) -> Callable[..., Any]:
-    """``kernel(program.bind(constants), *static, x)`` under one ``jax.jit`` per kernel."""
+def _kernel_of_program(
+    kernel: Callable[..., Any], n_functions: int, n_static: int
+) -> Callable[..., Any]:
+    """``kernel(*functions, *static, *arrays)`` under one ``jax.jit`` per kernel and layout."""
     import jax
 
-    def run(program: _Program, *rest: Any) -> Any:
-        *static, x, constants = rest
-        return kernel(program.bind(constants), *static, x)
+    def run(*rest: Any) -> Any:
+        programs, static = rest[:n_functions], rest[n_functions : n_functions + n_static]
+        constants, *arrays = rest[n_functions + n_static :]
+        functions = [p.bind(c) if isinstance(p, _Program) else p
+                     for p, c in zip(programs, constants, strict=True)]  # fmt: skip
+        return kernel(*functions, *static, *arrays)
 
-    return jax.jit(run, static_argnums=tuple(range(n_static + 1)))
+    return jax.jit(run, static_argnums=tuple(range(n_functions + n_static)))
 
 
 def compile_per_program(
-    kernel: Callable[..., Any], function: Callable[[Array], Array], static: tuple, x: Array,
+    kernel: Callable[..., Any], functions: tuple[Any, ...], static: tuple, arrays: tuple,
     *, xp: Namespace,
 ) -> Any:  # fmt: skip
-    """Return ``kernel(function, *static, x)``; on JAX compiled once per *program* of `function`.
+    """Return ``kernel(*functions, *static, *arrays)``; on JAX compiled once per *program*.
 
-    `function` (of one array, traceable at `x`) is traced to a jaxpr and the arrays
-    it closes over become arguments, so a closure over new data (a fit in a loop
-    over data sets) reuses the compiled kernel, and the persistent compilation
-    cache serves it across processes.  A `function` JAX cannot trace at `x` (it
-    reads values, calls NumPy) is compiled per function object, like `static`
-    (hashable: options, namespaces).  Elsewhere `kernel` runs as written.
+    Each callable of `functions` (of ``*arrays``, traceable at them) is traced to a
+    jaxpr and the arrays it closes over become arguments, so a closure over new
+    data (a fit in a loop over data sets) reuses the compiled kernel, and the
+    persistent compilation cache serves it across processes; the other entries
+    (None, option strings) are compile-time constants like `static` (hashable:
+    options, namespaces).  If a callable cannot be traced at `arrays` (it reads
+    values, calls NumPy) the kernel is compiled per function object.  Elsewhere
+    `kernel` runs as written.
     """
     if not is_jax_namespace(xp):
-        return kernel(function, *static, x)
+        return kernel(*functions, *static, *arrays)
     import jax
 
-    try:
-        closed = jax.make_jaxpr(function)(x)
-    except Exception:
+    programs, constants = [], []
+    for function in functions:
         closed = None
-    if closed is None or len(closed.jaxpr.outvars) != 1:
-        per_function = compile_step(kernel, xp, static_argnums=tuple(range(1 + len(static))))
-        return per_function(function, *static, x)
-    compiled = _kernel_of_program(kernel, len(static))
-    return compiled(_Program(closed.jaxpr), *static, x, tuple(closed.consts))
+        if callable(function):
+            try:
+                closed = jax.make_jaxpr(function)(*arrays)
+            except Exception:
+                closed = None
+            if closed is None or len(closed.jaxpr.outvars) != 1:
+                per_function = compile_step(
+                    kernel, xp, static_argnums=tuple(range(len(functions) + len(static)))
+                )
+                return per_function(*functions, *static, *arrays)
+        programs.append(function if closed is None else _Program(closed.jaxpr))
+        constants.append(() if closed is None else tuple(closed.consts))
+    compiled = _kernel_of_program(kernel, len(functions), len(static))
+    return compiled(*programs, *static, tuple(constants), *arrays)
 
 
 def fused(*static: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
