@@ -235,7 +235,8 @@ def levenberg_marquardt(
     same ``x`` for residuals of 1e-300 or 1e300 — where ``‖f‖²`` itself
     underflows or overflows.  ``fun`` and ``jac`` are returned unscaled; ``cost``
     is a float64 that is ``inf`` beyond its range.  `x0` is refused when the
-    residual there is not finite.
+    residual there is not finite.  On Dask the solver's steps run on the chunks'
+    library; `residual` and `jac` get Dask arrays, each result computed once.
 
     Examples
     --------

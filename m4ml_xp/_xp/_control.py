@@ -16,12 +16,13 @@ from typing import Any
 from array_api_compat import (
     device,
     is_dask_array,
+    is_dask_namespace,
     is_jax_array,
     is_jax_namespace,
     is_torch_array,
 )
 
-from m4ml_xp._xp._dask import evaluate_tree
+from m4ml_xp._xp._dask import evaluate_tree, on_chunk_library
 from m4ml_xp._xp._devices import to_host, to_numpy
 from m4ml_xp._xp._namespaces import library_name
 
@@ -169,8 +170,11 @@ def compile_per_program(
     (None, option strings) are compile-time constants like `static` (hashable:
     options, namespaces).  If a callable cannot be traced at `arrays` (it reads
     values, calls NumPy) the kernel is compiled per function object.  Elsewhere
-    `kernel` runs as written.
+    `kernel` runs as written — on Dask, on the chunks' library, the callables given
+    Dask arrays (:func:`~m4ml_xp._xp._dask.on_chunk_library`).
     """
+    if is_dask_namespace(xp):
+        return on_chunk_library(kernel, functions, static, arrays, xp=xp)
     if not is_jax_namespace(xp):
         return kernel(*functions, *static, *arrays)
     import jax

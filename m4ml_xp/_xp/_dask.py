@@ -115,6 +115,55 @@ def svd(A: Array, *, xp: Namespace) -> tuple[Array, Array, Array]:
     return tuple(da.from_array(factor, chunks=-1) for factor in factors)
 
 
+def on_chunk_library(
+    kernel: Callable[..., Any], functions: tuple[Any, ...], static: tuple, arrays: tuple,
+    *, xp: Namespace,
+) -> Any:  # fmt: skip
+    """Run a host-driven kernel of small arrays on the chunks' library, the user's functions on Dask.
+
+    ``kernel(*functions, *static, *arrays)`` steps through many small operations
+    on a small state (an optimiser's parameters, residuals, Jacobian); on Dask
+    each would build a graph, and each branch compute it again.  Instead
+    `arrays` are computed once to their chunks' library (NumPy or CuPy), the
+    kernel runs there (the Dask namespace among `static` replaced by that
+    library's), and each callable of `functions` is called on Dask arrays made
+    from the kernel's, its result computed: one graph per call, over whatever
+    Dask data the function closes over.  The kernel's arrays come back as
+    one-chunk Dask arrays.
+    """
+    import dask
+    import dask.array as da
+
+    values = dask.compute(*arrays)
+    library = array_namespace(*values)
+
+    def on_dask(function: Any) -> Any:
+        if not callable(function):
+            return function
+
+        def call(*args: Array) -> Any:
+            out = function(*(da.from_array(a, chunks=a.shape) for a in args))
+            return out.compute() if is_dask_array(out) else out
+
+        return call
+
+    static = tuple(library if entry is xp else entry for entry in static)
+    out = kernel(*(on_dask(f) for f in functions), *static, *values)
+    return _as_dask(out, library)
+
+
+def _as_dask(tree: Any, library: Namespace) -> Any:
+    """Every array leaf of `tree` (tuples, named tuples) as a one-chunk Dask array."""
+    import dask.array as da
+
+    if isinstance(tree, tuple):
+        leaves = [_as_dask(leaf, library) for leaf in tree]
+        return type(tree)(*leaves) if hasattr(tree, "_fields") else tuple(leaves)
+    if hasattr(tree, "shape") and not is_dask_array(tree):
+        return da.from_array(tree, chunks=tree.shape)
+    return tree
+
+
 def is_chunked(x: Array) -> bool:
     """Whether `x` is split into chunks that only reductions combine (a Dask array).
 
