@@ -434,6 +434,31 @@ def minimize(
     tol = float(xp.finfo(x.dtype).eps) ** (2 / 3) if tol is None else tol
     tol = _checks.check_real(tol, "tol", low=0.0)
     optimizer = adam(1e-3) if optimizer is None else check_optimizer(optimizer)
+    # Dask: the loop runs on the chunks' library, `grad` on Dask arrays
+    x, n_iter, status, converged, grad_norm, tol = _xp.host_driven(
+        _minimize_loop, (grad,), (optimizer, max_iter, tol, relative_tol, xp), (x,), xp=xp
+    )
+    code = {"converged": 0, "max_iter": 1, "non-finite": 2}[status]
+    if converged:
+        message = f"converged: gradient max-norm {grad_norm:.3e} <= tol {tol:.3e}"
+    else:
+        message = (
+            f"minimize stopped after {n_iter} steps ({status}); "
+            f"gradient max-norm {grad_norm:.3e} > tol {tol:.3e}"
+        )
+        report_non_convergence(message, raise_on_failure=raise_on_failure, stacklevel=2)
+    return OptimizeResult(x, n_iter, converged, float(grad_norm), code, message)
+
+
+def _minimize_loop(
+    grad: Callable[[Array], Array], optimizer: Optimizer, max_iter: int, tol: float,
+    relative_tol: bool, xp: Namespace, x: Array,
+) -> tuple[Array, int, str, bool, float, float]:  # fmt: skip
+    """Run the optimiser's steps from `x` until the gradient test or `max_iter`.
+
+    Returns the point, the steps taken, the status, whether it converged, the
+    gradient's max-norm and the tolerance (made absolute).
+    """
     gradient = _gradient_function(grad, x, xp=xp)
 
     def step(x: Array, state: PyTree) -> tuple[Array, PyTree, Array]:
@@ -450,8 +475,7 @@ def minimize(
             raise
         run = step  # `grad` is not traceable (it reads values): run it eagerly
         first = run(x, state)
-    # lazy arrays (Dask) pay a graph computation per read: read and materialise every 16 steps
-    interval = 16 if _xp.is_lazy(x) else _xp.check_interval(xp, device(x))
+    interval = _xp.check_interval(xp, device(x))
     last_good, status, n_iter, grad_norm = x, "max_iter", max_iter, math.inf
     for k in range(1, max_iter + 1):
         new_x, new_state, g_norm = first if k == 1 else run(x, state)
@@ -474,20 +498,9 @@ def minimize(
                 break
             last_good = new_x
         x, state = new_x, new_state
-        if checked:  # Dask: materialise, so the graph does not grow with every step
-            x, state = _xp.evaluate_tree((x, state))
     converged = status == "converged"
     if status == "max_iter":
         grad_norm = float(_xp.to_host(xp.max(xp.abs(gradient(x)))))
         converged = grad_norm <= tol
         status = "converged" if converged else status
-    code = {"converged": 0, "max_iter": 1, "non-finite": 2}[status]
-    if converged:
-        message = f"converged: gradient max-norm {grad_norm:.3e} <= tol {tol:.3e}"
-    else:
-        message = (
-            f"minimize stopped after {n_iter} steps ({status}); "
-            f"gradient max-norm {grad_norm:.3e} > tol {tol:.3e}"
-        )
-        report_non_convergence(message, raise_on_failure=raise_on_failure, stacklevel=2)
-    return OptimizeResult(x, n_iter, converged, float(grad_norm), code, message)
+    return x, n_iter, status, converged, grad_norm, tol

@@ -139,6 +139,28 @@ def newton_raphson(
     if tol is None:
         tol = math.sqrt(_eps(x.dtype, xp))
     tol = _checks.check_real(tol, "tol", low=0.0)
+    if df is None:
+        _method(method, x)  # option errors now, not on the first step
+    # Dask: the loop runs on the chunks' library, `f` and `df` on Dask arrays
+    x, iterates, n_iter, status = _xp.host_driven(
+        _newton_loop, (f, df), (method, max_iter, tol, xp), (x,), xp=xp
+    )
+    converged = status == "converged"
+    if not converged:
+        report_non_convergence(
+            f"newton_raphson stopped after {n_iter} steps: {status} at x = {_xp.to_host(x)}",
+            raise_on_failure=raise_on_failure,
+            stacklevel=2,
+        )
+    code, message = _ROOT_STATUS[status]
+    return RootResult(x, iterates, n_iter, converged, code, message)
+
+
+def _newton_loop(
+    f: Function, df: Function | None, method: str, max_iter: int, tol: float, xp: Namespace,
+    x: Array,
+) -> tuple[Array, Array, int, str]:  # fmt: skip
+    """Newton's iterations from `x`: the last iterate, all of them stacked, the steps, the status."""
     derivative = _derivative_function(f, df, x, method, xp=xp)
     # the absolute part of the test scales with the start: ``min(‖x0‖∞, 1)`` (1 at x0 = 0)
     start_size = float(_xp.to_host(xp.max(xp.abs(x))))
@@ -156,7 +178,7 @@ def newton_raphson(
         if reason is not None:
             status, n_iter = reason, n_iter - 1
             break
-        (x_new,) = _xp.evaluate(xp.asarray(x - step))  # Dask: keep the graph one step deep
+        x_new = xp.asarray(x - step)
         step_size, scale, finite = _xp.to_host(
             xp.stack(
                 [
@@ -174,15 +196,7 @@ def newton_raphson(
         if step_size <= tol * (typical + scale):
             status = "converged"
             break
-    converged = status == "converged"
-    if not converged:
-        report_non_convergence(
-            f"newton_raphson stopped after {n_iter} steps: {status} at x = {_xp.to_host(x)}",
-            raise_on_failure=raise_on_failure,
-            stacklevel=2,
-        )
-    code, message = _ROOT_STATUS[status]
-    return RootResult(x, xp.stack(iterates), n_iter, converged, code, message)
+    return x, xp.stack(iterates), n_iter, status
 
 
 def _derivative_function(
@@ -388,12 +402,25 @@ def lagrange_multipliers(
     xp = _checks.namespace(x0=x0)
     x = _point(x0, "x0", xp=xp)
     _method(method, x)
-    n = x.shape[0]
     g0 = _call(g, x, "g", xp=xp, max_ndim=1)
     scalar_constraint = g0.ndim == 0
     m = 1 if scalar_constraint else g0.shape[0]
     lam = None if lam0 is None else _multipliers(lam0, m, scalar_constraint, x, xp=xp)
 
+    # Dask: solved on the chunks' library, `f` and `g` called on Dask arrays
+    return _xp.host_driven(
+        _lagrange, (f, g), (method, tol, max_iter, raise_on_failure, m, scalar_constraint, xp),
+        (x, lam), xp=xp,
+    )  # fmt: skip
+
+
+def _lagrange(
+    f: Function, g: Function, method: str, tol: float | None, max_iter: int,
+    raise_on_failure: bool, m: int, scalar_constraint: bool, xp: Namespace, x: Array,
+    lam: Array | None,
+) -> LagrangeResult:  # fmt: skip
+    """Newton on the Lagrangian's gradient from `x` and `lam` (None: least squares)."""
+    n = x.shape[0]
     # Solve the problem scaled by powers of two (exact, like LAPACK's xLASCL): the point
     # u = x·sx, the objective sf·f and each constraint sgₖ·gₖ with unit-sized gradients in u,
     # so the Newton test on z = (u, λ·sf/sg) weighs point and multipliers alike, whatever

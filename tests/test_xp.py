@@ -183,6 +183,37 @@ def test_evaluate_tree_persists_a_loop_state_in_one_pass(xp, backend):
         np.testing.assert_allclose(to_numpy(leaf), want, rtol=1e-15)
 
 
+def test_host_driven_runs_the_loop_on_the_chunks_library(xp, backend):
+    """A host-driven kernel: on Dask its arrays are the chunks' (NumPy), its namespace
+    argument is NumPy's, the user's function gets Dask arrays and its result comes back
+    computed, and the kernel's outputs are Dask again; elsewhere it runs as written."""
+    from collections import namedtuple
+
+    from array_api_compat import array_namespace
+
+    Out = namedtuple("Out", "total label")
+    data = xp.asarray([1.0, 2.0, 3.0])
+    seen = []
+
+    def user(v):
+        seen.append(type(v))
+        return v * data  # closes over the caller's array
+
+    def kernel(function, label, ns, x):
+        kinds = {type(x), type(function(x))}
+        return Out(function(x) + x, f"{label}:{len(kinds)}"), ns
+
+    out, ns = _xp.host_driven(kernel, (user,), ("run", xp), (xp.asarray([2.0, 2.0, 2.0]),), xp=xp)
+    assert out.label == "run:1"
+    assert type(out.total) is type(data)  # the caller's library again
+    assert set(seen) == {type(data)}  # the user's function always sees the caller's arrays
+    np.testing.assert_array_equal(to_numpy(out.total), [4.0, 6.0, 8.0])
+    if backend is Backend.DASK:
+        assert ns is array_namespace(np.ones(1))  # the kernel ran on the chunks' library
+    else:
+        assert ns is xp
+
+
 # --------------------------------------------------------------------------- control flow
 def test_repeat_runs_the_body_so_many_times_or_until_told(xp, backend):
     """A fixed-count loop: Collatz-like steps from 7, the host test stopping eager loops early."""

@@ -22,6 +22,7 @@ from m4ml_xp._xp._control import (
     compile_step,
     fill_masked,
     fused,
+    host_driven,
     repeat,
     replace_rows,
     while_any,

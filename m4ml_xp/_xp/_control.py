@@ -157,6 +157,21 @@ def _kernel_of_program(
     return jax.jit(run, static_argnums=tuple(range(n_functions + n_static)))
 
 
+def host_driven(
+    kernel: Callable[..., Any], functions: tuple[Any, ...], static: tuple, arrays: tuple,
+    *, xp: Namespace,
+) -> Any:  # fmt: skip
+    """Return ``kernel(*functions, *static, *arrays)``, a loop of small steps read on the host.
+
+    On Dask the kernel runs on the chunks' library and the callables of
+    `functions` (the user's) are called on Dask arrays, one graph computed per
+    call (:func:`~m4ml_xp._xp._dask.on_chunk_library`); elsewhere as written.
+    """
+    if is_dask_namespace(xp):
+        return on_chunk_library(kernel, functions, static, arrays, xp=xp)
+    return kernel(*functions, *static, *arrays)
+
+
 def compile_per_program(
     kernel: Callable[..., Any], functions: tuple[Any, ...], static: tuple, arrays: tuple,
     *, xp: Namespace,
@@ -173,10 +188,8 @@ def compile_per_program(
     `kernel` runs as written — on Dask, on the chunks' library, the callables given
     Dask arrays (:func:`~m4ml_xp._xp._dask.on_chunk_library`).
     """
-    if is_dask_namespace(xp):
-        return on_chunk_library(kernel, functions, static, arrays, xp=xp)
     if not is_jax_namespace(xp):
-        return kernel(*functions, *static, *arrays)
+        return host_driven(kernel, functions, static, arrays, xp=xp)
     import jax
 
     programs, constants = [], []

@@ -13,6 +13,7 @@ from typing import Any
 
 from array_api_compat import (
     array_namespace,
+    is_array_api_obj,
     is_dask_array,
 )
 
@@ -149,17 +150,17 @@ def on_chunk_library(
 
     static = tuple(library if entry is xp else entry for entry in static)
     out = kernel(*(on_dask(f) for f in functions), *static, *values)
-    return _as_dask(out, library)
+    return _as_dask(out)
 
 
-def _as_dask(tree: Any, library: Namespace) -> Any:
+def _as_dask(tree: Any) -> Any:
     """Every array leaf of `tree` (tuples, named tuples) as a one-chunk Dask array."""
     import dask.array as da
 
     if isinstance(tree, tuple):
-        leaves = [_as_dask(leaf, library) for leaf in tree]
+        leaves = [_as_dask(leaf) for leaf in tree]
         return type(tree)(*leaves) if hasattr(tree, "_fields") else tuple(leaves)
-    if hasattr(tree, "shape") and not is_dask_array(tree):
+    if is_array_api_obj(tree) and not is_dask_array(tree):
         return da.from_array(tree, chunks=tree.shape)
     return tree
 
