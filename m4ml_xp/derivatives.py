@@ -187,10 +187,8 @@ def _derivative(f: Function, x: Array, method: str, *, order: int) -> Array:
         def checked(v: Array) -> Array:
             return _call(f, v, "f", xp=xp, max_ndim=max_ndim)
 
-        try:
-            if order == 1:
-                return _xp.autodiff_jacobian(checked, x)
-            return _xp.autodiff_hessian(checked, x)
+        try:  # JAX: one compiled program per function's program (and shape), not per operation
+            return _xp.compile_per_program(_autodiff, (checked,), (order,), (x,), xp=xp)
         except Exception:
             if method == "autodiff":
                 raise
@@ -199,3 +197,8 @@ def _derivative(f: Function, x: Array, method: str, *, order: int) -> Array:
     if order == 1:
         return _fd_jacobian(f, x, xp=xp)
     return _fd_hessian(f, x, xp=xp)
+
+
+def _autodiff(f: Function, order: int, x: Array) -> Array:
+    """Return the Jacobian (`order` 1) or Hessian (2) of `f` at `x` by autodiff."""
+    return _xp.autodiff_jacobian(f, x) if order == 1 else _xp.autodiff_hessian(f, x)
