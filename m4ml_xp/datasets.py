@@ -7,6 +7,7 @@ requested namespace and device.
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import operator
 import os
@@ -115,6 +116,10 @@ def _find(directory: Path, stem: str) -> Path:
 
 
 _EMBEDDED = Path(__file__).resolve().parent / "data"
+#: NIST StRD problems shipped with the package (those the README names), as parsed from
+#: their files by ``scripts/make_nist_sample.py``: found by name without any data directory
+_NIST_SAMPLE = _EMBEDDED / "nist-strd-sample.json"
+_NIST_ARRAYS = ("x", "y", "starts", "certified", "certified_std")
 
 
 def _mnist_directory(location: str | os.PathLike[str], image_stem: str, source: str) -> Path:
@@ -428,7 +433,8 @@ def load_nist_strd(
     ----------
     name_or_path : str or path-like
         A file path, or a problem name looked up as ``<name>.dat`` in the
-        ``nist_strd`` directory under ``M4ML_XP_DATA`` (or that directory itself).
+        ``nist_strd`` directory under ``M4ML_XP_DATA`` (or that directory itself),
+        then among the problems shipped with the package (``Misra1a``).
     xp, device, dtype : optional
         Namespace (default NumPy), device and floating dtype (default float64
         where the device has it) of the arrays.
@@ -449,11 +455,10 @@ def load_nist_strd(
 
     Examples
     --------
-    >>> import os
     >>> from m4ml_xp import load_nist_strd
-    >>> if os.environ.get("M4ML_XP_DATA"):
-    ...     problem = load_nist_strd("Misra1a")
-    ...     assert problem.starts.shape == (2, 2)
+    >>> problem = load_nist_strd("Misra1a")  # shipped: no data directory needed
+    >>> problem.starts.shape, problem.certified[0]
+    ((2, 2), np.float64(238.94212918))
     """
     path = Path(name_or_path)
     if not path.is_file():
@@ -464,9 +469,19 @@ def load_nist_strd(
             else []
         )
         found = [c for c in candidates if c.is_file()]
+        shipped = json.loads(_NIST_SAMPLE.read_text()) if _NIST_SAMPLE.is_file() else {}
+        if not found and path.name in shipped:
+            fields = shipped[path.name]
+            arrays = [np.asarray(fields[k], dtype=np.float64) for k in _NIST_ARRAYS]
+            formula = fields["formula"]
+            n_predictors = 1 if arrays[0].ndim == 1 else arrays[0].shape[0]
+            model = _compile_formula(formula, arrays[2].shape[1], path, n_predictors)
+            return NISTProblem(path.name, *_on_device(xp, device, dtype, *arrays),
+                               fields["residual_ss"], fields["residual_sd"], formula, model)  # fmt: skip
         if not found:
             raise FileNotFoundError(
-                f"no NIST StRD file {name_or_path!r} (pass a path or set M4ML_XP_DATA)"
+                f"no NIST StRD file {name_or_path!r} (pass a path or set M4ML_XP_DATA; "
+                f"shipped with the package: {', '.join(sorted(shipped)) or 'none'})"
             )
         path = found[0]
     try:

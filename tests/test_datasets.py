@@ -1,8 +1,12 @@
-"""MNIST IDX reading: the real test set when present, and corrupt files."""
+"""Data sets: MNIST IDX reading (the real test set when present, corrupt files) and the
+shipped NIST StRD problems."""
 
 from __future__ import annotations
 
 import gzip
+import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +88,53 @@ class TestEmbeddedSample:
         command = [sys.executable, str(script), "--source", str(MNIST), "--target", str(tmp_path)]
         subprocess.run(command, check=True, capture_output=True)
         assert {p.name: p.read_bytes() for p in sorted(tmp_path.glob("*.gz"))} == shipped
+
+
+NIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "nist_strd"
+needs_nist = pytest.mark.skipif(
+    not (NIST / "Misra1a.dat").is_file(), reason=f"NIST StRD files not found in {NIST}"
+)
+
+
+class TestShippedNistProblems:
+    def test_the_readme_problem_loads_without_a_data_directory(self, monkeypatch):
+        """Misra1a by name with no M4ML_XP_DATA: NIST's published values (typed in here)."""
+        monkeypatch.delenv("M4ML_XP_DATA", raising=False)
+        problem = mx.load_nist_strd("Misra1a")
+        np.testing.assert_array_equal(problem.starts, [[500.0, 1e-4], [250.0, 5e-4]])
+        np.testing.assert_array_equal(problem.certified, [2.3894212918e02, 5.5015643181e-04])
+        np.testing.assert_array_equal(problem.certified_std, [2.7070075241e00, 7.2668688436e-06])
+        assert problem.residual_ss == 1.2455138894e-01
+        assert problem.x.shape == problem.y.shape == (14,)
+        assert (problem.x[0], problem.x[-1], problem.y[0], problem.y[-1]) == (
+            77.6,
+            760.0,
+            10.07,
+            81.78,
+        )
+        residual = problem.y - problem.model(problem.x, problem.certified)
+        assert math.isclose(float(residual @ residual), problem.residual_ss, rel_tol=1e-9)
+
+    def test_a_name_not_shipped_says_what_is(self, monkeypatch):
+        monkeypatch.delenv("M4ML_XP_DATA", raising=False)
+        with pytest.raises(FileNotFoundError, match=r"set M4ML_XP_DATA; shipped .*: Misra1a"):
+            mx.load_nist_strd("Thurber")
+
+    @needs_nist
+    def test_shipped_fields_are_the_files_and_regenerate_byte_for_byte(self, tmp_path):
+        from m4ml_xp.datasets import _NIST_SAMPLE
+
+        shipped = mx.load_nist_strd("Misra1a")
+        parsed = mx.load_nist_strd(NIST / "Misra1a.dat")
+        for field in ("x", "y", "starts", "certified", "certified_std"):
+            np.testing.assert_array_equal(getattr(shipped, field), getattr(parsed, field))
+        assert shipped[6:9] == parsed[6:9]  # residual_ss, residual_sd, formula
+        assert shipped.name == parsed.name == "Misra1a"
+        script = Path(__file__).resolve().parents[1] / "scripts" / "make_nist_sample.py"
+        target = tmp_path / "sample.json"
+        command = [sys.executable, str(script), "--source", str(NIST), "--target", str(target)]
+        subprocess.run(command, check=True, capture_output=True)
+        assert target.read_bytes() == _NIST_SAMPLE.read_bytes()
 
 
 class TestReadIdx:
