@@ -761,14 +761,11 @@ FUNCTIONS: dict[str, Entry] = {
         convergence={"max_nfev": 1},
         converged=lambda fit: fit.result.converged,
     ),
-    "load_nist_strd": Entry(
-        lambda a, **o: m.load_nist_strd(
-            DATA / "nist_strd" / "Misra1a.dat", xp=a["xp"], device=a["device"], **o
-        ),
+    "load_nist_strd": Entry(  # Misra1a ships with the package: no data directory needed
+        lambda a, **o: m.load_nist_strd("Misra1a", xp=a["xp"], device=a["device"], **o),
         lambda r: {},
         _CREATOR,
         creates=True,
-        needs_data="nist_strd",
     ),
     "load_mnist": Entry(
         lambda a, **o: m.load_mnist(**{"limit": 20, **o}, xp=a["xp"], device=a["device"]),
