@@ -469,15 +469,12 @@ def load_nist_strd(
             else []
         )
         found = [c for c in candidates if c.is_file()]
-        shipped = json.loads(_NIST_SAMPLE.read_text()) if _NIST_SAMPLE.is_file() else {}
-        if not found and path.name in shipped:
+        shipped = {} if found else json.loads(_NIST_SAMPLE.read_text())
+        if path.name in shipped:
             fields = shipped[path.name]
             arrays = [np.asarray(fields[k], dtype=np.float64) for k in _NIST_ARRAYS]
-            formula = fields["formula"]
-            n_predictors = 1 if arrays[0].ndim == 1 else arrays[0].shape[0]
-            model = _compile_formula(formula, arrays[2].shape[1], path, n_predictors)
-            return NISTProblem(path.name, *_on_device(xp, device, dtype, *arrays),
-                               fields["residual_ss"], fields["residual_sd"], formula, model)  # fmt: skip
+            return _nist_problem(path, arrays, fields["residual_ss"], fields["residual_sd"],
+                                 fields["formula"], xp, device, dtype)  # fmt: skip
         if not found:
             raise FileNotFoundError(
                 f"no NIST StRD file {name_or_path!r} (pass a path or set M4ML_XP_DATA; "
@@ -519,18 +516,26 @@ def load_nist_strd(
         formula = " ".join(formula_lines)
     except (ValueError, AttributeError, IndexError) as exc:
         raise ValueError(f"{path}: corrupt NIST StRD file: {exc}") from None
-    n_predictors = table.shape[1] - 1
-    model = _compile_formula(formula, len(rows), path, n_predictors)
     response = table[:, 0]
     if re.match(r"\s*log\s*\[\s*y\s*\]\s*=", formula):  # Nelson: the model is for log(y)
         if np.any(response <= 0):
             raise ValueError(f"{path}: the model is for log(y) but y has values <= 0")
         response = np.log(response)
-    x = table[:, 1] if n_predictors == 1 else table[:, 1:].T.copy()
+    x = table[:, 1] if table.shape[1] == 2 else table[:, 1:].T.copy()
     arrays = (x, response, numbers[:, :2].T.copy(), numbers[:, 2], numbers[:, 3])
-    return NISTProblem(
-        path.stem, *_on_device(xp, device, dtype, *arrays), residual_ss, residual_sd, formula, model
-    )
+    return _nist_problem(path, arrays, residual_ss, residual_sd, formula, xp, device, dtype)
+
+
+def _nist_problem(
+    path: Path, arrays: Any, residual_ss: float, residual_sd: float, formula: str,
+    xp: Namespace | None, device: Any, dtype: Any,
+) -> NISTProblem:  # fmt: skip
+    """Return the problem of host arrays (x, y, starts, certified, certified_std), model compiled."""
+    x, starts = arrays[0], arrays[2]
+    n_predictors = 1 if x.ndim == 1 else x.shape[0]
+    model = _compile_formula(formula, starts.shape[1], path, n_predictors)
+    return NISTProblem(path.stem, *_on_device(xp, device, dtype, *arrays), residual_ss,
+                       residual_sd, formula, model)  # fmt: skip
 
 
 #: The course's height histogram: the 16 non-zero relative frequencies, in the bins

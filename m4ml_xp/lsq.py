@@ -396,9 +396,7 @@ def curve_fit(
     )
     _checks.check_bool_result(xp.all(xp.isfinite(at_start)), message, small=True)
     result = levenberg_marquardt(residual, p0, **options)
-    cov, stderr = _lm_linalg.covariance(
-        _xp.one_chunk(result.jac), result.fun, absolute_sigma, xp=xp
-    )
+    cov, stderr = _lm_linalg.covariance(result.jac, result.fun, absolute_sigma, xp=xp)
     return CurveFit(result.x, stderr, cov, result)
 
 

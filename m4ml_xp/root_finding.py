@@ -205,7 +205,6 @@ def _derivative_function(
     """``df`` validated for `x`'s shape, or the numerical/automatic derivative."""
     expected = tuple(x.shape) * 2 if x.ndim else ()
     if df is None:
-        _method(method, x)  # option errors now, not on the first step
         if x.ndim == 0:
             return lambda v: xp.reshape(
                 jacobian(lambda u: xp.reshape(f(u[0]), ()), xp.reshape(v, (1,)), method=method),
@@ -255,7 +254,7 @@ def _newton_step(fx: Array, d: Array, x: Array, *, xp: Namespace) -> tuple[Array
         return fx, "non-finite"
     if low <= n * _eps(x.dtype, xp) * high:
         return fx, "singular jacobian"
-    return xp.linalg.solve(_xp.one_chunk(d), _xp.one_chunk(fx[:, None]))[:, 0], None
+    return xp.linalg.solve(d, fx[:, None])[:, 0], None
 
 
 def _singular_values(a: Array, *, xp: Namespace) -> Array:
