@@ -40,6 +40,12 @@ def backend_requirements(name: str) -> list[str]:
     return ["-r", str(BACKENDS_DIR / f"{name}.txt")]
 
 
+def install(session: nox.Session, *args: str) -> None:
+    """pip install without compiling bytecode: Python compiles what the run imports, once;
+    pip would compile all of SciPy, JAX and torch up front (half of a fresh install)."""
+    session.install("--no-compile", *args)
+
+
 @nox.session(tags=["cpu"])
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
@@ -55,7 +61,7 @@ def lint(session: nox.Session) -> None:
 )
 def tests(session: nox.Session, backend: str) -> None:
     """The test suite on one backend; a listed backend that fails to import is an error."""
-    session.install("-e", ".[test]", *backend_requirements(backend))
+    install(session, "-e", ".[test]", *backend_requirements(backend))
     # one worker per core: the suite is CPU-bound (JAX compiles, Dask schedules); `--dist
     # worksteal` evens out the long hypothesis tests.  Pass `-- -n 0` to run in one process.
     args = ["-n", "auto", "--dist", "worksteal", *session.posargs]
@@ -67,7 +73,7 @@ def tests(session: nox.Session, backend: str) -> None:
 @nox.session(tags=["cpu"])
 def examples(session: nox.Session) -> None:
     """Run every course example end to end (plots written to examples/out/)."""
-    session.install("-e", ".[plot]", *backend_requirements("numpy"))
+    install(session, "-e", ".[plot]", *backend_requirements("numpy"))
     for script in sorted((ROOT / "examples").glob("*.py")):
         session.run("python", str(script), env={"MPLBACKEND": "Agg"})
 
@@ -76,7 +82,7 @@ def _bench_environment(session: nox.Session) -> None:
     """Every backend this machine runs (CuPy with an NVIDIA GPU) and the reference tools."""
     names = [name for name in BACKENDS if name not in GPU_ONLY or shutil.which("nvidia-smi")]
     requirements = [arg for name in names for arg in backend_requirements(name)]
-    session.install("-e", ".[bench]", *requirements)
+    install(session, "-e", ".[bench]", *requirements)
 
 
 def _asv_dashboard(
