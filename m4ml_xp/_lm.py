@@ -339,6 +339,12 @@ def solve(
     dtype, dev = x.dtype, device(x)
     eps = float(xp.finfo(dtype).eps)
     subsets = bool(args) or B == 1
+    if not subsets and not _xp.is_traced(x):
+        # a closure over every fit's data takes all B rows; with each working row's index
+        # passed along, finished fits can still leave the working set (eager backends)
+        residual = _on_every_row(residual, x, xp=xp)
+        opts = opts._replace(jac=_on_every_row(opts.jac, x, xp=xp)) if callable(opts.jac) else opts
+        args = (xp.arange(B, device=dev),)
 
     def called(function: Callable[..., Array], name: str, v: Array, data: tuple) -> Array:
         out = function(v[0, :]) if one else function(v, *data[:-1])
@@ -407,8 +413,32 @@ def solve(
     )  # fmt: skip
     step = _step(fun_of, jacobian, opts, eps=eps, cutoff_scale=eps * max(m, n), xp=xp,
                  max_nfev=max_nfev, subsets=subsets)  # fmt: skip
-    # with per-fit data in `args`, finished fits can leave the working set (eager backends)
+    # with rows passed on (per-fit `args`, or a closure's row indices), finished fits can
+    # leave the working set (eager backends)
     return _xp.while_any(lambda s: s.status == RUNNING, step, state, xp=xp, retire=bool(args))
+
+
+def _on_every_row(
+    function: Callable[..., Array], x: Array, *, xp: Namespace
+) -> Callable[..., Array]:
+    """Return ``f(v, rows)``: the rows `rows` (ascending) of a closure's ``function(all B rows)``.
+
+    The rows not in `rows` are evaluated at `x`, the starting points, where the
+    closure is known to run; their results are discarded.
+    """
+    B = x.shape[0]
+
+    def on_rows(v: Array, rows: Array) -> Array:
+        if v.shape[0] == B:
+            return function(v)
+        every = xp.arange(B, dtype=rows.dtype, device=device(rows))
+        position = xp.minimum(xp.searchsorted(rows, every), rows.shape[0] - 1)
+        inside = xp.take(rows, position) == every
+        out = function(xp.where(inside[:, None], xp.take(v, position, axis=0), x))
+        rows_out = getattr(out, "ndim", 0) >= 1 and out.shape[0] == B
+        return xp.take(out, rows, axis=0) if rows_out else out
+
+    return on_rows
 
 
 def fit_fields(

@@ -606,19 +606,43 @@ class TestBatchedMachinery:
             np.testing.assert_array_equal(to_numpy(out), np.where(mask[:, None], -a, a))
             assert seen[-1] == (4 if backend is Backend.JAX else rows)
 
-    def test_retiring_finished_fits_changes_nothing(self, xp, backend, monkeypatch):
+    @pytest.mark.parametrize("data", ["args", "closure"])
+    def test_retiring_finished_fits_changes_nothing(self, xp, backend, monkeypatch, data):
+        """Fits that finish leave the working set — with per-fit `args` (the rows passed on)
+        and with a closure (still called on all B rows, the finished ones at their starts) —
+        and every result is the one of a run that keeps them."""
         from m4ml_xp import _xp
 
-        if backend is Backend.DASK:
-            pytest.skip("the batched solver runs Dask chunks as NumPy arrays")
+        if backend in (Backend.DASK, Backend.JAX):
+            pytest.skip("JAX keeps every row (static shapes); Dask chunks run as NumPy arrays")
         residual, Y, _, starts = batched_exponentials(xp, 8, 5)
         starts[::2] = [[2.0, 1.0, 0.0]]  # different iteration counts: some fits finish early
-        retired = mx.levenberg_marquardt_batched(residual, asarray(xp, starts), args=(Y,))
+        x0 = asarray(xp, starts)
+        widths, closure_rows = [], []
         original = _xp.while_any
-        monkeypatch.setattr(
-            _xp, "while_any", lambda *a, **k: original(*a, **{**k, "retire": False})
-        )
-        kept = mx.levenberg_marquardt_batched(residual, asarray(xp, starts), args=(Y,))
+
+        def run(retire):
+            def while_any(active, body, state, *, xp, retire=False):
+                def recorded(s):
+                    widths.append(s.x.shape[0])
+                    return body(s)
+
+                return original(active, recorded, state, xp=xp, retire=retire and keep)
+
+            keep = retire
+            widths.clear()
+            monkeypatch.setattr(_xp, "while_any", while_any)
+            if data == "args":
+                return mx.levenberg_marquardt_batched(residual, x0, args=(Y,))
+            return mx.levenberg_marquardt_batched(
+                lambda b: closure_rows.append(b.shape[0]) or residual(b, Y), x0
+            )
+
+        retired = run(retire=True)
+        assert min(widths) < 8  # the working set shrank
+        kept = run(retire=False)
+        assert min(widths) == 8
+        assert set(closure_rows) <= {8}  # a closure always sees every fit
         assert len(set(to_numpy(kept.n_iter).tolist())) > 1
         for a, b in zip(retired, kept, strict=True):
             np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-12, atol=1e-14)
