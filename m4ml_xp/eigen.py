@@ -108,7 +108,9 @@ def power_iteration(
     eps = _eps(A, xp)
     tol = eps ** (2 / 3) if tol is None else _checks.check_real(tol, "tol", low=0.0, low_open=True)
     # Iterate on A_s = s·A (max|A_s| ≈ 1, exact): A x never over- or underflows; λ = λ_s / s.
-    A, scale = _scaling.scaled(A, xp=xp)
+    scale = _scaling.power_of_two_scale(_scaling.max_abs(A, xp=xp), xp=xp)
+    (scale,) = evaluate(scale)  # Dask: A's scale read once, not in every iteration's graph
+    A = A * scale
     norm = _scaling.vector_norm(x, xp=xp)
     _checks.check_bool_result(norm > 0, "`x0` must not be the zero vector", small=True)
     x = x / norm
@@ -118,7 +120,7 @@ def power_iteration(
     n_iter = 0
     null_start = False
     while n_iter < max_iter:
-        y = A @ x
+        (y,) = evaluate(A @ x)  # Dask: the check and the next x share one product
         eigenvalue = xp.sum(x * y)
         residual = xp.linalg.vector_norm(y - eigenvalue * x)
         y_norm = xp.linalg.vector_norm(y)
