@@ -433,8 +433,8 @@ def _on_every_row(
             return function(v)
         every = xp.arange(B, dtype=rows.dtype, device=device(rows))
         position = xp.minimum(xp.searchsorted(rows, every), rows.shape[0] - 1)
-        inside = xp.take(rows, position) == every
-        out = function(xp.where(inside[:, None], xp.take(v, position, axis=0), x))
+        working = xp.take(rows, position) == every
+        out = function(_xp.fill_masked(working, v, x, xp=xp))
         rows_out = getattr(out, "ndim", 0) >= 1 and out.shape[0] == B
         return xp.take(out, rows, axis=0) if rows_out else out
 

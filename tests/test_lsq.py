@@ -621,7 +621,7 @@ class TestBatchedMachinery:
         widths, closure_rows = [], []
         original = _xp.while_any
 
-        def run(retire):
+        def run(keep):
             def while_any(active, body, state, *, xp, retire=False):
                 def recorded(s):
                     widths.append(s.x.shape[0])
@@ -629,7 +629,6 @@ class TestBatchedMachinery:
 
                 return original(active, recorded, state, xp=xp, retire=retire and keep)
 
-            keep = retire
             widths.clear()
             monkeypatch.setattr(_xp, "while_any", while_any)
             if data == "args":
@@ -638,9 +637,9 @@ class TestBatchedMachinery:
                 lambda b: closure_rows.append(b.shape[0]) or residual(b, Y), x0
             )
 
-        retired = run(retire=True)
+        retired = run(keep=True)
         assert min(widths) < 8  # the working set shrank
-        kept = run(retire=False)
+        kept = run(keep=False)
         assert min(widths) == 8
         assert set(closure_rows) <= {8}  # a closure always sees every fit
         assert len(set(to_numpy(kept.n_iter).tolist())) > 1
