@@ -254,3 +254,32 @@ def test_compile_per_program_shares_a_kernel_across_closures(xp, backend):
 
         out = _xp.compile_per_program(_scaled_sum, (reads_values,), (3.0,), (x,), xp=xp)
         np.testing.assert_allclose(to_numpy(out), 3.0 * to_numpy(x) * float(to_numpy(x)[0]))
+
+
+@pytest.mark.xp_backend_only(Backend.JAX)
+def test_kernels_on_cpu_compile_with_the_cpu_options_and_inline_under_a_callers_jit():
+    """JAX takes compiler options at the top level only: a caller's jit gets the plain kernel."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    assert _xp._control.cpu_kernel_options() == _xp._control.CPU_KERNEL_OPTIONS
+    kernel = _xp._control.jit(lambda v: 2 * v)
+    default, on_cpu = kernel.variants
+    x = jax.device_put(jnp.arange(3.0), jax.devices("cpu")[0])
+    np.testing.assert_allclose(np.asarray(kernel(x)), [0.0, 2.0, 4.0])
+    assert (default._cache_size(), on_cpu._cache_size()) == (0, 1)
+    # the options variant inside a trace would raise ("can only be passed to top-level jax.jit")
+    np.testing.assert_allclose(np.asarray(jax.jit(lambda v: kernel(v) + 1)(x)), [1.0, 3.0, 5.0])
+
+
+@pytest.mark.xp_backend_only(Backend.JAX)
+def test_an_xla_without_the_cpu_options_compiles_with_its_defaults(monkeypatch):
+    jax = pytest.importorskip("jax")
+    monkeypatch.setattr(_xp._control, "CPU_KERNEL_OPTIONS", {"xla_no_such_option": True})
+    _xp._control.cpu_kernel_options.cache_clear()
+    try:
+        assert _xp._control.cpu_kernel_options() == {}
+        kernel = _xp._control.jit(lambda v: 2 * v)
+        assert not hasattr(kernel, "variants")  # plain jax.jit
+        np.testing.assert_allclose(np.asarray(kernel(jax.numpy.arange(2.0))), [0.0, 2.0])
+    finally:
+        _xp._control.cpu_kernel_options.cache_clear()

@@ -23,6 +23,7 @@ from array_api_compat import (
     is_torch_namespace,
 )
 
+from m4ml_xp._xp._control import jit
 from m4ml_xp._xp._devices import to_host
 from m4ml_xp._xp._namespaces import Array, Namespace, has_dtype
 
@@ -344,7 +345,7 @@ def _jax_sort_edges(n: int) -> Callable[..., tuple[Array, ...]]:
         degrees = jnp.searchsorted(rows, nodes, side="right") - starts
         return rows, cols[order], values[order], starts, degrees, jnp.max(degrees)
 
-    return jax.jit(sort)
+    return jit(sort)
 
 
 def _split_long_rows(
@@ -394,10 +395,8 @@ def _split_long_rows(
 @functools.cache
 def _jax_split_long_rows() -> Callable[..., tuple[Array, ...]]:
     """:func:`_split_long_rows` under ``jax.jit``, its sizes static: compiled once per sizes."""
-    import jax
-
     sizes = ("n", "chunk", "n_extra", "n_moved", "n_heavy")
-    return jax.jit(_split_long_rows, static_argnames=sizes)
+    return jit(_split_long_rows, static_argnames=sizes)
 
 
 def _nonzero(mask: Array, size: int) -> Array:
@@ -493,4 +492,4 @@ def _jax_matvec(n: int, n_virtual: int) -> Callable[..., Array]:
         )
         return head.at[heavy].set((head[heavy].astype(wide) + chunks).astype(y.dtype))
 
-    return jax.jit(kernel)
+    return jit(kernel)
