@@ -140,39 +140,60 @@ def span_dimension(A: Array, *, tol: float | None = None) -> int:
 
 
 # --------------------------------------------------------------------------- echelon form
-def _echelon(A: Array, tol: float | None, xp: Namespace) -> tuple[Array, int]:
-    """Row echelon form with unit pivots by partial pivoting; returns (U, rank)."""
+def _echelon(A: Array, tol: float | None, xp: Namespace) -> tuple[Array, Array]:
+    """Row echelon form with unit pivots by partial pivoting; returns (U, rank), rank 0-d."""
     m, n = A.shape
-    dev = device(A)
     A, scale = _scaling.scaled(A, xp=xp)  # unit pivots: nothing to undo (row_echelon's Notes)
     if tol is None:
-        threshold = _RANK_SAFETY * max(m, n) * _eps(A, xp) * float(_scaling.max_abs(A, xp=xp))
+        threshold = _RANK_SAFETY * max(m, n) * _eps(A, xp) * _scaling.max_abs(A, xp=xp)
     else:
-        threshold = _checks.check_real(tol, "tol", low=0.0) * float(scale)
-    row_ids = xp.reshape(xp.arange(m, device=dev), (m, 1))
-    U = A
-    rank = 0
-    for j in range(n):
-        if rank == m:
-            break
-        column = xp.abs(U[rank:, j])
-        offset = int(xp.argmax(column))
-        if float(column[offset]) <= threshold:
-            continue
-        pivot = rank + offset
-        if pivot != rank:  # swap rows `rank` and `pivot` by a permutation, not in place
-            order = list(range(m))
-            order[rank], order[pivot] = pivot, rank
-            U = xp.take(U, xp.asarray(order, device=dev), axis=0)
-        pivot_row = U[rank, :] / U[rank, j]
-        factors = xp.where(row_ids > rank, U[:, j : j + 1], 0.0)
-        U = xp.where(row_ids == rank, pivot_row[None, :], U - factors * pivot_row[None, :])
+        threshold = _checks.check_real(tol, "tol", low=0.0) * scale
+    # Dask: the matrix (small, read whole) computed once and eliminated by its chunks' library
+    return _xp.host_driven(_eliminate_with, (), (xp,), (A, threshold), xp=xp)
+
+
+def _eliminate_with(xp: Namespace, A: Array, threshold: Array) -> tuple[Array, Array]:
+    return _eliminate(A, threshold, xp=xp)
+
+
+@_xp.fused()
+def _eliminate(A: Array, threshold: Array, *, xp: Namespace) -> tuple[Array, Array]:
+    """Gaussian elimination of the scaled `A`, one column a step, every step the same shapes.
+
+    A step whose column has no pivot above `threshold` (or that comes after the
+    last row) changes nothing, so the loop reads nothing back to the host: one
+    program on JAX (a ``fori_loop``), no per-column synchronisation on GPUs.
+    """
+    m, n = A.shape
+    rows = xp.arange(m, device=device(A))
+    row_ids = xp.reshape(rows, (m, 1))
+    col_ids = xp.reshape(xp.arange(n, device=device(A)), (1, n))
+
+    def column(U: Array, j: Array) -> Array:
+        return xp.take(U, xp.reshape(j, (1,)), axis=1)  # (m, 1)
+
+    def step(state: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
+        U, rank, j = state
+        candidates = xp.where(rows >= rank, xp.abs(column(U, j)[:, 0]), -1.0)
+        pivot = xp.argmax(candidates)
+        found = (rank < m) & (xp.max(candidates) > threshold)
+        # swap rows `rank` and `pivot` by a permutation, not in place
+        swap = found & (rows == rank), found & (rows == pivot)
+        order = xp.where(swap[0], pivot, xp.where(swap[1], rank, rows))
+        swapped = xp.take(U, order, axis=0)
+        head = xp.take(swapped, xp.reshape(rank, (1,)) % m, axis=0)  # (1, n)
+        lead = column(head, j)
+        pivot_row = head / xp.where(found, lead, 1.0)
+        factors = xp.where(row_ids > rank, column(swapped, j), 0.0)
+        eliminated = xp.where(row_ids == rank, pivot_row, swapped - factors * pivot_row)
         # entries eliminated below the pivot are exactly zero, not rounding residue
-        below = (row_ids > rank) & (xp.reshape(xp.arange(n, device=dev), (1, n)) == j)
-        U = xp.where(below, 0.0, U)
-        rank += 1
-    U = xp.where(row_ids >= rank, 0.0, U)
-    return U, rank
+        eliminated = xp.where((row_ids > rank) & (col_ids == j), 0.0, eliminated)
+        U = xp.where(found, eliminated, U)
+        return U, rank + xp.astype(found, rank.dtype), j + 1
+
+    zero = xp.zeros((), dtype=rows.dtype, device=device(A))
+    U, rank, _ = _xp.repeat(step, (A, zero, zero), n, xp=xp)
+    return xp.where(row_ids >= rank, 0.0, U), rank
 
 
 def row_echelon(A: Array, *, tol: float | None = None) -> Array:
@@ -200,8 +221,9 @@ def row_echelon(A: Array, *, tol: float | None = None) -> Array:
     ``c ≠ 0``): `A` is scaled by a power of two so that ``max|A| ≈ 1`` first,
     and an absolute `tol` is compared in `A`'s own units.
 
-    The pivot search reads one value per column back to the host, so this
-    function (and :func:`is_singular`) cannot run under ``jax.jit``.
+    Every column is one step of the same shapes and nothing is read back to the
+    host, so it runs under ``jax.jit`` (compiled once per shape; :func:`is_singular`
+    reads the rank).
 
     Examples
     --------
@@ -243,7 +265,7 @@ def is_singular(A: Array, *, tol: float | None = None) -> bool:
     """
     xp = _checks.namespace(A=A)
     A = _checks.check_real_array(A, "A", xp=xp, ndim=2, square=True, small=True)
-    return _echelon(A, tol, xp)[1] < A.shape[0]
+    return int(_echelon(A, tol, xp)[1]) < A.shape[0]
 
 
 @_xp.full_precision
@@ -282,7 +304,7 @@ def change_of_basis(r: Array, B: Array) -> Array:
         raise ValueError(msg)
     dtype = xp.result_type(r, B)
     r, B = xp.astype(r, dtype), xp.astype(B, dtype)
-    if not _xp.is_traced(B) and _echelon(B, None, xp)[1] < B.shape[0]:
+    if not _xp.is_traced(B) and int(_echelon(B, None, xp)[1]) < B.shape[0]:
         msg = "`B` is singular: its columns are linearly dependent and not a basis"
         raise ValueError(msg)
     # c = B⁻¹ r = (s_B / s_r) · B_s⁻¹ r_s with B_s, r_s scaled to max ≈ 1 (exact).
