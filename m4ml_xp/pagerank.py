@@ -326,7 +326,7 @@ def _power_loop(
     the device has it): the fixed point is a probability vector, and rounding
     (of ``1/out-degree`` above all) would otherwise drift its mass by ~1e-6.
     """
-    every = _xp.check_interval(xp, _xp.device(x))
+    every = _xp.check_interval(xp, _xp.device(x), exact=True)
     if x.dtype != xp.float64:
         unnormalised = step
 
@@ -341,11 +341,14 @@ def _power_loop(
         iterates, errors = [], []
         for _ in range(block):
             new = step(x)
-            # persisted together on Dask, so reading the error does not redo the step
-            x, err = _xp.evaluate(new, _xp.wide_sum(xp.abs(new - x), xp=xp))
-            iterates.append(x)
-            errors.append(err)
-        host_errors = _xp.to_host(xp.stack(errors))
+            iterates.append(new)
+            errors.append(_xp.wide_sum(xp.abs(new - x), xp=xp))
+            x = new
+        # Dask: the block's steps and errors computed in one pass (reading the errors
+        # then redoes no step), not one scheduler run per iteration
+        *iterates, stacked = _xp.evaluate(*iterates, xp.stack(errors))
+        x = iterates[-1]
+        host_errors = _xp.to_host(stacked)
         for i, err in enumerate(host_errors):
             if err < threshold:
                 message = f"converged: L1 change {err:.3g} is below {threshold:.3g}"

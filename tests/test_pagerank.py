@@ -348,7 +348,9 @@ class TestPageRankEdges:
     def test_batched_convergence_checks_stop_at_the_same_iteration(self, xp, monkeypatch, every):
         # GPU backends read the error back every few iterations; the result must not change
         asked = []
-        monkeypatch.setattr(mx._xp, "check_interval", lambda xp, device: asked.append(1) or every)
+        monkeypatch.setattr(
+            mx._xp, "check_interval", lambda xp, device, **_: asked.append(1) or every
+        )
         src, dst, w = random_graph(17, 150, 700, weighted=True)
         G = nx_graph(src, dst, w, 150)
         result = mx.pagerank_edges(
@@ -360,6 +362,26 @@ class TestPageRankEdges:
         with pytest.warns(ConvergenceWarning):
             short = mx.pagerank_edges(asarray(xp, src), asarray(xp, dst), n_nodes=150, max_iter=5)
         assert short.n_iter == 5
+
+    def test_dask_runs_the_scheduler_once_per_block_of_iterations(self, xp, backend):
+        """On Dask a block of 8 iterations and their errors are computed in one pass (each
+        scheduler run costs milliseconds whatever the graph's size), with NetworkX's stop."""
+        if backend is not Backend.DASK:
+            pytest.skip("counts Dask's scheduler runs")
+        from dask.callbacks import Callback
+
+        runs = []
+        src, dst, _ = random_graph(18, 120, 600)
+        with Callback(start=lambda dsk: runs.append(1)):
+            result = mx.pagerank_edges(
+                asarray(xp, src, chunks=200), asarray(xp, dst, chunks=200), n_nodes=120, tol=1e-10
+            )  # fmt: skip
+        G = nx_graph(src, dst, np.ones(600), 120)
+        assert result.n_iter == nx_iterations(G, tol=1e-10)
+        assert_close_to(result.scores, nx_scores(G, 120, tol=1e-10), rtol=1e-12, xp=xp)
+        # two per block (the block, its errors read) and a few for the set-up; one step
+        # per run took two per iteration (about 2 * n_iter)
+        assert len(runs) <= 2 * (-(-result.n_iter // 8)) + 12 < result.n_iter
 
     def test_raise_on_failure(self, xp):
         src, dst, _ = random_graph(15, 100, 400)

@@ -19,6 +19,7 @@ from array_api_compat import (
     is_cupy_array,
     is_cupy_namespace,
     is_dask_array,
+    is_dask_namespace,
     is_jax_array,
     is_torch_array,
 )
@@ -314,13 +315,17 @@ def to_numpy(x: Array) -> Any:
     return np.asarray(x)
 
 
-def check_interval(xp: Namespace, dev: Any = None) -> int:
+def check_interval(xp: Namespace, dev: Any = None, *, exact: bool = False) -> int:
     """How many iterations to run between host-side convergence checks.
 
-    Reading a device scalar on a GPU waits for all queued work, so GPU
-    backends batch several iterations per check; CPU backends check every step.
+    Reading a device scalar on a GPU waits for all queued work, so GPU backends
+    batch several iterations per check; so does Dask, where each read runs the
+    scheduler, for a caller that keeps a block's iterates and returns the first
+    that converged (`exact`: the results are then those of a check every step).
+    CPU backends check every step.
     """
-    return 8 if on_accelerator(xp, dev) else 1
+    batched = on_accelerator(xp, dev) or (exact and is_dask_namespace(xp))
+    return 8 if batched else 1
 
 
 def on_accelerator(xp: Namespace, dev: Any = None) -> bool:
