@@ -133,6 +133,7 @@ def pca(
     )
 
 
+@_xp.fused()
 def largest_magnitude(X: Array, *, xp: Namespace) -> Array:
     """``max |X|`` as ``max(max X, −min X)``: two reductions, no ``|X|`` temporary.
 
@@ -448,6 +449,7 @@ def _randomized(
     return singular, Vt
 
 
+@_xp.fused()
 def _flip_signs(components: Array, *, xp: Namespace) -> Array:
     """Each row's largest-magnitude entry positive (ties: the positive one wins)."""
     magnitude = xp.abs(components)
