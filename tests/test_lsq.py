@@ -1014,12 +1014,8 @@ class TestLevenbergMarquardtBatched:
         assert batch.status.shape == (B,)
         for i in range(B):
             # Dask solves each chunk with NumPy: its single-fit oracle is NumPy's single fit.
-            # On JAX each single fit compiles a whole solve (a closure's data are constants
-            # of the program, ~4 s of CPU): the first fit is compared with JAX's own single
-            # fit, the others with NumPy's — the same iterations, JAX's single fits being
-            # checked against SciPy and NIST in TestLevenbergMarquardt
-            own_backend = backend is not Backend.DASK and (backend is not Backend.JAX or i == 0)
-            ns = xp if own_backend else np
+            # On JAX the closures over each curve's data share one compiled solve
+            ns = np if backend is Backend.DASK else xp
             with (
                 warnings.catch_warnings()
             ):  # a near-degenerate draw may exhaust max_nfev: compared too

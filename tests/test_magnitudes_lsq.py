@@ -174,11 +174,6 @@ class TestCurveFitMagnitudes:
         )
         return popt, np.sqrt(np.diag(pcov))
 
-    @pytest.mark.skip_xp_backend(
-        Backend.JAX,
-        reason="a single fit on JAX compiles once per residual function, and each magnitude "
-        "is a new residual (~10 s of compilation per example); the batched tests cover JAX",
-    )
     @parametrize_dtype
     @pytest.mark.parametrize("absolute_sigma", [False, True], ids=["relative", "absolute"])
     @MAGNITUDE_EXAMPLES
