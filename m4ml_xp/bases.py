@@ -178,8 +178,8 @@ def _eliminate(A: Array, threshold: Array, *, xp: Namespace) -> tuple[Array, Arr
         pivot = xp.argmax(candidates)
         found = (rank < m) & (xp.max(candidates) > threshold)
         # swap rows `rank` and `pivot` by a permutation, not in place
-        swap = found & (rows == rank), found & (rows == pivot)
-        order = xp.where(swap[0], pivot, xp.where(swap[1], rank, rows))
+        to_pivot, to_rank = found & (rows == rank), found & (rows == pivot)
+        order = xp.where(to_pivot, pivot, xp.where(to_rank, rank, rows))
         swapped = xp.take(U, order, axis=0)
         head = xp.take(swapped, xp.reshape(rank, (1,)) % m, axis=0)  # (1, n)
         lead = column(head, j)
