@@ -473,7 +473,7 @@ def _step(
         active = s.status == RUNNING
         running = xp.full_like(s.status, RUNNING)
         polishing = s.pending != RUNNING
-        gram = xp.linalg.matrix_transpose(s.J) @ s.J  # (B, n, n): one pass over J
+        gram = _xp.gram(s.J, xp=xp)  # (B, n, n): one pass over J
         n = gram.shape[-1]  # the column norms from the diagonal (a strided view, no copy):
         col = xp.sqrt(xp.reshape(gram, (-1, n * n))[:, :: n + 1])
         g = (s.f[:, None, :] @ s.J)[:, 0, :]

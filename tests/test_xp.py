@@ -214,6 +214,17 @@ def test_host_driven_runs_the_loop_on_the_chunks_library(xp, backend):
         assert ns is xp
 
 
+# --------------------------------------------------------------------------- linear algebra
+@pytest.mark.parametrize("shape", [(1, 7, 3), (5, 4, 1), (2, 3, 6, 2)])
+def test_gram_of_a_stack_is_each_matrix_transposed_times_itself(xp, shape):
+    values = np.random.default_rng(0).standard_normal(shape)
+    out = _xp.gram(xp.asarray(values), xp=xp)
+    assert tuple(out.shape) == (*shape[:-2], shape[-1], shape[-1])
+    expected = np.einsum("...mi,...mj->...ij", values, values)
+    tol = 100 * float(np.finfo(to_numpy(out).dtype).eps)
+    np.testing.assert_allclose(to_numpy(out), expected, rtol=tol, atol=tol * np.abs(expected).max())
+
+
 # --------------------------------------------------------------------------- control flow
 def test_repeat_runs_the_body_so_many_times_or_until_told(xp, backend):
     """A fixed-count loop: Collatz-like steps from 7, the host test stopping eager loops early."""

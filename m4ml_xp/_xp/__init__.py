@@ -54,6 +54,7 @@ from m4ml_xp._xp._namespaces import (
     float_dtype,
     full_precision,
     generator,
+    gram,
     is_array,
     is_lazy,
     is_masked_array,

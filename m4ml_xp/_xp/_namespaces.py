@@ -104,6 +104,19 @@ def numpy_scalar_as_array(value: Any, xp: Namespace) -> Any:
     return value
 
 
+def gram(a: Array, *, xp: Namespace) -> Array:
+    """``aᵀ·a`` of every matrix of a stack ``(..., m, n)`` of tall, thin ones: ``(..., n, n)``.
+
+    NumPy's ``matmul`` of a stack of thin matrices calls BLAS once per matrix (or
+    its own loops for the transposed operand); a ``vecdot`` over ``m`` of the
+    broadcast columns is 1.7x (one 10⁴ × 3) to 2.7x (10⁴ of 100 × 3) faster.
+    Other libraries keep ``matmul``: their ``vecdot`` broadcasts ``(..., m, n, n)``.
+    """
+    if is_numpy_namespace(xp):
+        return xp.vecdot(a[..., :, :, None], a[..., :, None, :], axis=-3)
+    return xp.linalg.matrix_transpose(a) @ a
+
+
 def is_traced(x: Array) -> bool:
     """Whether `x` is a JAX tracer inside ``jit``: its values cannot be read at all."""
     if is_jax_array(x):
