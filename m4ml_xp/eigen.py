@@ -144,7 +144,5 @@ def power_iteration(
         status = 1
         message = f"no convergence in {n_iter} iterations (the two largest eigenvalues may have equal modulus)"
     if not converged:
-        report_non_convergence(
-            f"power iteration: {message}", raise_on_failure=raise_on_failure, stacklevel=2
-        )
+        report_non_convergence(f"power iteration: {message}", raise_on_failure=raise_on_failure)
     return EigResult(eigenvalue / scale, _flip_sign(x, xp), n_iter, converged, status, message)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 __all__ = ["ConvergenceError", "ConvergenceWarning", "RankWarning", "report_non_convergence"]
@@ -27,11 +29,30 @@ class ConvergenceError(RuntimeError):
     """
 
 
-def report_non_convergence(message: str, *, raise_on_failure: bool, stacklevel: int) -> None:
+def report_non_convergence(
+    message: str, *, raise_on_failure: bool, stacklevel: int | None = None
+) -> None:
     """Warn (:class:`ConvergenceWarning`) or raise (:class:`ConvergenceError`) with `message`.
 
-    `stacklevel` counts from the caller of this function, as for ``warnings.warn``.
+    The warning is attributed to the line that called into m4ml_xp (see :func:`warn`);
+    `stacklevel` is accepted for compatibility and not needed.
     """
     if raise_on_failure:
         raise ConvergenceError(message)
-    warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel + 1)
+    warn(message, ConvergenceWarning)
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the first frame outside m4ml_xp: the user's own line.
+
+    A fixed ``stacklevel`` names a line of the library whenever the warning is
+    issued one call deeper than planned (a decorator, a helper, a kernel), as
+    pandas' ``find_stack_level`` avoids the same way.
+    """
+    frame, level = sys._getframe(1), 2  # level 2: warn's caller
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -9,13 +9,12 @@ caller's arguments and shapes the results.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _lm, _lm_linalg, _xp
 from m4ml_xp._lm import MESSAGES
-from m4ml_xp.errors import RankWarning, report_non_convergence
+from m4ml_xp.errors import RankWarning, report_non_convergence, warn
 
 Array = Any
 Namespace = Any
@@ -138,12 +137,8 @@ def linear_regression(X: Array, y: Array) -> LinearFit:
         coef = xp.linalg.matrix_transpose(Vt) @ (
             inverse[:, None] * (xp.linalg.matrix_transpose(U) @ Yc)
         )
-        warnings.warn(
-            f"linear_regression: the centred `X` has rank {rank} < {d} columns "
-            "(collinear predictors or too few samples); returning the minimum-norm solution",
-            RankWarning,
-            stacklevel=2,
-        )
+        warn(f"linear_regression: the centred `X` has rank {rank} < {d} columns (collinear "
+             "predictors or too few samples); returning the minimum-norm solution", RankWarning)  # fmt: skip
     intercept = y_mean - x_mean @ coef
     residuals = Y2 - (X2 @ coef + intercept)
     residual_ss = xp.sum(residuals * residuals, axis=0)
@@ -263,7 +258,7 @@ def levenberg_marquardt(
         raise ValueError("`residual` is not finite at `x0`; start where the model can be evaluated")
     if status <= 0:
         report_non_convergence(f"levenberg_marquardt: {MESSAGES[status]} ({nfev} evaluations)",
-                               raise_on_failure=raise_on_failure, stacklevel=2)  # fmt: skip
+                               raise_on_failure=raise_on_failure)  # fmt: skip
     fnorm, scale = _xp.to_host(xp.stack([raw.fnorm[0], raw.scale[0, 0]]))
     fnorm = fnorm / scale  # a float64 on the host: 1e160 residuals' cost overflows it to inf
     return LMResult(raw.x[0, :], 0.5 * fnorm * fnorm, raw.f[0, :] / scale, raw.J[0, ...] / scale,
@@ -575,9 +570,7 @@ def levenberg_marquardt_batched(
     failed = 0 if lazy else int(xp.sum(xp.astype(~result.converged, xp.int32)))
     if failed:
         message = f"{failed} of {B} fits stopped before converging (their `status` says why)"
-        report_non_convergence(
-            f"levenberg_marquardt_batched: {message}", raise_on_failure=False, stacklevel=2
-        )
+        report_non_convergence(f"levenberg_marquardt_batched: {message}", raise_on_failure=False)
     return result
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _xp
 from m4ml_xp._xp import Array, Namespace, device
-from m4ml_xp.errors import ConvergenceWarning
+from m4ml_xp.errors import ConvergenceWarning, warn
 from m4ml_xp.mlp import (
     Params,
     _backprop,
@@ -184,7 +183,7 @@ def train_mlp(
                     f"train_mlp diverged in epoch {epoch + 1}: the cost became {epoch_loss}; "
                     "returning the parameters from before that epoch (lower the learning rate)"
                 )
-                warnings.warn(message, ConvergenceWarning, stacklevel=2)
+                warn(message, ConvergenceWarning)
                 break
             losses.append(epoch_loss)
             postfix = {"loss": f"{epoch_loss:.4g}"}

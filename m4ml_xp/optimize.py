@@ -446,7 +446,7 @@ def minimize(
             f"minimize stopped after {n_iter} steps ({status}); "
             f"gradient max-norm {grad_norm:.3e} > tol {tol:.3e}"
         )
-        report_non_convergence(message, raise_on_failure=raise_on_failure, stacklevel=2)
+        report_non_convergence(message, raise_on_failure=raise_on_failure)
     return OptimizeResult(x, n_iter, converged, float(grad_norm), code, message)
 
 

@@ -7,14 +7,13 @@ probability of following a link (the course's ``d``).  Scores sum to 1.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from m4ml_xp import _checks, _scaling, _xp
 from m4ml_xp._xp import Array, Namespace
-from m4ml_xp.errors import report_non_convergence
+from m4ml_xp.errors import report_non_convergence, warn
 
 __all__ = [
     "PageRankResult",
@@ -223,7 +222,7 @@ def _warn_if_vacuous(threshold: float, what: str) -> None:
             "iteration meets (two probability vectors are at most 2 apart in L1): PageRank "
             "stops after one iteration and reports converged=True; pass a smaller `tol`"
         )
-        warnings.warn(msg, UserWarning, stacklevel=3)
+        warn(msg, UserWarning)
 
 
 # --------------------------------------------------------------------------- dense
@@ -359,7 +358,7 @@ def _power_loop(
         f"PageRank did not converge in {max_iter} iterations: L1 change {error:.3g} "
         f"is not below {threshold:.3g}"
     )
-    report_non_convergence(message, raise_on_failure=raise_on_failure, stacklevel=3)
+    report_non_convergence(message, raise_on_failure=raise_on_failure)
     return PageRankResult(x, n_iter, False, error, 1, message)
 
 

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _scaling, _xp
 from m4ml_xp._xp import Array, Namespace
+from m4ml_xp.errors import warn
 
 __all__ = ["PCAResult", "pca", "reconstruct", "reconstruction_error"]
 
@@ -279,7 +280,7 @@ def _warn_if_unrepresentable(result: PCAResult, *, xp: Namespace, scale: Array |
             f"(singular value² / (N − 1)) is beyond what {dtype} holds; the components, "
             "explained_variance_ratio, singular_values and mean are right"
         )
-        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        warn(msg, RuntimeWarning)
     return result
 
 

@@ -150,7 +150,6 @@ def newton_raphson(
         report_non_convergence(
             f"newton_raphson stopped after {n_iter} steps: {status} at x = {_xp.to_host(x)}",
             raise_on_failure=raise_on_failure,
-            stacklevel=2,
         )
     code, message = _ROOT_STATUS[status]
     return RootResult(x, iterates, n_iter, converged, code, message)
@@ -401,6 +400,8 @@ def lagrange_multipliers(
     xp = _checks.namespace(x0=x0)
     x = _point(x0, "x0", xp=xp)
     _method(method, x)
+    max_iter = _checks.check_int(max_iter, "max_iter", low=1)
+    tol = math.sqrt(_eps(x.dtype, xp)) if tol is None else _checks.check_real(tol, "tol", low=0.0)
     g0 = _call(g, x, "g", xp=xp, max_ndim=1)
     scalar_constraint = g0.ndim == 0
     m = 1 if scalar_constraint else g0.shape[0]
@@ -466,21 +467,19 @@ def _lagrange(
         bottom = xp.concat([-jac_g, xp.zeros((m, m), dtype=x.dtype, device=device(x))], axis=1)
         return xp.concat([top, bottom], axis=0)
 
-    root = newton_raphson(
-        grad_lagrangian,
-        bordered_hessian,
-        xp.concat([x, lam]),
-        tol=tol,
-        max_iter=max_iter,
-        raise_on_failure=raise_on_failure,
+    z, _, n_iter, status = _newton_loop(
+        grad_lagrangian, bordered_hessian, method, max_iter, tol, xp, xp.concat([x, lam])
     )
-    z = root.root
-    multipliers = z[n:] * (sg / sf)
-    if scalar_constraint:
-        multipliers = multipliers[0]
-    return LagrangeResult(
-        z[:n] / sx, multipliers, root.converged, root.n_iter, root.status, root.message
-    )
+    point, multipliers = z[:n] / sx, z[n:] * (sg / sf)
+    if status != "converged":  # in the caller's terms: x and λ, not the bordered system's z
+        report_non_convergence(
+            f"lagrange_multipliers stopped after {n_iter} Newton steps: {status} at "
+            f"x = {_xp.to_host(point)}, lam = {_xp.to_host(multipliers)}",
+            raise_on_failure=raise_on_failure,
+        )
+    code, message = _ROOT_STATUS[status]
+    multipliers = multipliers[0] if scalar_constraint else multipliers
+    return LagrangeResult(point, multipliers, status == "converged", n_iter, code, message)
 
 
 def _least_squares_multipliers(grad_f: Array, jac_g: Array, *, xp: Namespace) -> Array:
