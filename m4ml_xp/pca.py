@@ -77,7 +77,7 @@ def pca(
         for the fewest components that explain that fraction of the variance
         (exact methods only), or None for ``min(N, D)``.
     method : {"auto", "covariance_eigh", "svd", "gram", "randomized"}
-        ``"auto"``: ``"covariance_eigh"`` when ``N >= D``, else ``"gram"``.
+        ``"auto"``: ``"covariance_eigh"`` when ``N >= D`` or `X` is a Dask array, else ``"gram"``.
     seed : int, optional
         Seeds the randomized method's test matrix (a NumPy ``Generator``: the
         same numbers on every backend).
@@ -106,7 +106,7 @@ def pca(
         raise ValueError(msg)
     _checks.check_choice(method, "method", METHODS)
     if method == "auto":
-        method = "covariance_eigh" if N >= D else "gram"
+        method = "covariance_eigh" if N >= D or _xp.is_chunked(X) else "gram"
     if _xp.is_chunked(X) and method != "covariance_eigh":
         msg = (
             "`method` must be 'covariance_eigh' for Dask arrays (a distributed reduction); "
