@@ -191,6 +191,17 @@ def check_broadcastable(x: Array, y: Array, names: tuple[str, str]) -> None:
             raise ValueError(msg)
 
 
+def promoted(*arrays: Array | None, xp: Namespace) -> tuple[Array | None, ...]:
+    """`arrays` (None passed through) in their common dtype: float32 with float64 gives float64.
+
+    Libraries that do not promote in products (PyTorch: "expected m1 and m2 to have
+    the same dtype") then see one dtype, as NumPy would have made it.
+    """
+    given = [a for a in arrays if a is not None]
+    dtype = xp.result_type(*given)
+    return tuple(a if a is None or a.dtype == dtype else xp.astype(a, dtype) for a in arrays)
+
+
 def check_same_rows(x: Array, y: Array, names: tuple[str, str]) -> None:
     """`x` and `y` must have as many rows (samples) as each other."""
     if x.shape[0] != y.shape[0]:

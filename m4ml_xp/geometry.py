@@ -123,6 +123,7 @@ def affine_mean(m: Array, A: Array, b: Array) -> Array:
     m = _checks.check_real_array(m, "m", xp=xp, ndim=1)
     A = _checks.check_real_array(A, "A", xp=xp, ndim=2)
     b = _checks.check_real_array(b, "b", xp=xp, ndim=1)
+    m, A, b = _checks.promoted(m, A, b, xp=xp)
     if A.shape[1] != m.shape[0] or b.shape[0] != A.shape[0]:
         msg = (
             f"`A` must be (K, D) with `m` (D,) and `b` (K,); got A {tuple(A.shape)}, "
@@ -149,6 +150,7 @@ def affine_cov(S: Array, A: Array) -> Array:
     xp = _checks.namespace(S=S, A=A)
     S = _checks.check_real_array(S, "S", xp=xp, ndim=2, square=True)
     A = _checks.check_real_array(A, "A", xp=xp, ndim=2)
+    S, A = _checks.promoted(S, A, xp=xp)
     if A.shape[1] != S.shape[0]:
         msg = f"`A` must have {S.shape[0]} columns to match `S` {tuple(S.shape)}; got {tuple(A.shape)}"
         raise ValueError(msg)
@@ -175,7 +177,7 @@ def _vectors(
         _checks.check_broadcastable(x, y, ("x", "y"))
     if A is not None:
         A = _checks.check_spd(A, "A", xp=xp, n=D)
-    return xp, x, y, A
+    return (xp, *_checks.promoted(x, y, A, xp=xp))
 
 
 def _inner(x: Array, y: Array, A: Array | None, xp: Namespace) -> Array:
@@ -432,7 +434,7 @@ def project(x: Array, B: Array) -> Array:
     """
     xp = _checks.namespace(x=x, B=B)
     x = _checks.check_real_array(x, "x", xp=xp, ndim=(1, 2))
-    P = projection_matrix(B)
+    x, P = _checks.promoted(x, projection_matrix(B), xp=xp)
     D = P.shape[0]
     column = x.ndim == 2 and tuple(x.shape) == (D, 1) and D != 1
     if not column and x.shape[-1] != D:

@@ -392,14 +392,18 @@ class PCA:
     ) -> tuple[Namespace, Array, Array | None]:
         """Return the namespace, `array` checked (real, 2-D, `columns` columns) and its scale.
 
+        `array` comes back in the fitted model's floating dtype.
+
         The scale is the power of two to work on it at (None: as it is; see
         :func:`~m4ml_xp.pca`).
         """
-        xp = _checks.namespace(**{name: array, "components": self.components_})
+        xp = _checks.namespace(**{name: array, "components_": self.components_})
         array = _checks.check_real_array(array, name, xp=xp, ndim=2, finite=_xp.is_lazy(array))
         if array.shape[1] != columns:
             msg = f"`{name}` must have {columns} columns {why}; got {tuple(array.shape)}"
             raise ValueError(msg)
+        if array.dtype != self.components_.dtype:  # the model's dtype, as partial_fit
+            array = xp.astype(array, self.components_.dtype)
         return xp, array, working_scale(array, name, xp=xp, also=also)
 
     def _std(self, xp: Namespace) -> Array:
@@ -411,7 +415,7 @@ class PCA:
 
     @_xp.full_precision
     def transform(self, X: Array) -> Array:
-        """Coordinates of the rows of `X` along the components: ``(N, k)``."""
+        """Coordinates of the rows of `X` along the components: ``(N, k)``, in the model's dtype."""
         self._fitted()
         xp, X, scale = self._checked(
             "X", X, self.n_features_in_, "like the fitted data", self.mean_

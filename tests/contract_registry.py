@@ -86,6 +86,10 @@ class Entry:
     a ``seed`` option (with the options in `seeded` that make the seed matter).  `xfail` maps a backend value (``"dask.array"``) to the
     reason the function is not supported there; `xfail_convergence` and
     `xfail_seeded` the same for the convergence and seed tests alone.
+    `dtype_of` names the argument whose floating dtype the results take when
+    float32 and float64 arrays are mixed (a documented convention: an image's, as
+    ``scipy.ndimage``; the parameters', as optax; the start's; the fitted model's);
+    None: NumPy's promotion, float64.
     """
 
     call: Callable[..., Any]
@@ -100,6 +104,7 @@ class Entry:
     xfail: dict[str, str] = field(default_factory=dict)
     xfail_convergence: dict[str, str] = field(default_factory=dict)
     xfail_seeded: dict[str, str] = field(default_factory=dict)
+    dtype_of: str | None = None
 
 
 def _ns(v: Any) -> Any:
@@ -439,6 +444,7 @@ FUNCTIONS: dict[str, Entry] = {
             Bad.NONARRAY: on("T"),
             Bad.OPTION: option("mode", "wrap-around"),
         },
+        dtype_of="images",
     ),
     # Course 3: geometry and statistics
     "mean": Entry(
@@ -637,16 +643,19 @@ FUNCTIONS: dict[str, Entry] = {
             Bad.NONARRAY: on("grads", expect="updates"),
             Bad.OPTION: option("lr", -0.1),
         },
+        dtype_of="params",
     ),
     "momentum": Entry(
         _optimizer_call(m.momentum),
         lambda r: {"params": r.standard_normal(3), "grads": r.standard_normal(3)},
         {**_OPTIMIZER_STEP, Bad.OPTION: option("beta", 1.0)},
+        dtype_of="params",
     ),
     "adam": Entry(
         _optimizer_call(m.adam),
         lambda r: {"params": r.standard_normal(3), "grads": r.standard_normal(3)},
         {**_OPTIMIZER_STEP, Bad.OPTION: option("b1", -0.9)},
+        dtype_of="params",
     ),
     "apply_updates": Entry(
         lambda a, **o: m.apply_updates(a["params"], a["updates"]),
@@ -738,6 +747,7 @@ FUNCTIONS: dict[str, Entry] = {
         convergence={"max_nfev": 1},
         converged=lambda result: result.converged[0],
         xfail_convergence={"dask.array": "lazy result: `converged` is read after computing"},
+        dtype_of="x0_batch",
     ),
     "curve_fit": Entry(
         lambda a, **o: m.curve_fit(_curve, a["x"], a["y"], a["p0"], sigma=a["sigma"], **o),
@@ -793,6 +803,7 @@ FUNCTIONS: dict[str, Entry] = {
         },
         seeded={"method": "randomized"},
         xfail_seeded={"dask.array": "randomized PCA is in-memory; Dask takes covariance_eigh"},
+        dtype_of="X",
     ),
     "reconstruct": Entry(
         lambda a, **o: m.reconstruct(a["X"], _pca_result(a)),

@@ -284,6 +284,36 @@ def test_float32_in_float32_out(name: str, xp: Any, device: Any) -> None:
     assert_outputs_promised(name, _run(entry, a, **options), xp, device, dtype=xp.float32)
 
 
+TRANSFORMS = [
+    name for name, entry in FUNCTIONS.items() if entry.returns_arrays and not entry.creates
+]
+
+
+@pytest.mark.parametrize("name", _params(TRANSFORMS, test="mixed_widths"))
+def test_float32_with_float64_promotes_or_refuses_in_words(name: str, xp: Any, device: Any) -> None:
+    """One float32 array among float64 ones: float64 results (NumPy's promotion), or a clear error.
+
+    Or the dtype of the entry's `dtype_of` argument, by its convention.  PyTorch does
+    not promote in products ("expected m1 and m2 to have the same dtype").
+    """
+    entry = FUNCTIONS[name]
+    a = entry_inputs(entry, xp, device)
+    wide = [key for key, value in a.items() if key not in ("xp", "device")
+            and is_array_api_obj(value) and dtype_name(value.dtype) == "float64"]  # fmt: skip
+    if len(wide) < 2:
+        pytest.skip(f"{name} takes fewer than two floating arrays")
+    a[wide[0]] = xp.astype(a[wide[0]], xp.float32)
+    expected = xp.float64 if entry.dtype_of is None else a[entry.dtype_of].dtype
+    try:
+        result = _run(entry, a)
+    except (ValueError, TypeError) as error:
+        refusal = str(error)
+    else:
+        assert_outputs_promised(name, result, xp, device, dtype=expected)
+        return
+    assert re.search(r"`\w+`", refusal), f"{name}: {refusal}"
+
+
 SEEDED = [name for name, entry in FUNCTIONS.items() if entry.seeded is not None]
 
 
