@@ -10,11 +10,14 @@ in :mod:`m4ml_xp.root_finding`; :mod:`m4ml_xp.calculus` gathers both.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from m4ml_xp import _checks, _xp
 from m4ml_xp._xp import Array, Namespace, device
+from m4ml_xp.errors import warn
 
 Function = Callable[[Array], Array]
 
@@ -75,6 +78,14 @@ def _unit_steps(x: Array, power: float, *, xp: Namespace) -> Array:
     return (x + h) - x
 
 
+@contextlib.contextmanager
+def _quiet_overflow() -> Iterator[None]:
+    """NumPy's overflow warnings silenced around a quotient that the caller checks and explains."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
 def _fd_jacobian(f: Function, x: Array, *, xp: Namespace) -> Array:
     """Central differences, step ``eps**(1/3)``: error ~ eps**(2/3) (float32: ~4 digits)."""
     n = x.shape[0]
@@ -85,7 +96,8 @@ def _fd_jacobian(f: Function, x: Array, *, xp: Namespace) -> Array:
         e = eye[j, :] * h[j]
         forward = _call(f, x + e, "f", xp=xp, max_ndim=1)
         backward = _call(f, x - e, "f", xp=xp, max_ndim=1)
-        columns.append((forward - backward) / (2 * h[j]))
+        with _quiet_overflow():  # an overflowing quotient is explained by the caller
+            columns.append((forward - backward) / (2 * h[j]))
     return xp.stack(columns, axis=-1)
 
 
@@ -103,13 +115,16 @@ def _fd_hessian(f: Function, x: Array, *, xp: Namespace) -> Array:
     entries: dict[tuple[int, int], Array] = {}
     for i in range(n):
         # divide by each step in turn: 4·hᵢ·hⱼ alone under/overflows at extreme |x|
-        second = value(x + 2 * steps[i]) - 2 * centre + value(x - 2 * steps[i])
-        entries[i, i] = second / (2 * h[i]) / (2 * h[i])
+        up, down = value(x + 2 * steps[i]), value(x - 2 * steps[i])
+        with _quiet_overflow():
+            entries[i, i] = (up - 2 * centre + down) / (2 * h[i]) / (2 * h[i])
         for j in range(i + 1, n):
             plus, minus = x + steps[i], x - steps[i]
-            mixed = value(plus + steps[j]) - value(plus - steps[j]) - value(minus + steps[j])
-            mixed = (mixed + value(minus - steps[j])) / (2 * h[i]) / (2 * h[j])
-            entries[i, j] = entries[j, i] = mixed
+            corners = [value(plus + steps[j]), value(plus - steps[j]),
+                       value(minus + steps[j]), value(minus - steps[j])]  # fmt: skip
+            with _quiet_overflow():
+                mixed = corners[0] - corners[1] - corners[2] + corners[3]
+                entries[i, j] = entries[j, i] = mixed / (2 * h[i]) / (2 * h[j])
     rows = [xp.stack([entries[i, j] for j in range(n)]) for i in range(n)]
     return xp.stack(rows)
 
@@ -147,7 +162,7 @@ def jacobian(f: Function, x: Array, *, method: str = "auto") -> Array:
     array([[0., 1.],
            [0., 1.]])
     """
-    return _derivative(f, x, method, order=1)
+    return _reported(f, x, _derivative(f, x, method, order=1), "Jacobian")
 
 
 def hessian(f: Function, x: Array, *, method: str = "auto") -> Array:
@@ -172,7 +187,32 @@ def hessian(f: Function, x: Array, *, method: str = "auto") -> Array:
     array([[4., 2.],
            [2., 6.]])
     """
-    return _derivative(f, x, method, order=2)
+    return _reported(f, x, _derivative(f, x, method, order=2), "Hessian")
+
+
+def _reported(f: Function, x: Array, derivative: Array, what: str) -> Array:
+    """Return `derivative`, its non-finite entries explained (eager arrays; traced ones pass).
+
+    A `f` that is not finite at `x` has no derivative there: refused.  A finite `f`
+    with a non-finite derivative (``sqrt`` at 0, an overflow) is returned with a warning;
+    on Dask either raises when computed.
+    """
+    if _xp.is_traced(derivative):
+        return derivative
+    if _xp.is_lazy(derivative):  # Dask: checked as it is computed
+        message = (
+            f"the {what} of `f` at `x` is not finite: `f` is not finite or not differentiable there"
+        )
+        return _checks.check_values(derivative, _checks.all_finite, message)
+    if bool(_checks.all_finite(derivative)):
+        return derivative
+    xp = _checks.namespace(x=x)
+    point = _point(x, "x", xp=xp)
+    if not bool(_checks.all_finite(xp.asarray(f(point)))):
+        raise ValueError(f"`f` is not finite at `x`: it has no {what} there")
+    warn(f"the {what} of `f` at `x` has non-finite entries: `f` is finite there but not "
+         "differentiable, or its derivative overflows", RuntimeWarning)  # fmt: skip
+    return derivative
 
 
 def _derivative(f: Function, x: Array, method: str, *, order: int) -> Array:

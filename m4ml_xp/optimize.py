@@ -10,12 +10,13 @@ unchanged under ``jax.jit``; the state holds only arrays.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _xp
 from m4ml_xp._xp import Array, Namespace, device
-from m4ml_xp.errors import report_non_convergence
+from m4ml_xp.errors import ConvergenceWarning, report_non_convergence, warn
 
 PyTree = Any
 
@@ -380,10 +381,17 @@ def gradient_descent(
     n_steps = _checks.check_int(n_steps, "n_steps", low=0)
     gradient = _gradient_function(grad, x, xp=xp)
     path = [x]
-    for _ in range(n_steps):
-        (x,) = _xp.evaluate(xp.asarray(x - lr * gradient(x)))
-        path.append(x)
-    return DescentPath(x, xp.stack(path))
+    with warnings.catch_warnings():  # NumPy's overflow warnings: a divergence is reported below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _ in range(n_steps):
+            (x,) = _xp.evaluate(xp.asarray(x - lr * gradient(x)))
+            path.append(x)
+        path = xp.stack(path)
+    if not bool(_checks.all_finite(path)):  # Dask: each step is persisted, a cheap read
+        finite = _xp.to_host(xp.all(xp.isfinite(xp.reshape(path, (n_steps + 1, -1))), axis=1))
+        warn(f"gradient_descent diverged: the iterate is not finite from step {finite.index(False)} "
+             "on (the path keeps it); lower `lr`, or check `grad`", ConvergenceWarning)  # fmt: skip
+    return DescentPath(x, path)
 
 
 def minimize(

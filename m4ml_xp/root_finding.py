@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from m4ml_xp import _checks, _scaling, _xp
 from m4ml_xp._xp import Array, Namespace, device, namespace_for
-from m4ml_xp.derivatives import Function, _call, _callable, _eps, _method, _point, hessian, jacobian
+from m4ml_xp.derivatives import Function, _call, _callable, _derivative, _eps, _method, _point
 from m4ml_xp.errors import report_non_convergence
 
 __all__ = [
@@ -206,10 +206,12 @@ def _derivative_function(
     if df is None:
         if x.ndim == 0:
             return lambda v: xp.reshape(
-                jacobian(lambda u: xp.reshape(f(u[0]), ()), xp.reshape(v, (1,)), method=method),
+                _derivative(
+                    lambda u: xp.reshape(f(u[0]), ()), xp.reshape(v, (1,)), method, order=1
+                ),
                 (),
             )
-        return lambda v: jacobian(f, v, method=method)
+        return lambda v: _derivative(f, v, method, order=1)
 
     def checked(v: Array) -> Array:
         out = _call(df, v, "df", xp=xp, max_ndim=2)
@@ -434,8 +436,8 @@ def _lagrange(
     def raw_objective(u: Array) -> Array:
         return _call(f, u / sx, "f", xp=xp, max_ndim=0)
 
-    raw_grad = jacobian(raw_objective, u0, method=method)
-    raw_jac = xp.reshape(jacobian(raw_constraints, u0, method=method), (m, n))
+    raw_grad = _derivative(raw_objective, u0, method, order=1)
+    raw_jac = xp.reshape(_derivative(raw_constraints, u0, method, order=1), (m, n))
     sf = _scaling.power_of_two_scale(xp.max(xp.abs(raw_grad)), xp=xp)
     sg = _scaling.power_of_two_scale(_scaling.max_abs(raw_jac, xp=xp, axis=1)[:, 0], xp=xp)
     lam = (
@@ -453,16 +455,16 @@ def _lagrange(
 
     def grad_lagrangian(z: Array) -> Array:
         v, mu = z[:n], z[n:]
-        grad_f = jacobian(objective, v, method=method)
-        jac_g = xp.reshape(jacobian(constraints, v, method=method), (m, n))
+        grad_f = _derivative(objective, v, method, order=1)
+        jac_g = xp.reshape(_derivative(constraints, v, method, order=1), (m, n))
         return xp.concat([grad_f - mu @ jac_g, -constraints(v)])
 
     def bordered_hessian(z: Array) -> Array:
         v, mu = z[:n], z[n:]
-        h = hessian(objective, v, method=method)
+        h = _derivative(objective, v, method, order=2)
         for k in range(m):
-            h = h - mu[k] * hessian(lambda u, k=k: constraints(u)[k], v, method=method)
-        jac_g = xp.reshape(jacobian(constraints, v, method=method), (m, n))
+            h = h - mu[k] * _derivative(lambda u, k=k: constraints(u)[k], v, method, order=2)
+        jac_g = xp.reshape(_derivative(constraints, v, method, order=1), (m, n))
         top = xp.concat([h, -xp.permute_dims(jac_g, (1, 0))], axis=1)
         bottom = xp.concat([-jac_g, xp.zeros((m, m), dtype=x.dtype, device=device(x))], axis=1)
         return xp.concat([top, bottom], axis=0)

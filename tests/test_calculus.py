@@ -206,6 +206,35 @@ class TestHessian:
             mx.hessian(vector_f, asarray(xp, np.array([1.0, 2.0, 3.0])), method="fd")
 
 
+# --------------------------------------------------------------------------- non-finite derivatives
+class TestNonFiniteDerivatives:
+    @pytest.mark.parametrize("order", [1, 2])
+    def test_a_function_not_finite_at_x_is_refused(self, xp, backend, order):
+        derivative = mx.jacobian if order == 1 else mx.hessian
+        x = asarray(xp, np.array([1.0, 2.0]))
+        for method in _methods(backend):
+            with pytest.raises(ValueError, match="`f` is not finite"):  # Dask: when computed
+                to_numpy(
+                    derivative(lambda v: array_namespace(v).sum(v * v) * math.nan, x, method=method)
+                )
+
+    def test_an_infinite_derivative_of_a_finite_function_is_returned_with_a_warning(
+        self, xp, backend
+    ):
+        # a jump of 2e308 at 0: f is finite there, the difference quotient overflows to inf
+        if backend is Backend.DASK:
+            pytest.skip("Dask's derivative is lazy: a non-finite one raises when computed")
+        x = asarray(xp, np.array([0.0, 1.0]))
+
+        def jump(v):
+            ns = array_namespace(v)
+            return ns.where(v > 0, ns.full_like(v, 1e308), ns.full_like(v, -1e308))
+
+        with pytest.warns(RuntimeWarning, match="Jacobian of `f` at `x` has non-finite"):
+            J = mx.jacobian(jump, x, method="fd")
+        assert np.isinf(to_numpy(J)[0, 0])
+
+
 # --------------------------------------------------------------------------- Newton–Raphson
 class TestNewtonRaphson:
     @pytest.mark.parametrize("start", [2.0, -3.0, 0.3])

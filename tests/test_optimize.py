@@ -205,6 +205,17 @@ class TestGradientDescent:
         with pytest.raises(ValueError, match="`x0` must contain only finite"):
             mx.gradient_descent(lambda x: x, asarray(xp, np.array([np.nan])), lr=0.1, n_steps=2)
 
+    def test_divergence_is_reported_and_the_path_kept(self, xp):
+        x0 = asarray(xp, np.array([1.0, -2.0]))
+        with pytest.warns(
+            ConvergenceWarning, match="diverged: the iterate is not finite from step 3"
+        ):
+            result = mx.gradient_descent(lambda x: 1e150 * x, x0, lr=1e3, n_steps=5)
+        path = to_numpy(result.path)
+        assert path.shape == (6, 2)
+        assert np.isfinite(path[:3]).all()
+        assert not np.isfinite(path[3:]).any()
+
 
 class TestMinimize:
     @pytest.mark.parametrize(
