@@ -25,7 +25,7 @@ import itertools
 import math
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -261,10 +261,11 @@ def streaming_pca(
         iterator = tqdm(iterator, desc="streaming PCA", unit="chunk", initial=skip, total=total)
     if xp is None:  # the first chunk's library
         first = next(iterator, None)
-        if first is not None:
-            xp = _xp.array_namespace(first) if _xp.is_array(first) else _xp.namespace_for(None)
-            iterator = itertools.chain([first], iterator)
-    on_device = _xp.to_device_chunks(iterator, xp, device)
+        if first is None:
+            raise ValueError("`chunks` was empty: no rows to analyse")
+        xp = _xp.array_namespace(first) if _xp.is_array(first) else _xp.namespace_for(None)
+        iterator = itertools.chain([first], iterator)
+    on_device = _xp.to_device_chunks(_one_library(iterator, xp, skip), xp, device)
     finiteness = _checks.StreamFiniteness("chunks", xp=xp)
     for index, block in enumerate(on_device, start=skip):
         block = _checks.check_real_array(block, f"chunks[{index}]", xp=xp, ndim=2, finite=False)
@@ -285,6 +286,20 @@ def streaming_pca(
     if checkpoint is not None:
         state.save(checkpoint)
     return result_from_state(state, n_components, xp=xp)
+
+
+def _one_library(chunks: Iterable[Any], xp: Namespace, start: int) -> Iterator[Any]:
+    """Pass on `chunks`, refusing one of a library other than `xp`'s (host NumPy chunks pass)."""
+    library = _xp.library_name(xp.empty(0))
+    for index, chunk in enumerate(chunks, start=start):
+        other = _xp.library_name(chunk) if _xp.is_array(chunk) else None
+        if other not in (None, "numpy", library):
+            msg = (
+                f"`chunks[{index}]` is a {other} array in a stream of {library} arrays: pass "
+                "chunks of one library (host NumPy chunks are moved to any backend)"
+            )
+            raise TypeError(msg)
+        yield chunk
 
 
 class PCA:

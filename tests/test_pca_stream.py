@@ -77,8 +77,9 @@ class TestStreaming:
             np.testing.assert_allclose(to_numpy(got), to_numpy(want), rtol=1e-12, atol=1e-14)
 
     def test_bad_streams(self, xp, tmp_path):
-        with pytest.raises(ValueError, match="`chunks` was empty"):
-            mx.streaming_pca(iter([]), 2, xp=xp)
+        for namespace in (xp, None):  # None: the library is the first chunk's, and there is none
+            with pytest.raises(ValueError, match="`chunks` was empty"):
+                mx.streaming_pca(iter([]), 2, xp=namespace)
         with pytest.raises(ValueError, match=r"`chunks\[1\]` must have 3 columns"):
             mx.streaming_pca([asarray(xp, np.ones((4, 3))), asarray(xp, np.ones((4, 2)))], 1)
         bad = np.ones((4, 3))
@@ -95,6 +96,16 @@ class TestStreaming:
         broken.write_text("not a state")
         with pytest.raises(ValueError, match="not a saved streaming-PCA state"):
             mx.StreamingState.load(broken)
+
+    def test_a_chunk_of_another_library_is_refused(self, xp, backend):
+        if backend is Backend.ARRAY_API_STRICT:
+            pytest.skip(
+                "the other library here is NumPy, whose host chunks stream onto any backend"
+            )
+        strict = pytest.importorskip("array_api_strict")
+        chunks = [asarray(xp, np.eye(3)), strict.asarray(np.eye(3))]
+        with pytest.raises(TypeError, match=r"`chunks\[1\]` is a array_api_strict array"):
+            mx.streaming_pca(chunks, 1)
 
 
 class TestEstimator:
