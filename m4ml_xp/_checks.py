@@ -31,6 +31,7 @@ from m4ml_xp._xp import (
     is_traced,
     library_name,
     materialise,
+    namespace_for,
     numpy_scalar_as_array,
 )
 
@@ -307,6 +308,24 @@ def check_int(value: Any, name: str, *, low: int = 0) -> int:
 def check_seed(seed: Any) -> int | None:
     """Validate a ``seed`` option: ``None`` or an integer ``>= 0``."""
     return None if seed is None else check_int(seed, "seed")
+
+
+def creation_namespace(xp: Any, device: Any = None) -> Namespace:
+    """Return the namespace an array creator was given (`xp`; NumPy when None), `device` checked."""
+    if xp is not None and not callable(getattr(xp, "empty", None)):
+        msg = (
+            "`xp` must be an array namespace, the module itself (numpy, torch, jax.numpy, "
+            f"cupy, dask.array, array_api_strict); got {xp!r} ({type(xp).__name__})"
+        )
+        raise TypeError(msg)
+    xp = namespace_for(xp)
+    if device is not None:
+        try:
+            xp.empty(0, device=device)
+        except Exception as error:  # each library words (and types) its refusal its own way
+            msg = f"`device` must be a device of {library_name(xp.empty(0))}; got {device!r} ({error})"
+            raise ValueError(msg) from error
+    return xp
 
 
 def check_float_dtype(dtype: Any, *, xp: Namespace, device: Any = None) -> Any:

@@ -33,7 +33,7 @@ _MNIST_FILES = {
 
 def _on_device(xp: Namespace | None, device: Any, dtype: Any, *host: np.ndarray) -> tuple:
     """Move the `host` arrays once to `xp` (default NumPy) on `device`, in the float `dtype`."""
-    xp = _xp.namespace_for(xp)
+    xp = _checks.creation_namespace(xp, device)
     dtype = _checks.check_float_dtype(dtype, xp=xp, device=device)
     return tuple(xp.asarray(values, dtype=dtype, device=device) for values in host)
 

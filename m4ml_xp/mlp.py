@@ -78,7 +78,7 @@ def init_mlp(
     """
     sizes = _layer_sizes(layer_sizes)
     _checks.check_choice(init, "init", _INITS)
-    xp = _xp.namespace_for(xp)
+    xp = _checks.creation_namespace(xp, device)
     dtype = _checks.check_float_dtype(dtype, xp=xp, device=device)
     rng = _xp.generator(_checks.check_seed(seed))
     params = []

@@ -92,7 +92,7 @@ def generate_internet(
             f"use generate_internet_edges for more than {_MAX_DENSE_PAGES} pages"
         )
         raise ValueError(msg)
-    xp = _xp.namespace_for(xp)
+    xp = _checks.creation_namespace(xp, device)
     rng = _xp.generator(_checks.check_seed(seed))
     index = np.arange(n)
     distance = np.abs(index[:, None] - index[None, :])
@@ -140,7 +140,7 @@ def generate_internet_edges(
     (True, True)
     """
     n = _checks.check_int(n, "n", low=1)
-    xp = _xp.namespace_for(xp)
+    xp = _checks.creation_namespace(xp, device)
     rng = _xp.generator(_checks.check_seed(seed))
     distances = np.arange(n)
     pairs = np.where(distances == 0, n, 2 * (n - distances))  # ordered pairs at each distance

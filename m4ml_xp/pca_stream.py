@@ -101,7 +101,7 @@ class StreamingState(NamedTuple):
         cls, parts: dict[str, Any], *, xp: Namespace | None = None, device: Any = None
     ) -> StreamingState:
         """Rebuild a state from :meth:`state_dict`'s parts onto `xp` / `device`."""
-        xp = _xp.namespace_for(xp)
+        xp = _checks.creation_namespace(xp, device)
         mean = xp.asarray(parts["mean"], device=device)
         scale = parts.get("scale", 1.0)  # 1: a state saved before the scale was kept
         return cls(

@@ -11,7 +11,7 @@ import numbers
 from typing import Any
 
 from m4ml_xp import _checks, _scaling, _xp
-from m4ml_xp._xp import Array, Namespace, device, namespace_for
+from m4ml_xp._xp import Array, Namespace, device
 from m4ml_xp.bases import _count_nonzero_columns, _eps, gram_schmidt
 
 __all__ = [
@@ -31,12 +31,12 @@ def _parameter(
     if isinstance(value, list | tuple):
         for item in value:
             _checks.check_real(item, f"{name}[...]", finite=True)
-        xp = namespace_for(xp)
+        xp = _checks.creation_namespace(xp, device_)
         dtype = _checks.check_float_dtype(dtype, xp=xp, device=device_)
         return xp.asarray([float(v) for v in value], dtype=dtype, device=device_), xp
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         _checks.check_real(value, name, finite=True)
-        xp = namespace_for(xp)
+        xp = _checks.creation_namespace(xp, device_)
         dtype = _checks.check_float_dtype(dtype, xp=xp, device=device_)
         return xp.asarray(float(value), dtype=dtype, device=device_), xp
     xp = _checks.namespace(**{name: value})

@@ -314,6 +314,19 @@ def test_float32_with_float64_promotes_or_refuses_in_words(name: str, xp: Any, d
     assert re.search(r"`\w+`", refusal), f"{name}: {refusal}"
 
 
+CREATORS = [name for name, entry in FUNCTIONS.items() if entry.creates]
+
+
+@pytest.mark.parametrize("name", _params(CREATORS))
+def test_creators_refuse_a_name_for_xp_and_a_device_the_library_lacks(name: str) -> None:
+    entry = FUNCTIONS[name]
+    a = entry_inputs(entry, np, None)
+    with pytest.raises(TypeError, match="`xp` must be an array namespace"):
+        _run(entry, {**a, "xp": "numpy"})
+    with pytest.raises(ValueError, match="`device` must be a device of numpy"):
+        _run(entry, {**a, "device": "cuda:0"})
+
+
 SEEDED = [name for name, entry in FUNCTIONS.items() if entry.seeded is not None]
 
 
