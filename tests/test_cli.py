@@ -269,6 +269,20 @@ def test_fit_nist_prints_certified_digits(capsys, monkeypatch):
     assert min(digits) >= 6
 
 
+def test_fit_nist_refuses_a_start_of_the_wrong_length(capsys):
+    code, _, err = run(capsys, "fit", "Misra1a", "--p0", "1,2,3")
+    assert code == 2
+    assert "--p0 needs 2 values for Misra1a: b1, b2" in err
+
+
+def test_fit_refuses_a_sigma_column_that_is_not_positive(capsys, tmp_path):
+    path = tmp_path / "data.txt"
+    path.write_text("0 2\n1 4\n2 6.5\n")
+    code, _, err = run(capsys, "fit", str(path), "--model", "line", "--sigma-col", "0")
+    assert code == 2
+    assert "--sigma-col 0: uncertainties must be positive; that column holds 0" in err
+
+
 def test_fit_csv_with_named_model_matches_scipy(capsys, tmp_path):
     from scipy.optimize import curve_fit
 
@@ -580,6 +594,11 @@ def test_edge_list_with_a_header_line(tmp_path):
     np.testing.assert_array_equal(weights, [1.0, 2.0])
     path.write_text("x y\ny x\n")  # names without a header: both lines are edges
     assert read_edge_list(path)[3] == ["x", "y"]
+    for header in ("from_id,to_id", '"src","dst"'):  # any words above numeric ids; quotes
+        path.write_text(f"{header}\n0,1\n1,2\n2,0\n")
+        src, dst, weights, labels = read_edge_list(path)
+        np.testing.assert_array_equal(src, [0, 1, 2])
+        assert labels is None
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
             if args.p0 is None
             else _start(args.p0, xp, device, dtype)
         )
+        n_parameters = problem.starts.shape[1]
+        if p0.shape[0] != n_parameters:
+            names = ", ".join(f"b{i + 1}" for i in range(n_parameters))
+            raise CLIError(f"--p0 needs {n_parameters} values for {problem.name}: {names}")
         start = time.perf_counter()
         fit = curve_fit(problem.model, problem.x, problem.y, p0, **_tolerances(args, 1e-15))
         seconds = time.perf_counter() - start
@@ -132,11 +136,15 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(
             f"--p0 needs {len(model.parameters)} values for {args.model}: {', '.join(model.parameters)}"
         )
-    sigma = (
-        xp.asarray(table[:, args.sigma_col], dtype=dtype, device=device)
-        if args.sigma_col is not None
-        else None
-    )
+    sigma = None
+    if args.sigma_col is not None:
+        uncertainties = table[:, args.sigma_col]
+        if not (uncertainties > 0).all():
+            raise CLIError(
+                f"--sigma-col {args.sigma_col}: uncertainties must be positive; that column "
+                f"holds {uncertainties.min():g}"
+            )
+        sigma = xp.asarray(uncertainties, dtype=dtype, device=device)
     start = time.perf_counter()
     fit = curve_fit(
         model.function,

@@ -61,10 +61,18 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _is_header(fields: list[str]) -> bool:
-    """Column names, or three fields none of which is a number (no edge has a word as weight)."""
-    words = {field.lower() for field in fields} <= HEADER_WORDS
-    return words or (len(fields) == 3 and not any(map(_is_number, fields)))
+def _is_header(first: list[str], rest: list[list[str]]) -> bool:
+    """Whether the first line names the columns rather than being an edge.
+
+    Column names (:data:`HEADER_WORDS`); three fields none of which is a number (no
+    edge has a word as weight); or words above lines whose ids are all numbers.
+    """
+    if {field.lower() for field in first} <= HEADER_WORDS:
+        return True
+    if any(map(_is_number, first)):
+        return False
+    numeric_ids = bool(rest) and all(_is_number(f) for fields in rest for f in fields[:2])
+    return len(first) == 3 or numeric_ids
 
 
 def read_edge_list(
@@ -74,24 +82,26 @@ def read_edge_list(
 
     Integer node ids are used as given (``n_nodes = max id + 1``); any other labels
     are numbered in sorted order and returned as the label list.  A first line of
-    column names (``src,dst,weight``, ``source target`` …: :data:`HEADER_WORDS`), or
-    of three fields none of which is a number, is a CSV header and skipped.
+    column names is a CSV header and skipped: known names (``src,dst,weight``,
+    ``source target`` …: :data:`HEADER_WORDS`), three fields none of which is a
+    number, or any words above numeric ids (``from_id,to_id``).  Quotes around a
+    field are dropped.
     """
     path = Path(path)
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise CLIError(f"cannot read edge list {path}: {exc}") from None
-    sources, targets, weights = [], [], []
-    n_columns = None
+    rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].replace(",", " ").strip()
-        if not line:
-            continue
-        fields = line.split()
-        if n_columns is None and _is_header(fields):
-            n_columns = len(fields)
-            continue
+        if line:
+            rows.append((number, line, [field.strip("\"'") for field in line.split()]))
+    if rows and _is_header(rows[0][2], [fields for _, _, fields in rows[1:]]):
+        rows = rows[1:]
+    sources, targets, weights = [], [], []
+    n_columns = None
+    for number, line, fields in rows:
         if len(fields) not in (2, 3) or (n_columns is not None and len(fields) != n_columns):
             raise CLIError(
                 f"{path}, line {number}: expected 'src dst [weight]' consistently; got {line!r}"
