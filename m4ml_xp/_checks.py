@@ -210,6 +210,21 @@ def check_same_rows(x: Array, y: Array, names: tuple[str, str]) -> None:
         raise ValueError(msg)
 
 
+def check_symmetric(A: Array, name: str) -> Array:
+    """Refuse a square matrix that is not symmetric to rounding (``|A − Aᵀ| ≤ 100·eps·max|A|``).
+
+    Returns its values: a (small) Dask matrix is computed, in its chunks' library.
+    """
+    values = materialise(A)
+    ns = array_namespace(values)
+    eps = float(ns.finfo(values.dtype).eps)
+    largest = ns.max(ns.abs(values))
+    asymmetry = ns.max(ns.abs(values - ns.linalg.matrix_transpose(values)))
+    if not bool(asymmetry <= 100 * eps * largest):
+        raise ValueError(f"`{name}` must be symmetric; max |A − Aᵀ| = {float(asymmetry):.3g}")
+    return values
+
+
 def check_spd(A: Array, name: str, *, xp: Namespace, n: int) -> Array:
     """Validate an ``(n, n)`` symmetric positive definite matrix (an inner product's).
 
@@ -223,13 +238,8 @@ def check_spd(A: Array, name: str, *, xp: Namespace, n: int) -> Array:
         raise ValueError(msg)
     if is_traced(A):
         return A
-    values = materialise(A)
+    values = check_symmetric(A, name)
     ns = array_namespace(values)
-    eps = float(ns.finfo(values.dtype).eps)
-    largest = ns.max(ns.abs(values))
-    asymmetry = ns.max(ns.abs(values - ns.linalg.matrix_transpose(values)))
-    if not bool(asymmetry <= 100 * eps * largest):
-        raise ValueError(f"`{name}` must be symmetric; max |A − Aᵀ| = {float(asymmetry):.3g}")
     smallest = ns.min(ns.linalg.eigvalsh(values))
     if not bool(smallest > 0):
         msg = (

@@ -149,6 +149,8 @@ def affine_cov(S: Array, A: Array) -> Array:
     """
     xp = _checks.namespace(S=S, A=A)
     S = _checks.check_real_array(S, "S", xp=xp, ndim=2, square=True)
+    if not _xp.is_traced(S):
+        _checks.check_symmetric(S, "S")  # a covariance
     A = _checks.check_real_array(A, "A", xp=xp, ndim=2)
     S, A = _checks.promoted(S, A, xp=xp)
     if A.shape[1] != S.shape[0]:

@@ -89,6 +89,8 @@ class TestStatistics:
             )
         with pytest.raises(ValueError, match="`A` must have 3 columns"):
             mx.affine_cov(asarray(xp, np.eye(3)), asarray(xp, np.ones((2, 2))))
+        with pytest.raises(ValueError, match="`S` must be symmetric"):
+            mx.affine_cov(asarray(xp, np.triu(np.ones((3, 3)))), asarray(xp, np.eye(3)))
         with pytest.raises(TypeError, match="`X` must be an array"):
             mx.mean([[1.0, 2.0]])
 
