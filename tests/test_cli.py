@@ -617,6 +617,21 @@ def test_out_of_range_options_are_refused_not_capped(capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+def test_every_option_of_every_command_says_what_it_does():
+    import argparse
+
+    from m4ml_xp.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    silent = [
+        f"{name} {'/'.join(action.option_strings) or action.dest}"
+        for name, parser in commands.choices.items()
+        for action in parser._actions
+        if not action.help and not isinstance(action, argparse._HelpAction)
+    ]
+    assert not silent, silent
+
+
 def test_help_is_plain_text(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["--help"])

@@ -20,7 +20,9 @@ from m4ml_xp.cli.options import (
 def add_parser(commands: Any) -> None:
     """Add ``bench`` to the sub-commands."""
     bench = commands.add_parser("bench", help="time m4ml_xp against the reference tools in one run")
-    bench.add_argument("what", choices=["all", "pagerank", "nn", "lsq", "pca"])
+    bench.add_argument(
+        "what", choices=["all", "pagerank", "nn", "lsq", "pca"], help="the section to time"
+    )
     bench.add_argument(
         "--results",
         metavar="PATH",
@@ -76,10 +78,14 @@ def add_parser(commands: Any) -> None:
         "--data", help="nn, pca: MNIST directory (default $M4ML_XP_DATA, else random)"
     )
     bench.add_argument("--batch", type=positive_int, default=100, help="nn: batch size")
-    bench.add_argument("--nodes", type=positive_int, default=100_000)
-    bench.add_argument("--edges", type=positive_int, default=1_000_000)
-    bench.add_argument("--repeat", type=positive_int, default=3)
-    bench.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    bench.add_argument("--nodes", type=positive_int, default=100_000, help="pagerank: pages")
+    bench.add_argument("--edges", type=positive_int, default=1_000_000, help="pagerank: links")
+    bench.add_argument(
+        "--repeat", type=positive_int, default=3, help="interleaved rounds; the best of each side"
+    )
+    bench.add_argument(
+        "--dtype", default="float64", choices=["float32", "float64"], help="pagerank, pca"
+    )
     bench.add_argument(
         "--tol", type=positive_float, default=1e-6, help="NetworkX's tolerance (its default 1e-6)"
     )

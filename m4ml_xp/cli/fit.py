@@ -44,9 +44,11 @@ def add_parser(commands: Any) -> None:
     fit.add_argument("--p0", type=float_list, help="starting parameters, e.g. 1,0,2")
     fit.add_argument("--start", type=int, default=1, choices=[1, 2], help="NIST starting vector")
     fit.add_argument("--tol", type=positive_float, help="ftol = xtol = gtol (NIST: 1e-15)")
-    fit.add_argument("--max-nfev", type=positive_int)
+    fit.add_argument("--max-nfev", type=positive_int, help="most residual evaluations")
     add_backend_arguments(fit, job="fit")
-    fit.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    fit.add_argument(
+        "--dtype", default="float64", choices=["float32", "float64"], help="working dtype"
+    )
     fit.set_defaults(func=run)
 
 

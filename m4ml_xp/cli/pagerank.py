@@ -34,16 +34,18 @@ def add_parser(commands: Any) -> None:
     )
     pr.add_argument("--seed", type=int, default=0, help="seed for --generate")
     add_backend_arguments(pr, job="pagerank")
-    pr.add_argument("--dtype", default="float64", choices=["float32", "float64"])
-    pr.add_argument("--damping", type=float, default=0.85)
+    pr.add_argument(
+        "--dtype", default="float64", choices=["float32", "float64"], help="of the scores"
+    )
+    pr.add_argument("--damping", type=float, default=0.85, help="probability of following a link")
     pr.add_argument(
         "--tol",
         type=positive_float,
         default=1e-10,
         help="NetworkX-style: stop when the L1 change < n_nodes * tol",
     )
-    pr.add_argument("--max-iter", type=positive_int, default=100)
-    pr.add_argument("--top", type=positive_int, default=10)
+    pr.add_argument("--max-iter", type=positive_int, default=100, help="most iterations")
+    pr.add_argument("--top", type=positive_int, default=10, help="pages to print")
     pr.set_defaults(func=run)
 
 

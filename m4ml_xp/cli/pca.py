@@ -53,15 +53,22 @@ def add_parser(commands: Any) -> None:
     job.add_argument("--limit", type=positive_int, help="use the first N images")
     add_backend_arguments(job, job="pca", default="auto")
     job.add_argument(
-        "--method", default="auto", choices=["auto", "covariance_eigh", "svd", "gram", "randomized"]
+        "--method",
+        default="auto",
+        choices=["auto", "covariance_eigh", "svd", "gram", "randomized"],
+        help="PCA route (auto: by shape and backend)",
     )
-    job.add_argument("--n-components", type=positive_int, default=50)
-    job.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    job.add_argument(
+        "--n-components", type=positive_int, default=50, help="components to keep (<= 784)"
+    )
+    job.add_argument(
+        "--dtype", default="float32", choices=["float32", "float64"], help="working dtype"
+    )
     job.add_argument(
         "--seed", type=nonnegative_int, default=0, help="for --method randomized and --augment"
     )
     job.add_argument("--out", default="m4ml-xp-pca", help="folder for the PNGs")
-    job.add_argument("--no-plots", action="store_true")
+    job.add_argument("--no-plots", action="store_true", help="print the table only")
     augment = job.add_argument_group("augmentation (the MNIST-8M recipe, streamed)")
     augment.add_argument(
         "--augment", type=positive_int, metavar="K",

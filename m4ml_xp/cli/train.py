@@ -39,14 +39,22 @@ def add_parser(commands: Any) -> None:
     train.add_argument(
         "--hidden", type=int_list, default=[128], help="hidden layer sizes, e.g. 128 or 256,64"
     )
-    train.add_argument("--activation", default="relu", choices=["relu", "tanh", "sigmoid"])
-    train.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "momentum"])
-    train.add_argument("--lr", type=positive_float, default=1e-3)
-    train.add_argument("--epochs", type=positive_int, default=10)
-    train.add_argument("--batch-size", type=positive_int, default=100)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--activation", default="relu", choices=["relu", "tanh", "sigmoid"], help="hidden layers"
+    )
+    train.add_argument(
+        "--optimizer", default="adam", choices=["adam", "sgd", "momentum"], help="update rule"
+    )
+    train.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate")
+    train.add_argument("--epochs", type=positive_int, default=10, help="passes over the data")
+    train.add_argument("--batch-size", type=positive_int, default=100, help="images per step")
+    train.add_argument(
+        "--seed", type=int, default=0, help="initial weights and batch order (a NumPy Generator)"
+    )
     add_backend_arguments(train, job="train")
-    train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    train.add_argument(
+        "--dtype", default="float32", choices=["float32", "float64"], help="working dtype"
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=run)
 
