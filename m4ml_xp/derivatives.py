@@ -10,9 +10,7 @@ in :mod:`m4ml_xp.root_finding`; :mod:`m4ml_xp.calculus` gathers both.
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from m4ml_xp import _checks, _xp
@@ -78,14 +76,6 @@ def _unit_steps(x: Array, power: float, *, xp: Namespace) -> Array:
     return (x + h) - x
 
 
-@contextlib.contextmanager
-def _quiet_overflow() -> Iterator[None]:
-    """NumPy's overflow warnings silenced around a quotient that the caller checks and explains."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        yield
-
-
 def _fd_jacobian(f: Function, x: Array, *, xp: Namespace) -> Array:
     """Central differences, step ``eps**(1/3)``: error ~ eps**(2/3) (float32: ~4 digits)."""
     n = x.shape[0]
@@ -96,7 +86,7 @@ def _fd_jacobian(f: Function, x: Array, *, xp: Namespace) -> Array:
         e = eye[j, :] * h[j]
         forward = _call(f, x + e, "f", xp=xp, max_ndim=1)
         backward = _call(f, x - e, "f", xp=xp, max_ndim=1)
-        with _quiet_overflow():  # an overflowing quotient is explained by the caller
+        with _xp.quiet_overflow():  # an overflowing quotient is explained by the caller
             columns.append((forward - backward) / (2 * h[j]))
     return xp.stack(columns, axis=-1)
 
@@ -116,13 +106,13 @@ def _fd_hessian(f: Function, x: Array, *, xp: Namespace) -> Array:
     for i in range(n):
         # divide by each step in turn: 4·hᵢ·hⱼ alone under/overflows at extreme |x|
         up, down = value(x + 2 * steps[i]), value(x - 2 * steps[i])
-        with _quiet_overflow():
+        with _xp.quiet_overflow():
             entries[i, i] = (up - 2 * centre + down) / (2 * h[i]) / (2 * h[i])
         for j in range(i + 1, n):
             plus, minus = x + steps[i], x - steps[i]
             corners = [value(plus + steps[j]), value(plus - steps[j]),
                        value(minus + steps[j]), value(minus - steps[j])]  # fmt: skip
-            with _quiet_overflow():
+            with _xp.quiet_overflow():
                 mixed = corners[0] - corners[1] - corners[2] + corners[3]
                 entries[i, j] = entries[j, i] = mixed / (2 * h[i]) / (2 * h[j])
     rows = [xp.stack([entries[i, j] for j in range(n)]) for i in range(n)]

@@ -10,7 +10,6 @@ unchanged under ``jax.jit``; the state holds only arrays.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -381,13 +380,14 @@ def gradient_descent(
     n_steps = _checks.check_int(n_steps, "n_steps", low=0)
     gradient = _gradient_function(grad, x, xp=xp)
     path = [x]
-    with warnings.catch_warnings():  # NumPy's overflow warnings: a divergence is reported below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for _ in range(n_steps):
-            (x,) = _xp.evaluate(xp.asarray(x - lr * gradient(x)))
-            path.append(x)
-        path = xp.stack(path)
-    if not bool(_checks.all_finite(path)):  # Dask: each step is persisted, a cheap read
+    for _ in range(n_steps):
+        g = gradient(x)
+        with _xp.quiet_overflow():  # a divergence is reported below, in words
+            (x,) = _xp.evaluate(xp.asarray(x - lr * g))
+        path.append(x)
+    path = xp.stack(path)
+    # Dask: each step is persisted, a cheap read; under jax.jit nothing can be read
+    if not _xp.is_traced(path) and not bool(_checks.all_finite(path)):
         finite = _xp.to_host(xp.all(xp.isfinite(xp.reshape(path, (n_steps + 1, -1))), axis=1))
         warn(f"gradient_descent diverged: the iterate is not finite from step {finite.index(False)} "
              "on (the path keeps it); lower `lr`, or check `grad`", ConvergenceWarning)  # fmt: skip

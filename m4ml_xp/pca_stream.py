@@ -295,7 +295,7 @@ def _one_library(chunks: Iterable[Any], xp: Namespace, start: int) -> Iterator[A
         other = _xp.library_name(chunk) if _xp.is_array(chunk) else None
         if other not in (None, "numpy", library):
             msg = (
-                f"`chunks[{index}]` is a {other} array in a stream of {library} arrays: pass "
+                f"`chunks[{index}]` comes from {other}, in a stream of {library} arrays: pass "
                 "chunks of one library (host NumPy chunks are moved to any backend)"
             )
             raise TypeError(msg)

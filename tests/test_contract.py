@@ -290,8 +290,8 @@ TRANSFORMS = [
 
 
 @pytest.mark.parametrize("name", _params(TRANSFORMS, test="mixed_widths"))
-def test_float32_with_float64_promotes_or_refuses_in_words(name: str, xp: Any, device: Any) -> None:
-    """One float32 array among float64 ones: float64 results (NumPy's promotion), or a clear error.
+def test_float32_with_float64_promotes(name: str, xp: Any, device: Any) -> None:
+    """One float32 array among float64 ones: float64 results (NumPy's promotion).
 
     Or the dtype of the entry's `dtype_of` argument, by its convention.  PyTorch does
     not promote in products ("expected m1 and m2 to have the same dtype").
@@ -304,14 +304,7 @@ def test_float32_with_float64_promotes_or_refuses_in_words(name: str, xp: Any, d
         pytest.skip(f"{name} takes fewer than two floating arrays")
     a[wide[0]] = xp.astype(a[wide[0]], xp.float32)
     expected = xp.float64 if entry.dtype_of is None else a[entry.dtype_of].dtype
-    try:
-        result = _run(entry, a)
-    except (ValueError, TypeError) as error:
-        refusal = str(error)
-    else:
-        assert_outputs_promised(name, result, xp, device, dtype=expected)
-        return
-    assert re.search(r"`\w+`", refusal), f"{name}: {refusal}"
+    assert_outputs_promised(name, _run(entry, a), xp, device, dtype=expected)
 
 
 CREATORS = [name for name, entry in FUNCTIONS.items() if entry.creates]

@@ -76,7 +76,7 @@ class TestStatistics:
             xp=xp,
         )
 
-    def test_device_and_bad_inputs(self, xp, device):
+    def test_device_and_bad_inputs(self, xp, device, backend):
         X = asarray(xp, data(0), device)
         assert device_of(mx.cov(X)) == device
         with pytest.raises(ValueError, match="`X` must be a 2-D"):
@@ -89,8 +89,9 @@ class TestStatistics:
             )
         with pytest.raises(ValueError, match="`A` must have 3 columns"):
             mx.affine_cov(asarray(xp, np.eye(3)), asarray(xp, np.ones((2, 2))))
-        with pytest.raises(ValueError, match="`S` must be symmetric"):
-            mx.affine_cov(asarray(xp, np.triu(np.ones((3, 3)))), asarray(xp, np.eye(3)))
+        if backend is not Backend.DASK:  # a global check: not computed on Dask's lazy S
+            with pytest.raises(ValueError, match="`S` must be symmetric"):
+                mx.affine_cov(asarray(xp, np.triu(np.ones((3, 3)))), asarray(xp, np.eye(3)))
         with pytest.raises(TypeError, match="`X` must be an array"):
             mx.mean([[1.0, 2.0]])
 

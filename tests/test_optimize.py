@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -207,14 +209,29 @@ class TestGradientDescent:
 
     def test_divergence_is_reported_and_the_path_kept(self, xp):
         x0 = asarray(xp, np.array([1.0, -2.0]))
-        with pytest.warns(
-            ConvergenceWarning, match="diverged: the iterate is not finite from step 3"
-        ):
-            result = mx.gradient_descent(lambda x: 1e150 * x, x0, lr=1e3, n_steps=5)
+        # x ← x − 1e200·x: ±1e200 after one step, beyond the range after two
+        with pytest.warns(ConvergenceWarning, match="not finite from step 2"):
+            result = mx.gradient_descent(lambda x: x, x0, lr=1e200, n_steps=4)
         path = to_numpy(result.path)
-        assert path.shape == (6, 2)
-        assert np.isfinite(path[:3]).all()
-        assert not np.isfinite(path[3:]).any()
+        assert path.shape == (5, 2)
+        assert np.isfinite(path[:2]).all()
+        assert not np.isfinite(path[2:]).any()
+
+    def test_the_gradients_own_warnings_are_kept(self, xp):
+        def grad(x):
+            warnings.warn("grad's own warning", RuntimeWarning, stacklevel=2)
+            return 2 * x
+
+        with pytest.warns(RuntimeWarning, match="grad's own warning"):
+            mx.gradient_descent(grad, asarray(xp, np.ones(2)), lr=0.1, n_steps=2)
+
+    def test_runs_under_jax_jit(self, xp, backend):
+        if backend is not Backend.JAX:
+            pytest.skip("jit is JAX's")
+        import jax
+
+        path = jax.jit(lambda x0: mx.gradient_descent(lambda x: 2 * x, x0, lr=0.25, n_steps=2).path)
+        np.testing.assert_allclose(to_numpy(path(xp.ones(1))), [[1.0], [0.5], [0.25]])
 
 
 class TestMinimize:

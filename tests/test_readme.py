@@ -24,6 +24,8 @@ from tests.conftest import Backend
 README = Path(__file__).resolve().parents[1] / "README.md"
 SKIP = "# not run by tests/test_readme.py:"
 GPU = "# needs a CUDA GPU"
+#: Libraries a session may lack (a block importing one is skipped there; any other import runs)
+OPTIONAL = frozenset(["dask", "torch", "jax", "cupy", "array_api_strict", "matplotlib", "zarr"])
 
 
 def _blocks() -> list[tuple[int, str]]:
@@ -69,7 +71,7 @@ def test_block_runs_as_printed(line, source, tmp_path, monkeypatch) -> None:
     if first.startswith(GPU) and not _has_cuda():
         pytest.skip(f"README line {line}: {first.removeprefix('#').strip()}")
     for module in re.findall(r"^(?:import|from) (\w+)", source, flags=re.M):
-        if importlib.util.find_spec(module) is None:  # e.g. Dask, in a session without it
+        if module in OPTIONAL and importlib.util.find_spec(module) is None:
             pytest.skip(f"README line {line} imports {module}, not installed here")
     # as on a fresh machine: no data directory (the package ships what the README names)
     monkeypatch.delenv("M4ML_XP_DATA", raising=False)

@@ -215,7 +215,7 @@ def test_host_driven_runs_the_loop_on_the_chunks_library(xp, backend):
 
 
 # --------------------------------------------------------------------------- linear algebra
-@pytest.mark.parametrize("shape", [(1, 7, 3), (5, 4, 1), (2, 3, 6, 2)])
+@pytest.mark.parametrize("shape", [(1, 7, 3), (5, 4, 1), (2, 3, 6, 2), (3, 9, 6)])
 def test_gram_of_a_stack_is_each_matrix_transposed_times_itself(xp, shape):
     values = np.random.default_rng(0).standard_normal(shape)
     out = _xp.gram(xp.asarray(values), xp=xp)

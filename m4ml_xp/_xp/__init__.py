@@ -63,6 +63,7 @@ from m4ml_xp._xp._namespaces import (
     library_name,
     namespace_for,
     numpy_scalar_as_array,
+    quiet_overflow,
 )
 from m4ml_xp._xp._sparse import (
     EdgeOperator,

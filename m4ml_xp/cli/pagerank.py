@@ -99,10 +99,10 @@ def read_edge_list(
         line = line.split("#", 1)[0].replace(",", " ").strip()
         if line:
             rows.append((number, line, [field.strip("\"'") for field in line.split()]))
-    if rows and _is_header(rows[0][2], [fields for _, _, fields in rows[1:]]):
-        rows = rows[1:]
-    sources, targets, weights = [], [], []
     n_columns = None
+    if rows and _is_header(rows[0][2], [fields for _, _, fields in rows[1:]]):
+        n_columns, rows = len(rows[0][2]), rows[1:]  # the edges have the header's columns
+    sources, targets, weights = [], [], []
     for number, line, fields in rows:
         if len(fields) not in (2, 3) or (n_columns is not None and len(fields) != n_columns):
             raise CLIError(
