@@ -632,6 +632,19 @@ def test_every_option_of_every_command_says_what_it_does():
     assert not silent, silent
 
 
+def test_warnings_print_as_one_line_naming_their_kind(capsys, tmp_path):
+    import warnings
+
+    path = tmp_path / "edges.txt"
+    path.write_text("0 1\n1 2\n2 0\n2 1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # as in a shell (pytest makes warnings errors)
+        code, _, err = run(capsys, "pagerank", str(path), "--max-iter", "1")
+    assert code == 1  # not converged
+    assert "m4ml-xp: ConvergenceWarning: PageRank did not converge in 1 iterations" in err
+    assert ".py:" not in err  # no file of the library (or of runpy) named
+
+
 def test_help_is_plain_text(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["--help"])

@@ -31,7 +31,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from m4ml_xp.cli import bench, fit, info, pagerank, pca, train
 from m4ml_xp.cli.options import CLIError, missing
@@ -52,11 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """Print a warning as one line naming its kind, not a file of the library."""
+    print(f"m4ml-xp: {category.__name__}: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``m4ml-xp`` command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        status = args.func(args)
+        with warnings.catch_warnings():  # restores the display after the command
+            warnings.showwarning = _show_warning
+            status = args.func(args)
         sys.stdout.flush()  # here, so that a closed pipe is seen here, not at exit
         return status
     except BrokenPipeError:  # `m4ml-xp ... | head`: the reader has all it wanted
