@@ -290,12 +290,16 @@ TRANSFORMS = [
 
 
 @pytest.mark.parametrize("name", _params(TRANSFORMS, test="mixed_widths"))
-def test_float32_with_float64_promotes(name: str, xp: Any, device: Any) -> None:
+def test_float32_with_float64_promotes(name: str, xp: Any, device: Any, backend: Backend) -> None:
     """One float32 array among float64 ones: float64 results (NumPy's promotion).
 
     Or the dtype of the entry's `dtype_of` argument, by its convention.  PyTorch does
     not promote in products ("expected m1 and m2 to have the same dtype").
     """
+    if backend is Backend.JAX:  # and each case would compile the whole function anew
+        pytest.skip(
+            "jax.numpy promotes mixed widths itself; with JAX's default x64 off all are float32"
+        )
     entry = FUNCTIONS[name]
     a = entry_inputs(entry, xp, device)
     wide = [key for key, value in a.items() if key not in ("xp", "device")
