@@ -53,13 +53,13 @@ def namespace(optional: Iterable[str] = (), **arrays: Array | None) -> Namespace
         libraries = ", ".join(f"`{n}` is a {library_name(x)} array" for n, x in present.items())
         msg = f"arrays from different libraries were mixed: {libraries}; pass arrays of one library"
         raise TypeError(msg) from None
-    items = list(present.items())
-    first_name, first = items[0]
-    for name, x in items[1:]:
-        if device(x) != device(first):
+    # a JAX tracer (under jit, grad, vmap) has no device: it takes the others'
+    placed = [(name, device(x)) for name, x in present.items() if device(x) is not None]
+    for name, where in placed[1:]:
+        if where != placed[0][1]:
             msg = (
-                f"`{first_name}` and `{name}` are on different devices "
-                f"({device(first)} and {device(x)}); move them to one device"
+                f"`{placed[0][0]}` and `{name}` are on different devices "
+                f"({placed[0][1]} and {where}); move them to one device"
             )
             raise ValueError(msg)
     return xp
@@ -144,7 +144,7 @@ def check_real_array(
         return x
     msg = f"`{name}` must contain only finite values; it has NaN or infinity"
     if small and not is_traced(x):
-        if not bool(all_finite(x)):
+        if fails(all_finite(x)):
             raise ValueError(msg)
         return x
     return check_values(x, all_finite, msg)
@@ -220,7 +220,7 @@ def check_symmetric(A: Array, name: str) -> Array:
     eps = float(ns.finfo(values.dtype).eps)
     largest = ns.max(ns.abs(values))
     asymmetry = ns.max(ns.abs(values - ns.linalg.matrix_transpose(values)))
-    if not bool(asymmetry <= 100 * eps * largest):
+    if fails(asymmetry <= 100 * eps * largest):
         raise ValueError(f"`{name}` must be symmetric; max |A − Aᵀ| = {float(asymmetry):.3g}")
     return values
 
@@ -241,7 +241,7 @@ def check_spd(A: Array, name: str, *, xp: Namespace, n: int) -> Array:
     values = check_symmetric(A, name)
     ns = array_namespace(values)
     smallest = ns.min(ns.linalg.eigvalsh(values))
-    if not bool(smallest > 0):
+    if fails(smallest > 0):
         msg = (
             f"`{name}` must be positive definite; its smallest eigenvalue is {float(smallest):.3g}"
         )
@@ -375,6 +375,8 @@ def all_finite(x: Array) -> Array:
     with warnings.catch_warnings():  # NumPy warns when finite values overflow the sum
         warnings.simplefilter("ignore", RuntimeWarning)
         quick = xp.isfinite(xp.sum(x))
+        if is_traced(quick):  # a constant inside the caller's jit: its values are staged
+            return quick
         finite_sum = bool(quick)  # read inside: a lazy (Dask) sum is computed here
     if finite_sum:
         return quick
@@ -385,6 +387,15 @@ def all_non_negative(x: Array) -> Array:
     """Predicate for :func:`check_values`: every entry ``>= 0`` (a 0-d bool array)."""
     xp = array_namespace(x)
     return xp.all(x >= 0)
+
+
+def fails(condition: Array) -> bool:
+    """Whether a 0-d check result is known to be false.
+
+    Under the caller's ``jax.jit`` even a constant's checks are staged, not computed:
+    such a result is unknown, and the check is not made (as for a traced argument).
+    """
+    return not is_traced(condition) and not bool(condition)
 
 
 def check_values(x: Array, predicate: Any, message: str) -> Array:
@@ -398,7 +409,7 @@ def check_values(x: Array, predicate: Any, message: str) -> Array:
         return x
     if is_lazy(x):
         return deferred_check(x, predicate, message)
-    if not bool(predicate(x)):
+    if fails(predicate(x)):
         raise ValueError(message)
     return x
 
@@ -410,7 +421,7 @@ def check_bool_result(condition: Array, message: str, *, small: bool = False) ->
     (for Dask only unless `small`: the condition is cheap to compute).
     """
     inspect = not is_traced(condition) if small else not is_lazy(condition)
-    if inspect and not bool(condition):
+    if inspect and fails(condition):
         raise ValueError(message)
 
 

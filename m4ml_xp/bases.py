@@ -304,7 +304,8 @@ def change_of_basis(r: Array, B: Array) -> Array:
         raise ValueError(msg)
     dtype = xp.result_type(r, B)
     r, B = xp.astype(r, dtype), xp.astype(B, dtype)
-    if not _xp.is_traced(B) and int(_echelon(B, None, xp)[1]) < B.shape[0]:
+    rank = None if _xp.is_traced(B) else _echelon(B, None, xp)[1]  # a constant under jit: staged
+    if rank is not None and not _xp.is_traced(rank) and int(rank) < B.shape[0]:
         msg = "`B` is singular: its columns are linearly dependent and not a basis"
         raise ValueError(msg)
     # c = B⁻¹ r = (s_B / s_r) · B_s⁻¹ r_s with B_s, r_s scaled to max ≈ 1 (exact).

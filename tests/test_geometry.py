@@ -96,6 +96,30 @@ class TestStatistics:
             mx.mean([[1.0, 2.0]])
 
 
+@pytest.mark.xp_backend_only(Backend.JAX)
+def test_jax_transforms_with_a_traced_and_a_constant_argument():
+    """Under grad, vmap and jit a tracer has no device (the constant's is not compared with
+    it), and a closed-over constant's checks are staged, not read."""
+    import jax
+    import jax.numpy as jnp
+
+    x, y = jnp.array([1.0, 2.0, 3.0]), jnp.array([0.0, 1.0, 5.0])
+    gradient = jax.grad(lambda a: mx.distance(a, y))(x)
+    np.testing.assert_allclose(np.asarray(gradient), (x - y) / np.linalg.norm(x - y), rtol=1e-6)
+    B = jnp.array([[1.0], [1.0], [0.0]])
+    projected = jax.vmap(lambda row: mx.project(row, B))(jnp.eye(3))
+    np.testing.assert_allclose(
+        np.asarray(projected), [[0.5, 0.5, 0], [0.5, 0.5, 0], [0, 0, 0]], rtol=1e-6, atol=1e-6
+    )
+    A, b = jnp.eye(3), jnp.ones(3)
+    np.testing.assert_allclose(np.asarray(jax.jit(lambda m: mx.affine_mean(m, A, b))(x)), x + 1)
+    # a constant's value checks inside the caller's jit are staged, not read (nor refused)
+    inner = jax.jit(lambda a: mx.distance(a, y, A=2 * A))(x)
+    np.testing.assert_allclose(float(inner), np.sqrt(2) * np.linalg.norm(x - y), rtol=1e-6)
+    coordinates = jax.jit(lambda r: mx.change_of_basis(r, 2 * A))(x)
+    np.testing.assert_allclose(np.asarray(coordinates), np.asarray(x) / 2, rtol=1e-6)
+
+
 class TestInnerProducts:
     @given(seed=st.integers(0, 2**32 - 1))
     def test_match_numpy_and_scipy(self, xp, seed):

@@ -125,8 +125,9 @@ def cpu_kernel_options() -> dict[str, Any]:
 def jit(fn: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
     """``jax.jit(fn, **kwargs)``, compiled with :func:`cpu_kernel_options` when called on CPU arrays.
 
-    Inside a caller's trace (the kernel is then inlined) and on accelerators it is
-    plain ``jax.jit``: JAX takes compiler options at the top level only.
+    Inside a caller's trace (the kernel is then inlined; JAX takes compiler options
+    at the top level only, which a call on constants alone finds out by JAX's
+    refusal) and on accelerators it is plain ``jax.jit``.
     """
     import jax
 
@@ -141,7 +142,13 @@ def jit(fn: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
         arrays = [a for a in jax.tree_util.tree_leaves((args, kw)) if isinstance(a, jax.Array)]
         cpu = bool(arrays) and not any(isinstance(a, jax.core.Tracer) for a in arrays)
         cpu = cpu and all(d.platform == "cpu" for a in arrays for d in a.devices())
-        return (on_cpu if cpu else default)(*args, **kw)
+        if cpu:
+            try:
+                return on_cpu(*args, **kw)
+            except ValueError as error:  # constants only, but inside a caller's trace
+                if "top-level" not in str(error):
+                    raise
+        return default(*args, **kw)
 
     run.variants = (default, on_cpu)  # type: ignore[attr-defined]
     run._cache_size = lambda: default._cache_size() + on_cpu._cache_size()  # type: ignore[attr-defined]
