@@ -33,6 +33,7 @@ from m4ml_xp._xp import (
     materialise,
     namespace_for,
     numpy_scalar_as_array,
+    wide_index,
 )
 
 
@@ -258,7 +259,7 @@ def check_index_array(x: Array, name: str, *, xp: Namespace, n: int, n_name: str
         msg = f"`{name}` must have an integer dtype; got {x.dtype}"
         raise TypeError(msg)
     if x.dtype not in (xp.int32, xp.int64):  # unsigned or narrow: what every scatter accepts
-        x = xp.astype(x, xp.int64)
+        x = xp.astype(x, wide_index(xp, device(x)))
     if x.shape[0] == 0 or is_traced(x):
         return x
     if is_lazy(x):

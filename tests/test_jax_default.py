@@ -153,6 +153,18 @@ def _assert_float32_close_to_numpy(name: str, ours: list[Any]) -> None:
         np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * scale, err_msg=where)
 
 
+def test_index_work_without_64_bit_types_warns_nothing(jax_user):
+    """Row masks and narrow edge indices widen to int32, not a truncated int64 (a warning)."""
+    X = jax_user.asarray(np.random.default_rng(0).random((5, 3)), dtype=jax_user.float32)
+    src, dst = (jax_user.asarray(v, dtype=jax_user.int8) for v in ([0, 1, 2], [1, 2, 0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        D = mx.pairwise_distances(X)  # Y omitted: the symmetric route masks rows
+        scores = mx.pagerank_edges(src, dst, n_nodes=3).scores
+    np.testing.assert_allclose(to_numpy(D), mx.pairwise_distances(np.asarray(X)), atol=1e-5)
+    np.testing.assert_allclose(to_numpy(scores), np.full(3, 1 / 3), rtol=1e-6)
+
+
 @pytest.mark.parametrize("method", ["covariance_eigh", "svd", "gram", "randomized"])
 def test_pca_float32_matches_scikit_learn_float64(
     method: str, jax_user: Any, monkeypatch: pytest.MonkeyPatch

@@ -64,6 +64,7 @@ from m4ml_xp._xp._namespaces import (
     namespace_for,
     numpy_scalar_as_array,
     quiet_overflow,
+    wide_index,
 )
 from m4ml_xp._xp._sparse import (
     EdgeOperator,

@@ -24,7 +24,7 @@ from array_api_compat import (
 
 from m4ml_xp._xp._dask import evaluate_tree, on_chunk_library
 from m4ml_xp._xp._devices import to_host, to_numpy
-from m4ml_xp._xp._namespaces import library_name
+from m4ml_xp._xp._namespaces import library_name, wide_index
 
 Array = Any
 Namespace = Any
@@ -403,7 +403,7 @@ def fill_masked(mask: Array, values: Array, defaults: Array, *, xp: Namespace) -
     They are replaced, in order, by the rows of `values` (one per true entry): a scatter
     without in-place writes.
     """
-    position = xp.cumulative_sum(xp.astype(mask, xp.int64)) - 1
+    position = xp.cumulative_sum(xp.astype(mask, wide_index(xp, device(mask)))) - 1
     position = xp.where(position < 0, xp.zeros_like(position), position)
     spread = xp.reshape(mask, (-1,) + (1,) * (defaults.ndim - 1))
     return xp.where(spread, xp.take(values, position, axis=0), defaults)

@@ -160,6 +160,11 @@ def has_dtype(xp: Namespace, name: str, dev: Any = None) -> bool:
     return name in dtypes
 
 
+def wide_index(xp: Namespace, dev: Any = None) -> Any:
+    """int64 where `xp` has it on `dev`, else int32 (JAX with x64 off: no truncation warning)."""
+    return xp.int64 if has_dtype(xp, "int64", dev) else xp.int32
+
+
 def default_float(xp: Namespace, dev: Any = None) -> Any:
     """Return the default real floating dtype of `xp` on device `dev`."""
     try:
