@@ -383,7 +383,7 @@ def gradient_descent(
     for _ in range(n_steps):
         g = gradient(x)
         with _xp.quiet_overflow():  # a divergence is reported below, in words
-            (x,) = _xp.evaluate(xp.asarray(x - lr * g))
+            (x,) = _xp.evaluate(_xp.numpy_scalar_as_array(x - lr * g, xp))
         path.append(x)
     path = xp.stack(path)
     # Dask: each step is persisted, a cheap read; under jax.jit nothing can be read

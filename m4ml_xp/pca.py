@@ -159,7 +159,7 @@ def working_scale(X: Array, name: str, *, xp: Namespace, also: Array | None = No
         largest = xp.maximum(largest, largest_magnitude(also, xp=xp))
     if _xp.is_lazy(largest):
         return _scaling.power_of_two_scale(largest, xp=xp)
-    value = float(largest)
+    value = float(_xp.to_host(largest))  # torch: no scalar-of-a-graph warning
     if not math.isfinite(value):  # the check's own message, naming `name`
         _checks.check_real_array(largest, name, xp=xp, small=True)
     limit = 2.0 ** (int(math.log2(float(xp.finfo(X.dtype).max))) // 4)
@@ -245,6 +245,7 @@ def finish_result(
     leading variance the dtype cannot hold is reported (eager arrays only).
     """
     total = total / (N - 1)
+    total = xp.where(total > 0, total, 1.0)  # constant data: every variance and ratio is 0
     variance = singular * singular / (N - 1)
     if fraction is not None:
         shares = _xp.to_host(xp.cumulative_sum(variance) / total)
@@ -270,10 +271,12 @@ def _warn_if_unrepresentable(result: PCAResult, *, xp: Namespace, scale: Array |
     """
     if scale is None or _xp.is_lazy(result.explained_variance):
         return result
-    first = float(result.explained_variance[0])
+    first, singular = _xp.to_host(
+        xp.stack([result.explained_variance[0], result.singular_values[0]])
+    )  # one read (torch: no scalar-of-a-graph warning)
     dtype = result.explained_variance.dtype
     underflow = 0 <= first < float(xp.finfo(dtype).smallest_normal)
-    if math.isinf(first) or (underflow and float(result.singular_values[0]) > 0):
+    if math.isinf(first) or (underflow and singular > 0):
         how = "overflows to inf" if math.isinf(first) else "underflows below the normal range"
         msg = (
             f"`explained_variance` {how} in {dtype}: the variance of `X` "

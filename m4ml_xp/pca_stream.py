@@ -115,6 +115,8 @@ class StreamingState(NamedTuple):
 
 def _scale_of(state: StreamingState, xp: Namespace) -> Array:
     """Return the state's scale as a 0-d array of its mean's dtype and device."""
+    if _xp.is_array(state.scale) and state.scale.dtype == state.mean.dtype:
+        return state.scale  # (torch: asarray of a tensor in a graph warns)
     return xp.asarray(state.scale, dtype=state.mean.dtype, device=_xp.device(state.mean))
 
 

@@ -177,7 +177,7 @@ def _newton_loop(
         if reason is not None:
             status, n_iter = reason, n_iter - 1
             break
-        x_new = xp.asarray(x - step)
+        x_new = _xp.numpy_scalar_as_array(x - step, xp)
         step_size, scale, finite = _xp.to_host(
             xp.stack(
                 [

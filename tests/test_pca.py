@@ -158,6 +158,12 @@ class TestAccuracyAndOptions:
         assert np.isfinite(values).all()
         assert np.isfinite(to_numpy(result.components)).all()
 
+    def test_constant_data_has_zero_variance_ratios_not_nan(self, xp):
+        for n_components in (2, 0.9):  # a count, and a variance fraction
+            result = mx.pca(asarray(xp, np.ones((6, 3))), n_components)
+            np.testing.assert_array_equal(to_numpy(result.explained_variance_ratio), 0.0)
+            np.testing.assert_array_equal(to_numpy(result.explained_variance), 0.0)
+
     def test_bad_inputs(self, xp):
         X = asarray(xp, low_rank_data(6, 10, 4))
         with pytest.raises(ValueError, match="`X` must be a 2-D"):
@@ -233,3 +239,23 @@ class TestDistributed:
         reference = mx.pca(X, 4)
         np.testing.assert_allclose(components, reference.components, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(variance, reference.explained_variance, rtol=1e-10)
+
+
+@pytest.mark.xp_backend_only(Backend.TORCH)
+def test_tensors_that_require_grad_keep_their_graph_without_warnings():
+    import warnings
+
+    import torch
+
+    X = torch.tensor(low_rank_data(7, 20, 4), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warned of scalars and asarray of graph tensors
+        result = mx.pca(X, 2)
+        mx.reconstruction_error(X, result)
+        mx.streaming_pca([X[:10], X[10:]], 2)
+        mx.PCA(2).fit(X).transform(X)
+        path = mx.gradient_descent(lambda v: 2 * v, X[0] * 1.0, lr=0.1, n_steps=2).path
+    result.explained_variance.sum().backward()
+    assert X.grad is not None
+    assert torch.isfinite(X.grad).all()
+    assert path.grad_fn is not None

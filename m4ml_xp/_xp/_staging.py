@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from array_api_compat import (
+    array_namespace,
     device,
     is_array_api_obj,
     is_cupy_namespace,
@@ -40,7 +41,9 @@ def to_device_chunks(chunks: Iterable[Any], xp: Namespace, dev: Any = None) -> I
         stage, slots = None, None
     try:
         for chunk in chunks:
-            if stage is None or (is_array_api_obj(chunk) and not is_numpy_array(chunk)):
+            if dev is None and is_array_api_obj(chunk) and array_namespace(chunk) is xp:
+                yield chunk  # already there (torch: no asarray warning for requires_grad)
+            elif stage is None or (is_array_api_obj(chunk) and not is_numpy_array(chunk)):
                 yield xp.asarray(chunk, device=dev) if dev is not None else xp.asarray(chunk)
             else:
                 yield stage(chunk)
