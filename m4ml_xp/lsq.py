@@ -106,6 +106,7 @@ def linear_regression(X: Array, y: Array) -> LinearFit:
     (2.0, 1.0)
     """
     xp = _checks.namespace(X=X, y=y)
+    X, y = _xp.evaluate(X, y)  # Dask: read once, then checked and solved in memory
     X = _checks.check_real_array(X, "X", xp=xp, ndim=(1, 2), small=True)
     y = _checks.check_real_array(y, "y", xp=xp, ndim=(1, 2), small=True)
     if X.shape[0] != y.shape[0]:

@@ -259,3 +259,23 @@ def test_tensors_that_require_grad_keep_their_graph_without_warnings():
     assert X.grad is not None
     assert torch.isfinite(X.grad).all()
     assert path.grad_fn is not None
+
+
+@pytest.mark.xp_backend_only(Backend.DASK)
+@pytest.mark.parametrize("n_components", [2, 0.9])
+def test_dask_reads_the_data_in_one_pass_and_the_results_never_again(n_components):
+    import dask
+    import dask.array as da
+
+    reads = []
+
+    def counted(block):
+        reads.append(block.shape)
+        return block
+
+    X = da.from_array(low_rank_data(3, 400, 5), chunks=(100, 5)).map_blocks(counted)
+    result = mx.pca(X, n_components)
+    during = len(reads)
+    dask.compute(*result)
+    assert len(reads) == during  # every result field is computed from the one pass
+    assert during <= 2 * X.numblocks[0]  # was 10 (a count) or 14 (a fraction) in all, for 4
