@@ -28,6 +28,8 @@ def _parameter(
     value: Any, name: str, *, xp: Namespace | None, device_: Any, dtype: Any
 ) -> tuple[Array, Namespace]:
     """Return a transformation parameter (Python number, sequence or array) as an array."""
+    if xp is None:  # a NumPy scalar keeps its dtype, as a 0-d array would (np.float32: float32)
+        value = _xp.numpy_scalar_as_array(value, _xp.namespace_for(None))
     if isinstance(value, list | tuple):
         for item in value:
             _checks.check_real(item, f"{name}[...]", finite=True)

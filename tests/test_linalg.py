@@ -46,6 +46,14 @@ def _jit(xp, fn):
 
 
 # --------------------------------------------------------------------------- transformations
+def test_numpy_scalars_keep_their_dtype_as_0d_arrays_do():
+    assert mx.rotation_matrix(np.float32(0.3)).dtype == np.float32
+    assert mx.shear_matrix(np.float32(0.2)).dtype == np.float32
+    assert mx.rotation_matrix(np.float64(0.3)).dtype == mx.rotation_matrix(0.3).dtype == np.float64
+    with pytest.raises(TypeError, match="`theta` has dtype float16"):
+        mx.rotation_matrix(np.float16(0.3))
+
+
 class TestRotationMatrix:
     @given(theta=angles)
     def test_matches_formula_and_is_orthogonal(self, xp, theta):
