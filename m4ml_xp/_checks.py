@@ -351,6 +351,18 @@ def check_float_dtype(dtype: Any, *, xp: Namespace, device: Any = None) -> Any:
         msg = f"`dtype` must be a real floating dtype of {xp.__name__} (such as float64); got {dtype!r}"
         raise TypeError(msg)
     check_wide_float(dtype, "dtype", xp=xp, option=True)
+    try:
+        available = list(
+            xp.__array_namespace_info__().dtypes(device=device, kind="real floating").values()
+        )
+    except (AttributeError, TypeError, ValueError):
+        available = [dtype]
+    if not any(dtype == known for known in available):  # JAX with x64 off: no float64
+        msg = (
+            f"`dtype` {dtype!r} is not available in {xp.__name__} here (it has "
+            f"{', '.join(map(str, available))}); for JAX, enable x64 (jax_enable_x64)"
+        )
+        raise ValueError(msg)
     return dtype
 
 

@@ -153,6 +153,16 @@ def _assert_float32_close_to_numpy(name: str, ours: list[Any]) -> None:
         np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * scale, err_msg=where)
 
 
+def test_a_float64_request_without_64_bit_types_is_refused_in_words(jax_user):
+    """JAX would hand back float32 (with a truncation warning) for a float64 it lacks."""
+    for make in (
+        lambda: mx.init_mlp([2, 3, 1], xp=jax_user, dtype=jax_user.float64),
+        lambda: mx.generate_internet(4, xp=jax_user, dtype=jax_user.float64),
+    ):
+        with pytest.raises(ValueError, match=r"`dtype` .*float64.* is not available"):
+            make()
+
+
 def test_index_work_without_64_bit_types_warns_nothing(jax_user):
     """Row masks and narrow edge indices widen to int32, not a truncated int64 (a warning)."""
     X = jax_user.asarray(np.random.default_rng(0).random((5, 3)), dtype=jax_user.float32)
