@@ -225,6 +225,17 @@ def test_gram_of_a_stack_is_each_matrix_transposed_times_itself(xp, shape):
     np.testing.assert_allclose(to_numpy(out), expected, rtol=tol, atol=tol * np.abs(expected).max())
 
 
+@pytest.mark.xp_backend_only(Backend.JAX)
+def test_a_host_read_under_jit_says_why_the_function_cannot_run_there():
+    import jax
+    import jax.numpy as jnp
+
+    import m4ml_xp as mx
+
+    with pytest.raises(TypeError, match="reads values on the host as it runs"):
+        jax.jit(lambda L: mx.pagerank(L).scores)(jnp.full((3, 3), 1 / 3))
+
+
 # --------------------------------------------------------------------------- control flow
 def test_repeat_runs_the_body_so_many_times_or_until_told(xp, backend):
     """A fixed-count loop: Collatz-like steps from 7, the host test stopping eager loops early."""

@@ -24,7 +24,7 @@ from array_api_compat import (
     is_torch_array,
 )
 
-from m4ml_xp._xp._namespaces import Array, Namespace, has_dtype
+from m4ml_xp._xp._namespaces import Array, Namespace, has_dtype, is_traced
 
 #: Backend names accepted by the CLI and benchmarks, with the module each needs.
 BACKENDS: dict[str, str] = {
@@ -280,6 +280,13 @@ def to_host(x: Array) -> list[Any]:
     For convergence tests read on the host: one copy for the whole array rather
     than one synchronisation per element.
     """
+    if is_traced(x):  # JAX's own error would name a line of the library, not the reason
+        msg = (
+            "this m4ml_xp function reads values on the host as it runs (a data-dependent loop, "
+            "count or check), so it cannot run inside jax.jit, vmap or grad: call it outside "
+            "them (the jit-compatible functions say so in their documentation)"
+        )
+        raise TypeError(msg)
     if is_dask_array(x):
         x = x.compute()
     if hasattr(x, "tolist"):
