@@ -430,6 +430,19 @@ class PCA:
         from_singular = self.singular_values_ / math.sqrt(max(self.n_samples_ - 1, 1))
         return xp.where(normal, xp.sqrt(variance), from_singular)
 
+    def _whitened(self, Z: Array, xp: Namespace, scale: Array | None) -> Array:
+        """``Z`` over the deviations (times `scale`); 0 along a null component, not 0/0 or noise.
+
+        Null: a deviation at most ``sqrt(max(N, D)·eps)`` of the largest — a variance
+        at the covariance's rounding, ``max(N, D)·eps`` of the leading one — whose
+        coordinates are rounding error that whitening would blow up.
+        """
+        std = self._std(xp)
+        eps = float(xp.finfo(std.dtype).eps)
+        spread = std > math.sqrt(max(self.n_samples_, self.n_features_in_) * eps) * std[:1]
+        divisor = xp.where(spread, std if scale is None else std * scale, 1.0)
+        return xp.where(spread, Z / divisor, 0.0)
+
     @_xp.full_precision
     def transform(self, X: Array) -> Array:
         """Coordinates of the rows of `X` along the components: ``(N, k)``, in the model's dtype."""
@@ -440,11 +453,11 @@ class PCA:
         C = xp.linalg.matrix_transpose(self.components_)
         if scale is None:
             Z = (X - self.mean_) @ C
-            return Z / self._std(xp) if self.whiten else Z
+            return self._whitened(Z, xp, None) if self.whiten else Z
         # extreme magnitudes: projected at a power-of-two scale, exactly undone (whitened:
         # divided by the scaled deviations, never through coordinates that underflow)
         Z = (X * scale - self.mean_ * scale) @ C
-        return Z / (self._std(xp) * scale) if self.whiten else Z / scale
+        return self._whitened(Z, xp, scale) if self.whiten else Z / scale
 
     def fit_transform(self, X: Array, y: Any = None) -> Array:
         """Fit on `X` and return its coordinates along the components (:meth:`transform`)."""

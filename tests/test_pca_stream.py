@@ -176,6 +176,17 @@ class TestEstimator:
             model.inverse_transform(asarray(xp, Z)), to_numpy(mx.reconstruct(asarray(xp, X),
             mx.pca(asarray(xp, X), model.n_components_))), rtol=1e-9, atol=1e-9, xp=xp)  # fmt: skip
 
+    def test_whitening_a_component_of_no_variance_gives_zeros_not_nan(self, xp):
+        rng = np.random.default_rng(2)
+        X = np.outer(rng.standard_normal(12), [1.0, 2.0, -1.0])  # rank 1: one direction
+        model = mx.PCA(2, whiten=True).fit(asarray(xp, X))
+        Z = to_numpy(model.transform(asarray(xp, X)))
+        assert np.isfinite(Z).all()
+        np.testing.assert_array_equal(Z[:, 1], 0.0)
+        np.testing.assert_allclose(np.std(Z[:, 0], ddof=1), 1.0, rtol=1e-12)
+        back = to_numpy(model.inverse_transform(asarray(xp, Z)))
+        np.testing.assert_allclose(back, X, atol=1e-12 * np.abs(X).max())
+
     def test_bad_use(self, xp):
         with pytest.raises(ValueError, match="not fitted yet"):
             mx.PCA(2).transform(asarray(xp, np.ones((3, 3))))
