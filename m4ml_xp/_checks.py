@@ -23,6 +23,7 @@ from m4ml_xp._xp import (
     default_float,
     deferred_check,
     device,
+    dtypes_of,
     float_dtype,
     is_array,
     is_lazy,
@@ -351,16 +352,11 @@ def check_float_dtype(dtype: Any, *, xp: Namespace, device: Any = None) -> Any:
         msg = f"`dtype` must be a real floating dtype of {xp.__name__} (such as float64); got {dtype!r}"
         raise TypeError(msg)
     check_wide_float(dtype, "dtype", xp=xp, option=True)
-    try:
-        available = list(
-            xp.__array_namespace_info__().dtypes(device=device, kind="real floating").values()
-        )
-    except (AttributeError, TypeError, ValueError):
-        available = [dtype]
-    if not any(dtype == known for known in available):  # JAX with x64 off: no float64
-        msg = (
+    available = dtypes_of(xp, "real floating", device)
+    if available is not None and not any(dtype == known for known in available.values()):
+        msg = (  # JAX with x64 off: no float64
             f"`dtype` {dtype!r} is not available in {xp.__name__} here (it has "
-            f"{', '.join(map(str, available))}); for JAX, enable x64 (jax_enable_x64)"
+            f"{', '.join(map(str, available.values()))}); for JAX, enable x64 (jax_enable_x64)"
         )
         raise ValueError(msg)
     return dtype

@@ -198,7 +198,7 @@ def _reported(f: Function, x: Array, derivative: Array, what: str) -> Array:
         return derivative
     xp = _checks.namespace(x=x)
     point = _point(x, "x", xp=xp)
-    if not bool(_checks.all_finite(xp.asarray(f(point)))):
+    if not bool(_checks.all_finite(_call(f, point, "f", xp=xp, max_ndim=1))):
         raise ValueError(f"`f` is not finite at `x`: it has no {what} there")
     warn(f"the {what} of `f` at `x` has non-finite entries: `f` is finite there but not "
          "differentiable, or its derivative overflows", RuntimeWarning)  # fmt: skip

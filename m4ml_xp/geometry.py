@@ -149,7 +149,7 @@ def affine_cov(S: Array, A: Array) -> Array:
     """
     xp = _checks.namespace(S=S, A=A)
     S = _checks.check_real_array(S, "S", xp=xp, ndim=2, square=True)
-    if not (_xp.is_traced(S) or _xp.is_lazy(S)):  # a global check: not computed on Dask
+    if not _xp.is_lazy(S):  # a global check: not computed on Dask (nor read from a tracer)
         _checks.check_symmetric(S, "S")  # a covariance
     A = _checks.check_real_array(A, "A", xp=xp, ndim=2)
     S, A = _checks.promoted(S, A, xp=xp)

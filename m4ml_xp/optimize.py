@@ -172,7 +172,7 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     [array([0.9, 2.1])]
     """
     _check_same_arrays(updates, "updates", params, "params")
-    return tree_map(lambda p, u: p + _xp.array_namespace(p).astype(u, p.dtype), params, updates)
+    return tree_map(lambda p, u: p + _cast_like(u, p), params, updates)
 
 
 # --------------------------------------------------------------------------- optimisers
@@ -184,13 +184,13 @@ def _zeros_like(tree: PyTree) -> PyTree:
     return tree_map(lambda p: _xp.array_namespace(p).zeros_like(p), tree)
 
 
-def _as_state(g: Array, state: Array) -> Array:
-    """`g` in the optimiser state's dtype, the parameters': it keeps that dtype step to step.
+def _cast_like(a: Array, like: Array) -> Array:
+    """Return `a` in `like`'s dtype: updates in the parameters', gradients in the state's.
 
-    float64 gradients of float32 parameters would otherwise widen the state (and, on JAX,
-    compile a second step for the wider one).
+    The state then keeps the parameters' dtype step to step: float64 gradients of
+    float32 parameters would otherwise widen it (and, on JAX, compile a second step).
     """
-    return g if g.dtype == state.dtype else _xp.array_namespace(state).astype(g, state.dtype)
+    return a if a.dtype == like.dtype else _xp.array_namespace(like).astype(a, like.dtype)
 
 
 def sgd(lr: float) -> Optimizer:
@@ -254,7 +254,7 @@ def momentum(lr: float, beta: float = 0.9) -> Optimizer:
 
     def update(grads: PyTree, state: MomentumState) -> tuple[PyTree, MomentumState]:
         _check_same_arrays(grads, "grads", state.velocity, "params")
-        velocity = tree_map(lambda v, g: beta * v + _as_state(g, v), state.velocity, grads)
+        velocity = tree_map(lambda v, g: beta * v + _cast_like(g, v), state.velocity, grads)
         return tree_map(lambda v: -lr * v, velocity), MomentumState(velocity)
 
     return Optimizer(init, update)
@@ -306,7 +306,7 @@ def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Op
     def update(grads: PyTree, state: AdamState) -> tuple[PyTree, AdamState]:
         _check_same_arrays(grads, "grads", state.mu, "params")
         count = state.count + 1
-        grads = tree_map(_as_state, grads, state.mu)
+        grads = tree_map(_cast_like, grads, state.mu)
         mu = tree_map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
         nu = tree_map(lambda v, g: b2 * v + (1 - b2) * (g * g), state.nu, grads)
         # bias corrections folded into the step size, as in the paper's Algorithm 1 note

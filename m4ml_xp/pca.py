@@ -189,10 +189,7 @@ def _route(
             mean = xp.mean(X, axis=0) if scale is None else scaled_mean(X, scale, xp=xp)
             scatter = centred_scatter(X, mean, xp=xp, scale=scale)
             # Dask: in one pass over X (with the scale), which the results never read again
-            if scale is None:
-                mean, scatter = _xp.evaluate(mean, scatter)
-            else:
-                mean, scatter, scale = _xp.evaluate(mean, scatter, scale)
+            mean, scatter, scale = _xp.evaluate(mean, scatter, scale)
             singular, components, total = scatter_decomposition(scatter, xp=xp)
         else:
             work = X if scale is None else X * scale  # a scaled copy only for extreme magnitudes

@@ -135,10 +135,7 @@ def newton_raphson(
         x0 = namespace_for(None).asarray(float(x0))
     xp = _checks.namespace(x0=x0)
     x = _point(x0, "x0", xp=xp, ndim=(0, 1))
-    max_iter = _checks.check_int(max_iter, "max_iter", low=1)
-    if tol is None:
-        tol = math.sqrt(_eps(x.dtype, xp))
-    tol = _checks.check_real(tol, "tol", low=0.0)
+    max_iter, tol = _newton_options(max_iter, tol, x, xp=xp)
     if df is None:
         _method(method, x)  # option errors now, not on the first step
     # Dask: the loop runs on the chunks' library, `f` and `df` on Dask arrays
@@ -153,6 +150,13 @@ def newton_raphson(
         )
     code, message = _ROOT_STATUS[status]
     return RootResult(x, iterates, n_iter, converged, code, message)
+
+
+def _newton_options(max_iter: Any, tol: Any, x: Array, *, xp: Namespace) -> tuple[int, float]:
+    """Validate Newton's `max_iter` and `tol` (default ``sqrt(eps)`` of `x`'s dtype)."""
+    max_iter = _checks.check_int(max_iter, "max_iter", low=1)
+    tol = math.sqrt(_eps(x.dtype, xp)) if tol is None else tol
+    return max_iter, _checks.check_real(tol, "tol", low=0.0)
 
 
 def _newton_loop(
@@ -402,8 +406,7 @@ def lagrange_multipliers(
     xp = _checks.namespace(x0=x0)
     x = _point(x0, "x0", xp=xp)
     _method(method, x)
-    max_iter = _checks.check_int(max_iter, "max_iter", low=1)
-    tol = math.sqrt(_eps(x.dtype, xp)) if tol is None else _checks.check_real(tol, "tol", low=0.0)
+    max_iter, tol = _newton_options(max_iter, tol, x, xp=xp)
     g0 = _call(g, x, "g", xp=xp, max_ndim=1)
     scalar_constraint = g0.ndim == 0
     m = 1 if scalar_constraint else g0.shape[0]

@@ -51,6 +51,7 @@ from m4ml_xp._xp._namespaces import (
     Array,
     Namespace,
     default_float,
+    dtypes_of,
     float_dtype,
     full_precision,
     generator,

@@ -150,14 +150,18 @@ def is_lazy(x: Array) -> bool:
 
 
 # --------------------------------------------------------------------------- dtypes
+def dtypes_of(xp: Namespace, kind: str, dev: Any = None) -> dict[str, Any] | None:
+    """Return the dtypes of `kind` that `xp` has on device `dev`, by name (None: unknown)."""
+    try:
+        return dict(xp.__array_namespace_info__().dtypes(device=dev, kind=kind))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 def has_dtype(xp: Namespace, name: str, dev: Any = None) -> bool:
     """Whether `xp` can hold arrays of dtype `name` (``"float64"``, ``"int64"``) on device `dev`."""
-    kind = "real floating" if name.startswith("float") else "signed integer"
-    try:
-        dtypes = xp.__array_namespace_info__().dtypes(device=dev, kind=kind)
-    except (AttributeError, TypeError, ValueError):
-        return True
-    return name in dtypes
+    dtypes = dtypes_of(xp, "real floating" if name.startswith("float") else "signed integer", dev)
+    return dtypes is None or name in dtypes
 
 
 def wide_index(xp: Namespace, dev: Any = None) -> Any:
