@@ -103,6 +103,15 @@ def residual_scale(f: Array, *, xp: Namespace, axis: int | tuple[int, ...] | Non
     return _scaling.power_of_two_scale(xp.where(largest > 0, largest, 1.0), xp=xp)
 
 
+def is_one(scale: Array, *, xp: Namespace) -> bool:
+    """Whether every scale is exactly 1, known without computing (not traced or lazy).
+
+    The usual case (residuals of order 1): multiplying ``(B, m, n)`` Jacobians by
+    it is then skipped, which is 5-10% of a batched fit with an analytic `jac`.
+    """
+    return not _xp.is_lazy(scale) and bool(xp.all(scale == 1))
+
+
 # --------------------------------------------------------------------------- Jacobians
 def jacobian_provider(
     jac: Any,
@@ -116,8 +125,8 @@ def jacobian_provider(
 ) -> Callable[[Array, Array, tuple[Array, ...], Array], tuple[Array, Array]]:
     """Return ``J(x, f, data, close) -> (J, evaluations per fit)`` for a batch ``(B, n)``.
 
-    `jac`: a callable (called and checked by ``analytic_of(x, data, m)``, of the
-    unscaled residual), ``"autodiff"`` (JAX, PyTorch: exact, like a callable no
+    `jac`: a callable (called, checked and scaled like the residual by
+    ``analytic_of(x, data, m)``), ``"autodiff"`` (JAX, PyTorch: exact, like a callable no
     evaluations counted), or differences of ``fun_of(data)``: ``"2-point"``,
     ``"3-point"``, or ``None``: forward (n evaluations) for the fits not yet
     `close`, central (2n) for the others — forward differences' O(sqrt(eps))
@@ -134,9 +143,7 @@ def jacobian_provider(
     if callable(jac):
 
         def analytic(x: Array, f: Array, data: tuple[Array, ...], close: Array) -> Array:
-            J = analytic_of(x, data, f.shape[-1])
-            J = xp.astype(J, x.dtype) if J.dtype != x.dtype else J
-            return J * data[-1][:, :, None], xp.zeros_like(close, dtype=xp.int32)
+            return analytic_of(x, data, f.shape[-1]), xp.zeros_like(close, dtype=xp.int32)
 
         return analytic
 
@@ -351,6 +358,8 @@ def solve(
         out = _checks.returned_array(out, name, v, xp=xp, castable=("integral",))
         return out[None, ...] if one else out
 
+    unit_scale = True  # the scales are 1 until known: then, if all are exactly 1, not applied
+
     def fun_of(data: tuple[Array, ...]) -> Callable[[Array], Array]:
         def fun(v: Array) -> Array:
             out = called(residual, "residual", v, data)
@@ -360,7 +369,8 @@ def solve(
             if out.ndim != 2 or out.shape[0] != v.shape[0]:
                 msg = f"`residual` must return a ({v.shape[0]}, m) array for ({v.shape[0]}, {n}) parameters; got {tuple(out.shape)}"
                 raise ValueError(msg)
-            return (out if out.dtype == dtype else xp.astype(out, dtype)) * data[-1]
+            out = out if out.dtype == dtype else xp.astype(out, dtype)
+            return out if unit_scale else out * data[-1]
 
         return fun
 
@@ -372,7 +382,8 @@ def solve(
                 f"`jac` must return the {expected} Jacobian (rows are residuals); got {tuple(got)}"
             )
             raise ValueError(msg)
-        return J
+        J = J if J.dtype == dtype else xp.astype(J, dtype)
+        return J if unit_scale else J * data[-1][:, :, None]
 
     f0 = fun_of((*args, xp.ones((B, 1), dtype=dtype, device=dev)))(x)
     m = f0.shape[1]
@@ -381,6 +392,7 @@ def solve(
         raise ValueError(msg)
     finite_start = xp.all(xp.isfinite(f0), axis=1)
     scale = residual_scale(f0, xp=xp, axis=1)  # (B, 1); 1 where not finite
+    unit_scale = is_one(scale, xp=xp)
     f0 = xp.where(finite_start[:, None], f0 * scale, 0.0)
     zero = xp.zeros((B,), dtype=dtype, device=dev)
     data = (*args, scale)
@@ -450,7 +462,11 @@ def fit_fields(
     # in the working dtype: inf where ½‖f‖² exceeds its range (the fit itself is unaffected)
     representable = fnorm <= math.sqrt(float(xp.finfo(x.dtype).max))
     cost = xp.where(representable, 0.5 * xp.where(representable, fnorm, 0.0) ** 2, math.inf)
-    f, J = raw.f / raw.scale, raw.J / raw.scale[:, :, None]
+    f, J = (
+        (raw.f, raw.J)
+        if is_one(raw.scale, xp=xp)
+        else (raw.f / raw.scale, raw.J / raw.scale[:, :, None])
+    )
     return raw.x, cost, f, J, raw.n_iter, raw.nfev, raw.status > 0, raw.status
 
 
