@@ -24,9 +24,7 @@ __all__ = ["max_abs", "power_of_two_scale", "scaled", "unscale", "vector_norm"]
 @fused("axis")
 def max_abs(x: Array, *, xp: Namespace, axis: int | tuple[int, ...] | None = None) -> Array:
     """Largest magnitude of `x` (over `axis`, kept as a length-1 axis when given)."""
-    if axis is None:
-        return xp.max(xp.abs(x))
-    return xp.max(xp.abs(x), axis=axis, keepdims=True)
+    return xp.max(xp.abs(x), axis=axis, keepdims=axis is not None)
 
 
 @fused()
@@ -74,9 +72,7 @@ def vector_norm(
         x, axis = xp.reshape(x, (-1,)), 0
     x_scaled, scale = scaled(x, xp=xp, axis=axis)
     norm = xp.linalg.vector_norm(x_scaled, axis=axis, keepdims=True) / scale
-    if keepdims:
-        return norm
-    return xp.squeeze(norm, axis=axis)
+    return norm if keepdims else xp.squeeze(norm, axis=axis)
 
 
 @fused()

@@ -35,7 +35,6 @@ from m4ml_xp._xp._dask import (
     evaluate_tree,
     is_chunked,
     map_batch,
-    map_batch_chunks,
     map_block_pairs,
     materialise,
     one_chunk,

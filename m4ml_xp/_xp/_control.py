@@ -8,6 +8,7 @@ the one place an algorithm's loop meets that difference.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from array_api_compat import (
     is_torch_array,
 )
 
-from m4ml_xp._xp._dask import evaluate_tree, on_chunk_library
+from m4ml_xp._xp._dask import _like, evaluate_tree, on_chunk_library
 from m4ml_xp._xp._devices import to_host, to_numpy
 from m4ml_xp._xp._namespaces import library_name, wide_index
 
@@ -43,16 +44,7 @@ def autodiff_jacobian(f: Callable[[Array], Array], x: Array) -> Array:
     `f`.  Forward mode on JAX (the inputs are few); reverse mode on PyTorch.
     Raises ``NotImplementedError`` for libraries without autodiff.
     """
-    if is_jax_array(x):
-        import jax
-
-        return jax.jacfwd(f)(x)
-    if is_torch_array(x):
-        import torch
-
-        with torch.enable_grad():
-            return torch.autograd.functional.jacobian(f, x).detach()
-    raise NotImplementedError(f"{library_name(x)} arrays have no automatic differentiation")
+    return _autodiff(f, x, "jacfwd", "jacobian")
 
 
 def autodiff_batch_jacobian(f: Callable[[Array], Array], x: Array) -> Array:
@@ -87,15 +79,20 @@ def autodiff_batch_jacobian(f: Callable[[Array], Array], x: Array) -> Array:
 
 def autodiff_hessian(f: Callable[[Array], Array], x: Array) -> Array:
     """Exact Hessian ``(n, n)`` of the scalar `f` at the 1-D array `x` by autodiff."""
+    return _autodiff(f, x, "hessian", "hessian")
+
+
+def _autodiff(f: Callable[[Array], Array], x: Array, jax_name: str, torch_name: str) -> Array:
+    """``jax.<jax_name>(f)(x)`` or ``torch.autograd.functional.<torch_name>(f, x)``."""
     if is_jax_array(x):
         import jax
 
-        return jax.hessian(f)(x)
+        return getattr(jax, jax_name)(f)(x)
     if is_torch_array(x):
         import torch
 
         with torch.enable_grad():
-            return torch.autograd.functional.hessian(f, x).detach()
+            return getattr(torch.autograd.functional, torch_name)(f, x).detach()
     raise NotImplementedError(f"{library_name(x)} arrays have no automatic differentiation")
 
 
@@ -179,8 +176,7 @@ class _Program:
     """
 
     def __init__(self, jaxpr: Any):
-        self.jaxpr = jaxpr
-        self.text = str(jaxpr)
+        self.jaxpr, self.text = jaxpr, str(jaxpr)
 
     def __hash__(self) -> int:
         return hash(self.text)
@@ -231,15 +227,13 @@ def compile_per_program(
 ) -> Any:  # fmt: skip
     """Return ``kernel(*functions, *static, *arrays)``; on JAX compiled once per *program*.
 
-    Each callable of `functions` (of ``*arrays``, traceable at them) is traced to a
-    jaxpr and the arrays it closes over become arguments, so a closure over new
-    data (a fit in a loop over data sets) reuses the compiled kernel, and the
-    persistent compilation cache serves it across processes; the other entries
-    (None, option strings) are compile-time constants like `static` (hashable:
-    options, namespaces).  If a callable cannot be traced at `arrays` (it reads
-    values, calls NumPy) the kernel is compiled per function object.  Elsewhere
-    `kernel` runs as written — on Dask, on the chunks' library, the callables given
-    Dask arrays (:func:`~m4ml_xp._xp._dask.on_chunk_library`).
+    Each callable of `functions` is traced at `arrays` to a jaxpr whose closed-over
+    arrays become arguments, so a closure over new data (a fit in a loop over data
+    sets) reuses the compiled kernel, across processes too (the persistent
+    compilation cache); other entries (None, option strings) are compile-time
+    constants like `static` (hashable).  A callable that cannot be traced (it reads
+    values, calls NumPy) compiles the kernel per function object.  Elsewhere as
+    :func:`host_driven`.
     """
     if not is_jax_namespace(xp):
         return host_driven(kernel, functions, static, arrays, xp=xp)
@@ -249,10 +243,8 @@ def compile_per_program(
     for function in functions:
         closed = None
         if callable(function):
-            try:
+            with contextlib.suppress(Exception):  # reads values, calls NumPy: compiled per function
                 closed = jax.make_jaxpr(function)(*arrays)
-            except Exception:
-                closed = None
             if closed is None or len(closed.jaxpr.outvars) != 1:
                 per_function = compile_step(
                     kernel, xp, static_argnums=tuple(range(len(functions) + len(static)))
@@ -364,14 +356,12 @@ def replace_rows(
 ) -> tuple[Array, ...]:
     """Return ``where(mask, function(*arrays), defaults)`` row by row.
 
-    `function` is computed only on the rows where it is needed.  All arrays have
-    the batch axis first and `mask` is ``(B,)``.  Eager backends evaluate
-    `function` on the masked rows alone (gathered by index) — or, once at least a
-    fraction `dense_from` of the rows is masked, on every row followed by one
-    ``where``, which is cheaper than gathering and scattering nearly all of them
-    when `function` is cheap per row (0: always).  JAX, whose shapes are static
-    under ``jit``, evaluates it on every row inside a ``lax.cond`` taken only when
-    some row is masked.
+    All arrays have the batch axis first; `mask` is ``(B,)``.  Eager backends
+    evaluate `function` on the masked rows alone (gathered by index) — or, once a
+    fraction `dense_from` of the rows is masked (0: always), on every row and one
+    ``where``: cheaper than gathering and scattering nearly all rows when
+    `function` is cheap per row.  JAX (static shapes under ``jit``) evaluates it on
+    every row inside a ``lax.cond`` taken only when some row is masked.
     """
 
     def on_every_row() -> tuple[Array, ...]:
@@ -444,13 +434,7 @@ def while_any(
         return state
     finished.append((position, state))
     order = np.argsort(np.concatenate([p for p, _ in finished]), kind="stable")
-    parts = [s for _, s in finished]
-    return _take_rows(_concat_rows(parts, xp=xp), order, xp=xp)
-
-
-def _like(tree: tuple, leaves: Sequence[Any]) -> tuple:
-    """`leaves` in a tuple of `tree`'s kind (a named tuple's own type)."""
-    return type(tree)(*leaves) if hasattr(tree, "_fields") else tuple(leaves)
+    return _take_rows(_concat_rows([s for _, s in finished], xp=xp), order, xp=xp)
 
 
 def _first_leaf(tree: Any) -> Array:

@@ -80,9 +80,7 @@ def one_chunk(x: Array) -> Array:
     Matrices built by stacking scalars come out in 1×1 chunks, which Dask's
     ``svd`` and ``solve`` reject; other arrays are returned unchanged.
     """
-    if is_dask_array(x):
-        return x.rechunk(-1)
-    return x
+    return x.rechunk(-1) if is_dask_array(x) else x
 
 
 def eigh(S: Array, *, xp: Namespace) -> tuple[Array, Array]:
@@ -158,11 +156,15 @@ def _as_dask(tree: Any) -> Any:
     import dask.array as da
 
     if isinstance(tree, tuple):
-        leaves = [_as_dask(leaf) for leaf in tree]
-        return type(tree)(*leaves) if hasattr(tree, "_fields") else tuple(leaves)
+        return _like(tree, [_as_dask(leaf) for leaf in tree])
     if is_array_api_obj(tree) and not is_dask_array(tree):
         return da.from_array(tree, chunks=tree.shape)
     return tree
+
+
+def _like(tree: tuple, leaves: Sequence[Any]) -> tuple:
+    """`leaves` in a tuple of `tree`'s kind (a named tuple's own type)."""
+    return type(tree)(*leaves) if hasattr(tree, "_fields") else tuple(leaves)
 
 
 def is_chunked(x: Array) -> bool:
@@ -206,36 +208,22 @@ def map_batch(
     """Return ``function(*arrays)``, for Dask arrays chunk by chunk along the batch axis.
 
     Every array has the batch axis first and `function` returns arrays with it
-    first; other libraries' arrays are passed whole.  Dask arrays go to
-    :func:`map_batch_chunks` with `outputs`; without them `function` first runs
-    on the first row, computed now: that reports bad input at the call and
-    gives the outputs' trailing shapes and dtypes.
+    first, one per entry of `outputs` — ``(trailing_shape, dtype)``; other
+    libraries' arrays are passed whole.  Without `outputs`, `function` first runs
+    on the first row of Dask arrays, computed now: that reports bad input at the
+    call and gives the outputs' trailing shapes and dtypes.  The Dask arrays are
+    rechunked to the first one's batch chunks with their trailing axes whole, and
+    `function` gets each chunk as the chunk library's arrays (NumPy or CuPy): the
+    chunks are independent tasks, so a ``dask.distributed`` cluster runs them on
+    its workers.
     """
     if not is_dask_array(arrays[0]):
         return tuple(function(*arrays))
+    import dask.array as da
+
     if outputs is None:
         probe = function(*(a[:1].compute() for a in arrays))
         outputs = [(tuple(out.shape[1:]), out.dtype) for out in probe]
-    return map_batch_chunks(function, arrays, outputs)
-
-
-def map_batch_chunks(
-    function: Callable[..., tuple[Array, ...]],
-    arrays: Sequence[Array],
-    outputs: Sequence[tuple[tuple[int, ...], Any]],
-) -> tuple[Array, ...]:
-    """Apply `function` to each chunk of the leading (batch) axis of Dask arrays.
-
-    Every array has the batch axis first; the others are rechunked to the first
-    array's batch chunks with their trailing axes whole, so chunk ``k`` of each
-    holds the same rows.  ``function(*blocks)`` receives the chunks as the
-    chunk library's arrays (NumPy or CuPy) and returns one array per entry of
-    `outputs` — ``(trailing_shape, dtype)`` — with the chunk's rows first.  The
-    chunks are independent tasks, so a ``dask.distributed`` cluster runs them
-    on its workers.
-    """
-    import dask.array as da
-
     batch = arrays[0].chunks[0]
     aligned = [a.rechunk({0: batch, **{axis: -1 for axis in range(1, a.ndim)}}) for a in arrays]
     letters = iter(f"d{i}" for i in range(10_000))

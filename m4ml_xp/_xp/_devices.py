@@ -92,17 +92,13 @@ def _device_object(name: str, module: Any, device_name: str) -> Any:
     platform, _, index_text = device_name.partition(":")
     index = int(index_text) if index_text else 0
     if name == "torch":
-        import torch
-
-        return torch.device(device_name)
+        return module.device(device_name)
     if name == "jax":
         import jax
 
         return jax.devices(platform)[index]
     if name == "cupy":
-        import cupy
-
-        return cupy.cuda.Device(index)
+        return module.cuda.Device(index)
     if name == "array_api_strict":
         return module.Device(device_name)
     if device_name != "cpu":
@@ -136,17 +132,11 @@ def available_backends() -> dict[str, dict[str, Any]]:
         module = importlib.import_module(BACKENDS[name].split(".")[0])
         devices: list[str] = [str(dev)]
         if name == "torch":
-            import torch
-
-            devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+            devices += [f"cuda:{i}" for i in range(module.cuda.device_count())]
         elif name == "jax":
-            import jax
-
-            devices = [str(d) for d in jax.devices()]
+            devices = [str(d) for d in module.devices()]
         elif name == "cupy":
-            import cupy
-
-            devices = [f"cuda:{i}" for i in range(cupy.cuda.runtime.getDeviceCount())]
+            devices = [f"cuda:{i}" for i in range(module.cuda.runtime.getDeviceCount())]
         found[name] = {
             "available": True,
             "version": getattr(module, "__version__", "?"),
@@ -227,13 +217,9 @@ def auto_backend(
     """
     if job not in AUTO_ORDER:
         raise ValueError(f"`job` must be one of {sorted(AUTO_ORDER)}; got {job!r}")
-    if working is None:
-        works = gpu_backend_works
-    elif callable(working):
-        works = working
-    else:
-        known = frozenset(working)
-        works = known.__contains__
+    works = gpu_backend_works if working is None else working
+    if not callable(works):
+        works = frozenset(works).__contains__
     for name in AUTO_ORDER[job] if order is None else order:
         if works(name):
             return name, GPU_DEVICES[name]
@@ -289,9 +275,7 @@ def to_host(x: Array) -> list[Any]:
         raise TypeError(msg)
     if is_dask_array(x):
         x = x.compute()
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    return to_numpy(x).tolist()
+    return (x if hasattr(x, "tolist") else to_numpy(x)).tolist()
 
 
 def to_numpy(x: Array) -> Any:

@@ -183,9 +183,7 @@ def float_dtype(xp: Namespace, dtype: Any, dev: Any = None) -> Any:
     Real floating dtypes are kept (float32 is never silently upcast); integers
     and booleans become the device's default float.
     """
-    if xp.isdtype(dtype, "real floating"):
-        return dtype
-    return default_float(xp, dev)
+    return dtype if xp.isdtype(dtype, "real floating") else default_float(xp, dev)
 
 
 def generator(seed: int | None) -> Any:

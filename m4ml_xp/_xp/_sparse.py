@@ -25,7 +25,7 @@ from array_api_compat import (
 
 from m4ml_xp._xp._control import jit
 from m4ml_xp._xp._devices import to_host
-from m4ml_xp._xp._namespaces import Array, Namespace, has_dtype
+from m4ml_xp._xp._namespaces import Array, Namespace, has_dtype, wide_index
 
 
 # --------------------------------------------------------------------------- segment sums
@@ -160,7 +160,7 @@ class EdgeOperator:
     """The linear map ``y[rows[e]] += values[e] * x[cols[e]]`` on n-vectors.
 
     Built once from an edge list (duplicate edges add), applied many times by
-    :meth:`matvec`: SciPy CSR (float64 entries), CuPy CSR, torch sparse CSR, a
+    its ``matvec``: SciPy CSR (float64 entries), CuPy CSR, torch sparse CSR, a
     jitted JAX segment sum over sorted rows, chunked Dask reductions, or sorted
     segment sums in the standard.  For the CuPy, torch and JAX paths the edges are
     sorted once by row; rows longer than a chunk become several virtual rows, each
@@ -169,44 +169,30 @@ class EdgeOperator:
     """
 
     def __init__(self, rows: Array, cols: Array, values: Array, n: int, *, xp: Namespace):
-        self.n = n
-        self.xp = xp
-        self._matvec: Callable[[Array], Array]
-        n_edges = rows.shape[0]
+        self.matvec: Callable[[Array], Array]  # applies the operator to an n-vector
         if is_dask_namespace(xp):
-            self._matvec = lambda x: _dask_edge_sum(
+            self.matvec = lambda x: _dask_edge_sum(
                 lambda c, v, xs: v * xs[c], [cols, values], rows, n, x.dtype, whole=[x]
             )
-        elif n_edges == 0:  # no links: cuSPARSE refuses some empty matrices, and none is needed
-            self._matvec = lambda x: xp.zeros_like(x)
-        elif not (
-            is_numpy_namespace(xp)
-            or is_cupy_namespace(xp)
-            or is_torch_namespace(xp)
-            or is_jax_namespace(xp)
-        ):
+        elif rows.shape[0] == 0:  # no links: cuSPARSE refuses some empty matrices; none needed
+            self.matvec = lambda x: xp.zeros_like(x)
+        elif is_numpy_namespace(xp) and _has_scipy_sparse():
+            self.matvec = _scipy_csr_matvec(rows, cols, values, n)
+        elif is_numpy_namespace(xp):  # SciPy is optional: bincount accumulates in float64 anyway
+            self.matvec = lambda x: segment_sum(values * x[cols], rows, n, xp=xp)
+        elif is_jax_namespace(xp):
+            self.matvec = _jax_edge_matvec(_SplitRows(rows, cols, values, n, xp=xp))
+        elif is_cupy_namespace(xp) or is_torch_namespace(xp):
+            split = _SplitRows(rows, cols, values, n, xp=xp)
+            kernel = _native_csr_matvec(split, xp=xp)
+            self.matvec = lambda x: split.combine(kernel(x))
+        else:
             segments = _SortedSegments(rows, n, xp=xp)
             cols_sorted = xp.take(cols, segments.order)
             values_sorted = xp.take(values, segments.order)
-            self._matvec = lambda x: segments.sum(
+            self.matvec = lambda x: segments.sum(
                 values_sorted * xp.take(x, cols_sorted), presorted=True
             )
-        elif is_numpy_namespace(xp) and not _has_scipy_sparse():
-            import numpy as np  # SciPy is optional: bincount accumulates in float64 anyway
-
-            self._matvec = lambda x: segment_sum(values * x[cols], rows, n, xp=np)
-        elif is_numpy_namespace(xp):
-            self._matvec = _scipy_csr_matvec(rows, cols, values, n)
-        elif is_jax_namespace(xp):
-            self._matvec = _jax_edge_matvec(_SplitRows(rows, cols, values, n, xp=xp))
-        else:
-            split = _SplitRows(rows, cols, values, n, xp=xp)
-            kernel = _native_csr_matvec(split, xp=xp)
-            self._matvec = lambda x: split.combine(kernel(x))
-
-    def matvec(self, x: Array) -> Array:
-        """Apply the operator to the n-vector `x`."""
-        return self._matvec(x)
 
 
 def _scipy_csr_matvec(rows: Array, cols: Array, values: Array, n: int) -> Callable[[Array], Array]:
@@ -310,7 +296,7 @@ def _sort_edges(
     """Edges sorted by row (then column), with every row's start, degree and the largest."""
     xp = array_namespace(rows, values)
     dev = device(rows)
-    wide = xp.int64 if has_dtype(xp, "int64", dev) else xp.int32
+    wide = wide_index(xp, dev)
     rows, cols = xp.astype(rows, wide), xp.astype(cols, wide)
     # by (row, column) where the key fits: x is then read in order within a row
     order = xp.argsort(rows * n + cols) if wide == xp.int64 else xp.argsort(rows, stable=True)

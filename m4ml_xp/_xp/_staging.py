@@ -29,16 +29,14 @@ def to_device_chunks(chunks: Iterable[Any], xp: Namespace, dev: Any = None) -> I
     pinned buffers, each refilled while the device may still read the other; other
     chunks go through ``xp.asarray``.
     """
-    # torch without `dev`: its default device, which ``torch.set_default_device`` may make a GPU
-    torch_dev = None
-    if is_torch_namespace(xp):
-        torch_dev = dev if dev is not None else device(xp.empty(0))
+    stage, slots = None, None
     if is_cupy_namespace(xp):
         stage, slots = _cupy_pinned_stage(dev)
-    elif torch_dev is not None and getattr(torch_dev, "type", str(torch_dev)) == "cuda":
-        stage, slots = _torch_pinned_stage(torch_dev)
-    else:
-        stage, slots = None, None
+    elif is_torch_namespace(xp):
+        # without `dev`: torch's default device, which ``torch.set_default_device`` may make a GPU
+        torch_dev = dev if dev is not None else device(xp.empty(0))
+        if getattr(torch_dev, "type", str(torch_dev)) == "cuda":
+            stage, slots = _torch_pinned_stage(torch_dev)
     try:
         for chunk in chunks:
             if dev is None and is_array_api_obj(chunk) and array_namespace(chunk) is xp:
