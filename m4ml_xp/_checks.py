@@ -394,8 +394,7 @@ def all_finite(x: Array) -> Array:
 
 def all_non_negative(x: Array) -> Array:
     """Predicate for :func:`check_values`: every entry ``>= 0`` (a 0-d bool array)."""
-    xp = array_namespace(x)
-    return xp.all(x >= 0)
+    return array_namespace(x).all(x >= 0)
 
 
 def fails(condition: Array) -> bool:
@@ -462,8 +461,9 @@ def returned_array(
             f"(write it with `xp` functions); it returned {type(out).__name__}"
         )
         raise TypeError(msg)
-    try:
-        array_namespace(out, argument)
+    try:  # the same class is the same library (a fast path: called every iteration)
+        if type(out) is not type(argument):
+            array_namespace(out, argument)
     except TypeError:
         msg = (
             f"`{name}` returned a {library_name(out)} array for a "
