@@ -115,10 +115,8 @@ def power_iteration(
     _checks.check_bool_result(norm > 0, "`x0` must not be the zero vector", small=True)
     x = x / norm
     every = _xp.check_interval(xp, dev)
-    eigenvalue = xp.zeros((), dtype=A.dtype, device=dev)
-    converged = False
+    status = 1  # max_iter reached, unless the loop breaks
     n_iter = 0
-    null_start = False
     while n_iter < max_iter:
         (y,) = evaluate(A @ x)  # Dask: the check and the next x share one product
         eigenvalue = xp.sum(x * y)
@@ -128,21 +126,19 @@ def power_iteration(
         if n_iter % every == 0 or n_iter == max_iter:
             residual_, eigenvalue_, y_norm_ = _xp.to_host(xp.stack([residual, eigenvalue, y_norm]))
             if y_norm_ == 0.0:
-                null_start = True  # A x = 0: the iteration cannot leave the null space
+                status = 2  # A x = 0: the iteration cannot leave the null space
                 break
             if residual_ <= tol * abs(eigenvalue_):
-                converged = True
+                status = 0
                 break
         x = y / xp.where(y_norm > 0, y_norm, 1.0)
         (x,) = evaluate(x)
-    if converged:
-        status, message = 0, "converged: the residual ‖Ax − λx‖ is at most tol·|λ|"
-    elif null_start:
-        status = 2
-        message = "the start vector is in the null space of `A`; pass another `x0` or `seed`"
-    else:
-        status = 1
-        message = f"no convergence in {n_iter} iterations (the two largest eigenvalues may have equal modulus)"
+    message = (  # indexed by `status`
+        "converged: the residual ‖Ax − λx‖ is at most tol·|λ|",
+        f"no convergence in {n_iter} iterations (the two largest eigenvalues may have equal modulus)",
+        "the start vector is in the null space of `A`; pass another `x0` or `seed`",
+    )[status]
+    converged = status == 0
     if not converged:
         report_non_convergence(f"power iteration: {message}", raise_on_failure=raise_on_failure)
     return EigResult(eigenvalue / scale, _flip_sign(x, xp), n_iter, converged, status, message)

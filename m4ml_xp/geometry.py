@@ -340,15 +340,12 @@ def pairwise_distances(X: Array, Y: Array | None = None) -> Array:
     if Y.shape[1] != X.shape[1]:
         msg = f"`X` and `Y` must have the same number of columns; got {tuple(X.shape)} and {tuple(Y.shape)}"
         raise ValueError(msg)
-    if X.dtype != Y.dtype:
-        dtype = xp.result_type(X.dtype, Y.dtype)
-        X, Y = xp.astype(X, dtype), xp.astype(Y, dtype)
+    X, Y = _checks.promoted(X, Y, xp=xp)
     largest = _scaling.max_abs(X, xp=xp)
     if not same:
         largest = xp.maximum(largest, _scaling.max_abs(Y, xp=xp))
     scale = _scaling.power_of_two_scale(largest, xp=xp)
-    X, Y = X * scale, Y * scale
-    return _xp.map_block_pairs(_pairwise_eager, X, Y) / scale
+    return _xp.map_block_pairs(_pairwise_eager, X * scale, Y * scale) / scale
 
 
 @_xp.fused()

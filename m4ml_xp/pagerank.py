@@ -96,8 +96,7 @@ def generate_internet(
     rng = _xp.generator(_checks.check_seed(seed))
     index = np.arange(n)
     distance = np.abs(index[:, None] - index[None, :])
-    links = (np.abs(rng.standard_cauchy((n, n)) / 2) > distance + 1).astype(np.float64)
-    links = links + 1e-10
+    links = (np.abs(rng.standard_cauchy((n, n)) / 2) > distance + 1).astype(np.float64) + 1e-10
     links = links / links.sum(axis=0, keepdims=True)
     dtype = _checks.check_float_dtype(dtype, xp=xp, device=device)
     return xp.asarray(links, dtype=dtype, device=device)
@@ -152,10 +151,7 @@ def generate_internet_edges(
     src = np.where(forward, low, low + distance)
     dst = np.where(forward, low + distance, low)
     edges = np.sort(src * n + dst)  # sorted by source, then destination
-    return (
-        xp.asarray(edges // n, device=device),
-        xp.asarray(edges % n, device=device),
-    )
+    return xp.asarray(edges // n, device=device), xp.asarray(edges % n, device=device)
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -201,28 +197,17 @@ _NX_TOL = 1e-6
 _ACCURACY = 1e-6
 
 
-def _accuracy_threshold(damping: float, eps: float) -> float:
-    """Return the L1 change below which the scores are within `_ACCURACY` of the fixed point.
-
-    One step contracts the L1 distance to the fixed point by `damping`, so
-    ``‖x − x*‖₁ ≤ damping / (1 − damping) · ‖x_new − x‖₁``.  Above damping 0.99
-    the bound of 0.99 is used (at damping 1 no bound holds).  Never below
-    ``4 · eps``: rounding keeps float32 iterates changing by up to ~1 eps in L1.
-    """
-    if damping == 0.0:
-        return math.inf
-    return max(_ACCURACY * max(1.0 - damping, 0.01) / damping, 4.0 * eps)
-
-
-def _warn_if_vacuous(threshold: float, what: str) -> None:
-    """Warn that an explicit `tol` whose L1 test cannot fail stops after one iteration."""
-    if threshold >= 2.0:
+def _checked_tol(tol: Any, n: int, what: str) -> float:
+    """Return an explicit `tol`, checked; warn when its L1 test ``n · tol`` cannot fail."""
+    tol = _checks.check_real(tol, "tol", low=0.0, low_open=True)
+    if n * tol >= 2.0:
         msg = (
-            f"`tol` gives an L1 change threshold {what} = {threshold:.3g} >= 2, which every "
+            f"`tol` gives an L1 change threshold {what} = {n * tol:.3g} >= 2, which every "
             "iteration meets (two probability vectors are at most 2 apart in L1): PageRank "
             "stops after one iteration and reports converged=True; pass a smaller `tol`"
         )
         warn(msg, UserWarning)
+    return tol
 
 
 # --------------------------------------------------------------------------- dense
@@ -290,11 +275,7 @@ def pagerank(
     max_iter = _checks.check_int(max_iter, "max_iter", low=1)
     n = L.shape[0]
     eps = float(xp.finfo(L.dtype).eps)
-    if tol is None:
-        tol = 10.0 * eps * math.sqrt(n)
-    else:
-        tol = _checks.check_real(tol, "tol", low=0.0, low_open=True)
-        _warn_if_vacuous(tol, "tol")
+    tol = 10.0 * eps * math.sqrt(n) if tol is None else _checked_tol(tol, 1, "tol")
     L = _checks.check_values(L, _checks.all_non_negative, "`L` must have non-negative link weights")
     column_sums = xp.sum(L, axis=0)
     dangling = column_sums == 0
@@ -305,11 +286,10 @@ def pagerank(
         xp.all(unit | dangling),
         "`L` must be column-stochastic: every column must sum to 1 (or be all zero)",
     )
-    dev = _xp.device(L)
     safe_sums = xp.where(dangling, 1.0, column_sums)
     M = xp.where(dangling[None, :], 1.0 / n, L / safe_sums[None, :]) * damping
     teleport = (1.0 - damping) / n
-    r = xp.full(n, 1.0 / n, dtype=L.dtype, device=dev)
+    r = xp.full(n, 1.0 / n, dtype=L.dtype, device=_xp.device(L))
     return _power_loop(lambda x: M @ x + teleport, r, xp, max_iter, tol, raise_on_failure)
 
 
@@ -334,7 +314,6 @@ def _power_loop(
             return new / xp.astype(_xp.wide_sum(new, xp=xp), new.dtype)
 
     n_iter = 0
-    error = math.inf
     while n_iter < max_iter:
         block = min(every, max_iter - n_iter)
         iterates, errors = [], []
@@ -363,12 +342,11 @@ def _power_loop(
 
 
 # --------------------------------------------------------------------------- sparse
-def _node_vector(
-    values: Array | None, name: str, *, xp: Namespace, n: int, dtype: Any, dev: Any
-) -> Array | None:
-    """Return a personalization / dangling / nstart vector: non-negative, length n, normalised."""
+def _node_vector(values: Array | None, name: str, default: Array, *, xp: Namespace) -> Array:
+    """Return a personalization / dangling / nstart vector (`default` if None), normalised."""
     if values is None:
-        return None
+        return default
+    n, dtype = default.shape[0], default.dtype
     values = _checks.check_real_array(values, name, xp=xp, ndim=1)
     if values.shape[0] != n:
         msg = f"`{name}` must have length n_nodes = {n}; got shape {tuple(values.shape)}"
@@ -528,8 +506,7 @@ def pagerank_edges(
         raise ValueError(msg)
     damping = _checks.check_real(damping, "damping", low=0.0, high=1.0)
     if tol is not None:
-        tol = _checks.check_real(tol, "tol", low=0.0, low_open=True)
-        _warn_if_vacuous(n * tol, "n_nodes · tol")
+        tol = _checked_tol(tol, n, "n_nodes · tol")
     max_iter = _checks.check_int(max_iter, "max_iter", low=1)
     dev = _xp.device(src)
     if weights is None:
@@ -544,19 +521,12 @@ def pagerank_edges(
             )
             raise ValueError(msg)
         dtype = weights.dtype if dtype is None else _checks.check_float_dtype(dtype, xp=xp)
-        weights = xp.astype(weights, dtype)
-        weights = _checks.check_values(
-            weights,
-            _checks.all_non_negative,
-            "`weights` must be non-negative (negative link weights given)",
-        )
-    p = _node_vector(personalization, "personalization", xp=xp, n=n, dtype=dtype, dev=dev)
-    d = _node_vector(dangling, "dangling", xp=xp, n=n, dtype=dtype, dev=dev)
-    x = _node_vector(nstart, "nstart", xp=xp, n=n, dtype=dtype, dev=dev)
+        message = "`weights` must be non-negative (negative link weights given)"
+        weights = _checks.check_values(xp.astype(weights, dtype), _checks.all_non_negative, message)
     uniform = xp.full(n, 1.0 / n, dtype=dtype, device=dev)
-    p = uniform if p is None else p
-    d = p if d is None else d
-    x = uniform if x is None else x
+    p = _node_vector(personalization, "personalization", uniform, xp=xp)
+    d = _node_vector(dangling, "dangling", p, xp=xp)
+    x = _node_vector(nstart, "nstart", uniform, xp=xp)
 
     # see `weights`; computed once (on Dask: persisted, n values), not in every iteration's graph
     weights = _unit_scaled(weights, xp=xp)
@@ -566,11 +536,16 @@ def pagerank_edges(
     transitions = weights * xp.take(inverse, src)
     operator = _xp.EdgeOperator(dst, src, transitions, n, xp=xp)
     teleport = (1.0 - damping) * p
-    if tol is None:
+    threshold = n * (_NX_TOL if tol is None else tol)
+    if tol is None and damping > 0:
+        # The L1 change below which the scores are within `_ACCURACY` of the fixed point: one
+        # step contracts the L1 distance to it by `damping`, so ‖x − x*‖₁ ≤ damping / (1 −
+        # damping) · ‖x_new − x‖₁.  Above damping 0.99 the bound of 0.99 is used (at damping 1
+        # no bound holds).  Never below 4 · eps: rounding keeps float32 iterates changing by
+        # up to ~1 eps in L1.
         eps = float(xp.finfo(dtype).eps)
-        threshold = min(n * _NX_TOL, _accuracy_threshold(damping, eps))
-    else:
-        threshold = n * tol
+        accuracy = max(_ACCURACY * max(1.0 - damping, 0.01) / damping, 4.0 * eps)
+        threshold = min(threshold, accuracy)
 
     def step(x: Array) -> Array:
         dangling_mass = xp.astype(_xp.wide_sum(x * is_dangling, xp=xp), x.dtype)

@@ -304,9 +304,7 @@ def reconstruct(X: Array, result: PCAResult) -> Array:
            [3.01, 3.09]])
     """
     _, _, scale, projected, _ = _projection(X, result)
-    if scale is None:
-        return projected + result.mean
-    return projected / scale + result.mean
+    return (projected if scale is None else projected / scale) + result.mean
 
 
 @_xp.full_precision

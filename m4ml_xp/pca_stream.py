@@ -103,14 +103,10 @@ class StreamingState(NamedTuple):
         """Rebuild a state from :meth:`state_dict`'s parts onto `xp` / `device`."""
         xp = _checks.creation_namespace(xp, device)
         mean = xp.asarray(parts["mean"], device=device)
-        scale = parts.get("scale", 1.0)  # 1: a state saved before the scale was kept
-        return cls(
-            int(parts["count"]),
-            mean,
-            xp.asarray(parts["scatter"], device=device),
-            int(parts["n_chunks"]),
-            xp.asarray(scale, dtype=mean.dtype, device=device),
-        )
+        scatter = xp.asarray(parts["scatter"], device=device)
+        # 1: a state saved before the scale was kept
+        scale = xp.asarray(parts.get("scale", 1.0), dtype=mean.dtype, device=device)
+        return cls(int(parts["count"]), mean, scatter, int(parts["n_chunks"]), scale)
 
 
 def _scale_of(state: StreamingState, xp: Namespace) -> Array:
@@ -354,14 +350,10 @@ class PCA:
         self._state: StreamingState | None = None
 
     def _set(self, result: PCAResult, n_samples: int) -> PCA:
-        self.components_ = result.components
-        self.explained_variance_ = result.explained_variance
-        self.explained_variance_ratio_ = result.explained_variance_ratio
-        self.singular_values_ = result.singular_values
-        self.mean_ = result.mean
-        self.n_components_ = int(result.components.shape[0])
+        for field, value in result._asdict().items():  # components_, ..., mean_
+            setattr(self, f"{field}_", value)
+        self.n_components_, self.n_features_in_ = (int(size) for size in result.components.shape)
         self.n_samples_ = n_samples
-        self.n_features_in_ = int(result.components.shape[1])
         return self
 
     def fit(self, X: Array, y: Any = None) -> PCA:
@@ -407,12 +399,9 @@ class PCA:
     def _checked(
         self, name: str, array: Array, columns: int, why: str, also: Array | None = None
     ) -> tuple[Namespace, Array, Array | None]:
-        """Return the namespace, `array` checked (real, 2-D, `columns` columns) and its scale.
+        """Return the namespace, `array` checked and in the model's dtype, and its working scale.
 
-        `array` comes back in the fitted model's floating dtype.
-
-        The scale is the power of two to work on it at (None: as it is; see
-        :func:`~m4ml_xp.pca`).
+        The scale is the power of two to work on it at (None: as it is; see :func:`~m4ml_xp.pca`).
         """
         xp = _checks.namespace(**{name: array, "components_": self.components_})
         array = _checks.check_real_array(array, name, xp=xp, ndim=2, finite=_xp.is_lazy(array))
@@ -450,14 +439,13 @@ class PCA:
         xp, X, scale = self._checked(
             "X", X, self.n_features_in_, "like the fitted data", self.mean_
         )
-        C = xp.linalg.matrix_transpose(self.components_)
-        if scale is None:
-            Z = (X - self.mean_) @ C
-            return self._whitened(Z, xp, None) if self.whiten else Z
         # extreme magnitudes: projected at a power-of-two scale, exactly undone (whitened:
         # divided by the scaled deviations, never through coordinates that underflow)
-        Z = (X * scale - self.mean_ * scale) @ C
-        return self._whitened(Z, xp, scale) if self.whiten else Z / scale
+        centred = X - self.mean_ if scale is None else X * scale - self.mean_ * scale
+        Z = centred @ xp.linalg.matrix_transpose(self.components_)
+        if self.whiten:
+            return self._whitened(Z, xp, scale)
+        return Z if scale is None else Z / scale
 
     def fit_transform(self, X: Array, y: Any = None) -> Array:
         """Fit on `X` and return its coordinates along the components (:meth:`transform`)."""
@@ -474,6 +462,5 @@ class PCA:
             Z = Z * (std if scale is None else std * scale)
         elif scale is not None:
             Z = Z * scale
-        if scale is None:
-            return Z @ self.components_ + self.mean_
-        return (Z @ self.components_) / scale + self.mean_
+        X = Z @ self.components_
+        return (X if scale is None else X / scale) + self.mean_
