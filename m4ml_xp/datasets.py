@@ -104,14 +104,10 @@ def read_idx(path: str | os.PathLike[str], *, limit: int | None = None) -> np.nd
 
 
 def _find(directory: Path, stem: str) -> Path:
-    for name in (
-        stem,
-        stem + ".gz",
-        stem.replace("-idx", ".idx"),
-        stem.replace("-idx", ".idx") + ".gz",
-    ):
-        if (directory / name).is_file():
-            return directory / name
+    for name in (stem, stem.replace("-idx", ".idx")):
+        for candidate in (directory / name, directory / f"{name}.gz"):
+            if candidate.is_file():
+                return candidate
     raise FileNotFoundError(f"no {stem}[.gz] in {directory}")
 
 
@@ -230,13 +226,9 @@ def heart_curve(
     n = _checks.check_int(n, "n", low=1)
     x = np.arange(0, 1, 1 / n)[:n]
     t = 2 * np.pi * x
-    y = np.stack(
-        [
-            16 * np.sin(t) ** 3,
-            13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t),
-        ],
-        axis=1,
-    )
+    heart_x = 16 * np.sin(t) ** 3
+    heart_y = 13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)
+    y = np.stack([heart_x, heart_y], axis=1)
     return _on_device(xp, device, dtype, x[:, None], (y / 20 + 1) / 2)
 
 
@@ -264,14 +256,8 @@ class NISTProblem(NamedTuple):
 _FORMULA_TOKENS = re.compile(
     r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|([A-Za-z_]\w*)|(\*\*|[-+*/()]))"
 )
-_FORMULA_FUNCTIONS = {
-    "exp": "exp",
-    "cos": "cos",
-    "sin": "sin",
-    "arctan": "atan",
-    "log": "log",
-    "sqrt": "sqrt",
-}
+#: the model formulas' functions -> their array API names
+_FORMULA_FUNCTIONS = {f: f for f in ("exp", "cos", "sin", "log", "sqrt")} | {"arctan": "atan"}
 _BINARY_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add,
     "-": operator.sub,
@@ -408,14 +394,11 @@ def _compile_formula(formula: str, n_params: int, source: Path, n_predictors: in
     text = formula.replace("[", "(").replace("]", ")")
     text = re.sub(r"\+\s*e\s*$", "", text.split("=", 1)[1]).strip()
     predictors = {"x"} if n_predictors == 1 else {f"x{i}" for i in range(1, n_predictors + 1)}
-    names = {f"b{i}" for i in range(1, n_params + 1)} | predictors | {"pi"}
-    names |= set(_FORMULA_FUNCTIONS)
+    names = {f"b{i}" for i in range(1, n_params + 1)} | predictors | {"pi", *_FORMULA_FUNCTIONS}
     tree = _FormulaParser(text, names, source).parse()
 
     def model(x: Array, b: Array) -> Array:
-        from m4ml_xp._xp import array_namespace
-
-        return tree(b, x, array_namespace(b, x))
+        return tree(b, x, _xp.array_namespace(b, x))
 
     return model
 
@@ -463,12 +446,8 @@ def load_nist_strd(
     path = Path(name_or_path)
     if not path.is_file():
         env = os.environ.get("M4ML_XP_DATA")
-        candidates = (
-            [Path(env) / "nist_strd" / f"{path.name}.dat", Path(env) / f"{path.name}.dat"]
-            if env
-            else []
-        )
-        found = [c for c in candidates if c.is_file()]
+        folders = [Path(env) / "nist_strd", Path(env)] if env else []
+        found = [f / f"{path.name}.dat" for f in folders if (f / f"{path.name}.dat").is_file()]
         shipped = {} if found else json.loads(_NIST_SAMPLE.read_text())
         if path.name in shipped:
             fields = shipped[path.name]
@@ -489,10 +468,8 @@ def load_nist_strd(
     data_lines = re.search(r"Data\s+\(lines\s+(\d+)\s+to\s+(\d+)\)", header)
     if data_lines is None:
         raise ValueError(f"{path}: no 'Data (lines A to B)' entry: not a NIST StRD file")
-    parameters = [
-        re.match(r"\s*b(\d+)\s*=\s*(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", line) for line in lines
-    ]
-    rows = [m for m in parameters if m is not None]
+    parameter = re.compile(r"\s*b(\d+)\s*=\s*(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$")
+    rows = [m for m in map(parameter.match, lines) if m is not None]
     try:
         numbers = np.array([[float(v) for v in m.groups()[1:]] for m in rows])
         if not rows or [int(m.group(1)) for m in rows] != list(range(1, len(rows) + 1)):

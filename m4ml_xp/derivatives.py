@@ -60,8 +60,8 @@ def _method(method: str, x: Array) -> str:
     return method
 
 
-def _unit_steps(x: Array, power: float, *, xp: Namespace) -> Array:
-    """Per-coordinate difference steps ``eps**power · max(|xⱼ|, min(‖x‖∞, 1))``, representable.
+def _unit_steps(x: Array, power: float, *, xp: Namespace) -> tuple[Array, list[Array]]:
+    """Return steps ``hⱼ = eps**power · max(|xⱼ|, min(‖x‖∞, 1))`` and the vectors ``hⱼ·eⱼ``.
 
     Relative to the point: scaling `x` by ``c`` scales the steps by ``c`` (for
     ``‖x‖∞ ≤ 1``, or coordinates near ``‖x‖∞``), so ``f(x/c)`` is differenced at
@@ -73,17 +73,16 @@ def _unit_steps(x: Array, power: float, *, xp: Namespace) -> Array:
     one = xp.ones_like(size)
     typical = xp.where(size > 0, xp.minimum(size, one), one)
     h = _eps(x.dtype, xp) ** power * xp.maximum(xp.abs(x), typical)
-    return (x + h) - x
+    h = (x + h) - x
+    eye = xp.eye(x.shape[0], dtype=x.dtype, device=device(x))
+    return h, [eye[j, :] * h[j] for j in range(x.shape[0])]
 
 
 def _fd_jacobian(f: Function, x: Array, *, xp: Namespace) -> Array:
     """Central differences, step ``eps**(1/3)``: error ~ eps**(2/3) (float32: ~4 digits)."""
-    n = x.shape[0]
-    h = _unit_steps(x, 1 / 3, xp=xp)
-    eye = xp.eye(n, dtype=x.dtype, device=device(x))
+    h, steps = _unit_steps(x, 1 / 3, xp=xp)
     columns = []
-    for j in range(n):
-        e = eye[j, :] * h[j]
+    for j, e in enumerate(steps):
         forward = _call(f, x + e, "f", xp=xp, max_ndim=1)
         backward = _call(f, x - e, "f", xp=xp, max_ndim=1)
         with _xp.quiet_overflow():  # an overflowing quotient is explained by the caller
@@ -94,9 +93,7 @@ def _fd_jacobian(f: Function, x: Array, *, xp: Namespace) -> Array:
 def _fd_hessian(f: Function, x: Array, *, xp: Namespace) -> Array:
     """Four-point second differences, step ``eps**(1/4)``: symmetric by construction."""
     n = x.shape[0]
-    h = _unit_steps(x, 1 / 4, xp=xp)
-    eye = xp.eye(n, dtype=x.dtype, device=device(x))
-    steps = [eye[i, :] * h[i] for i in range(n)]
+    h, steps = _unit_steps(x, 1 / 4, xp=xp)
 
     def value(point: Array) -> Array:
         return _call(f, point, "f", xp=xp, max_ndim=0)
@@ -115,8 +112,7 @@ def _fd_hessian(f: Function, x: Array, *, xp: Namespace) -> Array:
             with _xp.quiet_overflow():
                 mixed = corners[0] - corners[1] - corners[2] + corners[3]
                 entries[i, j] = entries[j, i] = mixed / (2 * h[i]) / (2 * h[j])
-    rows = [xp.stack([entries[i, j] for j in range(n)]) for i in range(n)]
-    return xp.stack(rows)
+    return xp.stack([xp.stack([entries[i, j] for j in range(n)]) for i in range(n)])
 
 
 # --------------------------------------------------------------------------- derivatives
@@ -224,9 +220,7 @@ def _derivative(f: Function, x: Array, method: str, *, order: int) -> Array:
                 raise
             # "auto": `f` is not traceable (it reads values, calls NumPy, ...); differences
             # need only plain evaluations.
-    if order == 1:
-        return _fd_jacobian(f, x, xp=xp)
-    return _fd_hessian(f, x, xp=xp)
+    return (_fd_jacobian if order == 1 else _fd_hessian)(f, x, xp=xp)
 
 
 def _autodiff(f: Function, order: int, x: Array) -> Array:

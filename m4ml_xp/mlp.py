@@ -123,7 +123,6 @@ def _check_params(params: Any, *, finite: bool = False) -> tuple[Namespace, Para
             raise TypeError(f"`params[{i}]` must be a (W, b) pair; got {type(layer).__name__}")
         arrays[f"params[{i}][0]"], arrays[f"params[{i}][1]"] = layer
     xp = _checks.namespace(**arrays)
-    previous = None
     for i, (W, b) in enumerate(params):
         if W.ndim != 2 or b.ndim != 1 or b.shape[0] != W.shape[1]:
             msg = (
@@ -131,28 +130,23 @@ def _check_params(params: Any, *, finite: bool = False) -> tuple[Namespace, Para
                 f"got shapes {tuple(W.shape)} and {tuple(b.shape)}"
             )
             raise ValueError(msg)
-        if previous is not None and W.shape[0] != previous:
+        if i and W.shape[0] != (previous := params[i - 1][0].shape[1]):
             msg = f"`params[{i}]` takes {W.shape[0]} inputs but layer {i - 1} gives {previous}"
             raise ValueError(msg)
         if not (xp.isdtype(W.dtype, "real floating") and b.dtype == W.dtype):
             msg = f"`params[{i}]` must be real floating arrays of one dtype; got {W.dtype} and {b.dtype}"
             raise TypeError(msg)
         _checks.check_wide_float(W.dtype, f"params[{i}][0]", xp=xp)
-        previous = W.shape[1]
-    checked = [tuple(layer) for layer in params]
-    if finite:
-        checked = [
-            tuple(
-                _checks.check_values(
-                    a,
-                    _checks.all_finite,
-                    f"`params[{i}][{j}]` must contain only finite values; it has NaN or infinity",
-                )
-                for j, a in enumerate(layer)
-            )
-            for i, layer in enumerate(checked)
-        ]
-    return xp, checked
+    if not finite:
+        return xp, [tuple(layer) for layer in params]
+    message = "`params[{}][{}]` must contain only finite values; it has NaN or infinity"
+    return xp, [
+        tuple(
+            _checks.check_values(a, _checks.all_finite, message.format(i, j))
+            for j, a in enumerate(layer)
+        )
+        for i, layer in enumerate(params)
+    ]
 
 
 def _options(activation: str, output: str, loss: str | None = None) -> None:
@@ -245,12 +239,10 @@ def _forward(
 ) -> tuple[list[Array], Array]:
     """Activations ``[X, a1, ..., aL]`` and the last pre-activation ``zL``."""
     activations = [X]
-    a = X
     for W, b in params[:-1]:
-        a = _hidden(a @ W + b, activation, xp)
-        activations.append(a)
+        activations.append(_hidden(activations[-1] @ W + b, activation, xp))
     W, b = params[-1]
-    z = a @ W + b
+    z = activations[-1] @ W + b
     if output == "sigmoid":
         a = _sigmoid(z, xp)
     elif output == "softmax":

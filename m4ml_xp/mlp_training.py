@@ -153,7 +153,10 @@ def train_mlp(
     val_losses: list[float] = []
     status, best, best_params, since_best = 0, math.inf, params, 0
     starts = list(range(0, n, batch_size))
-    with _progress_bar(epochs * len(starts), progress) as bar:
+    from tqdm.auto import tqdm
+
+    disable = None if progress is None else not progress
+    with tqdm(total=epochs * len(starts), disable=disable, unit="step", leave=False) as bar:
         for epoch in range(epochs):
             order = xp.asarray(rng.permutation(n), device=dev)
             before = params
@@ -167,7 +170,8 @@ def train_mlp(
                 n_full = 0
             for start in starts[n_full:]:
                 batch = order[start : min(start + batch_size, n)]
-                carry = _materialise(run(carry, batch, X, Y))
+                # Dask: computed every step, so that the graph does not span the epoch
+                carry = _xp.evaluate_tree(run(carry, batch, X, Y))
                 bar.update(1)
             params, state, total = carry
             if pending_checks is not None:
@@ -260,16 +264,3 @@ def _raise_on_bad_values(
             raise ValueError(msg)
     elif not first and not bool(_checks.all_finite(Y)):
         raise ValueError("`Y` must contain only finite values; it has NaN or infinity")
-
-
-def _materialise(carry: tuple[Params, Any, Array]) -> tuple[Params, Any, Array]:
-    """Dask: compute each step's results, so the graph does not span the whole epoch."""
-    return _xp.evaluate_tree(carry)
-
-
-def _progress_bar(total: int, progress: bool | None) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total, disable=None if progress is None else not progress, unit="step", leave=False
-    )

@@ -453,10 +453,11 @@ def minimize(
     tol = _checks.check_real(tol, "tol", low=0.0)
     optimizer = adam(1e-3) if optimizer is None else check_optimizer(optimizer)
     # Dask: the loop runs on the chunks' library, `grad` on Dask arrays
-    x, n_iter, status, converged, grad_norm, tol = _xp.host_driven(
+    x, n_iter, status, grad_norm, tol = _xp.host_driven(
         _minimize_loop, (grad,), (optimizer, max_iter, tol, relative_tol, xp), (x,), xp=xp
     )
     code = {"converged": 0, "max_iter": 1, "non-finite": 2}[status]
+    converged = status == "converged"
     if converged:
         message = f"converged: gradient max-norm {grad_norm:.3e} <= tol {tol:.3e}"
     else:
@@ -471,11 +472,11 @@ def minimize(
 def _minimize_loop(
     grad: Callable[[Array], Array], optimizer: Optimizer, max_iter: int, tol: float,
     relative_tol: bool, xp: Namespace, x: Array,
-) -> tuple[Array, int, str, bool, float, float]:  # fmt: skip
+) -> tuple[Array, int, str, float, float]:  # fmt: skip
     """Run the optimiser's steps from `x` until the gradient test or `max_iter`.
 
-    Returns the point, the steps taken, the status, whether it converged, the
-    gradient's max-norm and the tolerance (made absolute).
+    Returns the point, the steps taken, the status, the gradient's max-norm and
+    the tolerance (made absolute).
     """
     gradient = _gradient_function(grad, x, xp=xp)
 
@@ -516,9 +517,7 @@ def _minimize_loop(
                 break
             last_good = new_x
         x, state = new_x, new_state
-    converged = status == "converged"
     if status == "max_iter":
         grad_norm = float(_xp.to_host(xp.max(xp.abs(gradient(x)))))
-        converged = grad_norm <= tol
-        status = "converged" if converged else status
-    return x, n_iter, status, converged, grad_norm, tol
+        status = "converged" if grad_norm <= tol else status
+    return x, n_iter, status, grad_norm, tol

@@ -148,8 +148,7 @@ def newton_raphson(
             f"newton_raphson stopped after {n_iter} steps: {status} at x = {_xp.to_host(x)}",
             raise_on_failure=raise_on_failure,
         )
-    code, message = _ROOT_STATUS[status]
-    return RootResult(x, iterates, n_iter, converged, code, message)
+    return RootResult(x, iterates, n_iter, converged, *_ROOT_STATUS[status])
 
 
 def _newton_options(max_iter: Any, tol: Any, x: Array, *, xp: Namespace) -> tuple[int, float]:
@@ -182,14 +181,9 @@ def _newton_loop(
             status, n_iter = reason, n_iter - 1
             break
         x_new = _xp.numpy_scalar_as_array(x - step, xp)
+        all_finite = xp.astype(xp.all(xp.isfinite(x_new)), x.dtype)
         step_size, scale, finite = _xp.to_host(
-            xp.stack(
-                [
-                    xp.max(xp.abs(step)),
-                    xp.max(xp.abs(x_new)),
-                    xp.astype(xp.all(xp.isfinite(x_new)), x.dtype),
-                ]
-            )
+            xp.stack([xp.max(xp.abs(step)), xp.max(xp.abs(x_new)), all_finite])
         )
         if not finite:
             status, n_iter = "non-finite", n_iter - 1
@@ -236,30 +230,26 @@ def _newton_step(fx: Array, d: Array, x: Array, *, xp: Namespace) -> tuple[Array
     """
     residual = xp.max(xp.abs(fx))
     if x.ndim == 0:
-        f_size, d_value = _xp.to_host(xp.stack([residual, xp.astype(d, fx.dtype)]))
-        if f_size == 0:
-            return fx, "converged"
-        if not (math.isfinite(f_size) and math.isfinite(d_value)):
+        f_size, *values = _xp.to_host(xp.stack([residual, xp.astype(d, fx.dtype)]))
+        no_step = "zero derivative" if values[0] == 0 else None
+    else:
+        d = xp.astype(d, fx.dtype)
+        try:
+            singular_values = _singular_values(d, xp=xp)
+            f_size, *values = _xp.to_host(
+                xp.stack([residual, singular_values[0], singular_values[-1]])
+            )
+        except Exception:  # a non-finite Jacobian makes some libraries' SVD raise
             return fx, "non-finite"
-        if d_value == 0:
-            return fx, "zero derivative"
-        return fx / d, None
-    n = x.shape[0]
-    d = xp.astype(d, fx.dtype)
-    try:
-        singular_values = _singular_values(d, xp=xp)
-        f_size, high, low = _xp.to_host(
-            xp.stack([residual, singular_values[0], singular_values[-1]])
-        )
-    except Exception:  # a non-finite Jacobian makes some libraries' SVD raise
-        return fx, "non-finite"
+        high, low = values
+        no_step = "singular jacobian" if low <= x.shape[0] * _eps(x.dtype, xp) * high else None
     if f_size == 0:
         return fx, "converged"
-    if not all(math.isfinite(v) for v in (f_size, high, low)):
+    if not all(math.isfinite(v) for v in (f_size, *values)):
         return fx, "non-finite"
-    if low <= n * _eps(x.dtype, xp) * high:
-        return fx, "singular jacobian"
-    return xp.linalg.solve(d, fx[:, None])[:, 0], None
+    if no_step is not None:
+        return fx, no_step
+    return (fx / d if x.ndim == 0 else xp.linalg.solve(d, fx[:, None])[:, 0]), None
 
 
 def _singular_values(a: Array, *, xp: Namespace) -> Array:
@@ -443,12 +433,10 @@ def _lagrange(
     raw_jac = xp.reshape(_derivative(raw_constraints, u0, method, order=1), (m, n))
     sf = _scaling.power_of_two_scale(xp.max(xp.abs(raw_grad)), xp=xp)
     sg = _scaling.power_of_two_scale(_scaling.max_abs(raw_jac, xp=xp, axis=1)[:, 0], xp=xp)
-    lam = (
-        _least_squares_multipliers(raw_grad * sf, raw_jac * sg[:, None], xp=xp)
-        if lam is None
-        else lam * (sf / sg)
-    )
-    x = u0
+    if lam is None:
+        lam = _least_squares_multipliers(raw_grad * sf, raw_jac * sg[:, None], xp=xp)
+    else:
+        lam = lam * (sf / sg)
 
     def constraints(v: Array) -> Array:
         return raw_constraints(v) * sg
@@ -469,11 +457,11 @@ def _lagrange(
             h = h - mu[k] * _derivative(lambda u, k=k: constraints(u)[k], v, method, order=2)
         jac_g = xp.reshape(_derivative(constraints, v, method, order=1), (m, n))
         top = xp.concat([h, -xp.permute_dims(jac_g, (1, 0))], axis=1)
-        bottom = xp.concat([-jac_g, xp.zeros((m, m), dtype=x.dtype, device=device(x))], axis=1)
+        bottom = xp.concat([-jac_g, xp.zeros((m, m), dtype=u0.dtype, device=device(u0))], axis=1)
         return xp.concat([top, bottom], axis=0)
 
     z, _, n_iter, status = _newton_loop(
-        grad_lagrangian, bordered_hessian, method, max_iter, tol, xp, xp.concat([x, lam])
+        grad_lagrangian, bordered_hessian, method, max_iter, tol, xp, xp.concat([u0, lam])
     )
     point, multipliers = z[:n] / sx, z[n:] * (sg / sf)
     if status != "converged":  # in the caller's terms: x and λ, not the bordered system's z
@@ -482,9 +470,8 @@ def _lagrange(
             f"x = {_xp.to_host(point)}, lam = {_xp.to_host(multipliers)}",
             raise_on_failure=raise_on_failure,
         )
-    code, message = _ROOT_STATUS[status]
     multipliers = multipliers[0] if scalar_constraint else multipliers
-    return LagrangeResult(point, multipliers, status == "converged", n_iter, code, message)
+    return LagrangeResult(point, multipliers, status == "converged", n_iter, *_ROOT_STATUS[status])
 
 
 def _least_squares_multipliers(grad_f: Array, jac_g: Array, *, xp: Namespace) -> Array:

@@ -30,17 +30,14 @@ def _parameter(
     """Return a transformation parameter (Python number, sequence or array) as an array."""
     if xp is None:  # a NumPy scalar keeps its dtype, as a 0-d array would (np.float32: float32)
         value = _xp.numpy_scalar_as_array(value, _xp.namespace_for(None))
-    if isinstance(value, list | tuple):
-        for item in value:
-            _checks.check_real(item, f"{name}[...]", finite=True)
+    sequence = isinstance(value, list | tuple)
+    if sequence or (isinstance(value, numbers.Real) and not isinstance(value, bool)):
+        for item in value if sequence else [value]:
+            _checks.check_real(item, f"{name}[...]" if sequence else name, finite=True)
         xp = _checks.creation_namespace(xp, device_)
         dtype = _checks.check_float_dtype(dtype, xp=xp, device=device_)
-        return xp.asarray([float(v) for v in value], dtype=dtype, device=device_), xp
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        _checks.check_real(value, name, finite=True)
-        xp = _checks.creation_namespace(xp, device_)
-        dtype = _checks.check_float_dtype(dtype, xp=xp, device=device_)
-        return xp.asarray(float(value), dtype=dtype, device=device_), xp
+        data = [float(v) for v in value] if sequence else float(value)
+        return xp.asarray(data, dtype=dtype, device=device_), xp
     xp = _checks.namespace(**{name: value})
     array = _checks.check_real_array(value, name, xp=xp, allow_empty=True, small=True)
     if dtype is not None:
@@ -309,8 +306,7 @@ def transform_image(
         )
         raise ValueError(msg)
     T = _checks.check_real_array(T, "T", xp=xp, small=True)
-    dtype = images.dtype
-    dev = device(images)
+    dtype, dev = images.dtype, device(images)
     # T = T_s / s with max|T_s| ≈ 1 (per matrix): its determinant neither overflows nor
     # underflows, and T⁻¹ = s · T_s⁻¹.  The scale is clamped into the images'
     # dtype so that a float64 transform beyond float32's range keeps 0 · s = 0.
