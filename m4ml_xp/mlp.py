@@ -280,7 +280,8 @@ def _cost_and_delta(
     if output == "softmax":
         shifted = z - xp.max(z, axis=1, keepdims=True)
         log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
-        return -xp.sum(Y * log_p) / n, (a - Y) / n
+        # ∂/∂z of −Σ y·log softmax(z) is a·Σy − y: a − y only for rows that sum to 1
+        return -xp.sum(Y * log_p) / n, (a * xp.sum(Y, axis=1, keepdims=True) - Y) / n
     # sigmoid outputs, binary cross-entropy per output: log(1 + e^z) − y·z, written stably
     softplus = xp.maximum(z, xp.zeros_like(z)) + xp.log1p(xp.exp(-xp.abs(z)))
     return xp.sum(softplus - Y * z) / n, (a - Y) / n

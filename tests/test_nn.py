@@ -256,6 +256,19 @@ class TestMlpBackprop:
         for got, want in zip(ours, expected, strict=True):
             assert_close_to(got, to_numpy(want), rtol=1e-12, atol=1e-14, xp=xp)
 
+    def test_softmax_cross_entropy_targets_need_not_sum_to_one(self, xp):
+        # soft targets (label smoothing, unnormalised weights, an all-zero row): the gradient
+        # of -Σ y·log softmax(z) is a·Σy - y, which `a - y` is only for rows summing to 1
+        params, X, _ = _problem(7, [3, 4, 3], 4, "softmax")
+        Y = np.array([[0.9, 0.05, 0.05], [0.0, 0.0, 0.0], [2.0, 0.0, 1.0], [0.2, 0.3, 0.0]])
+        result = mx.mlp_backprop(
+            _to(xp, params), asarray(xp, X), asarray(xp, Y), output="softmax", loss="cross_entropy"
+        )
+        expected = fd_gradients(params, X, Y, "sigmoid", "softmax", "cross_entropy")
+        for (dW, db), (eW, eb) in zip(result.grads, expected, strict=True):
+            assert_close_to(dW, eW, rtol=1e-6, atol=1e-8, xp=xp)
+            assert_close_to(db, eb, rtol=1e-6, atol=1e-8, xp=xp)
+
     def test_integer_labels_equal_one_hot_targets(self, xp):
         params, X, Y = _problem(5, [3, 4, 3], 6, "softmax")
         labels = Y.argmax(axis=1)
