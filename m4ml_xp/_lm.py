@@ -103,15 +103,6 @@ def residual_scale(f: Array, *, xp: Namespace, axis: int | tuple[int, ...] | Non
     return _scaling.power_of_two_scale(xp.where(largest > 0, largest, 1.0), xp=xp)
 
 
-def is_one(scale: Array, *, xp: Namespace) -> bool:
-    """Whether every scale is exactly 1, known without computing (not traced or lazy).
-
-    The usual case (residuals of order 1): multiplying ``(B, m, n)`` Jacobians by
-    it is then skipped, which is 5-10% of a batched fit with an analytic `jac`.
-    """
-    return not _xp.is_lazy(scale) and bool(xp.all(scale == 1))
-
-
 # --------------------------------------------------------------------------- Jacobians
 def jacobian_provider(
     jac: Any,
@@ -214,11 +205,15 @@ def lm_parameter(
     gn_ok = full_rank & (gn_norm <= 1.1 * delta)
     upper = norm(suf) / delta
 
+    # s² + α floored where its square is subnormal (XLA rewrites q/den as suf/den²): 0/0 for
+    # a zero column in float32; directions that small are beyond the rank cutoff anyway
+    floor = 2 * math.sqrt(float(xp.finfo(s.dtype).smallest_normal))
+
     def phi(a: Array) -> tuple[Array, Array]:
-        denominator = s * s + a[:, None]
-        denominator = xp.where(denominator > 0, denominator, 1.0)
-        q_norm = norm(suf / denominator)
-        slope = -xp.vecdot(suf, suf / denominator**3) / xp.where(q_norm > 0, q_norm, 1.0)
+        denominator = xp.maximum(s * s + a[:, None], floor)
+        q = suf / denominator
+        q_norm = norm(q)
+        slope = -xp.vecdot(q, q / denominator) / xp.where(q_norm > 0, q_norm, 1.0)
         return xp.where(q_norm > 0, q_norm - delta, -delta), xp.where(q_norm > 0, slope, 0.0)
 
     done = gn_ok | (upper == 0)
@@ -308,6 +303,7 @@ class State(NamedTuple):
     pending: Array  # the status of the usual tests once met, while polishing
     nfev: Array
     n_iter: Array
+    gram_scale: Array  # (B, 1, 1): JᵀJ is formed of J·gram_scale (sum_of_squares_scale)
     data: tuple[Array, ...]  # the fits' rows of `args`, then their residual scales (B, 1)
 
     @property
@@ -392,7 +388,7 @@ def solve(
         raise ValueError(msg)
     finite_start = xp.all(xp.isfinite(f0), axis=1)
     scale = residual_scale(f0, xp=xp, axis=1)  # (B, 1); 1 where not finite
-    unit_scale = is_one(scale, xp=xp)
+    unit_scale = _scaling.is_one(scale, xp=xp)
     f0 = xp.where(finite_start[:, None], f0 * scale, 0.0)
     zero = xp.zeros((B,), dtype=dtype, device=dev)
     data = (*args, scale)
@@ -412,7 +408,12 @@ def solve(
                 raise
     max_nfev = max_nfev_for(opts.max_nfev, jac, n)
     J0 = xp.where(xp.isfinite(J0), J0, 0.0)
-    col0 = _norm(J0, xp=xp, axis=-2)
+    # parameters of 1e-30 (float32) or 1e200 give J the scale that makes JᵀJ under- or
+    # overflow (column norms 0 or inf: the gradient test met at the start)
+    j_scale = _scaling.sum_of_squares_scale(J0, xp=xp, axis=(1, 2))
+    unit_gram = _scaling.is_one(j_scale, xp=xp)  # the usual case: J·1 not formed
+    col0 = _norm(J0 if unit_gram else J0 * j_scale, xp=xp, axis=-2)
+    col0 = col0 if unit_gram else col0 / j_scale[:, :, 0]
     diag0 = xp.where(col0 > 0, col0, 1.0)
     xnorm0 = _norm(diag0 * x, xp=xp)
     running = xp.full((B,), RUNNING, dtype=xp.int32, device=dev)
@@ -421,10 +422,11 @@ def solve(
         delta=xp.where(xnorm0 > 0, opts.factor * xnorm0, zero + opts.factor), alpha=zero,
         xnorm=xnorm0, first=xp.ones_like(exact), central=exact,
         status=xp.where(finite_start, running, -2),
-        pending=running, nfev=1 + cost0, n_iter=xp.zeros_like(cost0), data=data,
+        pending=running, nfev=1 + cost0, n_iter=xp.zeros_like(cost0), gram_scale=j_scale,
+        data=data,
     )  # fmt: skip
     step = _step(fun_of, jacobian, opts, eps=eps, cutoff_scale=eps * max(m, n), xp=xp,
-                 max_nfev=max_nfev, subsets=subsets)  # fmt: skip
+                 max_nfev=max_nfev, subsets=subsets, unit_gram=unit_gram)  # fmt: skip
     # with rows passed on (per-fit `args`, or a closure's row indices), finished fits can
     # leave the working set (eager backends)
     return _xp.while_any(lambda s: s.status == RUNNING, step, state, xp=xp, retire=bool(args))
@@ -464,7 +466,7 @@ def fit_fields(
     cost = xp.where(representable, 0.5 * xp.where(representable, fnorm, 0.0) ** 2, math.inf)
     f, J = (
         (raw.f, raw.J)
-        if is_one(raw.scale, xp=xp)
+        if _scaling.is_one(raw.scale, xp=xp)
         else (raw.f / raw.scale, raw.J / raw.scale[:, :, None])
     )
     return raw.x, cost, f, J, raw.n_iter, raw.nfev, raw.status > 0, raw.status
@@ -479,6 +481,7 @@ def _step(
     cutoff_scale: float,
     max_nfev: int,
     subsets: bool,
+    unit_gram: bool,
     xp: Namespace,
 ) -> Callable[[State], State]:
     """Return one iteration of every running fit: a trial step, accepted or not."""
@@ -489,9 +492,10 @@ def _step(
         active = s.status == RUNNING
         running = xp.full_like(s.status, RUNNING)
         polishing = s.pending != RUNNING
-        gram = _xp.gram(s.J, xp=xp)  # (B, n, n): one pass over J
+        gram = _xp.gram(s.J if unit_gram else s.J * s.gram_scale, xp=xp)  # (B, n, n)
         n = gram.shape[-1]  # the column norms from the diagonal (a strided view, no copy):
         col = xp.sqrt(xp.reshape(gram, (-1, n * n))[:, :: n + 1])
+        col = col if unit_gram else col / s.gram_scale[:, :, 0]
         g = (s.f[:, None, :] @ s.J)[:, 0, :]
         # a zero column or residual has g = 0 there: its cosine is 0 with the divisor 1
         safe_fnorm = xp.where(s.fnorm > 0, s.fnorm, 1.0)
@@ -499,7 +503,9 @@ def _step(
         gnorm = xp.max(cosines, axis=1)
         gtol_met = active & ~polishing & (gnorm <= opts.gtol)
         diag = xp.maximum(s.diag, col)
-        sv, Vt, uf = decompose(s.J, gram, diag, g, s.f, xp=xp)
+        gram_diag = diag if unit_gram else diag * s.gram_scale[:, :, 0]
+        sv, Vt, uf = decompose(s.J, gram / (gram_diag[:, :, None] * gram_diag[:, None, :]), diag,
+                               g, s.f, xp=xp)  # fmt: skip
         # forward differences' O(sqrt(eps)) column errors, amplified by cond(J·D⁻¹) beyond
         # the decomposition's own threshold (eps^-1/4), would steer the step: such a fit
         # takes no step on them but central differences first
@@ -582,7 +588,8 @@ def _step(
             alpha=xp.where(stepping, new_alpha, s.alpha),
             xnorm=xnorm, first=s.first & ~stepping, central=xp.where(refresh, close, s.central),
             status=status, pending=pending, nfev=nfev + xp.where(refresh, cost, 0),
-            n_iter=s.n_iter + xp.astype(accepted, xp.int32), data=s.data,
+            n_iter=s.n_iter + xp.astype(accepted, xp.int32), gram_scale=s.gram_scale,
+            data=s.data,
         )  # fmt: skip
 
     return body

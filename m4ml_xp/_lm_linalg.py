@@ -25,7 +25,7 @@ def decompose(
 ) -> tuple[Array, Array, Array]:
     """Singular values ``s``, right vectors ``Vt`` and ``Uᵀf`` of every ``J·D⁻¹``.
 
-    ``gram`` is ``JᵀJ`` and ``g`` is ``Jᵀf``.
+    ``gram`` is ``(J·D⁻¹)ᵀ(J·D⁻¹)`` and ``g`` is ``Jᵀf``.
 
     Well-conditioned fits (cond ≤ eps^-1/4, about 8·10³ in float64) take the
     eigendecomposition of the small ``n × n`` Gram matrix — a few times cheaper
@@ -35,7 +35,6 @@ def decompose(
     SVD.  The Gram matrices go through :func:`_batched_eigh`; the SVDs run in
     chunks of at most ``_DECOMPOSITION_CHUNK`` fits.
     """
-    gram = gram / (diag[:, :, None] * diag[:, None, :])
     eigenvalues, W = _batched_eigh(gram, xp=xp)  # ascending
     sv = xp.sqrt(xp.maximum(xp.flip(eigenvalues, axis=1), 0.0))
     V = xp.flip(W, axis=2)

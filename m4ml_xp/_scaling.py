@@ -16,9 +16,17 @@ import math
 
 from array_api_compat import device
 
-from m4ml_xp._xp import Array, Namespace, fused
+from m4ml_xp._xp import Array, Namespace, fused, is_lazy
 
-__all__ = ["max_abs", "power_of_two_scale", "scaled", "unscale", "vector_norm"]
+__all__ = [
+    "is_one",
+    "max_abs",
+    "power_of_two_scale",
+    "scaled",
+    "sum_of_squares_scale",
+    "unscale",
+    "vector_norm",
+]
 
 
 @fused("axis")
@@ -94,3 +102,21 @@ def unscale(y: Array, *scales: Array, xp: Namespace) -> Array:
         y = y * xp.pow(xp.full_like(step, 2.0), -step)
         exponent = exponent - step
     return y
+
+
+def sum_of_squares_scale(x: Array, *, xp: Namespace, axis: int | tuple[int, ...]) -> Array:
+    """Powers of two keeping sums of squares of `x` over `axis` representable; 1 where they are.
+
+    A largest magnitude within the fourth roots of the dtype's range needs none: that
+    leaves room for long sums and for `x` to change by orders of magnitude (an
+    iteration's Jacobian).
+    """
+    largest = max_abs(x, xp=xp, axis=axis)
+    info = xp.finfo(x.dtype)
+    safe = (largest >= float(info.smallest_normal) ** 0.25) & (largest <= float(info.max) ** 0.25)
+    return xp.where(safe | (largest == 0), 1.0, power_of_two_scale(largest, xp=xp))
+
+
+def is_one(scale: Array, *, xp: Namespace) -> bool:
+    """Whether every scale is exactly 1, known without computing (not traced or lazy): then skipped."""
+    return not is_lazy(scale) and bool(xp.all(scale == 1))

@@ -156,6 +156,21 @@ def nist_problem(path, xp):
 
 
 class TestLevenbergMarquardt:
+    @pytest.mark.parametrize("dtype", ["float32", "float64"])
+    def test_a_parameter_the_residual_ignores(self, xp, dtype):
+        # a zero Jacobian column: the LM parameter's slope Σ(s·uf)²/(s² + α)³ divided 0 by
+        # an underflowed (s² + α)³ in float32 (NaN, then max_nfev): SciPy fits it to [2, 0]
+        t = asarray(xp, np.arange(4.0, dtype=dtype))
+        if str(t.dtype).rsplit(".", 1)[-1] != dtype:
+            pytest.skip(f"{dtype} is not available here (JAX's x64 off)")
+        x0 = asarray(xp, np.zeros(2, dtype=dtype))
+        fit = mx.levenberg_marquardt(lambda p: p[0] * t + 0 * p[1] - 2 * t, x0)
+        assert fit.converged
+        assert fit.status > 0
+        assert fit.nfev < 50
+        expected = np.array([2.0, 0.0], dtype=dtype)
+        assert_close_to(fit.x, expected, rtol=0, atol=8 * eps(np.dtype(dtype)), xp=xp)
+
     @pytest.mark.parametrize("use_jac", [True, False], ids=["analytic", "differences"])
     def test_matches_scipy_least_squares_lm(self, xp, device, use_jac):
         residual, jac, residual_np, jac_np = exponential_problem(xp, device)
@@ -323,9 +338,10 @@ class TestLevenbergMarquardt:
         assert float(to_numpy(fit.x).sum()) == pytest.approx(2.0, rel=1e-8)
 
     def test_non_finite_trial_steps_are_rejected(self, xp):
-        # log(b) is NaN for b <= 0: the first Gauss–Newton step overshoots there
+        # log(b) is NaN for b < 0 and -inf at 0: the first steps overshoot there (the
+        # user's log warns; a step of exactly the trust radius lands on b = 0)
         y = asarray(xp, np.full(5, np.log(0.01)))
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"):
             fit = mx.levenberg_marquardt(
                 lambda b: xp.log(b[0]) + 0 * y - y, asarray(xp, np.array([5.0]))
             )
@@ -357,6 +373,10 @@ class TestLevenbergMarquardt:
 
 # --------------------------------------------------------------------------- NIST loader
 class TestLoadNistStrd:
+    def test_a_name_that_is_not_text_is_refused(self):
+        with pytest.raises(TypeError, match="`name_or_path` must be a problem name or a path"):
+            mx.load_nist_strd(5)
+
     @pytest.mark.skipif(not NIST_FILES, reason=f"NIST StRD files not found at {NIST}")
     @pytest.mark.parametrize("path", NIST_FILES, ids=lambda p: p.stem)
     def test_certified_parameters_give_certified_rss(self, path):
@@ -508,6 +528,14 @@ def gaussian(x, p):
 
 
 class TestCurveFit:
+    def test_an_unknown_option_names_curve_fit(self):
+        x = np.arange(3.0)
+        with pytest.raises(TypeError, match="curve_fit got an unexpected option 'foo'"):
+            mx.curve_fit(lambda x, p: p[0] * x, x, x, np.ones(1), foo=1)
+        with pytest.raises(TypeError, match="unexpected option 'raise_on_failure'"):  # one fit's
+            mx.curve_fit(lambda x, p: p[:, :1] * x, x, np.ones((2, 3)), np.ones((2, 1)),
+                         raise_on_failure=True)  # fmt: skip
+
     @pytest.mark.parametrize("weighted", [False, True])
     def test_matches_scipy_curve_fit(self, xp, device, weighted):
         rng = np.random.default_rng(2)

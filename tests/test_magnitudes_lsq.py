@@ -85,6 +85,36 @@ def check_cost(cost: float, expected: float) -> None:
 
 
 class TestLevenbergMarquardtMagnitudes:
+    @pytest.mark.parametrize(
+        ("dtype", "c"),
+        [("float32", 1e-30), ("float32", 1e30), ("float64", 1e-200), ("float64", 1e200)],
+    )
+    @pytest.mark.parametrize("batched", [False, True], ids=["single", "batched"])
+    def test_parameters_of_any_magnitude(self, xp, dtype, c, batched):
+        # parameters and data scaled alike: the Jacobian keeps the parameters' scale, and its
+        # Gram matrix under- or overflowed (column norms 0 or inf: "converged" at the start)
+        t = asarray(xp, np.arange(4.0, dtype=dtype))
+        if str(t.dtype).rsplit(".", 1)[-1] != dtype:
+            pytest.skip(f"{dtype} is not available here (JAX's x64 off)")
+        y = asarray(xp, (c * (2 * np.arange(4.0) + 1)).astype(dtype))
+        start = np.array([0.2 * c, 0.1 * c], dtype=dtype)
+        if batched:
+            rows = np.stack([np.arange(4.0), c * (2 * np.arange(4.0) + 1)]).astype(dtype)
+            fit = mx.levenberg_marquardt_batched(  # per-fit data through `args` (Dask's chunks)
+                lambda b, tb, yb: b[:, :1] * tb + b[:, 1:] - yb,
+                asarray(xp, np.stack([start, 3 * start])),
+                args=(asarray(xp, np.stack([rows[0]] * 2)), asarray(xp, np.stack([rows[1]] * 2))),
+            )
+            assert bool(np.all(to_numpy(fit.converged)))
+            x = to_numpy(fit.x)
+        else:
+            fit = mx.levenberg_marquardt(lambda b: b[0] * t + b[1] - y, asarray(xp, start))
+            assert fit.converged, fit.message
+            x = to_numpy(fit.x)[None, :]
+        assert x.dtype == np.dtype(dtype)
+        expected = np.broadcast_to(np.array([2.0, 1.0]) * c, x.shape)
+        np.testing.assert_allclose(x.astype(np.float64), expected, rtol=64 * np.finfo(dtype).eps)
+
     @pytest.mark.skip_xp_backend(
         Backend.JAX,
         reason="a single fit on JAX compiles once per residual function, and each magnitude "
