@@ -249,7 +249,8 @@ def _newton_step(fx: Array, d: Array, x: Array, *, xp: Namespace) -> tuple[Array
         return fx, "non-finite"
     if no_step is not None:
         return fx, no_step
-    return (fx / d if x.ndim == 0 else xp.linalg.solve(d, fx[:, None])[:, 0]), None
+    with _xp.quiet_overflow():  # an overflowing step is reported by the loop as non-finite
+        return (fx / d if x.ndim == 0 else xp.linalg.solve(d, fx[:, None])[:, 0]), None
 
 
 def _singular_values(a: Array, *, xp: Namespace) -> Array:
@@ -276,7 +277,17 @@ def newton_step(J: Array, H: Array) -> Array:
     array([-1., -1.])
     """
     xp, J, H = _gradient_and_hessian(J, H)
+    if not _xp.is_traced(H) and _is_singular(H, xp=xp):  # under jit: a non-finite step
+        msg = "`H` is singular: the Newton step is undefined (sandpit_step falls back to the gradient)"
+        raise ValueError(msg)
     return -xp.linalg.solve(H, J[:, None])[:, 0]
+
+
+def _is_singular(H: Array, *, xp: Namespace) -> bool:
+    """Whether `H`'s smallest singular value is within n·eps of its largest (or not finite)."""
+    values = _singular_values(H, xp=xp)
+    high, low = _xp.to_host(xp.stack([values[0], values[-1]]))
+    return not low > H.shape[0] * _eps(H.dtype, xp) * high
 
 
 def _gradient_and_hessian(J: Array, H: Array) -> tuple[Namespace, Array, Array]:
@@ -314,11 +325,9 @@ def sandpit_step(J: Array, H: Array, *, gamma: float = 0.5, max_newton_norm: flo
     gamma = _checks.check_real(gamma, "gamma", low=0.0, low_open=True)
     max_newton_norm = _checks.check_real(max_newton_norm, "max_newton_norm", low=0.0, low_open=True)
     descent = -gamma * J
-    if not _xp.is_traced(H):  # under jit a singular H gives a non-finite step, caught below
-        values = _singular_values(H, xp=xp)
-        high, low = _xp.to_host(xp.stack([values[0], values[-1]]))
-        if not low > H.shape[0] * _eps(H.dtype, xp) * high:
-            return descent
+    # under jit a singular H gives a non-finite step, caught below
+    if not _xp.is_traced(H) and _is_singular(H, xp=xp):
+        return descent
     newton = -xp.linalg.solve(H, J[:, None])[:, 0]
     # the sign of step·(−J) and the length of the step, at any magnitude: products of
     # power-of-two scaled copies do not underflow to 0 (or overflow), and the norm is nrm2's

@@ -321,6 +321,19 @@ class TestNewtonRaphson:
             )
         assert result.n_iter == 1
         assert not result.converged
+        assert (result.status, result.message) == (
+            1,
+            "max_iter reached: the Newton step is still above tol",
+        )
+
+    def test_non_finite_iterate_reported(self, xp):
+        # a step f/f' = big / (4 / big) beyond the dtype's range: the next iterate is -inf
+        x0 = asarray(xp, np.asarray(1.0))
+        big = float(np.finfo(str(x0.dtype).rsplit(".", 1)[-1]).max) / 4
+        with pytest.warns(ConvergenceWarning, match="non-finite"):
+            result = mx.newton_raphson(lambda x: big * x, lambda x: 4 / big + 0 * x, x0)
+        assert not result.converged
+        assert (result.status, result.message) == (2, "stopped: the next iterate is not finite")
 
     def test_bad_inputs(self, xp):
         x0 = asarray(xp, np.array([1.0, 2.0]))
@@ -379,6 +392,12 @@ class TestNewtonStep:
     def test_shape_mismatch(self, xp):
         with pytest.raises(ValueError, match="`H` must be"):
             mx.newton_step(asarray(xp, np.ones(2)), asarray(xp, np.eye(3)))
+
+    @pytest.mark.parametrize("H", [[[1.0, 1.0], [1.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    def test_singular_hessian_is_refused(self, xp, H):
+        # NumPy and torch raised their own LinAlgError; JAX returned [inf, -inf] or NaN
+        with pytest.raises(ValueError, match="`H` is singular"):
+            mx.newton_step(asarray(xp, np.array([1.0, 2.0])), asarray(xp, np.array(H)))
 
 
 class TestSandpitStep:
