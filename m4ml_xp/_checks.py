@@ -94,7 +94,12 @@ def _shape_text(x: Array) -> str:
 
 def array_items(items: Iterable[Any], name: str, *, start: int = 0) -> Iterator[Array]:
     """Return the items of `items` (``name[start]``, ...), each checked to be an array as it arrives."""
-    for index, item in enumerate(items, start=start):
+    try:
+        iterator = iter(items)
+    except TypeError:
+        msg = f"`{name}` must be an iterable of arrays; got {type(items).__name__}"
+        raise TypeError(msg) from None
+    for index, item in enumerate(iterator, start=start):
         _check_array(item, f"{name}[{index}]")
         yield item
 
@@ -365,7 +370,9 @@ def check_float_dtype(dtype: Any, *, xp: Namespace, device: Any = None) -> Any:
 def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     """Validate an option against its allowed values."""
     allowed = tuple(choices)
-    if value not in allowed:
+    # True == 1 and False == 0: a bool is an allowed value only where the choices hold bools
+    mistaken_bool = isinstance(value, bool) and not any(isinstance(c, bool) for c in allowed)
+    if mistaken_bool or value not in allowed:
         msg = f"`{name}` must be one of {', '.join(repr(c) for c in allowed)}; got {value!r}"
         raise ValueError(msg)
     return value

@@ -443,6 +443,9 @@ def load_nist_strd(
     >>> problem.starts.shape, problem.certified[0]
     ((2, 2), np.float64(238.94212918))
     """
+    if not isinstance(name_or_path, str | os.PathLike):
+        msg = f"`name_or_path` must be a problem name or a path; got {type(name_or_path).__name__}"
+        raise TypeError(msg)
     path = Path(name_or_path)
     if not path.is_file():
         env = os.environ.get("M4ML_XP_DATA")

@@ -9,6 +9,7 @@ caller's arguments and shapes the results.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -376,6 +377,11 @@ def curve_fit(
             raise ValueError(msg)
         if not bool(xp.all(sigma > 0)):
             raise ValueError("`sigma` must be positive")
+    solver = levenberg_marquardt_batched if batched else levenberg_marquardt
+    known = set(inspect.signature(solver).parameters) - {"residual", "x0", "x0_batch", "args"}
+    if unknown := sorted(set(options) - known):  # the solver's TypeError would name itself
+        msg = f"curve_fit got an unexpected option {unknown[0]!r}; its options are {', '.join(sorted(known))}"
+        raise TypeError(msg)
     if batched:
         return _curve_fit_batched(model, x, y, p0, sigma, absolute_sigma, options, xp=xp)
 

@@ -336,6 +336,11 @@ def reconstruction_error(X: Array, result: PCAResult) -> Array:
 
 def _projection(X: Array, result: PCAResult) -> tuple[Namespace, Array, Array | None, Array, Array]:
     """Check `X` against `result`; return ``(xp, X, scale, X̄CᵀC, X̄)``, the last two times `scale`."""
+    if not all(hasattr(result, field) for field in ("components", "mean")):
+        msg = (
+            f"`result` must be a PCAResult (from pca or streaming_pca); got {type(result).__name__}"
+        )
+        raise TypeError(msg)
     xp = _checks.namespace(X=X, components=result.components)
     X = _checks.check_real_array(X, "X", xp=xp, ndim=2, finite=_xp.is_lazy(X))
     if X.shape[1] != result.components.shape[1]:

@@ -364,6 +364,18 @@ class PCA:
     @_xp.full_precision
     def partial_fit(self, X: Array, y: Any = None) -> PCA:
         """Merge the rows of `X` into the running statistics; the fit is exact after each call."""
+        if self._state is not None:  # later batches join the fitted library (host NumPy moves)
+            library = _xp.library_name(self._state.mean)
+            other = _xp.library_name(X) if _xp.is_array(X) else None
+            if other not in (None, "numpy", library):
+                msg = (
+                    f"`X` comes from {other}, but the model was fitted on {library} arrays: pass "
+                    "batches of one library (host NumPy batches are moved to it)"
+                )
+                raise TypeError(msg)
+            if other == "numpy" and library != "numpy":
+                fitted = _xp.array_namespace(self._state.mean)
+                X = fitted.asarray(X, device=_xp.device(self._state.mean))
         xp = _checks.namespace(X=X)
         X = _checks.check_real_array(X, "X", xp=xp, ndim=2)
         if self._state is not None and self._state.mean.dtype != X.dtype:

@@ -14,7 +14,7 @@ import pytest
 
 import m4ml_xp as mx
 from m4ml_xp.datasets import read_idx
-from tests._helpers import to_numpy
+from tests._helpers import asarray, to_numpy
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 needs_mnist = pytest.mark.skipif(
@@ -66,6 +66,8 @@ class TestEmbeddedSample:
         images, labels = mx.load_mnist(xp=xp, device=device)
         assert images.shape == (2000, 784)
         assert labels.shape == (2000,)
+        # int64 labels, as the full set's (int32 where the library lacks int64: JAX's x64 off)
+        assert labels.dtype == asarray(xp, np.zeros(1, dtype=np.int64)).dtype
         assert sorted(set(to_numpy(labels).tolist())) == list(range(10))
         assert float(to_numpy(images).min()) == 0.0
         assert float(to_numpy(images).max()) == 1.0

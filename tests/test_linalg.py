@@ -124,6 +124,11 @@ class TestScalingMatrix:
 
 
 class TestShearMatrix:
+    def test_a_bool_axis_is_refused(self):
+        # True == 1: it passed as the axis 1 without a word
+        with pytest.raises(ValueError, match="`axis` must be one of 0, 1; got True"):
+            mx.shear_matrix(0.5, True)
+
     @pytest.mark.parametrize(
         ("axis", "expected"), [(0, [[1, 0.5], [0, 1]]), (1, [[1, 0], [0.5, 1]])]
     )
@@ -446,6 +451,16 @@ class TestGramSchmidt:
         expected = Q * np.sign(np.diag(R))[None, :]  # QR with R's diagonal > 0 is Gram–Schmidt
         E = mx.gram_schmidt(asarray(xp, A, device))
         assert_close_to(E, expected, rtol=0, atol=100 * eps(E.dtype), xp=xp, device=device)
+
+    def test_orthonormal_to_rounding_on_ill_conditioned_columns(self, xp):
+        # Hilbert(8), cond ~ 1e10: one classical pass loses orthogonality to ~1e-7;
+        # the second pass ("twice is enough") restores it to rounding
+        A = asarray(xp, scipy.linalg.hilbert(8))
+        E = to_numpy(mx.gram_schmidt(A)).astype(np.float64)
+        e = eps(A.dtype)
+        if e > 1e-10:
+            pytest.skip("float32 (JAX's x64 off): Hilbert(8) is singular at its precision")
+        np.testing.assert_allclose(E.T @ E, np.eye(8), rtol=0, atol=32 * 8 * e)
 
     def test_dependent_columns_become_exact_zeros(self, xp):
         rng = np.random.default_rng(5)

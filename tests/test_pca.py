@@ -187,6 +187,12 @@ class TestAccuracyAndOptions:
 
 
 class TestCourseReconstruction:
+    def test_result_that_is_not_a_pca_result_is_refused(self, xp):
+        X = asarray(xp, np.ones((3, 2)))
+        for function in (mx.reconstruct, mx.reconstruction_error):
+            with pytest.raises(TypeError, match="`result` must be a PCAResult"):
+                function(X, (1, 2))
+
     def test_error_is_the_sum_of_the_discarded_eigenvalues(self, xp, backend):
         X = low_rank_data(7, 80, 6, offset=2.0)
         centred = X - X.mean(axis=0)

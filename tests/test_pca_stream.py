@@ -80,6 +80,8 @@ class TestStreaming:
         for namespace in (xp, None):  # None: the library is the first chunk's, and there is none
             with pytest.raises(ValueError, match="`chunks` was empty"):
                 mx.streaming_pca(iter([]), 2, xp=namespace)
+        with pytest.raises(TypeError, match="`chunks` must be an iterable of arrays; got int"):
+            mx.streaming_pca(5, 2)
         with pytest.raises(ValueError, match=r"`chunks\[1\]` must have 3 columns"):
             mx.streaming_pca([asarray(xp, np.ones((4, 3))), asarray(xp, np.ones((4, 2)))], 1)
         bad = np.ones((4, 3))
@@ -109,6 +111,36 @@ class TestStreaming:
 
 
 class TestEstimator:
+    def test_later_batches_join_the_fitted_library(self, xp):
+        # a host NumPy batch after the first is moved to the fitted library, as streaming_pca
+        # moves NumPy chunks; torch's state met NumPy in array-api-compat's internals
+        rng = np.random.default_rng(3)
+        A, B = rng.standard_normal((6, 3)), rng.standard_normal((5, 3))
+        first = asarray(xp, A)  # float32 under JAX's defaults
+        model = mx.PCA(2).partial_fit(first).partial_fit(B)
+        whole = np.concatenate([A, B])
+        expected = np.sort(np.linalg.eigvalsh(np.cov(whole, rowvar=False)))[-1:-3:-1].copy()
+        rtol = 1e3 * eps(first.dtype)
+        assert_close_to(model.explained_variance_, expected, rtol=rtol, xp=xp, dtype=first.dtype)
+
+    def test_later_batches_take_the_models_dtype(self, xp):
+        # float32 first: a float64 batch is merged in float32, as one float32 fit of both
+        rng = np.random.default_rng(4)
+        A, B = rng.standard_normal((6, 3)), rng.standard_normal((5, 3))
+        model = mx.PCA(2).partial_fit(asarray(xp, A.astype(np.float32))).partial_fit(asarray(xp, B))
+        assert model.components_.dtype == xp.float32
+        assert model.mean_.dtype == xp.float32
+        chunks = [asarray(xp, A.astype(np.float32)), asarray(xp, B)]
+        assert mx.streaming_pca(chunks, 2).components.dtype == xp.float32
+
+    def test_a_batch_of_another_library_is_refused(self):
+        torch = pytest.importorskip("torch")
+        model = mx.PCA(2).partial_fit(np.random.default_rng(0).standard_normal((6, 3)))
+        with pytest.raises(
+            TypeError, match="`X` comes from torch, but the model was fitted on numpy"
+        ):
+            model.partial_fit(torch.zeros((4, 3), dtype=torch.float64))
+
     def test_matches_scikit_learn(self, xp, backend):
         from sklearn.decomposition import PCA
 
