@@ -443,6 +443,15 @@ class TestTrainMlp:
             )
         assert result.status == 2
         assert all(bool(xp.all(xp.isfinite(W))) for W, _ in result.params)
+        # the parameters of the last epoch that ended finite: those of training that long
+        redo = mx.train_mlp(
+            params, asarray(xp, X_np * 10), asarray(xp, Y_np), optimizer=mx.sgd(10.0),
+            epochs=result.n_epochs, output="linear",
+        )  # fmt: skip
+        assert redo.status == 0
+        for (W, b), (W_ref, b_ref) in zip(result.params, redo.params, strict=True):
+            assert_close_to(W, to_numpy(W_ref), rtol=0, xp=xp)
+            assert_close_to(b, to_numpy(b_ref), rtol=0, xp=xp)
 
     def test_early_stopping_returns_best_params(self, xp):
         X, Y = mx.heart_curve(40, xp=xp, dtype=xp.float64)

@@ -183,8 +183,11 @@ class TestPageRank:
 
     def test_tol_that_cannot_fail_warns(self, xp):
         L = asarray(xp, mx.generate_internet(20, seed=9))
-        with pytest.warns(UserWarning, match=r"`tol` gives an L1 change threshold tol = 2 >= 2"):
+        with pytest.warns(
+            UserWarning, match=r"`tol` gives an L1 change threshold tol = 2 >= 2"
+        ) as rec:
             result = mx.pagerank(L, tol=2.0)
+        assert [w.category for w in rec] == [UserWarning]  # a bad option, not non-convergence
         assert result.n_iter == 1
 
     def test_max_iter_one_reports(self, xp):
@@ -452,8 +455,9 @@ class TestPageRankEdges:
     def test_tol_that_cannot_fail_warns(self, xp):
         src, dst = asarray(xp, [0, 1, 2, 2]), asarray(xp, [1, 2, 0, 1])
         match = r"`tol` gives an L1 change threshold n_nodes · tol = 3 >= 2"
-        with pytest.warns(UserWarning, match=match):
+        with pytest.warns(UserWarning, match=match) as rec:
             result = mx.pagerank_edges(src, dst, n_nodes=3, tol=1.0)
+        assert [w.category for w in rec] == [UserWarning]  # a bad option, not non-convergence
         assert result.n_iter == 1
 
     @pytest.mark.parametrize(
