@@ -37,12 +37,12 @@ def _dependent_after_leading(seed: int, m: int, n: int, rank: int) -> tuple[np.n
 
 
 def _jit(xp, fn):
-    """Run `fn` under ``jax.jit`` on JAX, unchanged elsewhere."""
-    if xp.__name__.startswith("jax"):
-        import jax
+    """`fn` under ``jax.jit``: the test is JAX's (elsewhere it would compare a result with itself)."""
+    if not xp.__name__.startswith("jax"):
+        pytest.skip("jit is JAX's")
+    import jax
 
-        return jax.jit(fn)
-    return fn
+    return jax.jit(fn)
 
 
 # --------------------------------------------------------------------------- transformations
@@ -94,7 +94,9 @@ class TestRotationMatrix:
 
     def test_under_jax_jit(self, xp):
         R = _jit(xp, mx.rotation_matrix)(asarray(xp, 0.25))
-        assert_close_to(R, mx.rotation_matrix(0.25), rtol=0, atol=4 * eps(R.dtype), xp=xp)
+        c, s = np.cos(0.25), np.sin(0.25)
+        expected = np.array([[c, -s], [s, c]], dtype=to_numpy(R).dtype)
+        assert_close_to(R, expected, rtol=0, atol=4 * eps(R.dtype), xp=xp)
 
     @pytest.mark.parametrize("bad", ["ninety", None, [1.0, "a"]])
     def test_rejects_non_numbers(self, bad):
@@ -329,7 +331,9 @@ class TestTransformImage:
         images = asarray(xp, np.random.default_rng(4).random((2, 6, 7)))
         T = asarray(xp, [[0.9, -0.2], [0.3, 1.1]])
         out = _jit(xp, mx.transform_image)(images, T)
-        assert_close_to(out, to_numpy(mx.transform_image(images, T)), rtol=0, atol=1e-12, xp=xp)
+        # the NumPy backend's result, itself tested against scipy.ndimage above
+        expected = to_numpy(mx.transform_image(to_numpy(images), to_numpy(T)))
+        assert_close_to(out, expected, rtol=0, atol=16 * eps(out.dtype), xp=xp)
 
     @pytest.mark.parametrize("mode", ["constant", "grid-constant"])
     def test_stack_of_transforms_and_shifts_match_scipy(self, xp, device, mode):
@@ -401,8 +405,8 @@ class TestTransformImage:
         T = asarray(xp, [[[0.9, -0.2], [0.3, 1.1]], [[1.0, 0.0], [0.0, 1.0]]])
         shifts = asarray(xp, [[0.5, -1.0], [0.0, 0.25]])
         out = _jit(xp, lambda im, t, o: mx.transform_image(im, t, offset=o))(images, T, shifts)
-        eager = to_numpy(mx.transform_image(images, T, offset=shifts))
-        assert_close_to(out, eager, rtol=0, atol=1e-12, xp=xp)
+        expected = mx.transform_image(to_numpy(images), to_numpy(T), offset=to_numpy(shifts))
+        assert_close_to(out, expected, rtol=0, atol=16 * eps(out.dtype), xp=xp)
 
     def test_rejects_mismatched_stacks_and_shifts(self, xp):
         images, T = asarray(xp, np.ones((3, 4, 4))), asarray(xp, np.eye(2))
@@ -503,7 +507,9 @@ class TestGramSchmidt:
     def test_under_jax_jit(self, xp):
         A = asarray(xp, np.random.default_rng(8).standard_normal((4, 3)))
         out = _jit(xp, mx.gram_schmidt)(A)
-        assert_close_to(out, to_numpy(mx.gram_schmidt(A)), rtol=0, atol=1e-14, xp=xp)
+        Q, R = scipy.linalg.qr(to_numpy(A).astype(np.float64), mode="economic")
+        expected = (Q * np.sign(np.diag(R))[None, :]).astype(to_numpy(A).dtype)
+        assert_close_to(out, expected, rtol=0, atol=100 * eps(out.dtype), xp=xp)
 
     def test_input_not_modified(self, xp):
         A_np = np.random.default_rng(9).standard_normal((3, 3))
@@ -581,7 +587,8 @@ class TestRowEchelon:
         """The elimination reads nothing back to the host: it traces under ``jax.jit``, and on
         JAX a new shape compiles a few programs, not a few per column (68 for 7 x 9 before)."""
         A, rank = _dependent_after_leading(3, 7, 9, 4)
-        U = to_numpy(_jit(xp, mx.row_echelon)(asarray(xp, A)))
+        echelon = _jit(xp, mx.row_echelon) if backend is Backend.JAX else mx.row_echelon
+        U = to_numpy(echelon(asarray(xp, A)))
         _check_echelon(U, rank)
         assert np.linalg.matrix_rank(np.vstack([A, U])) == rank
         if backend is Backend.JAX:

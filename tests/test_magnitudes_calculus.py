@@ -351,6 +351,10 @@ class TestOptimizerMagnitudes:
         result = mx.minimize(grad, asarray(xp, x0.astype(dtype)), optimizer=mx.momentum(lr))
         assert result.converged, result.status
         _check(result.x, np.full(2, expected), rtol=100 * eps(dtype) ** 0.5, dtype=dtype)
+        # the default tol: eps^(2/3) of the starting gradient's max-norm (x cannot tell it
+        # from eps^(1/2) at this rtol; the gradient it stopped at can)
+        g0 = float(np.max(np.abs(grad(x0.astype(np.float64)))))
+        assert result.grad_norm <= 1.01 * eps(dtype) ** (2 / 3) * g0
 
 
 # --------------------------------------------------------------------------- nn
