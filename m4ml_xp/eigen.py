@@ -125,8 +125,10 @@ def power_iteration(
         n_iter += 1
         if n_iter % every == 0 or n_iter == max_iter:
             residual_, eigenvalue_, y_norm_ = _xp.to_host(xp.stack([residual, eigenvalue, y_norm]))
-            if y_norm_ == 0.0:
-                status = 2  # A x = 0: the iteration cannot leave the null space
+            if y_norm_ == 0.0:  # A x = 0: x is an eigenvector of 0, the dominant eigenvalue
+                # where A = 0, or (but for starts of probability 0) where a random start gets
+                # there: every eigenvalue is 0.  A given start may just be a bad one
+                status = 0 if x0 is None or not bool(xp.any(A != 0)) else 2
                 break
             if residual_ <= tol * abs(eigenvalue_):
                 status = 0

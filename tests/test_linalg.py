@@ -748,6 +748,20 @@ class TestPowerIteration:
         assert result.status == 1
         assert result.message.startswith("no convergence in 50 iterations")
 
+    @pytest.mark.parametrize(
+        "A", [[[0.0]], [[0.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [0.0, 0.0]]], ids=str
+    )
+    def test_every_eigenvalue_zero_converges_to_zero(self, xp, A):
+        # the zero and nilpotent matrices: 0 is the dominant eigenvalue, exactly; "pass another
+        # x0" (non-convergence, a warning) could never help
+        result = mx.power_iteration(asarray(xp, np.array(A)), seed=0)
+        assert result.converged
+        assert result.status == 0
+        assert float(to_numpy(result.eigenvalue)) == 0.0
+        v = to_numpy(result.eigenvector)
+        assert np.linalg.norm(v) == pytest.approx(1.0)
+        np.testing.assert_array_equal(np.array(A) @ v, np.zeros(len(A)))
+
     def test_start_in_the_null_space_has_its_own_status(self, xp):
         with pytest.warns(ConvergenceWarning, match="null space"):
             result = mx.power_iteration(
