@@ -14,7 +14,7 @@ import pytest
 
 import m4ml_xp as mx
 from m4ml_xp.datasets import read_idx
-from tests._helpers import asarray, to_numpy
+from tests._helpers import asarray, assert_close_to, eps, to_numpy
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 needs_mnist = pytest.mark.skipif(
@@ -96,6 +96,24 @@ NIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "nist_strd"
 needs_nist = pytest.mark.skipif(
     not (NIST / "Misra1a.dat").is_file(), reason=f"NIST StRD files not found in {NIST}"
 )
+
+
+class TestHeartCurve:
+    def test_the_course_formula_on_its_grid(self, xp):
+        X, Y = mx.heart_curve(4, xp=xp)
+        x = np.array([0.0, 0.25, 0.5, 0.75])  # arange(0, 1, 1/n): 1 itself is not a sample
+        t = 2 * np.pi * x
+        heart = np.stack(
+            [
+                16 * np.sin(t) ** 3,
+                13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t),
+            ],
+            axis=1,
+        )
+        tol = 8 * eps(X.dtype)
+        assert_close_to(X, x[:, None].astype(to_numpy(X).dtype), rtol=0, atol=tol, xp=xp)
+        expected = ((heart / 20 + 1) / 2).astype(to_numpy(Y).dtype)
+        assert_close_to(Y, expected, rtol=0, atol=tol, xp=xp)
 
 
 class TestShippedNistProblems:

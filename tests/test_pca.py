@@ -125,6 +125,16 @@ def test_peak_memory_added_is_below_the_input_size(method):
 
 
 class TestAccuracyAndOptions:
+    @pytest.mark.parametrize("method", ["covariance_eigh", "svd", "gram"])
+    def test_a_variance_fraction_met_exactly_keeps_the_fewest(self, xp, backend, method):
+        # variances 4/3 and 16/3 of 20/3: one component explains exactly 0.8; the fewest that
+        # explain the fraction is 1 (scikit-learn's searchsorted(side="right") takes 2)
+        if backend is Backend.DASK and method != "covariance_eigh":
+            pytest.skip("Dask arrays take the covariance route")
+        X = asarray(xp, np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]]))
+        assert mx.pca(X, 0.8, method=method).components.shape[0] == 1
+        assert mx.pca(X, 0.81, method=method).components.shape[0] == 2
+
     def test_float32_covariance_route_keeps_eigenvalues_to_1e_6(self, xp, backend):
         """Centring first: a large mean (pixel-like offsets) costs nothing in float32.
 
