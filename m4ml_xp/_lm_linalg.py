@@ -15,6 +15,7 @@ from typing import Any
 
 from m4ml_xp import _scaling, _xp
 from m4ml_xp._xp import device
+from m4ml_xp.errors import RankWarning, warn
 
 Array = Any
 Namespace = Any
@@ -181,8 +182,10 @@ def _jacobi_eigh(A: Array, *, xp: Namespace) -> tuple[Array, Array]:
 
 # --------------------------------------------------------------------------- covariance
 @_xp.fused("absolute_sigma")
-def covariance(J: Array, f: Array, absolute_sigma: bool, *, xp: Namespace) -> tuple[Array, Array]:
-    """Return ``(JᵀJ)⁻¹`` and the standard errors from the SVD of ``J`` (``(m, n)`` or a stack).
+def covariance(
+    J: Array, f: Array, absolute_sigma: bool, *, xp: Namespace
+) -> tuple[Array, Array, Array]:
+    """Return ``(JᵀJ)⁻¹``, the standard errors and whether they could be estimated (per fit).
 
     Infinite along singular directions; scaled by the reduced chi-square
     ``‖f‖² / (m − n)`` unless `absolute_sigma`.  ``J`` is scaled by a power of two
@@ -203,7 +206,7 @@ def covariance(J: Array, f: Array, absolute_sigma: bool, *, xp: Namespace) -> tu
         numerator = scale[..., 0]  # 1/s_true = scale/s
     elif m <= n:  # no degrees of freedom left to estimate the noise: SciPy's answer
         cov = xp.full((*J.shape[:-2], n, n), math.inf, dtype=J.dtype, device=device(J))
-        return cov, xp.linalg.diagonal(cov)
+        return cov, xp.linalg.diagonal(cov), xp.zeros(J.shape[:-2], dtype=xp.bool, device=device(J))
     else:  # ‖f‖/√(m−n) / s_true
         fnorm = _scaling.vector_norm(f, xp=xp, axis=-1)[..., None]
         numerator = (fnorm / math.sqrt(m - n)) * scale[..., 0]
@@ -223,7 +226,24 @@ def covariance(J: Array, f: Array, absolute_sigma: bool, *, xp: Namespace) -> tu
     infinity = xp.full_like(cov, math.inf)
     cov = xp.where(singular > 0, infinity, xp.where(singular < 0, -infinity, cov))
     stderr = xp.where(xp.linalg.diagonal(singular) > 0, xp.full_like(stderr, math.inf), stderr)
-    return cov, stderr
+    return cov, stderr, xp.all(keep, axis=-1)
+
+
+def warn_if_not_estimated(estimated: Array, *, xp: Namespace) -> None:
+    """Warn, as SciPy's ``curve_fit`` does, where the covariance could not be estimated.
+
+    `estimated`: :func:`covariance`'s flag, ``()`` or ``(B,)``; lazy (Dask) flags are not read.
+    An estimated covariance too large for the dtype is inf too, without this warning.
+    """
+    if _xp.is_lazy(estimated):
+        return
+    flags = xp.reshape(estimated, (-1,))
+    (count,) = _xp.to_host(xp.reshape(xp.sum(xp.astype(~flags, xp.int32)), (1,)))
+    if count:
+        which = "" if estimated.ndim == 0 else f" of {count} of {flags.shape[0]} fits"
+        warn(f"curve_fit: the covariance of the parameters{which} could not be estimated (a singular "
+             "Jacobian at the optimum, or no more observations than parameters): it is inf there",
+             RankWarning)  # fmt: skip
 
 
 def _times_or_inf(a: Array, b: Array, *, xp: Namespace) -> Array:

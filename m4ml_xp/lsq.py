@@ -398,7 +398,8 @@ def curve_fit(
     )
     _checks.check_bool_result(xp.all(xp.isfinite(at_start)), message, small=True)
     result = levenberg_marquardt(residual, p0, **options)
-    cov, stderr = _lm_linalg.covariance(result.jac, result.fun, absolute_sigma, xp=xp)
+    cov, stderr, estimated = _lm_linalg.covariance(result.jac, result.fun, absolute_sigma, xp=xp)
+    _lm_linalg.warn_if_not_estimated(estimated, xp=xp)
     return CurveFit(result.x, stderr, cov, result)
 
 
@@ -439,12 +440,13 @@ def _curve_fit_batched(
 
     result = levenberg_marquardt_batched(residual, p0, args=tuple(args), **options)
 
-    def errors(J: Array, f: Array) -> tuple[Array, Array]:
+    def errors(J: Array, f: Array) -> tuple[Array, Array, Array]:
         return _lm_linalg.covariance(J, f, absolute_sigma, xp=_xp.array_namespace(J))
 
     n, dtype = p0.shape[1], result.jac.dtype
-    outputs = [((n, n), dtype), ((n,), dtype)]
-    cov, stderr = _xp.map_batch(errors, [result.jac, result.fun], outputs)
+    outputs = [((n, n), dtype), ((n,), dtype), ((), xp.bool)]
+    cov, stderr, estimated = _xp.map_batch(errors, [result.jac, result.fun], outputs)
+    _lm_linalg.warn_if_not_estimated(estimated, xp=xp)
     return CurveFit(result.x, stderr, cov, result)
 
 

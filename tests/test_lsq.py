@@ -528,6 +528,16 @@ def gaussian(x, p):
 
 
 class TestCurveFit:
+    def test_a_covariance_that_cannot_be_estimated_warns_like_scipy(self, xp):
+        # SciPy's curve_fit: OptimizeWarning "Covariance of the parameters could not be estimated"
+        if is_dask_namespace(xp):
+            pytest.skip("Dask's covariance is lazy: it is not read to warn")
+        x = asarray(xp, np.arange(5.0))
+        y = asarray(xp, 2 * np.arange(5.0))
+        with pytest.warns(RankWarning, match="covariance of the parameters could not be estimated"):
+            fit = mx.curve_fit(lambda t, p: (p[0] + p[1]) * t, x, y, asarray(xp, np.zeros(2)))
+        assert np.isinf(to_numpy(fit.stderr)).all()
+
     def test_an_unknown_option_names_curve_fit(self):
         x = np.arange(3.0)
         with pytest.raises(TypeError, match="curve_fit got an unexpected option 'foo'"):
@@ -923,11 +933,17 @@ class TestCurveFitBatched:
     def test_no_degrees_of_freedom_give_infinite_covariance(self, xp):
         x = asarray(xp, np.array([0.0, 1.0]))
         Y = asarray(xp, np.array([[1.0, 3.0], [0.0, -1.0]]))
-        fit = mx.curve_fit(
-            lambda t, p: p[:, :1] * t + p[:, 1:], x, Y, asarray(xp, np.zeros((2, 2)))
-        )
+        with warnings.catch_warnings(record=True) as caught:  # Dask's covariance is lazy: unread
+            warnings.simplefilter("always", RankWarning)
+            fit = mx.curve_fit(
+                lambda t, p: p[:, :1] * t + p[:, 1:], x, Y, asarray(xp, np.zeros((2, 2)))
+            )
         assert_close_to(fit.params, np.array([[2.0, 1.0], [-1.0, 0.0]]), rtol=1e-10, atol=1e-12)
         assert np.isinf(to_numpy(fit.cov)).all()
+        messages = [str(w.message) for w in caught if w.category is RankWarning]
+        expected = [] if is_dask_namespace(xp) else ["of 2 of 2 fits could not be estimated"]
+        assert [m for m in messages if any(e in m for e in expected)] == messages
+        assert len(messages) == len(expected)
 
     def test_bad_inputs(self, xp):
         x, Y = asarray(xp, np.linspace(0, 1, 5)), asarray(xp, np.ones((3, 5)))
