@@ -197,6 +197,27 @@ class TestLevenbergMarquardt:
         assert fit.status == reference.status
         assert_close_to(fit.x, reference.x, rtol=1e-6)
 
+    @pytest.mark.parametrize(
+        ("options", "status"),
+        [
+            ({"ftol": 1e-15, "gtol": 1e-15, "xtol": 1e-3}, 3),
+            ({"ftol": 1e-3, "gtol": 1e-15, "xtol": 1e-15}, 2),
+        ],
+    )
+    def test_the_test_that_stopped_is_scipys(self, xp, options, status):
+        # no other test ends on xtol: a status of 2 for it (or 3 for ftol) passed
+        residual, jac, residual_np, jac_np = exponential_problem(xp)
+        x0 = asarray(xp, np.array([1.0, 1.0]))
+        if x0.dtype != xp.float64:
+            pytest.skip("tolerances of 1e-15 are below float32's rounding (JAX's x64 off)")
+        reference = scipy.optimize.least_squares(
+            residual_np, [1.0, 1.0], jac=jac_np, method="lm", **options
+        )
+        fit = mx.levenberg_marquardt(residual, x0, jac=jac, **options)
+        assert fit.status == reference.status == status
+        assert fit.message == reference.message
+        assert_close_to(fit.x, reference.x, rtol=1e-5)
+
     @pytest.mark.skipif(not NIST_FILES, reason=f"NIST StRD files not found at {NIST}")
     @pytest.mark.parametrize("path", NIST_FILES, ids=lambda p: p.stem)
     @pytest.mark.parametrize("start", [0, 1], ids=["start1", "start2"])
