@@ -24,6 +24,7 @@ Namespace = Any
 #: scipy.optimize.least_squares's status messages, which `status` shares (-2: the batched
 #: solver's fit whose residual is not finite at its start).
 MESSAGES = {
+    -3: "The Jacobian `jac` returned is not finite at the start.",
     -2: "The residual is not finite at the start.",
     -1: "Improper input parameters.",
     0: "The maximum number of function evaluations is exceeded.",
@@ -391,6 +392,7 @@ def solve(
     unit_scale = _scaling.is_one(scale, xp=xp)
     f0 = xp.where(finite_start[:, None], f0 * scale, 0.0)
     zero = xp.zeros((B,), dtype=dtype, device=dev)
+    running = xp.full((B,), RUNNING, dtype=xp.int32, device=dev)
     data = (*args, scale)
     # jac=None: exact Jacobians where the backend differentiates, differences elsewhere
     # (and for residuals it cannot trace)
@@ -407,6 +409,8 @@ def solve(
             if jac != "autodiff":
                 raise
     max_nfev = max_nfev_for(opts.max_nfev, jac, n)
+    # a user's `jac` is refused where not finite; differences' non-finite entries become 0
+    start = xp.where(xp.all(xp.isfinite(J0), axis=(1, 2)) | (not callable(jac)), running, -3)
     J0 = xp.where(xp.isfinite(J0), J0, 0.0)
     # parameters of 1e-30 (float32) or 1e200 give J the scale that makes JᵀJ under- or
     # overflow (column norms 0 or inf: the gradient test met at the start)
@@ -416,12 +420,11 @@ def solve(
     col0 = col0 if unit_gram else col0 / j_scale[:, :, 0]
     diag0 = xp.where(col0 > 0, col0, 1.0)
     xnorm0 = _norm(diag0 * x, xp=xp)
-    running = xp.full((B,), RUNNING, dtype=xp.int32, device=dev)
     state = State(
         x=x, f=f0, J=J0, fnorm=_norm(f0, xp=xp), diag=diag0,
         delta=xp.where(xnorm0 > 0, opts.factor * xnorm0, zero + opts.factor), alpha=zero,
         xnorm=xnorm0, first=xp.ones_like(exact), central=exact,
-        status=xp.where(finite_start, running, -2),
+        status=xp.where(finite_start, start, -2),
         pending=running, nfev=1 + cost0, n_iter=xp.zeros_like(cost0), gram_scale=j_scale,
         data=data,
     )  # fmt: skip

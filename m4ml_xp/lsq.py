@@ -256,8 +256,9 @@ def levenberg_marquardt(
         _one_fit, (residual, opts.jac), (opts._replace(jac=None), xp), (x,), xp=xp
     )
     status, n_iter, nfev = _xp.to_host(xp.stack([raw.status, raw.n_iter, raw.nfev])[:, 0])
-    if status == -2:
-        raise ValueError("`residual` is not finite at `x0`; start where the model can be evaluated")
+    if status < -1:  # -2, -3: not finite at the start
+        what = "`residual` is" if status == -2 else "`jac` returns values that are"
+        raise ValueError(f"{what} not finite at `x0`; start where the model can be evaluated")
     if status <= 0:
         report_non_convergence(f"levenberg_marquardt: {MESSAGES[status]} ({nfev} evaluations)",
                                raise_on_failure=raise_on_failure)  # fmt: skip
@@ -459,8 +460,8 @@ class BatchedLMResult(NamedTuple):
     itself being right at any finite magnitude (each fit's residual is scaled by
     a power of two at its start, as in :func:`levenberg_marquardt`).
 
-    ``status`` as :class:`LMResult` per fit, plus ``-2``: the residual is not finite
-    at that fit's start (the fit is left at its start; the others proceed);
+    ``status`` as :class:`LMResult` per fit, plus ``-2`` (``-3``): the residual (`jac`)
+    is not finite at that fit's start (the fit is left there; the others proceed);
     ``message`` (a property) says each in words.
     """
 

@@ -1069,6 +1069,34 @@ def batched_exponentials(xp, B, seed, device=None):
 
 
 class TestLevenbergMarquardtBatched:
+    def test_a_jac_not_finite_at_the_start_is_refused(self, xp, backend):
+        # its NaN entries were zeroed: the fit ran to max_nfev and returned a NaN `jac`
+        t = asarray(xp, np.arange(4.0))
+        nan_jac = [np.arange(4.0), np.full(4, np.nan)]
+
+        def jac(b):
+            return array_namespace(b).stack([t, asarray(xp, nan_jac[1])], axis=1)
+
+        with pytest.raises(ValueError, match="`jac` returns values that are not finite at `x0`"):
+            mx.levenberg_marquardt(lambda b: b[0] * t + b[1] - (2 * t + 1), xp.zeros(2), jac=jac)
+        if backend is Backend.DASK:
+            return  # per-fit data through `args` below; Dask's closures over chunks are refused
+        Y = asarray(xp, np.stack([2 * np.arange(4.0) + 1] * 2))
+        second = asarray(xp, np.array([[1.0], [np.nan]]))  # the second fit's `jac` column: NaN
+
+        def batched_jac(b, y, column):
+            ones = array_namespace(b).ones_like(y)
+            return array_namespace(b).stack([t * ones, column * ones], axis=2)
+
+        with pytest.warns(ConvergenceWarning, match="1 of 2 fits"):
+            fit = mx.levenberg_marquardt_batched(
+                lambda b, y, column: b[:, :1] * t + b[:, 1:] - y, xp.zeros((2, 2)),
+                args=(Y, second), jac=batched_jac,
+            )  # fmt: skip
+        assert to_numpy(fit.status).tolist()[1] == -3
+        assert fit.message[1] == "The Jacobian `jac` returned is not finite at the start."
+        assert_close_to(fit.x[0, :], np.array([2.0, 1.0]), rtol=1e-5, xp=xp, dtype=fit.x.dtype)
+
     @given(seed=st.integers(0, 2**32 - 1), B=sizes(1, 6))
     def test_equals_single_fits(self, xp, backend, seed, B):
         residual, Y, single, starts = batched_exponentials(xp, B, seed)
