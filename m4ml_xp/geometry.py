@@ -21,6 +21,7 @@ import math
 
 from m4ml_xp import _checks, _scaling, _xp
 from m4ml_xp._xp import Array, Namespace
+from m4ml_xp.errors import warn
 
 __all__ = [
     "affine_cov",
@@ -105,7 +106,11 @@ def cov(X: Array, *, correction: float = 0) -> Array:
     centred, scale_c = _scaling.scaled(centred, xp=xp, axis=0)
     C = (xp.linalg.matrix_transpose(centred) @ centred) / (N - correction)
     column = (xp.reshape(scale_x, (-1, 1)), xp.reshape(scale_c, (-1, 1)))
-    return _scaling.unscale(C, *column, scale_x, scale_c, xp=xp)
+    C = _scaling.unscale(C, *column, scale_x, scale_c, xp=xp)
+    if not _xp.is_lazy(C) and _checks.fails(xp.all(xp.isfinite(C))):
+        msg = f"cov: the covariance of `X` is beyond what {C.dtype} holds: inf there (the true value, out of range)"
+        warn(msg, RuntimeWarning)
+    return C
 
 
 @_xp.full_precision

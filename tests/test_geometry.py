@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.spatial.distance
@@ -22,6 +24,26 @@ def data(seed: int, n: int = 20, d: int = 3, offset: float = 0.0) -> np.ndarray:
 
 
 class TestStatistics:
+    def test_a_covariance_beyond_the_dtype_is_said_not_hidden(self, xp, backend):
+        # float32 data of 1e30: variances of ~1e60 are inf, the true answer out of range; NumPy
+        # said so in its own words from inside the unscaling ("overflow encountered in multiply")
+        X = asarray(
+            xp, (np.random.default_rng(0).standard_normal((50, 4)) * 1e30).astype(np.float32)
+        )
+        if backend is Backend.DASK:  # lazy: nothing is read to warn, and the chunks' NumPy
+            with np.errstate(over="ignore"):  # overflows when computed, outside the library
+                assert np.isinf(to_numpy(mx.cov(X))).any()
+            return
+        with pytest.warns(RuntimeWarning) as caught:
+            C = mx.cov(X)
+        assert len(caught) == 1
+        assert re.fullmatch(
+            r"cov: the covariance of `X` is beyond what \S*float32 holds: inf there \(the true "
+            r"value, out of range\)",
+            str(caught[0].message),
+        )
+        assert np.isinf(to_numpy(C)).any()
+
     @given(seed=st.integers(0, 2**32 - 1), n=sizes(2, 30), d=sizes(1, 5))
     def test_mean_and_cov_match_numpy(self, xp, seed, n, d):
         X = data(seed, n, d)
