@@ -21,8 +21,8 @@ from m4ml_xp._xp import device
 Array = Any
 Namespace = Any
 
-#: scipy.optimize.least_squares's status messages, which `status` shares (-2: the batched
-#: solver's fit whose residual is not finite at its start).
+#: scipy.optimize.least_squares's status messages, which `status` shares (-2, -3: the batched
+#: solver's fit whose residual, or user's `jac`, is not finite at its start).
 MESSAGES = {
     -3: "The Jacobian `jac` returned is not finite at the start.",
     -2: "The residual is not finite at the start.",
