@@ -133,12 +133,14 @@ def power_iteration(
             if residual_ <= tol * abs(eigenvalue_):
                 status = 0
                 break
-        x = y / xp.where(y_norm > 0, y_norm, 1.0)
+        # A x = 0: x stays (a unit eigenvector of 0) for the next check (every 8 steps on a GPU)
+        x = xp.where(y_norm > 0, y / xp.where(y_norm > 0, y_norm, 1.0), x)
         (x,) = evaluate(x)
     message = (  # indexed by `status`
         "converged: the residual ‖Ax − λx‖ is at most tol·|λ|",
         f"no convergence in {n_iter} iterations (the two largest eigenvalues may have equal modulus)",
-        "the start vector is in the null space of `A`; pass another `x0` or `seed`",
+        f"the iterates reached the null space of `A` after {n_iter} step(s) from the start "
+        "vector; pass another `x0` or `seed`",
     )[status]
     converged = status == 0
     if not converged:

@@ -277,10 +277,16 @@ def newton_step(J: Array, H: Array) -> Array:
     array([-1., -1.])
     """
     xp, J, H = _gradient_and_hessian(J, H)
-    if not _xp.is_traced(H) and _is_singular(H, xp=xp):  # under jit: a non-finite step
-        msg = "`H` is singular: the Newton step is undefined (sandpit_step falls back to the gradient)"
+    msg = "`H` is singular: the Newton step is undefined (sandpit_step falls back to the gradient)"
+    try:  # an ill-conditioned but invertible H keeps its exact step; only a failed solve is refused
+        step = -xp.linalg.solve(H, J[:, None])[:, 0]
+    except Exception as exc:  # NumPy's, torch's LinAlgError
+        if type(exc).__name__.endswith("LinAlgError"):
+            raise ValueError(msg) from None
+        raise
+    if not _xp.is_lazy(step) and _checks.fails(xp.all(xp.isfinite(step))):  # JAX: inf or NaN
         raise ValueError(msg)
-    return -xp.linalg.solve(H, J[:, None])[:, 0]
+    return step
 
 
 def _is_singular(H: Array, *, xp: Namespace) -> bool:

