@@ -286,12 +286,17 @@ def streaming_pca(
     return result_from_state(state, n_components, xp=xp)
 
 
+def _foreign_library(array: Any, library: str) -> str | None:
+    """Return the library of `array` where it is neither `library` nor NumPy (host arrays move)."""
+    other = _xp.library_name(array) if _xp.is_array(array) else None
+    return None if other in (None, "numpy", library) else other
+
+
 def _one_library(chunks: Iterable[Any], xp: Namespace, start: int) -> Iterator[Any]:
     """Pass on `chunks`, refusing one of a library other than `xp`'s (host NumPy chunks pass)."""
     library = _xp.library_name(xp.empty(0))
     for index, chunk in enumerate(chunks, start=start):
-        other = _xp.library_name(chunk) if _xp.is_array(chunk) else None
-        if other not in (None, "numpy", library):
+        if other := _foreign_library(chunk, library):
             msg = (
                 f"`chunks[{index}]` comes from {other}, in a stream of {library} arrays: pass "
                 "chunks of one library (host NumPy chunks are moved to any backend)"
@@ -366,14 +371,13 @@ class PCA:
         """Merge the rows of `X` into the running statistics; the fit is exact after each call."""
         if self._state is not None:  # later batches join the fitted library (host NumPy moves)
             library = _xp.library_name(self._state.mean)
-            other = _xp.library_name(X) if _xp.is_array(X) else None
-            if other not in (None, "numpy", library):
+            if other := _foreign_library(X, library):
                 msg = (
                     f"`X` comes from {other}, but the model was fitted on {library} arrays: pass "
                     "batches of one library (host NumPy batches are moved to it)"
                 )
                 raise TypeError(msg)
-            if other == "numpy" and library != "numpy":
+            if _xp.is_array(X) and _xp.library_name(X) == "numpy" and library != "numpy":
                 fitted = _xp.array_namespace(self._state.mean)
                 X = fitted.asarray(X, device=_xp.device(self._state.mean))
         xp = _checks.namespace(X=X)
